@@ -1,0 +1,26 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+# Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
+CLI := cargo run -q --locked -p fasttrack-cli --
+
+.PHONY: run test migrate graph db-start db-stop db-status
+
+run:
+	@scripts/run.sh
+
+test:
+	@scripts/test.sh
+
+migrate:
+	@scripts/with-db.sh $(CLI) migrate
+
+graph:
+	@$(CLI) graph --format mermaid
+
+db-start:
+	@scripts/db.sh start
+
+db-stop:
+	@scripts/db.sh stop
+
+db-status:
+	@scripts/db.sh status

@@ -1,0 +1,210 @@
+//! `make migrate` and the `migrate` Lambda: apply the SQL migrations, then give
+//! every registry tool its schema through `shared.create_tool_schema`, refusing
+//! to touch a database that has drifted from the registry.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::registry::{Registry, SchemaName};
+
+/// The files in `migrations/`, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
+
+/// The tables, indexes and trigger `create_tool_schema` gives every tool schema.
+pub const TOOL_TABLES: [&str; 2] = ["submissions", "field_outputs"];
+pub const TOOL_INDEXES: [&str; 8] = [
+    "submissions_pkey",
+    "idx_submissions_user_id",
+    "idx_submissions_user_org",
+    "idx_submissions_status",
+    "field_outputs_pkey",
+    "idx_field_outputs_submission_id",
+    "idx_field_outputs_field_id",
+    "idx_field_outputs_submission_field",
+];
+pub const TOOL_TRIGGERS: [&str; 1] = ["submissions_set_updated_at"];
+
+/// Serialises concurrent `migrate` runs on the tool-schema step.
+const TOOL_SCHEMA_LOCK: i64 = 0x6661_7374_7472_6b01; // "fasttrk" + 1
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("applying SQL migrations failed: {0}")]
+    Migrations(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("the database has drifted from the tool registry:\n{}", list(.0))]
+    Drift(Vec<Drift>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Drift {
+    #[error("schema `{schema}` is in the database but no registry tool owns it")]
+    UnknownSchema { schema: String },
+    #[error("schema `{schema}` is missing {}", .missing.join(", "))]
+    Incomplete {
+        schema: String,
+        missing: Vec<String>,
+    },
+}
+
+fn list(drift: &[Drift]) -> String {
+    drift
+        .iter()
+        .map(|d| format!("  - {d}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions of the SQL migrations applied by this run.
+    pub applied_migrations: Vec<i64>,
+    /// Tool schemas created by this run.
+    pub created_schemas: Vec<String>,
+}
+
+impl MigrationReport {
+    pub fn is_noop(&self) -> bool {
+        self.applied_migrations.is_empty() && self.created_schemas.is_empty()
+    }
+}
+
+pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, MigrateError> {
+    let before = applied_versions(pool).await?;
+    MIGRATOR.run(pool).await?;
+    let applied_migrations = applied_versions(pool)
+        .await?
+        .difference(&before)
+        .copied()
+        .collect();
+
+    let mut tx = pool.begin().await?;
+    sqlx::query("select pg_advisory_xact_lock($1)")
+        .bind(TOOL_SCHEMA_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    let objects = tool_schema_objects(&mut tx).await?;
+    let (drift, to_create) = compare(registry, &objects);
+    if !drift.is_empty() {
+        return Err(MigrateError::Drift(drift));
+    }
+    for schema in &to_create {
+        sqlx::query("select shared.create_tool_schema($1)")
+            .bind(schema.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    // Whatever create_tool_schema made must now be complete, or nothing is committed.
+    let (drift, _) = compare(registry, &tool_schema_objects(&mut tx).await?);
+    if !drift.is_empty() {
+        return Err(MigrateError::Drift(drift));
+    }
+    tx.commit().await?;
+
+    Ok(MigrationReport {
+        applied_migrations,
+        created_schemas: to_create.iter().map(|s| s.to_string()).collect(),
+    })
+}
+
+async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
+    let exists: bool =
+        sqlx::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
+            .fetch_one(pool)
+            .await?;
+    if !exists {
+        return Ok(BTreeSet::new());
+    }
+    let versions: Vec<i64> =
+        sqlx::query_scalar("select version from public._sqlx_migrations where success")
+            .fetch_all(pool)
+            .await?;
+    Ok(versions.into_iter().collect())
+}
+
+/// Every `sprint_*` schema with the names of the tables, indexes and triggers in it.
+async fn tool_schema_objects(
+    conn: &mut sqlx::PgConnection,
+) -> Result<BTreeMap<String, BTreeSet<String>>, sqlx::Error> {
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        r"
+        select n.nspname::text, objects.name
+        from pg_namespace n
+        left join lateral (
+            select 'table ' || c.relname::text as name
+            from pg_class c where c.relnamespace = n.oid and c.relkind in ('r', 'p')
+            union all
+            select 'index ' || c.relname::text
+            from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')
+            union all
+            select 'trigger ' || t.tgname::text
+            from pg_trigger t join pg_class c on c.oid = t.tgrelid
+            where c.relnamespace = n.oid and not t.tgisinternal
+        ) objects on true
+        where n.nspname like 'sprint\_%'
+        ",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut schemas: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (schema, object) in rows {
+        let entry = schemas.entry(schema).or_default();
+        entry.extend(object);
+    }
+    Ok(schemas)
+}
+
+fn expected_objects() -> impl Iterator<Item = String> {
+    let tables = TOOL_TABLES.iter().map(|t| format!("table {t}"));
+    let indexes = TOOL_INDEXES.iter().map(|i| format!("index {i}"));
+    let triggers = TOOL_TRIGGERS.iter().map(|t| format!("trigger {t}"));
+    tables.chain(indexes).chain(triggers)
+}
+
+/// Splits the database's tool schemas into drift, and registry schemas still to
+/// create. A schema that exists but is empty counts as "to create": design.md's
+/// own procedure creates the schema first and then calls the function.
+fn compare(
+    registry: &Registry,
+    objects: &BTreeMap<String, BTreeSet<String>>,
+) -> (Vec<Drift>, Vec<SchemaName>) {
+    let known: BTreeSet<&str> = registry.tools().iter().map(|t| t.schema.as_str()).collect();
+    let mut drift: Vec<Drift> = objects
+        .keys()
+        .filter(|schema| !known.contains(schema.as_str()))
+        .map(|schema| Drift::UnknownSchema {
+            schema: schema.clone(),
+        })
+        .collect();
+    let mut to_create = Vec::new();
+    for tool in registry.tools() {
+        match objects.get(tool.schema.as_str()) {
+            Some(present) if !present.is_empty() => {
+                let missing: Vec<String> = expected_objects()
+                    .filter(|o| !present.contains(o))
+                    .collect();
+                if !missing.is_empty() {
+                    drift.push(Drift::Incomplete {
+                        schema: tool.schema.to_string(),
+                        missing,
+                    });
+                }
+            }
+            _ => to_create.push(tool.schema.clone()),
+        }
+    }
+    (drift, to_create)
+}
+
+/// `select shared.create_tool_schema(...)` for every registry tool, for people
+/// who apply the migrations with plain `psql -f`.
+pub fn tool_schemas_sql(registry: &Registry) -> String {
+    registry
+        .tools()
+        .iter()
+        .map(|t| format!("SELECT shared.create_tool_schema('{}');\n", t.schema))
+        .collect()
+}

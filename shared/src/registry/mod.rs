@@ -1,0 +1,328 @@
+//! The tool catalogue: `config/tool-registry.json` and `config/dependencies.json`,
+//! compiled into every binary and validated before anything may use it.
+
+mod graph;
+mod schema_name;
+mod validate;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde::Deserialize;
+
+pub use graph::{to_dot, to_mermaid};
+pub use schema_name::{InvalidSchemaName, SchemaName};
+pub use validate::ConfigProblem;
+
+const REGISTRY_JSON: &str = include_str!("../../../config/tool-registry.json");
+const DEPENDENCIES_JSON: &str = include_str!("../../../config/dependencies.json");
+
+/// The validated catalogue. Built only through [`Registry::from_json`], which
+/// rejects every inconsistency, so holders can rely on its invariants: slugs and
+/// sprints are unique, every dependency has exactly one producer, and the
+/// dependency graph is acyclic.
+#[derive(Debug)]
+pub struct Registry {
+    modules: Vec<Module>,
+    /// Ordered by sprint.
+    tools: Vec<Tool>,
+    by_slug: HashMap<String, usize>,
+    producer_of: HashMap<String, usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Module {
+    pub number: u8,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub struct Tool {
+    pub sprint: u8,
+    pub slug: String,
+    pub name: String,
+    pub module: u8,
+    pub optional: bool,
+    /// Older names a request may still use for this tool.
+    pub aliases: Vec<String>,
+    pub schema: SchemaName,
+    pub dependencies: Vec<Dependency>,
+    pub outputs: Vec<Output>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependency {
+    pub field: String,
+    pub required: bool,
+    /// Slug of the one tool that produces the field.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub field: String,
+    /// The key in the submission's `data` the value is read from.
+    pub key: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{file} is not valid: {source}")]
+    Json {
+        file: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("the tool registry has {} problem(s):\n{}", .0.len(), list(.0))]
+    Invalid(Vec<ConfigProblem>),
+}
+
+fn list(problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl RegistryError {
+    pub fn problems(&self) -> &[ConfigProblem] {
+        match self {
+            Self::Invalid(problems) => problems,
+            Self::Json { .. } => &[],
+        }
+    }
+}
+
+impl Registry {
+    /// The registry compiled into this binary. Its validity is asserted by the
+    /// test suite, so a broken config fails CI rather than a cold start.
+    pub fn embedded() -> &'static Registry {
+        static EMBEDDED: OnceLock<Registry> = OnceLock::new();
+        EMBEDDED.get_or_init(|| {
+            Registry::from_json(REGISTRY_JSON, DEPENDENCIES_JSON)
+                .unwrap_or_else(|e| panic!("the compiled-in tool registry is invalid: {e}"))
+        })
+    }
+
+    pub fn from_json(registry_json: &str, dependencies_json: &str) -> Result<Self, RegistryError> {
+        let registry: raw::RegistryFile =
+            serde_json::from_str(registry_json).map_err(|source| RegistryError::Json {
+                file: "config/tool-registry.json",
+                source,
+            })?;
+        let dependencies: raw::DependenciesFile =
+            serde_json::from_str(dependencies_json).map_err(|source| RegistryError::Json {
+                file: "config/dependencies.json",
+                source,
+            })?;
+        validate::build(registry, dependencies).map_err(RegistryError::Invalid)
+    }
+
+    pub fn modules(&self) -> &[Module] {
+        &self.modules
+    }
+
+    /// Every tool, ordered by sprint.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// Looks a tool up by its slug or one of its aliases.
+    pub fn tool(&self, slug: &str) -> Option<&Tool> {
+        self.by_slug.get(slug).map(|&i| &self.tools[i])
+    }
+
+    /// The tool that produces `field`, if any.
+    pub fn producer(&self, field: &str) -> Option<&Tool> {
+        self.producer_of.get(field).map(|&i| &self.tools[i])
+    }
+
+    /// Tools that need at least one output of `tool`, ordered by sprint.
+    pub fn dependents<'a>(&'a self, tool: &'a Tool) -> impl Iterator<Item = &'a Tool> + 'a {
+        self.tools
+            .iter()
+            .filter(move |t| t.dependencies.iter().any(|d| d.source == tool.slug))
+    }
+}
+
+impl Tool {
+    pub fn required_dependencies(&self) -> impl Iterator<Item = &Dependency> {
+        self.dependencies.iter().filter(|d| d.required)
+    }
+
+    pub fn starts_unlocked(&self) -> bool {
+        self.required_dependencies().next().is_none()
+    }
+}
+
+/// The file formats, as people write them.
+mod raw {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use super::Module;
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RegistryFile {
+        pub modules: Vec<Module>,
+        pub tools: Vec<Tool>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Tool {
+        pub sprint: u8,
+        pub slug: String,
+        pub name: String,
+        pub module: u8,
+        #[serde(default)]
+        pub optional: bool,
+        #[serde(default)]
+        pub aliases: Vec<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DependenciesFile {
+        /// Keyed by tool slug, in the shape design.md shows.
+        pub tools: BTreeMap<String, ToolFields>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ToolFields {
+        #[serde(default)]
+        pub dependencies: Vec<Dependency>,
+        #[serde(default)]
+        pub outputs: Vec<Output>,
+    }
+
+    /// `"a.b.c"` is a required dependency; the long form can make it optional.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Dependency {
+        Field(String),
+        Detailed {
+            field: String,
+            #[serde(default = "yes")]
+            required: bool,
+        },
+    }
+
+    /// `"a.b.c"` is read from `data.c`; the long form names another key.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub enum Output {
+        Field(String),
+        Detailed { field: String, key: String },
+    }
+
+    fn yes() -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_registry_is_valid() {
+        if let Err(e) = Registry::from_json(REGISTRY_JSON, DEPENDENCIES_JSON) {
+            panic!("{e}");
+        }
+    }
+
+    #[test]
+    fn the_embedded_registry_encodes_the_whole_catalogue() {
+        let registry = Registry::embedded();
+        assert_eq!(registry.tools().len(), 31);
+        assert_eq!(registry.modules().len(), 9);
+        let outputs: usize = registry.tools().iter().map(|t| t.outputs.len()).sum();
+        let edges: usize = registry.tools().iter().map(|t| t.dependencies.len()).sum();
+        assert_eq!(outputs, 96);
+        assert_eq!(edges, 105);
+        let optional: Vec<_> = registry
+            .tools()
+            .iter()
+            .filter(|t| t.optional)
+            .map(|t| t.slug.as_str())
+            .collect();
+        assert_eq!(optional, ["energy", "customer-service", "agile-teams"]);
+        let unlocked: Vec<_> = registry
+            .tools()
+            .iter()
+            .filter(|t| t.starts_unlocked())
+            .map(|t| t.slug.as_str())
+            .collect();
+        assert_eq!(unlocked, ["woop"]);
+    }
+
+    #[test]
+    fn output_keys_default_to_the_last_segment_unless_named() {
+        let registry = Registry::embedded();
+        let know = registry.tool("know-thyself").unwrap();
+        assert_eq!(know.outputs[0].field, "identity.personal_dream");
+        assert_eq!(know.outputs[0].key, "dream");
+        let woop = registry.tool("woop").unwrap();
+        assert_eq!(woop.outputs[0].key, "wish");
+        let rtm = registry.tool("route-to-market").unwrap();
+        assert_eq!(rtm.outputs[1].key, "rtm_roadmap");
+    }
+
+    #[test]
+    fn schema_names_are_derived_from_sprint_and_slug() {
+        let registry = Registry::embedded();
+        let names: Vec<_> = registry.tools().iter().map(|t| t.schema.as_str()).collect();
+        assert_eq!(names[0], "sprint_00_woop");
+        assert_eq!(names[1], "sprint_01_know_thyself");
+        assert_eq!(names[13], "sprint_13_segmentation_target_market");
+        assert_eq!(names[30], "sprint_30_program_overview");
+    }
+
+    #[test]
+    fn old_design_names_are_aliases() {
+        let registry = Registry::embedded();
+        assert_eq!(registry.tool("identity").unwrap().slug, "know-thyself");
+        assert_eq!(registry.tool("vision").unwrap().slug, "dream");
+        assert!(registry.tool("sprint_01_know_thyself").is_none());
+    }
+
+    #[test]
+    fn each_dependency_knows_its_source_tool() {
+        let registry = Registry::embedded();
+        let dream = registry.tool("dream").unwrap();
+        assert!(
+            dream
+                .dependencies
+                .iter()
+                .all(|d| d.source == "know-thyself")
+        );
+        let dependents: Vec<_> = registry
+            .dependents(registry.tool("woop").unwrap())
+            .map(|t| t.slug.as_str())
+            .collect();
+        assert_eq!(dependents, ["know-thyself"]);
+    }
+
+    /// The longest chain in the catalogue has 18 tools, ending at program-overview.
+    #[test]
+    fn the_longest_chain_is_eighteen_tools() {
+        let registry = Registry::embedded();
+        let mut depth: HashMap<&str, usize> = HashMap::new();
+        for tool in registry.tools() {
+            let d = tool
+                .dependencies
+                .iter()
+                .map(|dep| depth[dep.source.as_str()])
+                .max()
+                .map_or(1, |d| d + 1);
+            depth.insert(&tool.slug, d);
+        }
+        assert_eq!(depth["program-overview"], 18);
+        assert_eq!(depth.values().max(), Some(&18));
+    }
+}
