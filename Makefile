@@ -2,7 +2,7 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test migrate graph db-start db-stop db-status
+.PHONY: run test migrate graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
@@ -15,6 +15,9 @@ migrate:
 
 graph:
 	@$(CLI) graph --format mermaid
+
+graph-doc:
+	@scripts/graph-doc.sh
 
 db-start:
 	@scripts/db.sh start

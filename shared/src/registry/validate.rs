@@ -386,10 +386,10 @@ fn find_cycle(edges: &BTreeMap<usize, Vec<(usize, String)>>) -> Option<Vec<(usiz
     }
     let mut marks = HashMap::new();
     for &node in edges.keys() {
-        if !marks.contains_key(&node) {
-            if let Some(cycle) = visit(node, edges, &mut marks, &mut Vec::new()) {
-                return Some(cycle);
-            }
+        if !marks.contains_key(&node)
+            && let Some(cycle) = visit(node, edges, &mut marks, &mut Vec::new())
+        {
+            return Some(cycle);
         }
     }
     None
