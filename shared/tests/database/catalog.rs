@@ -94,9 +94,20 @@ const FIELD_OUTPUTS: &[Column] = &[
     ("created_at", TIMESTAMPTZ, None, NOW, true),
 ];
 
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+struct ColumnRow {
+    name: String,
+    data_type: String,
+    max_length: Option<i32>,
+    default: Option<String>,
+    nullable: bool,
+}
+
 async fn assert_columns(pool: &PgPool, schema: &str, table: &str, expected: &[Column]) {
-    let rows: Vec<(String, String, Option<i32>, Option<String>, String)> = sqlx::query_as(
-        "select column_name::text, data_type::text, character_maximum_length::int, column_default::text, is_nullable::text
+    let actual: Vec<ColumnRow> = sqlx::query_as(
+        "select column_name::text as name, data_type::text as data_type,
+                character_maximum_length::int as max_length, column_default::text as default,
+                is_nullable = 'YES' as nullable
          from information_schema.columns where table_schema = $1 and table_name = $2
          order by ordinal_position",
     )
@@ -105,21 +116,17 @@ async fn assert_columns(pool: &PgPool, schema: &str, table: &str, expected: &[Co
     .fetch_all(pool)
     .await
     .unwrap();
-    let actual: Vec<(String, String, Option<i32>, Option<String>, bool)> = rows
-        .into_iter()
-        .map(|(name, ty, len, default, nullable)| (name, ty, len, default, nullable == "YES"))
-        .collect();
-    let expected: Vec<(String, String, Option<i32>, Option<String>, bool)> = expected
+    let expected: Vec<ColumnRow> = expected
         .iter()
-        .map(|(name, ty, len, default, nullable)| {
-            (
-                name.to_string(),
-                ty.to_string(),
-                *len,
-                default.map(str::to_owned),
-                *nullable,
-            )
-        })
+        .map(
+            |&(name, data_type, max_length, default, nullable)| ColumnRow {
+                name: name.to_owned(),
+                data_type: data_type.to_owned(),
+                max_length,
+                default: default.map(str::to_owned),
+                nullable,
+            },
+        )
         .collect();
     assert_eq!(actual, expected, "columns of {schema}.{table}");
 }
