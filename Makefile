@@ -2,7 +2,7 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test migrate graph graph-doc db-start db-stop db-status
+.PHONY: run test migrate recompute token graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
@@ -12,6 +12,14 @@ test:
 
 migrate:
 	@scripts/with-db.sh $(CLI) migrate
+
+recompute:
+	@scripts/with-db.sh $(CLI) recompute
+
+# make token EMAIL=alice@demo.fasttrack.test
+token:
+	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com" >&2; exit 2; }
+	@scripts/with-db.sh $(CLI) token --email "$(EMAIL)"
 
 graph:
 	@$(CLI) graph --format mermaid

@@ -1,11 +1,16 @@
 //! `fasttrack`: the commands developers and operators run by hand (and that the
 //! Makefile wraps). All logic lives in the `shared` crate.
 
+mod serve;
+
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use shared::{Registry, db, demo, migrate, registry};
+use shared::app::App;
+use shared::config::{ApiSettings, Environment};
+use shared::{Registry, auth, db, demo, migrate, recompute, registry};
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +47,33 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: String,
     },
+    /// Serve every route locally through the same handlers the Lambdas run.
+    /// Settings come from the environment, as on Lambda.
+    Serve {
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
+    /// Print a bearer token for an existing user (local use: needs JWT_SECRET).
+    Token {
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a signed launch body for `POST /sessions` (needs LEARNWORLDS_LAUNCH_SECRET).
+    Launch {
+        #[arg(long)]
+        lms_user_id: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Run the scheduled unlock recompute once.
+    Recompute {
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
+        batch_size: i64,
+    },
     /// Validate config files on disk (defaults: the repo's config/).
     CheckConfig {
         #[arg(long, default_value = "config/tool-registry.json")]
@@ -57,15 +89,22 @@ enum GraphFormat {
     Dot,
 }
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main]
 async fn main() -> ExitCode {
+    let command = Cli::parse().command;
+    let default_level = if matches!(command, Command::Serve { .. } | Command::Recompute { .. }) {
+        "info"
+    } else {
+        "warn"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse().command).await {
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("error: {message}");
@@ -76,14 +115,11 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<(), String> {
     let registry = Registry::embedded();
+    let text = |e: &dyn std::fmt::Display| e.to_string();
     match command {
         Command::Migrate { database_url } => {
-            let pool = db::connect(&database_url, 2)
-                .await
-                .map_err(|e| e.to_string())?;
-            let report = migrate::run(&pool, registry)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let report = migrate::run(&pool, registry).await.map_err(|e| text(&e))?;
             if report.is_noop() {
                 println!(
                     "migrate: up to date ({} tool schemas)",
@@ -104,33 +140,75 @@ async fn run(command: Command) -> Result<(), String> {
             GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
         },
         Command::Demo { database_url } => {
-            let pool = db::connect(&database_url, 2)
-                .await
-                .map_err(|e| e.to_string())?;
-            let loaded = demo::seed(&pool, registry)
-                .await
-                .map_err(|e| e.to_string())?;
-            if loaded {
-                println!("demo data loaded");
-            } else {
-                println!("demo data already present");
-            }
+            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
+            println!(
+                "{}",
+                if loaded {
+                    "demo data loaded"
+                } else {
+                    "demo data already present"
+                }
+            );
             print!(
                 "{}",
-                demo::summary(&pool, registry)
-                    .await
-                    .map_err(|e| e.to_string())?
+                demo::summary(&pool, registry).await.map_err(|e| text(&e))?
             );
         }
         Command::Summary { database_url } => {
-            let pool = db::connect(&database_url, 2)
-                .await
-                .map_err(|e| e.to_string())?;
+            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
             print!(
                 "{}",
-                demo::summary(&pool, registry)
+                demo::summary(&pool, registry).await.map_err(|e| text(&e))?
+            );
+        }
+        Command::Serve { port } => {
+            let app = App::from_env(None).map_err(|e| text(&e))?;
+            print_banner(&app, port).await?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            serve::serve(app, addr)
+                .await
+                .map_err(|e| format!("serving on {addr}: {e}"))?;
+        }
+        Command::Token { email } => {
+            let app = App::from_env(None).map_err(|e| text(&e))?;
+            let id: Option<uuid::Uuid> =
+                sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
+                    .bind(&email)
+                    .fetch_optional(&app.pool)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(|e| text(&e))?;
+            let id = id.ok_or_else(|| format!("no user has the email {email}"))?;
+            println!("{}", app.issue_token(id).map_err(|e| text(&e))?.0);
+        }
+        Command::Launch {
+            lms_user_id,
+            email,
+            name,
+        } => {
+            let settings = ApiSettings::from_source(&Environment).map_err(|e| text(&e))?;
+            let secret = settings
+                .launch_secret
+                .ok_or("LEARNWORLDS_LAUNCH_SECRET is not set")?;
+            let timestamp = chrono_now();
+            let signature = auth::sign_launch(&secret, &lms_user_id, &email, &name, timestamp);
+            let body = serde_json::json!({
+                "lms_user_id": lms_user_id, "email": email, "name": name,
+                "timestamp": timestamp, "signature": signature,
+            });
+            println!("{body}");
+        }
+        Command::Recompute {
+            database_url,
+            batch_size,
+        } => {
+            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let report = recompute::run(&pool, registry, batch_size.max(1))
+                .await
+                .map_err(|e| text(&e))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).map_err(|e| text(&e))?
             );
         }
         Command::CheckConfig {
@@ -141,7 +219,7 @@ async fn run(command: Command) -> Result<(), String> {
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
             };
             let checked = Registry::from_json(&read(&registry)?, &read(&dependencies)?)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| text(&e))?;
             println!(
                 "config is valid: {} tools, {} dependency fields, {} outputs",
                 checked.tools().len(),
@@ -158,5 +236,44 @@ async fn run(command: Command) -> Result<(), String> {
             );
         }
     }
+    Ok(())
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What `make run` shows before serving: who the demo users are, their tokens,
+/// and a few requests to try.
+async fn print_banner(app: &App, port: u16) -> Result<(), String> {
+    let base = format!("http://127.0.0.1:{port}");
+    let users: Vec<(uuid::Uuid, String, String)> =
+        sqlx::query_as("select id, email::text, role::text from shared.users order by role, email")
+            .fetch_all(&app.pool)
+            .await
+            .map_err(|e| format!("reading users: {e}"))?;
+    println!("\nFast Track API on {base}  (Ctrl-C stops it)\n");
+    let mut first_user_token = None;
+    for (id, email, role) in &users {
+        let (token, _) = app.issue_token(*id).map_err(|e| e.to_string())?;
+        println!("  {role:<5} {email:<34} {id}\n        token: {token}");
+        if role == "user" && first_user_token.is_none() {
+            first_user_token = Some(token);
+        }
+    }
+    if let Some(token) = first_user_token {
+        println!("\nTry:");
+        println!("  curl -s {base}/health");
+        println!("  curl -s -H 'Authorization: Bearer {token}' {base}/progress");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' {base}/tools/know-thyself/dependencies"
+        );
+        println!(
+            "  curl -s -X PUT -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n       -d '{{\"data\": {{\"dream\": \"A bakery\"}}, \"status\": \"draft\"}}' {base}/tools/know-thyself/submission"
+        );
+    }
+    println!();
     Ok(())
 }

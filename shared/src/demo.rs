@@ -7,8 +7,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::error::ApiError;
 use crate::registry::Registry;
+use crate::submissions::{self, SaveKind, SaveRequest};
 use crate::tool_sql;
+use crate::users::{self, LmsUser, OrganizationTag};
 
 pub struct DemoUser {
     pub lms_user_id: &'static str,
@@ -61,182 +64,87 @@ pub const USERS: [DemoUser; 5] = [
     },
 ];
 
-/// Loads the demo data unless the demo organization already exists.
-/// Returns whether anything was written.
-pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let created: Option<Uuid> = sqlx::query_scalar(
-        "insert into shared.organizations (slug, name) values ($1, $2)
-         on conflict (slug) do nothing returning id",
-    )
-    .bind(ORGANIZATIONS[0].0)
-    .bind(ORGANIZATIONS[0].1)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if created.is_none() {
+/// Loads the demo data unless the demo admin already exists, through the same
+/// code paths as the API (user sync, save and submit). Returns whether anything
+/// was written.
+pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> {
+    let exists: bool =
+        sqlx::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
+            .bind(USERS[0].lms_user_id)
+            .fetch_one(pool)
+            .await?;
+    if exists {
         return Ok(false);
     }
-    for (slug, name) in &ORGANIZATIONS[1..] {
-        sqlx::query(
-            "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing",
-        )
-        .bind(slug)
-        .bind(name)
-        .execute(&mut *tx)
-        .await?;
-    }
-
-    let (slugs, statuses): (Vec<&str>, Vec<&str>) = registry
-        .tools()
-        .iter()
-        .map(|t| {
-            let status = if t.starts_unlocked() {
-                "unlocked"
-            } else {
-                "locked"
-            };
-            (t.slug.as_str(), status)
-        })
-        .unzip();
     let mut ids = Vec::new();
     for user in &USERS {
-        let (id, organization_id): (Uuid, Uuid) = sqlx::query_as(
-            "insert into shared.users (lms_user_id, email, full_name, role, organization_id)
-             select $1, $2, $3, $4, o.id from shared.organizations o where o.slug = $5
-             returning id, organization_id",
-        )
-        .bind(user.lms_user_id)
-        .bind(user.email)
-        .bind(user.full_name)
-        .bind(user.role)
-        .bind(user.organization)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query(
-            "insert into shared.user_progress (user_id, tool_slug, status, unlocked_at)
-             select $1, t.slug, t.status, case when t.status = 'unlocked' then current_timestamp end
-             from unnest($2::text[], $3::text[]) as t(slug, status)",
-        )
-        .bind(id)
-        .bind(&slugs)
-        .bind(&statuses)
-        .execute(&mut *tx)
-        .await?;
-        ids.push((id, organization_id));
+        let company = ORGANIZATIONS
+            .iter()
+            .find(|(slug, _)| *slug == user.organization)
+            .map(|(_, name)| *name);
+        let tag = format!("org:{}", user.organization);
+        let lms_user = LmsUser {
+            lms_user_id: user.lms_user_id.into(),
+            email: user.email.into(),
+            full_name: user.full_name.into(),
+            organization: OrganizationTag::from_tags([tag.as_str()], company),
+        };
+        let mut conn = pool.acquire().await?;
+        let synced = users::sync(&mut conn, registry, &lms_user, false).await?;
+        // Roles are granted by this service's admins, never by LearnWorlds.
+        sqlx::query("update shared.users set role = $2 where id = $1")
+            .bind(synced.id)
+            .bind(user.role)
+            .execute(&mut *conn)
+            .await?;
+        ids.push(synced.id);
     }
 
+    let (alice, bob) = (ids[2], ids[3]);
     let woop = json!({
         "wish": "Grow the bakery into three neighbourhood shops",
         "outcome": "A second shop open and profitable within a year",
         "obstacle": "I try to do every job myself",
         "plan": "If I catch myself doing a task someone else can do, I hand it over that day",
     });
-    let (alice, alice_org) = ids[2];
-    let (bob, bob_org) = ids[3];
-    save(
-        &mut tx,
-        registry,
-        "woop",
-        alice,
-        alice_org,
-        &woop,
-        "submitted",
-    )
-    .await?;
+    save(pool, registry, "woop", alice, woop, SaveKind::Submit).await?;
     let know_thyself = json!({ "dream": "Bread that brings the street together" });
     save(
-        &mut tx,
+        pool,
         registry,
         "know-thyself",
         alice,
-        alice_org,
-        &know_thyself,
-        "draft",
+        know_thyself,
+        SaveKind::Draft,
     )
     .await?;
     let woop_draft = json!({ "wish": "Launch the workshop's online store" });
-    save(
-        &mut tx,
-        registry,
-        "woop",
-        bob,
-        bob_org,
-        &woop_draft,
-        "draft",
-    )
-    .await?;
-
-    tx.commit().await?;
+    save(pool, registry, "woop", bob, woop_draft, SaveKind::Draft).await?;
     Ok(true)
 }
 
 async fn save(
-    tx: &mut sqlx::PgConnection,
+    pool: &PgPool,
     registry: &Registry,
     slug: &str,
-    user_id: Uuid,
-    organization_id: Uuid,
-    data: &Value,
-    status: &str,
-) -> Result<(), sqlx::Error> {
+    user: Uuid,
+    data: Value,
+    kind: SaveKind,
+) -> Result<(), ApiError> {
     let tool = registry.tool(slug).expect("demo tools are in the registry");
-    let (submission_id, _version): (Uuid, i32) =
-        sqlx::query_as(tool_sql::upsert_submission(&tool.schema))
-            .bind(user_id)
-            .bind(organization_id)
-            .bind(data)
-            .bind(status)
-            .fetch_one(&mut *tx)
-            .await?;
-    let filled = tool
-        .outputs
-        .iter()
-        .filter(|o| data.get(&o.key).is_some())
-        .count();
-    let percentage = (filled * 100 / tool.outputs.len().max(1)) as i32;
-    if status == "submitted" {
-        let (fields, values): (Vec<&str>, Vec<&Value>) = tool
-            .outputs
-            .iter()
-            .filter_map(|o| data.get(&o.key).map(|v| (o.field.as_str(), v)))
-            .unzip();
-        sqlx::query(tool_sql::replace_field_outputs(&tool.schema))
-            .bind(submission_id)
-            .bind(&fields)
-            .bind(&values)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "update shared.user_progress set status = 'completed', progress_percentage = $3,
-                 started_at = coalesce(started_at, current_timestamp), completed_at = current_timestamp
-             where user_id = $1 and tool_slug = $2",
-        )
-        .bind(user_id)
-        .bind(slug)
-        .bind(percentage)
-        .execute(&mut *tx)
-        .await?;
-        let dependents: Vec<&str> = registry.dependents(tool).map(|t| t.slug.as_str()).collect();
-        sqlx::query(
-            "update shared.user_progress set status = 'unlocked', unlocked_at = current_timestamp
-             where user_id = $1 and tool_slug = any($2) and status = 'locked'",
-        )
-        .bind(user_id)
-        .bind(&dependents)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query(
-            "update shared.user_progress set status = 'in_progress', progress_percentage = $3,
-                 started_at = coalesce(started_at, current_timestamp)
-             where user_id = $1 and tool_slug = $2",
-        )
-        .bind(user_id)
-        .bind(slug)
-        .bind(percentage)
-        .execute(&mut *tx)
-        .await?;
-    }
+    let Value::Object(data) = data else {
+        unreachable!("demo data are objects")
+    };
+    submissions::save(
+        pool,
+        registry,
+        tool,
+        user,
+        &SaveRequest { data, kind },
+        None,
+        None,
+    )
+    .await?;
     Ok(())
 }
 

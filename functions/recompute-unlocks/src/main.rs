@@ -1,11 +1,22 @@
+//! The scheduled unlock recompute, invoked by EventBridge. The event's content
+//! does not matter: every invocation is one full, idempotent pass.
+
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::Value;
+use shared::app::exit_on_config_error;
+use shared::config::{DatabaseSettings, Environment};
+use shared::{Registry, db, recompute};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    run(service_fn(|_event: LambdaEvent<Value>| async {
-        Ok::<_, Error>(serde_json::json!({ "status": "not implemented yet" }))
+    let settings = exit_on_config_error(DatabaseSettings::from_source(&Environment));
+    let pool = exit_on_config_error(db::connect_lazy(&settings));
+    let pool = &pool;
+    run(service_fn(move |_event: LambdaEvent<Value>| async move {
+        let report =
+            recompute::run(pool, Registry::embedded(), recompute::DEFAULT_BATCH_SIZE).await?;
+        Ok::<_, Error>(serde_json::to_value(report)?)
     }))
     .await
 }

@@ -1,11 +1,13 @@
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
-use serde_json::Value;
+//! The `sync-user` Lambda: its routes are listed in `shared::http::routes`.
+
+use lambda_http::{Error, run, service_fn, tracing};
+use shared::app::{App, exit_on_config_error};
+use shared::http::routes::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    run(service_fn(|_event: LambdaEvent<Value>| async {
-        Ok::<_, Error>(serde_json::json!({ "status": "not implemented yet" }))
-    }))
-    .await
+    let app = exit_on_config_error(App::from_env(Some(Function::SyncUser)));
+    let app = &app;
+    run(service_fn(move |request| app.handle_lambda(request))).await
 }

@@ -84,6 +84,8 @@ const SUBMISSIONS: &[Column] = &[
     ("updated_at", TIMESTAMPTZ, None, NOW, true),
     ("submitted_at", TIMESTAMPTZ, None, None, true),
     ("completed_at", TIMESTAMPTZ, None, None, true),
+    // Not in design.md: the last submitted data, what dependents see (migration 0003).
+    ("submitted_data", "jsonb", None, None, true),
 ];
 
 const FIELD_OUTPUTS: &[Column] = &[

@@ -1,0 +1,308 @@
+//! Typed settings, read once at cold start. A missing or malformed setting is
+//! one error naming the variable; secrets are wrapped so they never print.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A secret value: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0} is not set")]
+    Missing(&'static str),
+    #[error("configuration: {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where settings come from: the process environment, or a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+pub struct Environment;
+
+impl Source for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Source for std::collections::HashMap<&str, &str> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).map(|v| v.to_string())
+    }
+}
+
+fn required(source: &dyn Source, name: &'static str) -> Result<String, ConfigError> {
+    source.get(name).ok_or(ConfigError::Missing(name))
+}
+
+fn parsed<T: FromStr>(source: &dyn Source, name: &'static str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match source.get(name) {
+        None => Ok(default),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid {
+                name,
+                reason: e.to_string(),
+            }),
+    }
+}
+
+fn boolean(source: &dyn Source, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match source.get(name).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name,
+            reason: "expected true or false".into(),
+        }),
+    }
+}
+
+fn seconds(
+    source: &dyn Source,
+    name: &'static str,
+    default: u64,
+    min: u64,
+) -> Result<Duration, ConfigError> {
+    let value: u64 = parsed(source, name, default)?;
+    if value < min {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be at least {min}"),
+        });
+    }
+    Ok(Duration::from_secs(value))
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: Secret,
+    /// Per Lambda container; one request runs at a time there, so 1–2 suffices.
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// Named prepared statements, cached per connection. Turn off behind a
+    /// transaction-mode pooler (PgBouncer, RDS Proxy, Supabase's pooler).
+    pub statement_cache: bool,
+}
+
+impl DatabaseSettings {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let url = required(source, "DATABASE_URL")?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        let max_connections = parsed(source, "DATABASE_MAX_CONNECTIONS", 2u32)?;
+        if max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_MAX_CONNECTIONS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            url: Secret::new(url),
+            max_connections,
+            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1)?,
+            statement_cache: boolean(source, "DATABASE_STATEMENT_CACHE", true)?,
+        })
+    }
+}
+
+/// How `Learnworlds-Webhook-Signature: v1=<value>` is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureMode {
+    /// The value is the pre-shared secret itself (LearnWorlds' documented scheme).
+    SharedSecret,
+    /// The value is the hex HMAC-SHA256 of the raw body, keyed by the secret.
+    HmacSha256,
+}
+
+impl FromStr for SignatureMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared-secret" => Ok(Self::SharedSecret),
+            "hmac-sha256" => Ok(Self::HmacSha256),
+            other => Err(format!("`{other}`: expected shared-secret or hmac-sha256")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub jwt_secret: Secret,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub token_ttl: Duration,
+    /// Absent: every webhook is refused (fail closed).
+    pub webhook_secret: Option<Secret>,
+    pub webhook_signature_mode: SignatureMode,
+    /// Absent: every session launch is refused (fail closed).
+    pub launch_secret: Option<Secret>,
+    pub launch_max_age: Duration,
+    pub max_body_bytes: usize,
+    /// Upper bound on one request's database work; past it the answer is a 503.
+    pub request_timeout: Duration,
+}
+
+/// HS256 keys shorter than the hash output are weak.
+const MIN_SECRET_BYTES: usize = 32;
+
+impl ApiSettings {
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        let jwt_secret = required(source, "JWT_SECRET")?;
+        if jwt_secret.len() < MIN_SECRET_BYTES {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SECRET",
+                reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
+            });
+        }
+        let optional_secret = |name: &'static str| -> Result<Option<Secret>, ConfigError> {
+            match source.get(name) {
+                Some(s) if s.len() < 16 => Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 16 bytes".into(),
+                }),
+                other => Ok(other.map(Secret::new)),
+            }
+        };
+        let max_body_bytes = parsed(source, "MAX_BODY_BYTES", 256 * 1024usize)?;
+        if max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid {
+                name: "MAX_BODY_BYTES",
+                reason: "must be at least 1024".into(),
+            });
+        }
+        Ok(Self {
+            jwt_secret: Secret::new(jwt_secret),
+            jwt_issuer: source
+                .get("JWT_ISSUER")
+                .unwrap_or_else(|| "fasttrack".into()),
+            jwt_audience: source
+                .get("JWT_AUDIENCE")
+                .unwrap_or_else(|| "fasttrack-api".into()),
+            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60)?,
+            webhook_secret: optional_secret("LEARNWORLDS_WEBHOOK_SECRET")?,
+            webhook_signature_mode: parsed(
+                source,
+                "LEARNWORLDS_WEBHOOK_SIGNATURE_MODE",
+                SignatureMode::SharedSecret,
+            )?,
+            launch_secret: optional_secret("LEARNWORLDS_LAUNCH_SECRET")?,
+            launch_max_age: seconds(source, "LAUNCH_MAX_AGE_SECONDS", 300, 1)?,
+            max_body_bytes,
+            request_timeout: Duration::from_millis(parsed(source, "REQUEST_TIMEOUT_MS", 8000u64)?),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn defaults_apply_when_only_the_required_settings_are_set() {
+        let api = ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET)])).unwrap();
+        assert_eq!(api.token_ttl, Duration::from_secs(3600));
+        assert_eq!(api.max_body_bytes, 262_144);
+        assert_eq!(api.webhook_signature_mode, SignatureMode::SharedSecret);
+        assert!(api.webhook_secret.is_none());
+        let db =
+            DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", "postgres://x@h/db")]))
+                .unwrap();
+        assert_eq!(db.max_connections, 2);
+        assert!(db.statement_cache);
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[], "JWT_SECRET is not set"),
+            (&[("JWT_SECRET", "short")], "JWT_SECRET is invalid"),
+            (
+                &[("JWT_SECRET", SECRET), ("TOKEN_TTL_SECONDS", "soon")],
+                "TOKEN_TTL_SECONDS is invalid",
+            ),
+            (
+                &[
+                    ("JWT_SECRET", SECRET),
+                    ("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", "md5"),
+                ],
+                "LEARNWORLDS_WEBHOOK_SIGNATURE_MODE is invalid",
+            ),
+            (
+                &[
+                    ("JWT_SECRET", SECRET),
+                    ("LEARNWORLDS_LAUNCH_SECRET", "tiny"),
+                ],
+                "LEARNWORLDS_LAUNCH_SECRET is invalid",
+            ),
+            (
+                &[("JWT_SECRET", SECRET), ("MAX_BODY_BYTES", "-1")],
+                "MAX_BODY_BYTES is invalid",
+            ),
+        ];
+        for (vars, expected) in cases {
+            let err = ApiSettings::from_source(&vars.iter().copied().collect::<HashMap<_, _>>())
+                .unwrap_err();
+            assert!(err.to_string().contains(expected), "{err} lacks {expected}");
+        }
+        let err = DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", "mysql://x")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("DATABASE_URL is invalid"));
+        let err = DatabaseSettings::from_source(&HashMap::new()).unwrap_err();
+        assert_eq!(err.to_string(), "configuration: DATABASE_URL is not set");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let api = ApiSettings::from_source(&HashMap::from([
+            ("JWT_SECRET", SECRET),
+            ("LEARNWORLDS_WEBHOOK_SECRET", "webhook-secret-value"),
+        ]))
+        .unwrap();
+        let printed = format!("{api:?} {}", api.jwt_secret);
+        assert!(!printed.contains(SECRET));
+        assert!(!printed.contains("webhook-secret-value"));
+        assert!(printed.contains("[redacted]"));
+    }
+}

@@ -1,0 +1,105 @@
+//! What a tool needs from earlier tools, for one user, in one round trip however
+//! many tool schemas the fields come from.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::progress::Status;
+use crate::registry::{Registry, Tool};
+use crate::tool_sql;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DependencyValue {
+    pub field_id: String,
+    pub required: bool,
+    pub source_tool: String,
+    pub available: bool,
+    pub value: Option<Value>,
+    /// When the value was last written (the source tool's last submit).
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    pub tool: String,
+    pub user_id: Uuid,
+    pub status: Status,
+    pub unlocked: bool,
+    pub dependencies: Vec<DependencyValue>,
+    pub missing_required: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    actor_exists: bool,
+    target_id: Option<Uuid>,
+    status: Option<String>,
+    field_ids: Vec<String>,
+    field_values: Vec<Value>,
+    updated_ats: Vec<DateTime<Utc>>,
+}
+
+pub async fn resolve(
+    db: impl PgExecutor<'_>,
+    registry: &Registry,
+    tool: &Tool,
+    caller: Uuid,
+    target: Uuid,
+) -> Result<Resolution, ApiError> {
+    let fields: Vec<&str> = tool.dependencies.iter().map(|d| d.field.as_str()).collect();
+    let row: Row = sqlx::query_as(tool_sql::resolve_dependencies(registry, tool))
+        .bind(caller)
+        .bind(target)
+        .bind(&tool.slug)
+        .bind(&fields)
+        .fetch_one(db)
+        .await?;
+    if !row.actor_exists {
+        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+    }
+    let Some(user_id) = row.target_id else {
+        return Err(ApiError::NotFound("user_not_found"));
+    };
+    let dependencies: Vec<DependencyValue> = tool
+        .dependencies
+        .iter()
+        .map(|dep| {
+            let found = row.field_ids.iter().position(|f| f == &dep.field);
+            DependencyValue {
+                field_id: dep.field.clone(),
+                required: dep.required,
+                source_tool: dep.source.clone(),
+                available: found.is_some(),
+                value: found.map(|i| row.field_values[i].clone()),
+                updated_at: found.map(|i| row.updated_ats[i]),
+            }
+        })
+        .collect();
+    let missing_required = dependencies
+        .iter()
+        .filter(|d| d.required && !d.available)
+        .map(|d| d.field_id.clone())
+        .collect();
+    let default = if tool.starts_unlocked() {
+        Status::Unlocked
+    } else {
+        Status::Locked
+    };
+    let status = row
+        .status
+        .as_deref()
+        .and_then(Status::parse)
+        .unwrap_or(default);
+    Ok(Resolution {
+        tool: tool.slug.clone(),
+        user_id,
+        status,
+        unlocked: status != Status::Locked,
+        dependencies,
+        missing_required,
+    })
+}

@@ -1,0 +1,162 @@
+//! The one error type of the API and its single mapping to an HTTP status and a
+//! JSON body: `{"error": {"code", "message", "details", "request_id"}}`.
+//!
+//! Client mistakes carry their own message. Database and internal faults are
+//! logged with their cause and answered with a generic message, so nothing
+//! internal leaks.
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required: {0}")]
+    Unauthorized(&'static str),
+    #[error("not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<&'static str> },
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("the submission has changed since version {expected}")]
+    PreconditionFailed {
+        expected: String,
+        current: Option<i32>,
+    },
+    #[error("the body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    #[error("the database is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unprocessable {
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::NotFound(what) => what,
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
+            Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
+            Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::Unavailable(_) | Self::Timeout => "service_unavailable",
+            Self::Database(_) | Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// What the client is told. Server faults get a fixed sentence.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Unavailable(_) | Self::Timeout => {
+                "The service is temporarily unavailable; retry shortly.".to_owned()
+            }
+            Self::Database(_) | Self::Internal(_) => "An internal error occurred.".to_owned(),
+            Self::NotFound(_) => "Not found.".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    pub fn details(&self) -> Value {
+        match self {
+            Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
+            Self::PreconditionFailed { current, .. } => json!({ "current_version": current }),
+            Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
+            _ => Value::Null,
+        }
+    }
+
+    pub fn is_server_fault(&self) -> bool {
+        self.status().is_server_error()
+    }
+
+    pub fn body(&self, request_id: &str) -> Value {
+        json!({
+            "error": {
+                "code": self.code(),
+                "message": self.public_message(),
+                "details": self.details(),
+                "request_id": request_id,
+            }
+        })
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            return Self::Unavailable(error);
+        }
+        // PostgreSQL rejects \u0000 in jsonb and text; the body checks catch it
+        // first, this is the backstop that keeps it a client error.
+        if let Some(db) = error.as_database_error()
+            && matches!(db.code().as_deref(), Some("22P05" | "22021"))
+        {
+            return Self::unprocessable("invalid_text", "text may not contain \\u0000");
+        }
+        Self::Database(error)
+    }
+}
+
+/// Errors that mean "the database cannot be reached right now", as opposed to a
+/// statement that failed.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
+            // query_canceled (statement timeout)
+            Some("57P01" | "57P02" | "57P03" | "53300" | "57014" | "08000" | "08003" | "08006")
+        ),
+        _ => false,
+    }
+}

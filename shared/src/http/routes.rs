@@ -1,0 +1,238 @@
+//! The one route table. The Lambda binaries, the local server, the tests (and
+//! the SAM template and OpenAPI checks) all read it from here.
+
+use http::Method;
+
+/// The Lambda function that serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    SyncUser,
+    GetProgress,
+    ResolveDependencies,
+    SubmitTool,
+}
+
+impl Function {
+    pub const ALL: [Function; 4] = [
+        Function::SyncUser,
+        Function::GetProgress,
+        Function::ResolveDependencies,
+        Function::SubmitTool,
+    ];
+
+    /// The binary's name in `functions/`.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::SyncUser => "sync-user",
+            Function::GetProgress => "get-progress",
+            Function::ResolveDependencies => "resolve-dependencies",
+            Function::SubmitTool => "submit-tool",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    LearnWorldsWebhook,
+    CreateSession,
+    OwnProgress,
+    UserProgress,
+    ToolDependencies,
+    GetSubmission,
+    SaveSubmission,
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub method: Method,
+    /// API Gateway syntax: `{name}` is a path parameter.
+    pub path: &'static str,
+    pub function: Function,
+    pub endpoint: Endpoint,
+}
+
+pub static ROUTES: [Route; 7] = [
+    Route {
+        method: Method::POST,
+        path: "/webhooks/learnworlds",
+        function: Function::SyncUser,
+        endpoint: Endpoint::LearnWorldsWebhook,
+    },
+    Route {
+        method: Method::POST,
+        path: "/sessions",
+        function: Function::SyncUser,
+        endpoint: Endpoint::CreateSession,
+    },
+    Route {
+        method: Method::GET,
+        path: "/progress",
+        function: Function::GetProgress,
+        endpoint: Endpoint::OwnProgress,
+    },
+    Route {
+        method: Method::GET,
+        path: "/users/{user_id}/progress",
+        function: Function::GetProgress,
+        endpoint: Endpoint::UserProgress,
+    },
+    Route {
+        method: Method::GET,
+        path: "/tools/{slug}/dependencies",
+        function: Function::ResolveDependencies,
+        endpoint: Endpoint::ToolDependencies,
+    },
+    Route {
+        method: Method::GET,
+        path: "/tools/{slug}/submission",
+        function: Function::SubmitTool,
+        endpoint: Endpoint::GetSubmission,
+    },
+    Route {
+        method: Method::PUT,
+        path: "/tools/{slug}/submission",
+        function: Function::SubmitTool,
+        endpoint: Endpoint::SaveSubmission,
+    },
+];
+
+/// The local server's health check; it needs no authentication and no Lambda.
+pub const HEALTH_PATH: &str = "/health";
+
+pub enum Matched<'a> {
+    Route(&'a Route, Vec<String>),
+    /// The path exists, not with this method.
+    WrongMethod(Vec<&'static str>),
+    NotFound,
+}
+
+/// Matches a request against the routes `serves` accepts. Path parameters are
+/// returned in order, percent-decoded.
+pub fn match_route(
+    method: &Method,
+    path: &str,
+    serves: impl Fn(Function) -> bool,
+) -> Matched<'static> {
+    let mut allowed = Vec::new();
+    for route in ROUTES.iter().filter(|r| serves(r.function)) {
+        let Some(params) = match_path(route.path, path) else {
+            continue;
+        };
+        if route.method == method {
+            return Matched::Route(route, params);
+        }
+        allowed.push(route.method.as_str());
+    }
+    if allowed.is_empty() {
+        Matched::NotFound
+    } else {
+        Matched::WrongMethod(allowed)
+    }
+}
+
+fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
+    let path = path
+        .strip_suffix('/')
+        .filter(|p| !p.is_empty())
+        .unwrap_or(path);
+    let mut pattern_parts = pattern.split('/');
+    let mut path_parts = path.split('/');
+    let mut params = Vec::new();
+    loop {
+        match (pattern_parts.next(), path_parts.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => {
+                params.push(percent_decode(s)?)
+            }
+            (Some(p), Some(s)) if p == s => {}
+            _ => return None,
+        }
+    }
+}
+
+/// Decodes `%XX` escapes; rejects malformed escapes and non-UTF-8 results.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = segment.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(_: Function) -> bool {
+        true
+    }
+
+    #[test]
+    fn paths_match_with_their_parameters() {
+        let Matched::Route(route, params) =
+            match_route(&Method::GET, "/tools/dream/dependencies", all)
+        else {
+            panic!("no match")
+        };
+        assert_eq!(route.endpoint, Endpoint::ToolDependencies);
+        assert_eq!(params, ["dream"]);
+        let Matched::Route(route, _) = match_route(&Method::GET, "/progress/", all) else {
+            panic!("no match")
+        };
+        assert_eq!(route.endpoint, Endpoint::OwnProgress);
+    }
+
+    #[test]
+    fn a_known_path_with_another_method_lists_the_allowed_ones() {
+        let Matched::WrongMethod(allow) =
+            match_route(&Method::DELETE, "/tools/dream/submission", all)
+        else {
+            panic!("expected 405")
+        };
+        assert_eq!(allow, ["GET", "PUT"]);
+    }
+
+    #[test]
+    fn unknown_paths_and_other_functions_routes_are_not_found() {
+        assert!(matches!(
+            match_route(&Method::GET, "/tools/dream", all),
+            Matched::NotFound
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/tools//dependencies", all),
+            Matched::NotFound
+        ));
+        let only_progress = |f| f == Function::GetProgress;
+        assert!(matches!(
+            match_route(&Method::PUT, "/tools/dream/submission", only_progress),
+            Matched::NotFound
+        ));
+    }
+
+    #[test]
+    fn parameters_are_percent_decoded_and_traversal_stays_one_segment() {
+        let Matched::Route(_, params) =
+            match_route(&Method::GET, "/tools/..%2F..%2Fetc/dependencies", all)
+        else {
+            panic!("no match")
+        };
+        assert_eq!(params, ["../../etc"]);
+        assert!(matches!(
+            match_route(&Method::GET, "/tools/%zz/dependencies", all),
+            Matched::NotFound
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/tools/%ff/dependencies", all),
+            Matched::NotFound
+        ));
+    }
+}

@@ -1,0 +1,129 @@
+//! The scheduled unlock recompute: a set-based pass over all users, in batches,
+//! that gives users the progress rows of tools added to the registry and unlocks
+//! every locked tool whose required fields are available. It never re-locks or
+//! un-completes anything, and a second run changes nothing.
+//!
+//! The pass holds a transaction-scoped advisory lock, so it stays correct behind
+//! a transaction-mode pooler and a concurrent run skips instead of waiting.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::registry::Registry;
+use crate::tool_sql;
+
+const RECOMPUTE_LOCK: i64 = 0x6661_7374_7472_6b02; // "fasttrk" + 2
+
+pub const DEFAULT_BATCH_SIZE: i64 = 5000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Another run held the lock; nothing was done.
+    pub skipped: bool,
+    pub users: u64,
+    /// Progress rows created for tools the users did not have yet.
+    pub rows_created: u64,
+    /// Tools unlocked, by slug.
+    pub unlocked: BTreeMap<String, u64>,
+    /// Idempotency keys and session launches past their lifetime, deleted.
+    pub expired_deleted: u64,
+}
+
+impl Report {
+    pub fn changed_anything(&self) -> bool {
+        self.rows_created > 0 || !self.unlocked.is_empty()
+    }
+}
+
+pub async fn run(
+    pool: &PgPool,
+    registry: &Registry,
+    batch_size: i64,
+) -> Result<Report, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let acquired: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+        .bind(RECOMPUTE_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    if !acquired {
+        tracing::info!("recompute skipped: another run holds the lock");
+        return Ok(Report {
+            skipped: true,
+            ..Report::default()
+        });
+    }
+
+    let slugs: Vec<&str> = registry.tools().iter().map(|t| t.slug.as_str()).collect();
+    let mut requirement_tools = Vec::new();
+    let mut requirement_fields = Vec::new();
+    for tool in registry.tools() {
+        for dep in tool.required_dependencies() {
+            requirement_tools.push(tool.slug.as_str());
+            requirement_fields.push(dep.field.as_str());
+        }
+    }
+    let unlock_sql = tool_sql::recompute_unlocks(registry);
+
+    let mut report = Report::default();
+    let mut after = Uuid::nil();
+    loop {
+        let users: Vec<Uuid> =
+            sqlx::query_scalar("select id from shared.users where id > $1 order by id limit $2")
+                .bind(after)
+                .bind(batch_size)
+                .fetch_all(&mut *tx)
+                .await?;
+        let Some(&last) = users.last() else { break };
+        after = last;
+        report.users += users.len() as u64;
+
+        // New rows start locked; the unlock below opens those whose needs are met
+        // (including tools with no required dependencies).
+        report.rows_created += sqlx::query(
+            "insert into shared.user_progress (user_id, tool_slug, status)
+             select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
+             on conflict (user_id, tool_slug) do nothing",
+        )
+        .bind(&users)
+        .bind(&slugs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+
+        let unlocked: Vec<(Uuid, String)> = sqlx::query_as(unlock_sql.clone())
+            .bind(&users)
+            .bind(&requirement_tools)
+            .bind(&requirement_fields)
+            .bind(&requirement_fields)
+            .bind(&slugs)
+            .fetch_all(&mut *tx)
+            .await?;
+        for (_, slug) in unlocked {
+            *report.unlocked.entry(slug).or_default() += 1;
+        }
+    }
+
+    report.expired_deleted += sqlx::query("delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'")
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    report.expired_deleted += sqlx::query(
+        "delete from shared.session_launches where used_at < current_timestamp - interval '1 day'",
+    )
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    tx.commit().await?;
+
+    tracing::info!(
+        users = report.users,
+        rows_created = report.rows_created,
+        unlocked = ?report.unlocked,
+        expired_deleted = report.expired_deleted,
+        "recompute finished"
+    );
+    Ok(report)
+}

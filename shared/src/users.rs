@@ -1,0 +1,244 @@
+//! Syncing LearnWorlds users into `shared.users`, for webhooks and session launches.
+
+use serde::Serialize;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::registry::Registry;
+
+/// A user as LearnWorlds describes them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LmsUser {
+    pub lms_user_id: String,
+    pub email: String,
+    pub full_name: String,
+    /// From a tag `org:<slug>`; `None` leaves the user's organization as it is.
+    pub organization: Option<OrganizationTag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationTag {
+    pub slug: String,
+    /// Shown to people; the company sign-up field when LearnWorlds has it.
+    pub name: String,
+}
+
+impl OrganizationTag {
+    /// The first tag of the form `org:<slug>` with a valid slug, lowercased.
+    pub fn from_tags<'a>(
+        tags: impl IntoIterator<Item = &'a str>,
+        company: Option<&str>,
+    ) -> Option<Self> {
+        tags.into_iter().find_map(|tag| {
+            let (prefix, slug) = tag.trim().split_once(':')?;
+            if !prefix.eq_ignore_ascii_case("org") {
+                return None;
+            }
+            let slug = slug.trim().to_ascii_lowercase();
+            let valid = !slug.is_empty()
+                && slug.len() <= 100
+                && slug.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            valid.then(|| Self {
+                name: company
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or(&slug)
+                    .chars()
+                    .take(255)
+                    .collect(),
+                slug,
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub lms_user_id: String,
+    pub email: String,
+    pub full_name: String,
+    pub role: String,
+    pub organization_id: Option<Uuid>,
+    #[serde(skip)]
+    pub created: bool,
+}
+
+impl LmsUser {
+    /// Checks the fields against the columns they go into.
+    pub fn validate(&self) -> Result<(), ApiError> {
+        let invalid = |message: &str| Err(ApiError::unprocessable("invalid_user", message));
+        if self.lms_user_id.trim().is_empty() || self.lms_user_id.len() > 255 {
+            return invalid("the LearnWorlds user id must be 1 to 255 characters");
+        }
+        let email = self.email.trim();
+        if email.len() > 255 || email.contains(char::is_whitespace) || !email.contains('@') {
+            return invalid("the email address is not valid");
+        }
+        if self.full_name.chars().count() > 255 {
+            return invalid("the name is longer than 255 characters");
+        }
+        if [&self.lms_user_id, &self.email, &self.full_name]
+            .iter()
+            .any(|f| f.contains('\0'))
+        {
+            return invalid("fields may not contain \\u0000");
+        }
+        Ok(())
+    }
+}
+
+/// Upserts the user by LearnWorlds id and, for a new user, creates one progress
+/// row per registry tool. Re-syncing never touches progress. An email held by a
+/// different LearnWorlds id (compared case-insensitively) is a 409.
+pub async fn sync(
+    conn: &mut PgConnection,
+    registry: &Registry,
+    user: &LmsUser,
+    record_login: bool,
+) -> Result<User, ApiError> {
+    user.validate()?;
+    let organization_id = match &user.organization {
+        Some(org) => Some(organization(conn, org).await?),
+        None => None,
+    };
+    let (slugs, statuses): (Vec<&str>, Vec<&str>) = registry
+        .tools()
+        .iter()
+        .map(|t| {
+            (
+                t.slug.as_str(),
+                if t.starts_unlocked() {
+                    "unlocked"
+                } else {
+                    "locked"
+                },
+            )
+        })
+        .unzip();
+    let synced = sqlx::query_as::<_, User>(
+        r"with upserted as (
+            insert into shared.users as u (lms_user_id, email, full_name, organization_id, last_login)
+            values ($1, $2, $3, $4, case when $7 then current_timestamp end)
+            on conflict (lms_user_id) do update set
+                email = excluded.email,
+                full_name = excluded.full_name,
+                organization_id = coalesce(excluded.organization_id, u.organization_id),
+                last_login = coalesce(excluded.last_login, u.last_login)
+            returning u.id, u.lms_user_id, u.email, u.full_name, u.role, u.organization_id, (u.xmax = 0) as created
+        ), progress as (
+            insert into shared.user_progress (user_id, tool_slug, status, unlocked_at)
+            select upserted.id, t.slug, t.status, case when t.status = 'unlocked' then current_timestamp end
+            from upserted, unnest($5::text[], $6::text[]) as t(slug, status)
+            where upserted.created
+            on conflict (user_id, tool_slug) do nothing
+        )
+        select id, lms_user_id::text, email::text, full_name::text, role::text, organization_id, created from upserted",
+    )
+    .bind(&user.lms_user_id)
+    .bind(user.email.trim())
+    .bind(&user.full_name)
+    .bind(organization_id)
+    .bind(&slugs)
+    .bind(&statuses)
+    .bind(record_login)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
+        Some("users_email_key" | "users_email_lower_key") => ApiError::Conflict {
+            code: "email_conflict",
+            message: "this email address belongs to another LearnWorlds account".into(),
+            details: serde_json::json!({ "email": user.email.trim() }),
+        },
+        _ => ApiError::from(e),
+    })?;
+    Ok(synced)
+}
+
+/// The organization with this slug, created if new.
+async fn organization(conn: &mut PgConnection, org: &OrganizationTag) -> Result<Uuid, ApiError> {
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing returning id",
+    )
+    .bind(&org.slug)
+    .bind(&org.name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(id) = inserted {
+        return Ok(id);
+    }
+    // A new statement sees the row even when a concurrent sync created it.
+    Ok(
+        sqlx::query_scalar("select id from shared.organizations where slug = $1")
+            .bind(&org.slug)
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_valid_org_tag_names_the_organization() {
+        let org = OrganizationTag::from_tags(
+            ["vip", "ORG:Acme-Bakery", "org:other"],
+            Some("Acme Bakery Ltd"),
+        )
+        .unwrap();
+        assert_eq!(org.slug, "acme-bakery");
+        assert_eq!(org.name, "Acme Bakery Ltd");
+        let org = OrganizationTag::from_tags(["org:", "org:bad slug!", "org:acme"], None).unwrap();
+        assert_eq!(
+            org,
+            OrganizationTag {
+                slug: "acme".into(),
+                name: "acme".into()
+            }
+        );
+        assert!(OrganizationTag::from_tags(["organisation:acme", "vip"], None).is_none());
+    }
+
+    #[test]
+    fn user_fields_are_checked_against_their_columns() {
+        let ok = LmsUser {
+            lms_user_id: "64a0f0000000000000000001".into(),
+            email: "ana@example.test".into(),
+            full_name: "Ana".into(),
+            organization: None,
+        };
+        assert!(ok.validate().is_ok());
+        for bad in [
+            LmsUser {
+                lms_user_id: String::new(),
+                ..ok.clone()
+            },
+            LmsUser {
+                email: "not-an-email".into(),
+                ..ok.clone()
+            },
+            LmsUser {
+                email: "a b@example.test".into(),
+                ..ok.clone()
+            },
+            LmsUser {
+                full_name: "x".repeat(256),
+                ..ok.clone()
+            },
+            LmsUser {
+                full_name: "a\0b".into(),
+                ..ok.clone()
+            },
+        ] {
+            assert_eq!(
+                bad.validate().unwrap_err().status().as_u16(),
+                422,
+                "{bad:?}"
+            );
+        }
+    }
+}

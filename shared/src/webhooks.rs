@@ -1,0 +1,274 @@
+//! LearnWorlds webhooks: which deliveries carry a user, where the user sits in
+//! the payload, and recording every delivery exactly once.
+//!
+//! LearnWorlds sends no event id and retries failed deliveries, so a delivery is
+//! identified by the SHA-256 of its raw body: the same body twice has one effect.
+
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::registry::Registry;
+use crate::users::{self, LmsUser, OrganizationTag};
+
+/// Where an event type carries its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UserAt {
+    DataUser,
+    /// `data.user.user` (subscriptionPaymentPlanBought).
+    DataUserUser,
+    /// Flat in `data` (userTagAdded / userTagDeleted).
+    Data,
+}
+
+fn user_location(event_type: &str) -> Option<UserAt> {
+    match event_type {
+        "userUpdated"
+        | "enrolledFreeCourse"
+        | "productBought"
+        | "courseCompleted"
+        | "userUnenrolledFromProduct" => Some(UserAt::DataUser),
+        "subscriptionPaymentPlanBought" => Some(UserAt::DataUserUser),
+        "userTagAdded" | "userTagDeleted" => Some(UserAt::Data),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_type: Option<String>,
+    pub trigger: Option<String>,
+    /// `None` for events the service does not act on.
+    pub user: Option<LmsUser>,
+}
+
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads an envelope `{"version", "type", "trigger", "school_id", "data"}`
+/// tolerantly: unknown fields are ignored, optional ones may be absent.
+pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
+    let Value::Object(envelope) = payload else {
+        return Err(ApiError::unprocessable(
+            "invalid_webhook",
+            "the webhook body must be a JSON object",
+        ));
+    };
+    let event_type = text(envelope.get("type"));
+    let trigger = text(envelope.get("trigger"));
+    let Some(location) = event_type.as_deref().and_then(user_location) else {
+        return Ok(Event {
+            event_type,
+            trigger,
+            user: None,
+        });
+    };
+    let data = envelope.get("data");
+    let user = match location {
+        UserAt::DataUser => data.and_then(|d| d.get("user")),
+        UserAt::DataUserUser => data.and_then(|d| d.get("user")).and_then(|u| u.get("user")),
+        UserAt::Data => data,
+    };
+    let Some(user) = user.filter(|u| u.is_object()) else {
+        return Err(ApiError::unprocessable(
+            "invalid_webhook",
+            format!(
+                "a {} event must carry a user",
+                event_type.unwrap_or_default()
+            ),
+        ));
+    };
+    let lms_user_id = text(user.get("id")).ok_or_else(|| {
+        ApiError::unprocessable("invalid_webhook", "the webhook's user has no id")
+    })?;
+    let email = text(user.get("email")).ok_or_else(|| {
+        ApiError::unprocessable("invalid_webhook", "the webhook's user has no email")
+    })?;
+    let full_name = [text(user.get("first_name")), text(user.get("last_name"))]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let full_name = Some(full_name)
+        .filter(|n| !n.is_empty())
+        .or_else(|| text(user.get("username")))
+        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+    // A userTagDeleted event may list the removed tags, which must not move the user.
+    let organization = if event_type.as_deref() == Some("userTagDeleted") {
+        None
+    } else {
+        let tags: Vec<&str> = user
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let company = user
+            .get("fields")
+            .and_then(|f| f.get("company"))
+            .and_then(Value::as_str);
+        OrganizationTag::from_tags(tags, company)
+    };
+    Ok(Event {
+        event_type,
+        trigger,
+        user: Some(LmsUser {
+            lms_user_id,
+            email,
+            full_name,
+            organization,
+        }),
+    })
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    /// `synced`, `ignored`, or `duplicate` for a body already received.
+    pub outcome: &'static str,
+    pub event_id: Option<Uuid>,
+    pub user_id: Option<Uuid>,
+}
+
+/// Records the delivery and, for events that carry a user, syncs the user, in
+/// one transaction: on any error nothing is written, so LearnWorlds' retry can
+/// succeed later.
+pub async fn receive(
+    pool: &PgPool,
+    registry: &Registry,
+    body: &[u8],
+    payload: &Value,
+) -> Result<Receipt, ApiError> {
+    let event = interpret(payload)?;
+    let digest = Sha256::digest(body).to_vec();
+    let outcome = if event.user.is_some() {
+        "synced"
+    } else {
+        "ignored"
+    };
+    let mut tx = pool.begin().await?;
+    let event_id: Option<Uuid> = sqlx::query_scalar(
+        "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (body_sha256) do nothing
+         returning id",
+    )
+    .bind(&digest)
+    .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
+    .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
+    .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
+    .bind(outcome)
+    .bind(payload)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some(event_id) = event_id else {
+        return Ok(Receipt {
+            outcome: "duplicate",
+            event_id: None,
+            user_id: None,
+        });
+    };
+    let user_id = match &event.user {
+        Some(user) => Some(users::sync(&mut tx, registry, user, false).await?.id),
+        None => None,
+    };
+    tx.commit().await?;
+    tracing::info!(event_type = ?event.event_type, outcome, user_id = ?user_id, "webhook received");
+    Ok(Receipt {
+        outcome,
+        event_id: Some(event_id),
+        user_id,
+    })
+}
+
+fn truncate(s: &str, max_chars: usize) -> String {
+    s.chars().take(max_chars).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn user() -> Value {
+        json!({
+            "id": "64a0f0000000000000000001", "email": "ana@example.test", "username": "ana",
+            "first_name": "Ana", "last_name": "Lopes", "created": 1_700_000_000.5,
+            "tags": ["vip", "org:acme"], "fields": {"company": "Acme Ltd", "cf_size": "10"},
+            "role": {"level": "admin", "name": "Admin"}, "is_admin": true
+        })
+    }
+
+    #[test]
+    fn each_user_event_finds_its_user_where_learnworlds_puts_it() {
+        let cases = [
+            json!({"version": 2, "type": "userUpdated", "trigger": "user_updated", "data": {"user": user()}}),
+            json!({"type": "enrolledFreeCourse", "data": {"user": user(), "course": {"id": "c"}}}),
+            json!({"type": "productBought", "data": {"user": user(), "payment": {"product": {}}}}),
+            json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "2026-01-01T00:00:00Z"}}),
+            json!({"type": "userUnenrolledFromProduct", "data": {"user": user()}}),
+            json!({"type": "subscriptionPaymentPlanBought", "data": {"user": {"user": user()}}}),
+            json!({"type": "userTagAdded", "trigger": "user_tag_added", "data": user()}),
+        ];
+        for payload in cases {
+            let event = interpret(&payload).unwrap();
+            let user = event.user.unwrap_or_else(|| panic!("no user in {payload}"));
+            assert_eq!(user.lms_user_id, "64a0f0000000000000000001");
+            assert_eq!(user.email, "ana@example.test");
+            assert_eq!(user.full_name, "Ana Lopes");
+            assert_eq!(user.organization.unwrap().name, "Acme Ltd");
+        }
+    }
+
+    #[test]
+    fn a_tag_deletion_never_moves_the_user_between_organizations() {
+        let event = interpret(&json!({"type": "userTagDeleted", "data": user()})).unwrap();
+        assert_eq!(event.user.unwrap().organization, None);
+    }
+
+    #[test]
+    fn events_without_a_user_are_ignored_not_rejected() {
+        for payload in [
+            json!({"type": "leadCreated", "data": {}}),
+            json!({"type": "awardedCertificate"}),
+            json!({}),
+        ] {
+            assert_eq!(interpret(&payload).unwrap().user, None);
+        }
+    }
+
+    #[test]
+    fn a_user_event_without_id_or_email_is_422() {
+        for payload in [
+            json!({"type": "userUpdated", "data": {}}),
+            json!({"type": "userUpdated", "data": {"user": {"email": "a@b.test"}}}),
+            json!({"type": "userUpdated", "data": {"user": {"id": "x"}}}),
+            json!([1]),
+        ] {
+            assert_eq!(
+                interpret(&payload).unwrap_err().status().as_u16(),
+                422,
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_fall_back_to_username_then_email() {
+        let payload = json!({"type": "userUpdated", "data": {"user": {"id": 7, "email": "zoe@example.test", "username": "zoe_z"}}});
+        let user = interpret(&payload).unwrap().user.unwrap();
+        assert_eq!(
+            (user.lms_user_id.as_str(), user.full_name.as_str()),
+            ("7", "zoe_z")
+        );
+        let payload = json!({"type": "userUpdated", "data": {"user": {"id": "8", "email": "max@example.test"}}});
+        assert_eq!(interpret(&payload).unwrap().user.unwrap().full_name, "max");
+    }
+}
