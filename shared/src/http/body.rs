@@ -92,14 +92,19 @@ impl StrictValue<'_> {
         E::custom(message)
     }
 
-    fn nested<E: de::Error>(&self) -> Result<StrictValue<'_>, E> {
-        if self.depth >= MAX_DEPTH {
+    /// Called on entering an array or object, which sits at `self.depth`.
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        if self.depth > MAX_DEPTH {
             return Err(self.fail(Problem::TooDeep, "nesting limit reached"));
         }
-        Ok(StrictValue {
+        Ok(())
+    }
+
+    fn nested(&self) -> StrictValue<'_> {
+        StrictValue {
             depth: self.depth + 1,
             problem: self.problem,
-        })
+        }
     }
 
     fn string<E: de::Error>(&self, s: &str) -> Result<(), E> {
