@@ -4,10 +4,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 
 use crate::config::{ConfigError, DatabaseSettings};
+
+const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
 
 /// A pool whose connections open on first use, so a cold start neither waits for
 /// nor fails on the database; requests made while it is down get a 503.
@@ -24,6 +26,18 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, ConfigError> 
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // sqlx's default pings every connection before handing it out: a round
+        // trip per request. Only a connection idle long enough to have been
+        // dropped (a frozen Lambda, a pooler's idle timeout) is checked first.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_WHEN_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options))
 }
 

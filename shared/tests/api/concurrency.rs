@@ -1,0 +1,85 @@
+//! Parallel writes: no lost update, no duplicate user.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use shared::registry::Registry;
+use shared::users::LmsUser;
+use sqlx::PgPool;
+
+use crate::TestApp;
+
+#[sqlx::test(migrations = false)]
+async fn twenty_parallel_saves_of_one_tool_leave_one_row_with_one_version_per_write(pool: PgPool) {
+    let app = Arc::new(TestApp::new(pool).await);
+    let ana = Arc::new(app.user("ana", None, "user").await);
+    let saves = (0..20).map(|i| {
+        let (app, ana) = (Arc::clone(&app), Arc::clone(&ana));
+        tokio::spawn(async move {
+            app.save(&ana, "woop", json!({"wish": format!("wish {i}")}), "draft")
+                .await
+        })
+    });
+    let mut versions = Vec::new();
+    for save in saves {
+        let response = save.await.unwrap();
+        assert!(
+            response.status == 200 || response.status == 201,
+            "{:?}",
+            response.body
+        );
+        versions.push(response.body["submission"]["version"].as_i64().unwrap());
+    }
+    versions.sort();
+    assert_eq!(
+        versions,
+        (1..=20).collect::<Vec<_>>(),
+        "each write saw its own version"
+    );
+    let (rows, version): (i64, i32) = sqlx::query_as(
+        "select count(*), max(version) from sprint_00_woop.submissions where user_id = $1",
+    )
+    .bind(ana.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((rows, version), (1, 20));
+}
+
+#[sqlx::test(migrations = false)]
+async fn parallel_first_syncs_of_a_new_user_create_one_user_and_one_set_of_progress(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let user = LmsUser {
+        lms_user_id: "64a0f00000000000000000aa".into(),
+        email: "race@example.test".into(),
+        full_name: "Race".into(),
+        organization: shared::users::OrganizationTag::from_tags(["org:racers"], None),
+    };
+    let syncs = (0..12).map(|_| {
+        let (pool, user) = (pool.clone(), user.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            shared::users::sync(&mut conn, Registry::embedded(), &user, false)
+                .await
+                .unwrap()
+                .id
+        })
+    });
+    let mut ids = Vec::new();
+    for sync in syncs {
+        ids.push(sync.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+    let (users, orgs, progress): (i64, i64, i64) = sqlx::query_as(
+        "select (select count(*) from shared.users), (select count(*) from shared.organizations),
+                (select count(*) from shared.user_progress)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (users, orgs, progress),
+        (1, 1, app.registry().tools().len() as i64)
+    );
+}

@@ -1,0 +1,343 @@
+//! API tests: every route through `App::handle`, the function the Lambdas and
+//! the local server run, against a fresh PostgreSQL database per test.
+
+mod bad_input;
+mod chain;
+mod concurrency;
+mod dependencies;
+mod matrix;
+mod progress;
+mod recompute;
+mod sessions;
+mod submissions;
+mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use http::{HeaderMap, Method};
+use lambda_http::Body;
+use serde_json::{Value, json};
+use shared::app::App;
+use shared::config::ApiSettings;
+use shared::registry::Registry;
+use shared::users::{LmsUser, OrganizationTag};
+use sqlx::{AssertSqlSafe, PgPool};
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "api-test-jwt-secret-at-least-32-bytes";
+pub const WEBHOOK_SECRET: &str = "api-test-webhook-secret";
+pub const LAUNCH_SECRET: &str = "api-test-launch-secret";
+
+pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
+    let mut vars: HashMap<&str, &str> = HashMap::from([
+        ("JWT_SECRET", JWT_SECRET),
+        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
+    ]);
+    vars.extend(extra.iter().copied());
+    ApiSettings::from_source(&vars).unwrap()
+}
+
+pub struct TestApp {
+    pub app: App,
+    pub pool: PgPool,
+}
+
+pub struct TestUser {
+    pub id: Uuid,
+    pub token: String,
+    pub lms_user_id: String,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+impl TestApp {
+    pub async fn new(pool: PgPool) -> Self {
+        Self::with_settings(pool, settings(&[])).await
+    }
+
+    pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
+        shared::migrate::run(&pool, Registry::embedded())
+            .await
+            .unwrap();
+        let app = App::new(pool.clone(), Registry::embedded(), settings, None);
+        Self { app, pool }
+    }
+
+    pub fn registry(&self) -> &'static Registry {
+        Registry::embedded()
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> TestResponse {
+        let mut builder = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let body = body.map_or(Body::Empty, |b| Body::Binary(b.to_vec()));
+        let response = self.app.handle(builder.body(body).unwrap()).await;
+        let (parts, body) = response.into_parts();
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).expect("every answer is JSON")
+        };
+        TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        let auth = format!("Bearer {token}");
+        self.request(Method::GET, path, &[("authorization", &auth)], None)
+            .await
+    }
+
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let auth = format!("Bearer {token}");
+        let mut all = vec![
+            ("authorization", auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        all.extend_from_slice(headers);
+        self.request(Method::PUT, path, &all, Some(body.to_string().as_bytes()))
+            .await
+    }
+
+    /// PUT a save of `slug` and return the response.
+    pub async fn save(
+        &self,
+        user: &TestUser,
+        slug: &str,
+        data: Value,
+        status: &str,
+    ) -> TestResponse {
+        let body = json!({ "data": data, "status": status });
+        self.put(
+            &format!("/tools/{slug}/submission"),
+            &user.token,
+            &body,
+            &[],
+        )
+        .await
+    }
+
+    /// Submits `slug` with every output key filled.
+    pub async fn submit_complete(&self, user: &TestUser, slug: &str) -> TestResponse {
+        self.save(user, slug, complete_data(slug), "submitted")
+            .await
+    }
+
+    /// A user synced the way LearnWorlds would sync them, with a role set by an admin.
+    pub async fn user(&self, name: &str, organization: Option<&str>, role: &str) -> TestUser {
+        let lms_user_id = format!("lms-{name}");
+        let user = LmsUser {
+            lms_user_id: lms_user_id.clone(),
+            email: format!("{name}@example.test"),
+            full_name: name.to_owned(),
+            organization: organization
+                .and_then(|org| OrganizationTag::from_tags([format!("org:{org}").as_str()], None)),
+        };
+        let mut conn = self.pool.acquire().await.unwrap();
+        let synced = shared::users::sync(&mut conn, self.registry(), &user, false)
+            .await
+            .unwrap();
+        sqlx::query("update shared.users set role = $2 where id = $1")
+            .bind(synced.id)
+            .bind(role)
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let (token, _) = self.app.issue_token(synced.id).unwrap();
+        TestUser {
+            id: synced.id,
+            token,
+            lms_user_id,
+        }
+    }
+
+    /// A checksum of every row of every table the service writes.
+    pub async fn snapshot(&self) -> String {
+        let mut tables: Vec<String> = [
+            "shared.organizations",
+            "shared.users",
+            "shared.user_progress",
+            "shared.idempotency_keys",
+            "shared.webhook_events",
+            "shared.session_launches",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for tool in self.registry().tools() {
+            tables.push(format!("{}.submissions", tool.schema.quoted()));
+            tables.push(format!("{}.field_outputs", tool.schema.quoted()));
+        }
+        let parts: Vec<String> = tables
+            .iter()
+            .map(|t| format!("select '{t}' as name, (select md5(coalesce(string_agg(x::text, '|' order by x::text), '')) from {t} x) as digest"))
+            .collect();
+        let sql = format!(
+            "select string_agg(name || ':' || digest, ',' order by name) from ({}) d",
+            parts.join(" union all ")
+        );
+        sqlx::query_scalar(AssertSqlSafe(sql))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn status_of(&self, user: &TestUser, slug: &str) -> String {
+        sqlx::query_scalar(
+            "select status::text from shared.user_progress where user_id = $1 and tool_slug = $2",
+        )
+        .bind(user.id)
+        .bind(slug)
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// Data that fills every output key of a tool.
+pub fn complete_data(slug: &str) -> Value {
+    let tool = Registry::embedded().tool(slug).unwrap();
+    let data: serde_json::Map<String, Value> = tool
+        .outputs
+        .iter()
+        .map(|o| (o.key.clone(), json!(format!("{} for {slug}", o.key))))
+        .collect();
+    Value::Object(data)
+}
+
+/// Counts the statement round trips clients make to PostgreSQL by watching the
+/// wire: each simple Query ('Q'), and each Sync ('S') that ends an extended-
+/// protocol statement. A bare Sync is sqlx's connection ping (it pings every
+/// connection it returns to the pool, after the response), not a statement.
+pub struct RoundTripCounter {
+    count: Arc<AtomicUsize>,
+    pub pool: PgPool,
+}
+
+impl RoundTripCounter {
+    pub async fn new(pool: &PgPool) -> Self {
+        let database: String = sqlx::query_scalar("select current_database()")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        let options = pool.connect_options();
+        let upstream = format!("{}:{}", options.get_host(), options.get_port());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&count);
+        tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                let counter = Arc::clone(&counter);
+                tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    let (mut client_read, mut client_write) = client.into_split();
+                    let (mut server_read, mut server_write) = server.into_split();
+                    let to_client = tokio::io::copy(&mut server_read, &mut client_write);
+                    let to_server = forward_counting(&mut client_read, &mut server_write, &counter);
+                    let _ = tokio::join!(to_client, to_server);
+                });
+            }
+        });
+        let user = options.get_username().to_owned();
+        let url = format!("postgres://{user}@127.0.0.1:{port}/{database}?sslmode=disable");
+        let database = shared::config::DatabaseSettings {
+            url: shared::config::Secret::new(url),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+            statement_cache: true,
+        };
+        // The service's own pool settings, so the count is what production sees.
+        let pool = shared::db::connect_lazy(&database).unwrap();
+        Self { count, pool }
+    }
+
+    pub fn reset(&self) {
+        self.count.store(0, Ordering::SeqCst);
+    }
+
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward_counting(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    counter: &AtomicUsize,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The startup packet (and an SSL request before it) has no type byte.
+    loop {
+        let len = from.read_u32().await?;
+        let mut payload = vec![0; len as usize - 4];
+        from.read_exact(&mut payload).await?;
+        to.write_u32(len).await?;
+        to.write_all(&payload).await?;
+        let code = u32::from_be_bytes(payload[..4].try_into().unwrap());
+        if code != 80_877_103 && code != 80_877_104 {
+            break;
+        }
+    }
+    let mut statement_pending = false;
+    loop {
+        let kind = from.read_u8().await?;
+        let len = from.read_u32().await?;
+        let mut payload = vec![0; len as usize - 4];
+        from.read_exact(&mut payload).await?;
+        match kind {
+            b'Q' => {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            b'S' if statement_pending => {
+                counter.fetch_add(1, Ordering::SeqCst);
+                statement_pending = false;
+            }
+            b'S' => {}
+            _ => statement_pending = true,
+        }
+        to.write_u8(kind).await?;
+        to.write_u32(len).await?;
+        to.write_all(&payload).await?;
+    }
+}

@@ -1,0 +1,237 @@
+//! Who may read and write whose data, on every route. The answer for someone
+//! else's data is the same 404 as for a user who does not exist.
+
+use http::Method;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{TestApp, TestUser};
+
+struct Cast {
+    ana: TestUser,
+    ben: TestUser,
+    guru: TestUser,
+    outside_guru: TestUser,
+    admin: TestUser,
+    lone_guru: TestUser,
+    loner: TestUser,
+}
+
+async fn cast(app: &TestApp) -> Cast {
+    let cast = Cast {
+        ana: app.user("ana", Some("acme"), "user").await,
+        ben: app.user("ben", Some("acme"), "user").await,
+        guru: app.user("guru", Some("acme"), "guru").await,
+        outside_guru: app.user("outside", Some("globex"), "guru").await,
+        admin: app.user("admin", Some("globex"), "admin").await,
+        lone_guru: app.user("lone-guru", None, "guru").await,
+        loner: app.user("loner", None, "user").await,
+    };
+    app.submit_complete(&cast.ana, "woop").await;
+    cast
+}
+
+/// The three ways to read a given user's data.
+fn reads_of(user: Uuid) -> [String; 3] {
+    [
+        format!("/users/{user}/progress"),
+        format!("/tools/know-thyself/dependencies?user_id={user}"),
+        format!("/tools/woop/submission?user_id={user}"),
+    ]
+}
+
+#[sqlx::test(migrations = false)]
+async fn users_read_only_their_own_data(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    for path in reads_of(c.ana.id) {
+        let own = app.get(&path, &c.ana.token).await;
+        assert_eq!(own.status, 200, "{path}");
+        assert_eq!(own.body["user_id"], c.ana.id.to_string(), "{path}");
+
+        let other = app.get(&path, &c.ben.token).await;
+        let nobody = app
+            .get(
+                &path.replace(&c.ana.id.to_string(), &Uuid::new_v4().to_string()),
+                &c.ben.token,
+            )
+            .await;
+        assert_eq!(
+            (other.status, other.code()),
+            (404, "user_not_found"),
+            "{path}"
+        );
+        assert_eq!(
+            (nobody.status, nobody.code()),
+            (404, "user_not_found"),
+            "{path}"
+        );
+        assert_eq!(
+            other.body["error"]["message"],
+            nobody.body["error"]["message"]
+        );
+    }
+    // The self routes without a user id.
+    for path in [
+        "/progress",
+        "/tools/know-thyself/dependencies",
+        "/tools/woop/submission",
+    ] {
+        let response = app.get(path, &c.ana.token).await;
+        assert_eq!(
+            (response.status, &response.body["user_id"]),
+            (200, &json!(c.ana.id.to_string())),
+            "{path}"
+        );
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_guru_reads_users_of_their_own_organization_only(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    for path in reads_of(c.ana.id) {
+        let inside = app.get(&path, &c.guru.token).await;
+        assert_eq!(inside.status, 200, "{path}");
+        assert_eq!(inside.body["user_id"], c.ana.id.to_string());
+        assert_eq!(
+            app.get(&path, &c.outside_guru.token).await.status,
+            404,
+            "{path}"
+        );
+        assert_eq!(
+            app.get(&path, &c.lone_guru.token).await.status,
+            404,
+            "{path}"
+        );
+    }
+    // No organization is not the same organization.
+    for path in reads_of(c.loner.id) {
+        assert_eq!(
+            app.get(&path, &c.lone_guru.token).await.status,
+            404,
+            "{path}"
+        );
+    }
+    let submission = app
+        .get(
+            &format!("/tools/woop/submission?user_id={}", c.ana.id),
+            &c.guru.token,
+        )
+        .await;
+    assert_eq!(submission.body["submission"]["status"], "submitted");
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_admin_reads_anyone(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    for user in [c.ana.id, c.loner.id, c.guru.id] {
+        for path in reads_of(user) {
+            let response = app.get(&path, &c.admin.token).await;
+            assert_eq!(response.status, 200, "{path}");
+            assert_eq!(response.body["user_id"], user.to_string());
+        }
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn nobody_writes_someone_elses_submission(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    let before = app.snapshot().await;
+    let body = json!({"data": {"wish": "hijacked"}, "status": "draft"});
+    for writer in [&c.guru, &c.admin, &c.ben] {
+        let path = format!("/tools/woop/submission?user_id={}", c.ana.id);
+        let response = app.put(&path, &writer.token, &body, &[]).await;
+        assert_eq!(response.status, 400, "{:?}", response.body);
+    }
+    assert_eq!(app.snapshot().await, before);
+    // A guru's PUT saves the guru's own work, never the user's.
+    let own = app
+        .put("/tools/woop/submission", &c.guru.token, &body, &[])
+        .await;
+    assert_eq!(own.status, 201);
+    let ana_data: serde_json::Value =
+        sqlx::query_scalar("select data from sprint_00_woop.submissions where user_id = $1")
+            .bind(c.ana.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(ana_data, crate::complete_data("woop"));
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_route_but_health_requires_a_valid_token(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    let before = app.snapshot().await;
+    let body = json!({"data": {}, "status": "draft"}).to_string();
+    let routes = [
+        (Method::GET, "/progress".to_owned()),
+        (Method::GET, format!("/users/{}/progress", c.ana.id)),
+        (Method::GET, "/tools/woop/dependencies".to_owned()),
+        (Method::GET, "/tools/woop/submission".to_owned()),
+        (Method::PUT, "/tools/woop/submission".to_owned()),
+    ];
+    let expired = {
+        use jsonwebtoken::{EncodingKey, Header, encode};
+        let now = jsonwebtoken::get_current_timestamp();
+        let claims = json!({"sub": c.ana.id.to_string(), "iss": "fasttrack", "aud": "fasttrack-api", "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(crate::JWT_SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    for (method, path) in &routes {
+        for auth in [
+            None,
+            Some("Bearer".to_owned()),
+            Some("Basic YWRtaW46YWRtaW4=".to_owned()),
+            Some(format!("Bearer {expired}")),
+        ] {
+            let mut headers = vec![("content-type", "application/json")];
+            if let Some(auth) = &auth {
+                headers.push(("authorization", auth));
+            }
+            let response = app
+                .request(method.clone(), path, &headers, Some(body.as_bytes()))
+                .await;
+            assert_eq!(response.status, 401, "{method} {path} with {auth:?}");
+        }
+    }
+    assert_eq!(app.snapshot().await, before);
+    assert_eq!(
+        app.request(Method::GET, "/health", &[], None).await.status,
+        200
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_token_for_a_deleted_user_is_401(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    sqlx::query("delete from shared.users where id = $1")
+        .bind(c.ben.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(app.get("/progress", &c.ben.token).await.status, 401);
+    assert_eq!(
+        app.get("/tools/woop/dependencies", &c.ben.token)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        app.get("/tools/woop/submission", &c.ben.token).await.status,
+        401
+    );
+    assert_eq!(
+        app.save(&c.ben, "woop", json!({}), "draft").await.status,
+        401
+    );
+}

@@ -1,0 +1,91 @@
+//! `GET /progress` and `GET /users/{user_id}/progress`.
+
+use shared::app::App;
+use shared::registry::Registry;
+use sqlx::PgPool;
+
+use crate::{RoundTripCounter, TestApp, settings};
+
+#[sqlx::test(migrations = false)]
+async fn progress_lists_every_tool_in_sprint_order_with_a_summary(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", Some("acme"), "user").await;
+    app.submit_complete(&ana, "woop").await;
+    app.save(
+        &ana,
+        "know-thyself",
+        serde_json::json!({"dream": "x"}),
+        "draft",
+    )
+    .await;
+
+    let response = app.get("/progress", &ana.token).await;
+    assert_eq!(response.status, 200);
+    let tools = response.body["tools"].as_array().unwrap();
+    assert_eq!(tools.len(), app.registry().tools().len());
+    let sprints: Vec<i64> = tools
+        .iter()
+        .map(|t| t["sprint"].as_i64().unwrap())
+        .collect();
+    assert!(sprints.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(tools[0]["slug"], "woop");
+    assert_eq!(tools[0]["status"], "completed");
+    assert_eq!(tools[0]["percentage"], 100);
+    assert!(tools[0]["completed_at"].is_string());
+    assert_eq!(tools[1]["status"], "in_progress");
+    assert_eq!(tools[1]["percentage"], 33);
+    assert_eq!(tools[1]["module"], 1);
+    assert_eq!(tools[7]["optional"], true);
+    let summary = &response.body["summary"];
+    assert_eq!(summary["total"], 31);
+    assert_eq!(summary["completed"], 1);
+    assert_eq!(summary["in_progress"], 1);
+    assert_eq!(summary["unlocked"], 0);
+    assert_eq!(summary["locked"], 29);
+    assert_eq!(summary["percentage"], (100 + 33) / 31);
+    assert_eq!(summary["current_tool"], "know-thyself");
+    assert_eq!(summary["next_tool"], "dream");
+}
+
+#[sqlx::test(migrations = false)]
+async fn progress_summary_counts_equal_the_rows(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    for slug in ["woop", "know-thyself", "dream"] {
+        app.submit_complete(&ana, slug).await;
+    }
+    let response = app.get("/progress", &ana.token).await;
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "select status::text, count(*) from shared.user_progress where user_id = $1 group by 1",
+    )
+    .bind(ana.id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    for (status, count) in rows {
+        assert_eq!(response.body["summary"][&status], count, "{status}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn progress_takes_exactly_one_round_trip(pool: PgPool) {
+    let test = TestApp::new(pool).await;
+    let ana = test.user("ana", None, "user").await;
+    let counter = RoundTripCounter::new(&test.pool).await;
+    let app = App::new(
+        counter.pool.clone(),
+        Registry::embedded(),
+        settings(&[]),
+        None,
+    );
+    let request = || {
+        http::Request::get("/progress")
+            .header("authorization", format!("Bearer {}", ana.token))
+            .body(lambda_http::Body::Empty)
+            .unwrap()
+    };
+    assert_eq!(app.handle(request()).await.status(), 200);
+    counter.reset();
+    assert_eq!(app.handle(request()).await.status(), 200);
+    assert_eq!(counter.count(), 1);
+}

@@ -1,0 +1,110 @@
+//! The scheduled unlock recompute.
+
+use shared::recompute;
+use shared::registry::Registry;
+use sqlx::PgPool;
+
+use crate::TestApp;
+
+#[sqlx::test(migrations = false)]
+async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let ben = app.user("ben", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    app.submit_complete(&ana, "know-thyself").await;
+    // A tool "added to the registry" after the users were synced: no rows yet.
+    sqlx::query("delete from shared.user_progress where tool_slug in ('dream', 'woop')")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // An unlock missed by an earlier version of the service.
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'energy'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let report = recompute::run(&app.pool, Registry::embedded(), 1)
+        .await
+        .unwrap();
+    assert!(!report.skipped);
+    assert_eq!(report.users, 2);
+    assert_eq!(report.rows_created, 4);
+    // woop starts unlocked for both; ana may open dream and energy again.
+    assert_eq!(report.unlocked.get("woop"), Some(&2));
+    assert_eq!(report.unlocked.get("dream"), Some(&1));
+    assert_eq!(report.unlocked.get("energy"), Some(&1));
+    assert_eq!(report.unlocked.len(), 3);
+    assert_eq!(app.status_of(&ana, "dream").await, "unlocked");
+    assert_eq!(app.status_of(&ben, "dream").await, "locked");
+    // Completed tools stay completed; nothing is re-locked.
+    assert_eq!(app.status_of(&ana, "know-thyself").await, "completed");
+
+    let before = app.snapshot().await;
+    let second = recompute::run(&app.pool, Registry::embedded(), 1)
+        .await
+        .unwrap();
+    assert!(!second.changed_anything(), "{second:?}");
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test(migrations = false)]
+async fn recompute_skips_when_another_run_holds_the_lock(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    sqlx::query("update shared.user_progress set status = 'locked' where user_id = $1 and tool_slug = 'woop'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("select pg_advisory_xact_lock(7377304608616639234)")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    assert!(report.skipped);
+    assert_eq!(app.status_of(&ana, "woop").await, "locked");
+    holder.rollback().await.unwrap();
+    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.unlocked.get("woop"), Some(&1));
+}
+
+#[sqlx::test(migrations = false)]
+async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = serde_json::json!({"data": {"wish": "w"}, "status": "draft"});
+    app.put(
+        "/tools/woop/submission",
+        &ana.token,
+        &body,
+        &[("idempotency-key", "old")],
+    )
+    .await;
+    app.put(
+        "/tools/woop/submission",
+        &ana.token,
+        &body,
+        &[("idempotency-key", "new")],
+    )
+    .await;
+    sqlx::query("update shared.idempotency_keys set created_at = now() - interval '2 days' where key = 'old'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    assert_eq!(report.expired_deleted, 1);
+    let keys: Vec<String> = sqlx::query_scalar("select key::text from shared.idempotency_keys")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["new"]);
+}

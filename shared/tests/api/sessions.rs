@@ -1,0 +1,191 @@
+//! `POST /sessions`: a signed launch from LearnWorlds becomes a bearer token.
+
+use http::Method;
+use serde_json::{Value, json};
+use shared::auth::sign_launch;
+use shared::config::Secret;
+use sqlx::PgPool;
+
+use crate::{LAUNCH_SECRET, TestApp, TestResponse};
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn launch(lms_user_id: &str, email: &str, name: &str, timestamp: i64, secret: &str) -> Value {
+    let signature = sign_launch(&Secret::new(secret), lms_user_id, email, name, timestamp);
+    json!({"lms_user_id": lms_user_id, "email": email, "name": name, "timestamp": timestamp, "signature": signature})
+}
+
+async fn post(app: &TestApp, body: &Value) -> TestResponse {
+    app.request(
+        Method::POST,
+        "/sessions",
+        &[("content-type", "application/json")],
+        Some(body.to_string().as_bytes()),
+    )
+    .await
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_signed_launch_creates_the_user_and_returns_a_working_token(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let response = post(
+        &app,
+        &launch(
+            "64a0f0000000000000000001",
+            "Ana@Example.test",
+            "Ana Lopes",
+            now(),
+            LAUNCH_SECRET,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(response.body["token_type"], "Bearer");
+    assert_eq!(response.body["user"]["email"], "Ana@Example.test");
+    assert_eq!(response.body["user"]["role"], "user");
+    assert_eq!(response.body["progress"]["total"], 31);
+    assert_eq!(response.body["progress"]["unlocked"], 1);
+    assert_eq!(response.body["progress"]["current_tool"], "woop");
+    let expires_at = response.body["expires_at"].as_i64().unwrap();
+    assert!((expires_at - now() - 3600).abs() <= 5);
+
+    let token = response.body["token"].as_str().unwrap();
+    let progress = app.get("/progress", token).await;
+    assert_eq!(progress.status, 200);
+    assert_eq!(progress.body["user_id"], response.body["user"]["id"]);
+    let last_login: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "select last_login from shared.users where lms_user_id = '64a0f0000000000000000001'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(last_login.is_some());
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_token_lifetime_is_configurable(pool: PgPool) {
+    let app = TestApp::with_settings(pool, crate::settings(&[("TOKEN_TTL_SECONDS", "600")])).await;
+    let response = post(
+        &app,
+        &launch(
+            "64a0f0000000000000000002",
+            "b@example.test",
+            "B",
+            now(),
+            LAUNCH_SECRET,
+        ),
+    )
+    .await;
+    let expires_at = response.body["expires_at"].as_i64().unwrap();
+    assert!((expires_at - now() - 600).abs() <= 5);
+}
+
+#[sqlx::test(migrations = false)]
+async fn stale_forged_and_replayed_launches_get_401_and_write_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let id = "64a0f0000000000000000003";
+    let mut tampered = launch(id, "c@example.test", "C", now(), LAUNCH_SECRET);
+    tampered["email"] = json!("attacker@example.test");
+    let cases = [
+        (
+            "stale",
+            launch(id, "c@example.test", "C", now() - 301, LAUNCH_SECRET),
+        ),
+        (
+            "from the future",
+            launch(id, "c@example.test", "C", now() + 301, LAUNCH_SECRET),
+        ),
+        (
+            "wrong secret",
+            launch(id, "c@example.test", "C", now(), "some-other-launch-secret"),
+        ),
+        ("tampered", tampered),
+    ];
+    let before = app.snapshot().await;
+    for (name, body) in cases {
+        let response = post(&app, &body).await;
+        assert_eq!(response.status, 401, "{name}: {:?}", response.body);
+        assert_eq!(app.snapshot().await, before, "{name} wrote something");
+    }
+
+    let good = launch(id, "c@example.test", "C", now(), LAUNCH_SECRET);
+    assert_eq!(post(&app, &good).await.status, 200);
+    let after_first = app.snapshot().await;
+    let replay = post(&app, &good).await;
+    assert_eq!(replay.status, 401);
+    assert!(
+        replay.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used")
+    );
+    assert_eq!(app.snapshot().await, after_first);
+}
+
+#[sqlx::test(migrations = false)]
+async fn launches_are_refused_when_no_launch_secret_is_configured(pool: PgPool) {
+    let mut settings = crate::settings(&[]);
+    settings.launch_secret = None;
+    let app = TestApp::with_settings(pool, settings).await;
+    let response = post(
+        &app,
+        &launch(
+            "64a0f0000000000000000004",
+            "d@example.test",
+            "D",
+            now(),
+            LAUNCH_SECRET,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 401);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_email_held_by_another_learnworlds_id_is_409_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    app.user("owner", None, "user").await; // owner@example.test
+    let before = app.snapshot().await;
+    let response = post(
+        &app,
+        &launch(
+            "64a0f0000000000000000005",
+            "OWNER@example.TEST",
+            "Impostor",
+            now(),
+            LAUNCH_SECRET,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 409, "{:?}", response.body);
+    assert_eq!(response.code(), "email_conflict");
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_launch_with_missing_or_extra_fields_is_422(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let before = app.snapshot().await;
+    let mut extra = launch(
+        "64a0f0000000000000000006",
+        "e@example.test",
+        "E",
+        now(),
+        LAUNCH_SECRET,
+    );
+    extra["role"] = json!("admin");
+    for body in [
+        json!({"email": "e@example.test"}),
+        extra,
+        json!({"lms_user_id": 5}),
+    ] {
+        let response = post(&app, &body).await;
+        assert_eq!(response.status, 422, "{body}: {:?}", response.body);
+    }
+    assert_eq!(app.snapshot().await, before);
+}

@@ -1,0 +1,383 @@
+//! `PUT` and `GET /tools/{slug}/submission`: drafts, submits, versions, ETags,
+//! If-Match, Idempotency-Key, locks and resubmits.
+
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::{TestApp, complete_data};
+
+async fn outputs(
+    app: &TestApp,
+    schema: &str,
+    user: uuid::Uuid,
+) -> Vec<(String, serde_json::Value)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select fo.field_id::text, fo.field_value from {schema}.field_outputs fo
+         join {schema}.submissions s on s.id = fo.submission_id where s.user_id = $1 order by 1"
+    )))
+    .bind(user)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_draft_accepts_partial_data_and_starts_the_tool(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let response = app
+        .save(&ana, "woop", json!({"wish": "a bakery"}), "draft")
+        .await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(response.header("etag"), Some("\"1\""));
+    assert_eq!(response.body["submission"]["version"], 1);
+    assert_eq!(response.body["submission"]["status"], "draft");
+    assert_eq!(response.body["submission"]["submitted_data"], json!(null));
+    assert_eq!(response.body["outputs"], json!({}));
+    assert_eq!(response.body["unlocked_tools"], json!([]));
+    assert_eq!(response.body["progress"]["status"], "in_progress");
+    assert_eq!(response.body["progress"]["percentage"], 25);
+    assert!(response.body["progress"]["started_at"].is_string());
+    assert_eq!(app.status_of(&ana, "woop").await, "in_progress");
+    assert!(outputs(&app, "sprint_00_woop", ana.id).await.is_empty());
+
+    let again = app
+        .save(
+            &ana,
+            "woop",
+            json!({"wish": "a bakery", "plan": "p"}),
+            "draft",
+        )
+        .await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.header("etag"), Some("\"2\""));
+    assert_eq!(again.body["progress"]["percentage"], 50);
+    assert_eq!(
+        again.body["progress"]["started_at"],
+        response.body["progress"]["started_at"]
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_submit_stores_outputs_completes_the_tool_and_unlocks_dependents(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let data = json!({"dream": "d", "strengths": {"craft": 5}, "values": ["care"], "notes": "kept, not an output"});
+    app.submit_complete(&ana, "woop").await;
+    let response = app
+        .save(&ana, "know-thyself", data.clone(), "submitted")
+        .await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(response.body["submission"]["status"], "submitted");
+    assert_eq!(response.body["submission"]["data"], data);
+    assert_eq!(response.body["submission"]["submitted_data"], data);
+    assert_eq!(
+        response.body["outputs"],
+        json!({"identity.personal_dream": "d", "identity.strengths.matrix": {"craft": 5}, "identity.personal_values": ["care"]})
+    );
+    assert_eq!(response.body["unlocked_tools"], json!(["dream", "energy"]));
+    assert_eq!(response.body["progress"]["status"], "completed");
+    assert_eq!(response.body["progress"]["percentage"], 100);
+    assert_eq!(app.status_of(&ana, "know-thyself").await, "completed");
+    assert_eq!(app.status_of(&ana, "dream").await, "unlocked");
+    assert_eq!(app.status_of(&ana, "energy").await, "unlocked");
+    assert_eq!(app.status_of(&ana, "values").await, "locked");
+    assert_eq!(
+        outputs(&app, "sprint_01_know_thyself", ana.id).await,
+        [
+            ("identity.personal_dream".to_owned(), json!("d")),
+            ("identity.personal_values".to_owned(), json!(["care"])),
+            ("identity.strengths.matrix".to_owned(), json!({"craft": 5})),
+        ]
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_submit_missing_required_fields_is_422_listing_them_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let before = app.snapshot().await;
+    let response = app
+        .save(
+            &ana,
+            "woop",
+            json!({"wish": "w", "outcome": "  ", "plan": []}),
+            "submitted",
+        )
+        .await;
+    assert_eq!(response.status, 422);
+    assert_eq!(response.code(), "missing_fields");
+    assert_eq!(
+        response.body["error"]["details"]["missing"],
+        json!(["outcome", "obstacle", "plan"])
+    );
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_locked_tool_is_409_listing_the_missing_fields_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let before = app.snapshot().await;
+    for status in ["draft", "submitted"] {
+        let response = app
+            .save(&ana, "dream", complete_data("dream"), status)
+            .await;
+        assert_eq!(response.status, 409, "{status}");
+        assert_eq!(response.code(), "tool_locked");
+        assert_eq!(
+            response.body["error"]["details"]["missing"],
+            json!(["identity.personal_dream", "identity.personal_values"])
+        );
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+#[sqlx::test(migrations = false)]
+async fn if_match_guards_against_lost_updates(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = json!({"data": {"wish": "w"}, "status": "draft"});
+    // If-Match on a submission that does not exist yet.
+    let none = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(none.status, 412);
+    let any = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(any.status, 412);
+
+    assert_eq!(
+        app.put("/tools/woop/submission", &ana.token, &body, &[])
+            .await
+            .status,
+        201
+    );
+    let ok = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!((ok.status, ok.header("etag")), (200, Some("\"2\"")));
+    let before = app.snapshot().await;
+    let stale = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &json!({"data": {"wish": "stale"}, "status": "draft"}),
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(stale.code(), "precondition_failed");
+    assert_eq!(stale.body["error"]["details"]["current_version"], 2);
+    assert_eq!(app.snapshot().await, before);
+    let star = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(star.header("etag"), Some("\"3\""));
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_idempotency_key_replays_the_first_response_without_a_second_write(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = json!({"data": complete_data("woop"), "status": "submitted"});
+    let first = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("idempotency-key", "retry-1")],
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    let after_first = app.snapshot().await;
+    let retry = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("idempotency-key", "retry-1")],
+        )
+        .await;
+    assert_eq!(retry.status, 201);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.header("etag"), first.header("etag"));
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(app.snapshot().await, after_first);
+
+    let other_body = json!({"data": {"wish": "different"}, "status": "draft"});
+    let reused = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &other_body,
+            &[("idempotency-key", "retry-1")],
+        )
+        .await;
+    assert_eq!(
+        (reused.status, reused.code()),
+        (422, "idempotency_key_reused")
+    );
+    assert_eq!(app.snapshot().await, after_first);
+
+    // Keys are scoped per user.
+    let ben = app.user("ben", None, "user").await;
+    let bens = app
+        .put(
+            "/tools/woop/submission",
+            &ben.token,
+            &body,
+            &[("idempotency-key", "retry-1")],
+        )
+        .await;
+    assert_eq!(
+        (bens.status, bens.header("idempotent-replayed")),
+        (201, None)
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_idempotency_key_expires_after_24_hours(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = json!({"data": {"wish": "w"}, "status": "draft"});
+    app.put(
+        "/tools/woop/submission",
+        &ana.token,
+        &body,
+        &[("idempotency-key", "k")],
+    )
+    .await;
+    sqlx::query("update shared.idempotency_keys set created_at = created_at - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let later = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("idempotency-key", "k")],
+        )
+        .await;
+    assert_eq!(
+        (
+            later.status,
+            later.header("idempotent-replayed"),
+            later.header("etag")
+        ),
+        (200, None, Some("\"2\""))
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn resubmitting_makes_a_new_version_and_dependents_see_the_new_values(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    app.save(
+        &ana,
+        "know-thyself",
+        json!({"dream": "first", "strengths": "s", "values": "v"}),
+        "submitted",
+    )
+    .await;
+    let second = app
+        .save(
+            &ana,
+            "know-thyself",
+            json!({"dream": "second", "strengths": "s", "values": "v"}),
+            "submitted",
+        )
+        .await;
+    assert_eq!((second.status, second.header("etag")), (200, Some("\"2\"")));
+    assert_eq!(second.body["unlocked_tools"], json!([]));
+    let seen = app.get("/tools/dream/dependencies", &ana.token).await;
+    assert_eq!(seen.body["dependencies"][0]["value"], "second");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_later_draft_never_uncompletes_or_changes_what_dependents_see(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    let submitted = json!({"dream": "submitted dream", "strengths": "s", "values": "v"});
+    app.save(&ana, "know-thyself", submitted.clone(), "submitted")
+        .await;
+    let draft = app
+        .save(
+            &ana,
+            "know-thyself",
+            json!({"dream": "half-written"}),
+            "draft",
+        )
+        .await;
+    assert_eq!(draft.status, 200);
+    assert_eq!(draft.body["progress"]["status"], "completed");
+    assert_eq!(draft.body["progress"]["percentage"], 100);
+    assert_eq!(draft.body["submission"]["status"], "draft");
+    assert_eq!(draft.body["submission"]["submitted_data"], submitted);
+    assert_eq!(app.status_of(&ana, "know-thyself").await, "completed");
+    let seen = app.get("/tools/dream/dependencies", &ana.token).await;
+    assert_eq!(seen.body["dependencies"][0]["value"], "submitted dream");
+    assert_eq!(
+        outputs(&app, "sprint_01_know_thyself", ana.id).await.len(),
+        3
+    );
+
+    let view = app.get("/tools/know-thyself/submission", &ana.token).await;
+    assert_eq!(view.status, 200);
+    assert_eq!(view.header("etag"), Some("\"2\""));
+    assert_eq!(
+        view.body["submission"]["data"],
+        json!({"dream": "half-written"})
+    );
+    assert_eq!(view.body["submission"]["submitted_data"], submitted);
+    assert_eq!(view.body["progress"]["status"], "completed");
+}
+
+#[sqlx::test(migrations = false)]
+async fn reading_a_tool_never_saved_returns_no_submission(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let response = app.get("/tools/woop/submission", &ana.token).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["submission"], json!(null));
+    assert_eq!(response.body["progress"]["status"], "unlocked");
+    assert_eq!(response.header("etag"), None);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_tool_added_after_the_user_was_synced_can_be_saved_before_the_recompute(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    sqlx::query("delete from shared.user_progress where user_id = $1 and tool_slug = 'woop'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let response = app.submit_complete(&ana, "woop").await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(app.status_of(&ana, "woop").await, "completed");
+}

@@ -1,0 +1,341 @@
+//! `POST /webhooks/learnworlds`: signatures, user sync, duplicates and unknown events.
+
+use http::Method;
+use serde_json::{Value, json};
+use shared::auth::sign_webhook;
+use shared::config::Secret;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{TestApp, TestResponse, WEBHOOK_SECRET};
+
+fn user_updated(id: &str, email: &str, tags: &[&str]) -> Value {
+    json!({
+        "version": 2, "type": "userUpdated", "trigger": "user_updated", "school_id": "school-1",
+        "data": {"user": {
+            "id": id, "email": email, "username": "ana", "first_name": "Ana", "last_name": "Lopes",
+            "tags": tags, "fields": {"company": "Acme Bakery"}, "created": 1_700_000_000.25,
+            "is_admin": true, "role": {"level": "admin", "name": "Admin"}
+        }}
+    })
+}
+
+async fn deliver(
+    app: &TestApp,
+    body: &[u8],
+    signature: Option<&str>,
+    header: &str,
+) -> TestResponse {
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(signature) = signature {
+        headers.push((header, signature));
+    }
+    app.request(Method::POST, "/webhooks/learnworlds", &headers, Some(body))
+        .await
+}
+
+async fn signed(app: &TestApp, payload: &Value) -> TestResponse {
+    let signature = format!("v1={WEBHOOK_SECRET}");
+    deliver(
+        app,
+        payload.to_string().as_bytes(),
+        Some(&signature),
+        "learnworlds-webhook-signature",
+    )
+    .await
+}
+
+async fn progress_counts(app: &TestApp, lms_user_id: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(
+        "select p.status::text, count(*) from shared.user_progress p join shared.users u on u.id = p.user_id
+         where u.lms_user_id = $1 group by 1 order by 1",
+    )
+    .bind(lms_user_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_user_event_creates_the_user_their_organization_and_progress(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let response = signed(
+        &app,
+        &user_updated(
+            "64a0f0000000000000000001",
+            "ana@example.test",
+            &["org:acme-bakery"],
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(response.body["outcome"], "synced");
+
+    let (role, org_slug, org_name): (String, String, String) = sqlx::query_as(
+        "select u.role::text, o.slug::text, o.name::text from shared.users u
+         join shared.organizations o on o.id = u.organization_id where u.lms_user_id = '64a0f0000000000000000001'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    // LearnWorlds' own is_admin never grants a role here.
+    assert_eq!(
+        (role.as_str(), org_slug.as_str(), org_name.as_str()),
+        ("user", "acme-bakery", "Acme Bakery")
+    );
+    let tools = app.registry().tools().len() as i64;
+    assert_eq!(
+        progress_counts(&app, "64a0f0000000000000000001").await,
+        [("locked".to_owned(), tools - 1), ("unlocked".to_owned(), 1)]
+    );
+    let unlocked_at_set: bool = sqlx::query_scalar(
+        "select unlocked_at is not null from shared.user_progress p join shared.users u on u.id = p.user_id
+         where u.lms_user_id = '64a0f0000000000000000001' and p.tool_slug = 'woop'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(unlocked_at_set);
+}
+
+#[sqlx::test(migrations = false)]
+async fn resyncing_updates_email_and_name_but_never_progress(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    signed(
+        &app,
+        &user_updated("64a0f0000000000000000002", "old@example.test", &[]),
+    )
+    .await;
+    let user_id: Uuid = sqlx::query_scalar(
+        "select id from shared.users where lms_user_id = '64a0f0000000000000000002'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    let (token, _) = app.app.issue_token(user_id).unwrap();
+    let user = crate::TestUser {
+        id: user_id,
+        token,
+        lms_user_id: "64a0f0000000000000000002".into(),
+    };
+    assert_eq!(app.submit_complete(&user, "woop").await.status, 201);
+    let progress_before: Vec<(String, String)> = sqlx::query_as(
+        "select tool_slug::text, status::text || coalesce(unlocked_at::text, '') from shared.user_progress where user_id = $1 order by 1",
+    )
+    .bind(user_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+
+    let mut renamed = user_updated(
+        "64a0f0000000000000000002",
+        "new@example.test",
+        &["org:acme"],
+    );
+    renamed["data"]["user"]["first_name"] = json!("Anabel");
+    assert_eq!(signed(&app, &renamed).await.status, 200);
+    let (email, name, org): (String, String, Option<Uuid>) = sqlx::query_as(
+        "select email::text, full_name::text, organization_id from shared.users where id = $1",
+    )
+    .bind(user_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (email.as_str(), name.as_str()),
+        ("new@example.test", "Anabel Lopes")
+    );
+    assert!(org.is_some());
+    let progress_after: Vec<(String, String)> = sqlx::query_as(
+        "select tool_slug::text, status::text || coalesce(unlocked_at::text, '') from shared.user_progress where user_id = $1 order by 1",
+    )
+    .bind(user_id)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(progress_before, progress_after);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_duplicate_delivery_has_no_second_effect(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let payload = user_updated("64a0f0000000000000000003", "dup@example.test", &[]);
+    let first = signed(&app, &payload).await;
+    assert_eq!(first.body["outcome"], "synced");
+    let after_first = app.snapshot().await;
+    let second = signed(&app, &payload).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body["outcome"], "duplicate");
+    assert_eq!(app.snapshot().await, after_first);
+}
+
+#[sqlx::test(migrations = false)]
+async fn events_the_service_does_not_act_on_are_acknowledged_and_recorded(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let payload = json!({"version": 2, "type": "leadCreated", "trigger": "lead_created", "data": {"lead": {"email": "x@example.test"}}});
+    let response = signed(&app, &payload).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["outcome"], "ignored");
+    let (event_type, outcome, users): (String, String, i64) = sqlx::query_as(
+        "select event_type::text, outcome::text, (select count(*) from shared.users) from shared.webhook_events",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (event_type.as_str(), outcome.as_str(), users),
+        ("leadCreated", "ignored", 0)
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn bad_signatures_get_401_and_write_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let body = user_updated("64a0f0000000000000000004", "sig@example.test", &[]).to_string();
+    let good = format!("v1={WEBHOOK_SECRET}");
+    let before = app.snapshot().await;
+    let cases: [(&str, Option<&str>, &str); 6] = [
+        ("missing", None, "learnworlds-webhook-signature"),
+        (
+            "wrong value",
+            Some("v1=not-the-secret"),
+            "learnworlds-webhook-signature",
+        ),
+        (
+            "no v1= prefix",
+            Some(WEBHOOK_SECRET),
+            "learnworlds-webhook-signature",
+        ),
+        ("empty", Some("v1="), "learnworlds-webhook-signature"),
+        (
+            "wrong header",
+            Some(good.as_str()),
+            "x-learnworlds-signature",
+        ),
+        ("in authorization", Some(good.as_str()), "authorization"),
+    ];
+    for (name, signature, header) in cases {
+        let response = deliver(&app, body.as_bytes(), signature, header).await;
+        assert_eq!(response.status, 401, "{name}");
+        assert_eq!(app.snapshot().await, before, "{name} wrote something");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn webhooks_are_refused_when_no_secret_is_configured(pool: PgPool) {
+    let mut settings = crate::settings(&[]);
+    settings.webhook_secret = None;
+    let app = TestApp::with_settings(pool, settings).await;
+    let response = signed(
+        &app,
+        &user_updated("64a0f0000000000000000005", "n@example.test", &[]),
+    )
+    .await;
+    assert_eq!(response.status, 401);
+    let users: i64 = sqlx::query_scalar("select count(*) from shared.users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn hmac_mode_checks_a_signature_of_the_raw_body(pool: PgPool) {
+    let app = TestApp::with_settings(
+        pool,
+        crate::settings(&[("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", "hmac-sha256")]),
+    )
+    .await;
+    let body = user_updated("64a0f0000000000000000006", "hmac@example.test", &[]).to_string();
+    let signature = format!(
+        "v1={}",
+        sign_webhook(&Secret::new(WEBHOOK_SECRET), body.as_bytes())
+    );
+    let plain = format!("v1={WEBHOOK_SECRET}");
+    assert_eq!(
+        deliver(
+            &app,
+            body.as_bytes(),
+            Some(&plain),
+            "learnworlds-webhook-signature"
+        )
+        .await
+        .status,
+        401
+    );
+    let response = deliver(
+        &app,
+        body.as_bytes(),
+        Some(&signature),
+        "learnworlds-webhook-signature",
+    )
+    .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    let altered = body.replace("hmac@", "evil@");
+    assert_eq!(
+        deliver(
+            &app,
+            altered.as_bytes(),
+            Some(&signature),
+            "learnworlds-webhook-signature"
+        )
+        .await
+        .status,
+        401
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_email_held_by_another_learnworlds_id_is_409_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    signed(
+        &app,
+        &user_updated("64a0f0000000000000000007", "taken@example.test", &[]),
+    )
+    .await;
+    let before = app.snapshot().await;
+    let response = signed(
+        &app,
+        &user_updated(
+            "64a0f0000000000000000008",
+            "TAKEN@example.test",
+            &["org:newco"],
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 409);
+    assert_eq!(response.code(), "email_conflict");
+    assert_eq!(
+        app.snapshot().await,
+        before,
+        "the event, user or organization was written"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_user_carrying_event_type_syncs_its_user(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let user = |n: u8| json!({"id": format!("64a0f00000000000000001{n:02}"), "email": format!("u{n}@example.test"), "first_name": "U"});
+    let events = [
+        json!({"type": "enrolledFreeCourse", "data": {"user": user(1), "course": {"id": "c1"}}}),
+        json!({"type": "productBought", "data": {"user": user(2), "payment": {"product": {"id": "p"}}}}),
+        json!({"type": "courseCompleted", "data": {"user": user(3), "course": {"id": "c1"}, "completed_at": 1.7e9}}),
+        json!({"type": "userTagAdded", "data": user(4)}),
+        json!({"type": "userTagDeleted", "data": user(5)}),
+        json!({"type": "subscriptionPaymentPlanBought", "data": {"user": {"user": user(6)}}}),
+        json!({"type": "userUnenrolledFromProduct", "data": {"user": user(7)}}),
+    ];
+    for event in &events {
+        let response = signed(&app, event).await;
+        assert_eq!(
+            (response.status, response.body["outcome"].as_str()),
+            (200, Some("synced")),
+            "{event}"
+        );
+    }
+    let users: i64 = sqlx::query_scalar("select count(*) from shared.users")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(users, events.len() as i64);
+}
