@@ -256,6 +256,14 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "NO ACTION",
         ),
         fk("user_progress", "user_id", "shared.users", "id", "CASCADE"),
+        // Not in design.md: the API's idempotency keys (migration 0003).
+        fk(
+            "idempotency_keys",
+            "user_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
     ]
     .into();
     assert_eq!(foreign_keys(&pool, "shared").await, expected);
