@@ -2,7 +2,7 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test migrate recompute token graph graph-doc db-start db-stop db-status
+.PHONY: run test migrate recompute token launch-body graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
@@ -20,6 +20,10 @@ recompute:
 token:
 	@test -n "$(EMAIL)" || { echo "usage: make token EMAIL=someone@example.com" >&2; exit 2; }
 	@scripts/with-db.sh $(CLI) token --email "$(EMAIL)"
+
+# A signed launch body for POST /sessions, for Ada Lovelace (local secrets).
+launch-body:
+	@. scripts/local-env.sh && $(CLI) launch --lms-user-id 64b000000000000000000002 --email ada@example.com --name "Ada Lovelace"
 
 graph:
 	@$(CLI) graph --format mermaid
