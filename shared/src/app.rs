@@ -11,7 +11,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -140,20 +140,36 @@ impl App {
                 let caller = self.caller(&call, log)?;
                 let target = call.target_user(caller)?;
                 let tool = self.tool(&params[0], log)?;
-                let resolution =
-                    dependencies::resolve(&self.pool, self.registry, tool, caller, target).await?;
+                let resolution = self
+                    .read(async |conn| {
+                        dependencies::resolve(conn, self.registry, tool, caller, target).await
+                    })
+                    .await?;
                 Ok(json_response(StatusCode::OK, &resolution))
             }
             Endpoint::GetSubmission => {
                 let caller = self.caller(&call, log)?;
                 let target = call.target_user(caller)?;
                 let tool = self.tool(&params[0], log)?;
-                let view = submissions::get(&self.pool, tool, caller, target).await?;
+                let view = self
+                    .read(async |conn| submissions::get(conn, tool, caller, target).await)
+                    .await?;
                 let etag = view.submission.as_ref().map(|s| s.version);
                 Ok(with_etag(json_response(StatusCode::OK, &view), etag))
             }
             Endpoint::SaveSubmission => self.save(&call, &params[0], log).await,
         }
+    }
+
+    /// Runs one request's reads on a [`db::Session`].
+    async fn read<T>(
+        &self,
+        read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let mut session = db::Session::begin(&self.pool).await?;
+        let value = read(&mut session).await?;
+        session.finish().await?;
+        Ok(value)
     }
 
     /// The signed-in user: the `sub` of a valid bearer token.
@@ -175,7 +191,9 @@ impl App {
     }
 
     async fn progress(&self, caller: Uuid, target: Uuid) -> Result<Response<Body>, ApiError> {
-        let progress = progress::for_user(&self.pool, self.registry, caller, target).await?;
+        let progress = self
+            .read(async |conn| progress::for_user(conn, self.registry, caller, target).await)
+            .await?;
         Ok(json_response(StatusCode::OK, &progress))
     }
 
@@ -286,7 +304,7 @@ impl App {
             organization: None,
         };
         let mut tx = self.pool.begin().await?;
-        let first_use: bool = sqlx::query_scalar(
+        let first_use: bool = db::query_scalar(
             "insert into shared.session_launches (signature_sha256, lms_user_id)
              values (sha256(convert_to($1, 'UTF8')), $2)
              on conflict (signature_sha256) do nothing
@@ -306,7 +324,9 @@ impl App {
         tx.commit().await?;
         log.user_id = Some(user.id);
         let (token, expires_at) = self.issue_token(user.id)?;
-        let progress = progress::for_user(&self.pool, self.registry, user.id, user.id).await?;
+        let progress = self
+            .read(async |conn| progress::for_user(conn, self.registry, user.id, user.id).await)
+            .await?;
         Ok(json_response(
             StatusCode::OK,
             &json!({

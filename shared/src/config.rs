@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::db::PoolerMode;
+
 /// A secret value: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -78,18 +80,6 @@ where
     }
 }
 
-fn boolean(source: &dyn Source, name: &'static str, default: bool) -> Result<bool, ConfigError> {
-    match source.get(name).as_deref().map(str::trim) {
-        None => Ok(default),
-        Some("true" | "1" | "yes" | "on") => Ok(true),
-        Some("false" | "0" | "no" | "off") => Ok(false),
-        Some(_) => Err(ConfigError::Invalid {
-            name,
-            reason: "expected true or false".into(),
-        }),
-    }
-}
-
 fn seconds(
     source: &dyn Source,
     name: &'static str,
@@ -112,9 +102,9 @@ pub struct DatabaseSettings {
     /// Per Lambda container; one request runs at a time there, so 1–2 suffices.
     pub max_connections: u32,
     pub acquire_timeout: Duration,
-    /// Named prepared statements, cached per connection. Turn off behind a
-    /// transaction-mode pooler (PgBouncer, RDS Proxy, Supabase's pooler).
-    pub statement_cache: bool,
+    /// `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy,
+    /// Supabase's pooler): see [`crate::db`].
+    pub pooler_mode: PoolerMode,
 }
 
 impl DatabaseSettings {
@@ -137,7 +127,7 @@ impl DatabaseSettings {
             url: Secret::new(url),
             max_connections,
             acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1)?,
-            statement_cache: boolean(source, "DATABASE_STATEMENT_CACHE", true)?,
+            pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
         })
     }
 }
@@ -250,7 +240,7 @@ mod tests {
             DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", "postgres://x@h/db")]))
                 .unwrap();
         assert_eq!(db.max_connections, 2);
-        assert!(db.statement_cache);
+        assert_eq!(db.pooler_mode, PoolerMode::Session);
     }
 
     #[test]
@@ -289,6 +279,12 @@ mod tests {
         let err = DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", "mysql://x")]))
             .unwrap_err();
         assert!(err.to_string().contains("DATABASE_URL is invalid"));
+        let err = DatabaseSettings::from_source(&HashMap::from([
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("DATABASE_POOLER_MODE", "statement"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("DATABASE_POOLER_MODE is invalid"));
         let err = DatabaseSettings::from_source(&HashMap::new()).unwrap_err();
         assert_eq!(err.to_string(), "configuration: DATABASE_URL is not set");
     }

@@ -1,13 +1,121 @@
-//! Connection pools. Lambda runs one request at a time per container, so pools
-//! are small and built once per cold start, never per request.
+//! Connection pools and how statements are sent.
+//!
+//! Lambda runs one request at a time per container, so pools are small and built
+//! once per cold start, never per request.
+//!
+//! Every statement goes through [`query`], [`query_as`] or [`query_scalar`], which
+//! apply the pooler mode (`DATABASE_POOLER_MODE`):
+//!
+//! - `session` (a direct connection, or a session-mode pooler): named prepared
+//!   statements, cached per connection; a read is one round trip.
+//! - `transaction` (PgBouncer, RDS Proxy or Supabase's pooler in transaction
+//!   mode): unnamed statements, and even a single-statement read runs inside an
+//!   explicit transaction, because sqlx prepares and executes in two exchanges and
+//!   the pooler may hand the client another server between them. A read then
+//!   costs four round trips (BEGIN, prepare, execute, COMMIT).
+//!
+//! No session state is ever set: names are schema-qualified, never `search_path`.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{Connection, PgPool};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{Connection, FromRow, PgConnection, PgPool, Postgres, SqlSafeStr, Transaction};
 
 use crate::config::{ConfigError, DatabaseSettings};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerMode {
+    Session,
+    Transaction,
+}
+
+impl FromStr for PoolerMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            other => Err(format!("`{other}`: expected session or transaction")),
+        }
+    }
+}
+
+/// One process talks to one database, so the mode is process-wide: set once
+/// when the pool is built at cold start.
+static TRANSACTION_POOLER: AtomicBool = AtomicBool::new(false);
+
+fn behind_transaction_pooler() -> bool {
+    TRANSACTION_POOLER.load(Ordering::Relaxed)
+}
+
+pub fn query<'q>(sql: impl SqlSafeStr) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(!behind_transaction_pooler())
+}
+
+pub fn query_as<'q, O>(sql: impl SqlSafeStr) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).persistent(!behind_transaction_pooler())
+}
+
+pub fn query_scalar<'q, O>(sql: impl SqlSafeStr) -> QueryScalar<'q, Postgres, O, PgArguments>
+where
+    (O,): for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(!behind_transaction_pooler())
+}
+
+/// The connection one request reads through: a pooled connection, or behind a
+/// transaction pooler an explicit transaction that pins one server.
+pub enum Session {
+    Direct(PoolConnection<Postgres>),
+    Pinned(Transaction<'static, Postgres>),
+}
+
+impl Session {
+    pub async fn begin(pool: &PgPool) -> Result<Self, sqlx::Error> {
+        if behind_transaction_pooler() {
+            Ok(Self::Pinned(pool.begin().await?))
+        } else {
+            Ok(Self::Direct(pool.acquire().await?))
+        }
+    }
+
+    /// Ends the read (commits the pinning transaction, which wrote nothing).
+    pub async fn finish(self) -> Result<(), sqlx::Error> {
+        match self {
+            Self::Direct(_) => Ok(()),
+            Self::Pinned(tx) => tx.commit().await,
+        }
+    }
+}
+
+impl Deref for Session {
+    type Target = PgConnection;
+
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Self::Direct(conn) => conn,
+            Self::Pinned(tx) => tx,
+        }
+    }
+}
+
+impl DerefMut for Session {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Self::Direct(conn) => conn,
+            Self::Pinned(tx) => tx,
+        }
+    }
+}
 
 const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
 
@@ -20,7 +128,9 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, ConfigError> 
             name: "DATABASE_URL",
             reason: "not a valid PostgreSQL connection URL".into(),
         })?;
-    if !settings.statement_cache {
+    let transaction_pooler = settings.pooler_mode == PoolerMode::Transaction;
+    TRANSACTION_POOLER.store(transaction_pooler, Ordering::Relaxed);
+    if transaction_pooler {
         options = options.statement_cache_capacity(0);
     }
     Ok(PgPoolOptions::new()

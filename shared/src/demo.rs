@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::submissions::{self, SaveKind, SaveRequest};
@@ -69,7 +70,7 @@ pub const USERS: [DemoUser; 5] = [
 /// was written.
 pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> {
     let exists: bool =
-        sqlx::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
+        db::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
             .bind(USERS[0].lms_user_id)
             .fetch_one(pool)
             .await?;
@@ -92,7 +93,7 @@ pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> 
         let mut conn = pool.acquire().await?;
         let synced = users::sync(&mut conn, registry, &lms_user, false).await?;
         // Roles are granted by this service's admins, never by LearnWorlds.
-        sqlx::query("update shared.users set role = $2 where id = $1")
+        db::query("update shared.users set role = $2 where id = $1")
             .bind(synced.id)
             .bind(user.role)
             .execute(&mut *conn)
@@ -161,22 +162,22 @@ pub struct Summary {
 
 pub async fn summary(pool: &PgPool, registry: &Registry) -> Result<Summary, sqlx::Error> {
     let tool_schemas: i64 =
-        sqlx::query_scalar("select count(*) from pg_namespace where nspname like 'sprint\\_%'")
+        db::query_scalar("select count(*) from pg_namespace where nspname like 'sprint\\_%'")
             .fetch_one(pool)
             .await?;
-    let organizations: i64 = sqlx::query_scalar("select count(*) from shared.organizations")
+    let organizations: i64 = db::query_scalar("select count(*) from shared.organizations")
         .fetch_one(pool)
         .await?;
     let users_by_role =
-        sqlx::query_as("select role::text, count(*) from shared.users group by role order by role")
+        db::query_as("select role::text, count(*) from shared.users group by role order by role")
             .fetch_all(pool)
             .await?;
-    let progress_by_status = sqlx::query_as(
+    let progress_by_status = db::query_as(
         "select status::text, count(*) from shared.user_progress group by status order by status",
     )
     .fetch_all(pool)
     .await?;
-    let counts: Vec<(i32, i64, i64, i64)> = sqlx::query_as(tool_sql::submission_counts(registry))
+    let counts: Vec<(i32, i64, i64, i64)> = db::query_as(tool_sql::submission_counts(registry))
         .fetch_all(pool)
         .await?;
     let submissions = counts

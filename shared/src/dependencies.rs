@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::progress::Status;
 use crate::registry::{Registry, Tool};
@@ -51,7 +52,7 @@ pub async fn resolve(
     target: Uuid,
 ) -> Result<Resolution, ApiError> {
     let fields: Vec<&str> = tool.dependencies.iter().map(|d| d.field.as_str()).collect();
-    let row: Row = sqlx::query_as(tool_sql::resolve_dependencies(registry, tool))
+    let row: Row = db::query_as(tool_sql::resolve_dependencies(registry, tool))
         .bind(caller)
         .bind(target)
         .bind(&tool.slug)

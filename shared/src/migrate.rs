@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
+use crate::db;
 use crate::registry::{Registry, SchemaName};
 
 /// The files in `migrations/`, embedded at compile time.
@@ -82,7 +83,7 @@ pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, 
         .collect();
 
     let mut tx = pool.begin().await?;
-    sqlx::query("select pg_advisory_xact_lock($1)")
+    db::query("select pg_advisory_xact_lock($1)")
         .bind(TOOL_SCHEMA_LOCK)
         .execute(&mut *tx)
         .await?;
@@ -92,7 +93,7 @@ pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, 
         return Err(MigrateError::Drift(drift));
     }
     for schema in &to_create {
-        sqlx::query("select shared.create_tool_schema($1)")
+        db::query("select shared.create_tool_schema($1)")
             .bind(schema.as_str())
             .execute(&mut *tx)
             .await?;
@@ -112,14 +113,14 @@ pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, 
 
 async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
     let exists: bool =
-        sqlx::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
+        db::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
             .fetch_one(pool)
             .await?;
     if !exists {
         return Ok(BTreeSet::new());
     }
     let versions: Vec<i64> =
-        sqlx::query_scalar("select version from public._sqlx_migrations where success")
+        db::query_scalar("select version from public._sqlx_migrations where success")
             .fetch_all(pool)
             .await?;
     Ok(versions.into_iter().collect())
@@ -129,7 +130,7 @@ async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
 async fn tool_schema_objects(
     conn: &mut sqlx::PgConnection,
 ) -> Result<BTreeMap<String, BTreeSet<String>>, sqlx::Error> {
-    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+    let rows: Vec<(String, Option<String>)> = db::query_as(
         r"
         select n.nspname::text, objects.name
         from pg_namespace n

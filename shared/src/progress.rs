@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::registry::Registry;
 
@@ -87,7 +88,7 @@ pub async fn for_user(
     caller: Uuid,
     target: Uuid,
 ) -> Result<Progress, ApiError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
+    let rows: Vec<Row> = db::query_as(concat!(
         "select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
                 p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
          from (values (1)) as one

@@ -12,6 +12,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db;
 use crate::registry::Registry;
 use crate::tool_sql;
 
@@ -44,7 +45,7 @@ pub async fn run(
     batch_size: i64,
 ) -> Result<Report, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let acquired: bool = sqlx::query_scalar("select pg_try_advisory_xact_lock($1)")
+    let acquired: bool = db::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(RECOMPUTE_LOCK)
         .fetch_one(&mut *tx)
         .await?;
@@ -71,7 +72,7 @@ pub async fn run(
     let mut after = Uuid::nil();
     loop {
         let users: Vec<Uuid> =
-            sqlx::query_scalar("select id from shared.users where id > $1 order by id limit $2")
+            db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
                 .bind(after)
                 .bind(batch_size)
                 .fetch_all(&mut *tx)
@@ -82,7 +83,7 @@ pub async fn run(
 
         // New rows start locked; the unlock below opens those whose needs are met
         // (including tools with no required dependencies).
-        report.rows_created += sqlx::query(
+        report.rows_created += db::query(
             "insert into shared.user_progress (user_id, tool_slug, status)
              select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
              on conflict (user_id, tool_slug) do nothing",
@@ -93,7 +94,7 @@ pub async fn run(
         .await?
         .rows_affected();
 
-        let unlocked: Vec<(Uuid, String)> = sqlx::query_as(unlock_sql.clone())
+        let unlocked: Vec<(Uuid, String)> = db::query_as(unlock_sql.clone())
             .bind(&users)
             .bind(&requirement_tools)
             .bind(&requirement_fields)
@@ -106,11 +107,11 @@ pub async fn run(
         }
     }
 
-    report.expired_deleted += sqlx::query("delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'")
+    report.expired_deleted += db::query("delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'")
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    report.expired_deleted += sqlx::query(
+    report.expired_deleted += db::query(
         "delete from shared.session_launches where used_at < current_timestamp - interval '1 day'",
     )
     .execute(&mut *tx)

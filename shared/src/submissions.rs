@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{PgConnection, PgExecutor, PgPool};
 use uuid::Uuid;
 
+use crate::db;
 use crate::dependencies;
 use crate::error::ApiError;
 use crate::progress::Status;
@@ -299,7 +300,7 @@ pub async fn save(
             requirement_fields.push(dep.field.as_str());
         }
     }
-    let outcome: Option<Value> = sqlx::query_scalar(tool_sql::save_submission(registry, tool))
+    let outcome: Option<Value> = db::query_scalar(tool_sql::save_submission(registry, tool))
         .bind(user)
         .bind(locked.organization_id)
         .bind(&data)
@@ -340,7 +341,7 @@ async fn lock_progress(
     user: Uuid,
     idempotency: Option<&Idempotency>,
 ) -> Result<Option<Locked>, ApiError> {
-    Ok(sqlx::query_as::<_, Locked>(
+    Ok(db::query_as::<Locked>(
         r"with claim as (
             insert into shared.idempotency_keys as k (user_id, key, request_sha256)
             select $1, $3, $4 where $3::text is not null
@@ -377,7 +378,7 @@ async fn create_missing_progress_row(
     } else {
         "locked"
     };
-    sqlx::query(
+    db::query(
         "insert into shared.user_progress (user_id, tool_slug, status, unlocked_at)
          values ($1, $2, $3, case when $3 = 'unlocked' then current_timestamp end)
          on conflict (user_id, tool_slug) do nothing",
@@ -396,7 +397,7 @@ async fn replay(
     idempotency: &Idempotency,
 ) -> Result<Saved, ApiError> {
     let (fingerprint, response): (Vec<u8>, Option<Value>) =
-        sqlx::query_as("select request_sha256, response from shared.idempotency_keys where user_id = $1 and key = $2")
+        db::query_as("select request_sha256, response from shared.idempotency_keys where user_id = $1 and key = $2")
             .bind(user)
             .bind(&idempotency.key)
             .fetch_one(&mut *tx)
@@ -462,7 +463,7 @@ async fn read(
     target: Uuid,
 ) -> Result<SubmissionRow, ApiError> {
     Ok(
-        sqlx::query_as::<_, SubmissionRow>(tool_sql::get_submission(tool))
+        db::query_as::<SubmissionRow>(tool_sql::get_submission(tool))
             .bind(caller)
             .bind(target)
             .bind(&tool.slug)

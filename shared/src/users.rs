@@ -4,6 +4,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::registry::Registry;
 
@@ -119,7 +120,7 @@ pub async fn sync(
             )
         })
         .unzip();
-    let synced = sqlx::query_as::<_, User>(
+    let synced = db::query_as::<User>(
         r"with upserted as (
             insert into shared.users as u (lms_user_id, email, full_name, organization_id, last_login)
             values ($1, $2, $3, $4, case when $7 then current_timestamp end)
@@ -160,7 +161,7 @@ pub async fn sync(
 
 /// The organization with this slug, created if new.
 async fn organization(conn: &mut PgConnection, org: &OrganizationTag) -> Result<Uuid, ApiError> {
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted: Option<Uuid> = db::query_scalar(
         "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing returning id",
     )
     .bind(&org.slug)
@@ -172,7 +173,7 @@ async fn organization(conn: &mut PgConnection, org: &OrganizationTag) -> Result<
     }
     // A new statement sees the row even when a concurrent sync created it.
     Ok(
-        sqlx::query_scalar("select id from shared.organizations where slug = $1")
+        db::query_scalar("select id from shared.organizations where slug = $1")
             .bind(&org.slug)
             .fetch_one(&mut *conn)
             .await?,

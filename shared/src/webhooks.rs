@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::db;
 use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::users::{self, LmsUser, OrganizationTag};
@@ -153,7 +154,7 @@ pub async fn receive(
         "ignored"
     };
     let mut tx = pool.begin().await?;
-    let event_id: Option<Uuid> = sqlx::query_scalar(
+    let event_id: Option<Uuid> = db::query_scalar(
         "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
          values ($1, $2, $3, $4, $5, $6)
          on conflict (body_sha256) do nothing

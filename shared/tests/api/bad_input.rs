@@ -295,7 +295,7 @@ async fn a_lost_database_is_a_fast_503_with_retry_after_and_no_leak() {
         url: Secret::new("postgres://fasttrack:hunter2-password@127.0.0.1:1/fasttrack"),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(2),
-        statement_cache: true,
+        pooler_mode: shared::db::PoolerMode::Session,
     };
     let pool = shared::db::connect_lazy(&database).unwrap();
     let app = App::new(pool, Registry::embedded(), settings(&[]), None);
@@ -335,7 +335,7 @@ async fn health_needs_no_database_and_no_token() {
         url: Secret::new("postgres://x@127.0.0.1:1/x"),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(1),
-        statement_cache: true,
+        pooler_mode: shared::db::PoolerMode::Session,
     };
     let app = App::new(
         shared::db::connect_lazy(&database).unwrap(),

@@ -285,7 +285,7 @@ impl RoundTripCounter {
             url: shared::config::Secret::new(url),
             max_connections: 1,
             acquire_timeout: std::time::Duration::from_secs(5),
-            statement_cache: true,
+            pooler_mode: shared::db::PoolerMode::Session,
         };
         // The service's own pool settings, so the count is what production sees.
         let pool = shared::db::connect_lazy(&database).unwrap();

@@ -94,11 +94,11 @@ async fn stale_forged_and_replayed_launches_get_401_and_write_nothing(pool: PgPo
     let cases = [
         (
             "stale",
-            launch(id, "c@example.test", "C", now() - 301, LAUNCH_SECRET),
+            launch(id, "c@example.test", "C", now() - 330, LAUNCH_SECRET),
         ),
         (
             "from the future",
-            launch(id, "c@example.test", "C", now() + 301, LAUNCH_SECRET),
+            launch(id, "c@example.test", "C", now() + 330, LAUNCH_SECRET),
         ),
         (
             "wrong secret",
