@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::json;
 use shared::app::App;
-use shared::config::{DatabaseSettings, Secret};
 use shared::registry::Registry;
 use sqlx::PgPool;
 
@@ -291,12 +290,12 @@ async fn the_body_limit_is_configurable(pool: PgPool) {
 #[tokio::test]
 async fn a_lost_database_is_a_fast_503_with_retry_after_and_no_leak() {
     // Nothing listens on port 1: every connection attempt fails at once.
-    let database = DatabaseSettings {
-        url: Secret::new("postgres://fasttrack:hunter2-password@127.0.0.1:1/fasttrack"),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(2),
-        pooler_mode: shared::db::PoolerMode::Session,
-    };
+    let mut database = crate::database_settings(
+        "postgres://fasttrack:hunter2-password@127.0.0.1:1/fasttrack".into(),
+        1,
+    );
+    // sqlx retries a refused connection until the acquire timeout: that is the bound.
+    database.acquire_timeout = Duration::from_secs(2);
     let pool = shared::db::connect_lazy(&database).unwrap();
     let app = App::new(pool, Registry::embedded(), settings(&[]), None);
     let (token, _) = app.issue_token(uuid::Uuid::new_v4()).unwrap();
@@ -331,12 +330,7 @@ async fn a_lost_database_is_a_fast_503_with_retry_after_and_no_leak() {
 
 #[tokio::test]
 async fn health_needs_no_database_and_no_token() {
-    let database = DatabaseSettings {
-        url: Secret::new("postgres://x@127.0.0.1:1/x"),
-        max_connections: 1,
-        acquire_timeout: Duration::from_secs(1),
-        pooler_mode: shared::db::PoolerMode::Session,
-    };
+    let database = crate::database_settings("postgres://x@127.0.0.1:1/x".into(), 1);
     let app = App::new(
         shared::db::connect_lazy(&database).unwrap(),
         Registry::embedded(),

@@ -87,7 +87,8 @@ async fn resolving_takes_one_round_trip_however_many_schemas_are_read(pool: PgPo
     assert_eq!(app.handle(request()).await.status(), 200);
     counter.reset();
     assert_eq!(app.handle(request()).await.status(), 200);
-    assert_eq!(counter.count(), 1);
+    // Behind a transaction pooler a read is pinned in BEGIN/COMMIT and prepared unnamed.
+    assert_eq!(counter.count(), if crate::behind_pooler() { 4 } else { 1 });
 }
 
 #[sqlx::test(migrations = false)]
@@ -121,5 +122,7 @@ async fn a_save_that_unlocks_tools_takes_at_most_four_round_trips(pool: PgPool) 
     assert_eq!(response.status(), 201);
     let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
     assert_eq!(body["unlocked_tools"], json!(["know-thyself"]));
-    assert!(counter.count() <= 4, "{} round trips", counter.count());
+    // BEGIN, lock, write, COMMIT; behind a transaction pooler each statement is also prepared.
+    let budget = if crate::behind_pooler() { 6 } else { 4 };
+    assert!(counter.count() <= budget, "{} round trips", counter.count());
 }

@@ -30,6 +30,26 @@ pub const JWT_SECRET: &str = "api-test-jwt-secret-at-least-32-bytes";
 pub const WEBHOOK_SECRET: &str = "api-test-webhook-secret";
 pub const LAUNCH_SECRET: &str = "api-test-launch-secret";
 
+/// True when this run goes through a transaction-mode pooler.
+pub fn behind_pooler() -> bool {
+    std::env::var("FASTTRACK_TEST_POOLER_URL").is_ok()
+}
+
+/// Database settings in this run's pooler mode, so that every pool built in the
+/// process agrees on how statements are sent.
+pub fn database_settings(url: String, max_connections: u32) -> shared::config::DatabaseSettings {
+    shared::config::DatabaseSettings {
+        url: shared::config::Secret::new(url),
+        max_connections,
+        acquire_timeout: std::time::Duration::from_secs(5),
+        pooler_mode: if behind_pooler() {
+            shared::db::PoolerMode::Transaction
+        } else {
+            shared::db::PoolerMode::Session
+        },
+    }
+}
+
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
     let mut vars: HashMap<&str, &str> = HashMap::from([
         ("JWT_SECRET", JWT_SECRET),
@@ -281,14 +301,8 @@ impl RoundTripCounter {
         });
         let user = options.get_username().to_owned();
         let url = format!("postgres://{user}@127.0.0.1:{port}/{database}?sslmode=disable");
-        let database = shared::config::DatabaseSettings {
-            url: shared::config::Secret::new(url),
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(5),
-            pooler_mode: shared::db::PoolerMode::Session,
-        };
         // The service's own pool settings, so the count is what production sees.
-        let pool = shared::db::connect_lazy(&database).unwrap();
+        let pool = shared::db::connect_lazy(&database_settings(url, 1)).unwrap();
         Self { count, pool }
     }
 

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A PgBouncer in transaction mode in front of the test database, for the test
+# pass that proves the service works behind a transaction pooler.
+#
+#   source scripts/pgbouncer.sh && pgbouncer_up    # sets PGBOUNCER_URL
+#   pgbouncer_down
+
+PGBOUNCER_PORT="${FASTTRACK_PGBOUNCER_PORT:-54330}"
+PGBOUNCER_DIR="${FASTTRACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/.pgdata/pgbouncer"
+
+pgbouncer_up() {
+    if ! command -v pgbouncer >/dev/null; then
+        log "installing PgBouncer with apt-get"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null \
+            || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
+                 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; }
+    fi
+    # The upstream server: the one DATABASE_URL names.
+    local upstream="${DATABASE_URL#*://}"; upstream="${upstream#*@}"; upstream="${upstream%%/*}"
+    local host="${upstream%%:*}" port="${upstream##*:}"
+    [ "$port" = "$upstream" ] && port=5432
+    local user="${DATABASE_URL#*://}"; user="${user%%@*}"; user="${user%%:*}"
+    mkdir -p "$PGBOUNCER_DIR"
+    cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<INI
+[databases]
+* = host=$host port=$port
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGBOUNCER_DIR/userlist.txt
+pool_mode = transaction
+max_client_conn = 400
+default_pool_size = 20
+ignore_startup_parameters = extra_float_digits,options
+logfile = $PGBOUNCER_DIR/pgbouncer.log
+pidfile = $PGBOUNCER_DIR/pgbouncer.pid
+INI
+    echo "\"$user\" \"\"" >"$PGBOUNCER_DIR/userlist.txt"
+    if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
+    pgbouncer_down
+    # PgBouncer, like PostgreSQL, refuses to run as root.
+    as_pg_owner pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || { log "PgBouncer did not start:"; tail -n 20 "$PGBOUNCER_DIR/pgbouncer.log" >&2; return 1; }
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PGBOUNCER_PORT") 2>/dev/null && break
+        sleep 0.1
+    done
+    PGBOUNCER_URL="postgres://$user@127.0.0.1:$PGBOUNCER_PORT"
+    export PGBOUNCER_URL
+    log "PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
+}
+
+pgbouncer_down() {
+    local pid
+    pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
+}
