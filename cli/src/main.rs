@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::app::App;
 use shared::config::{ApiSettings, Environment};
+use shared::http::cors::Cors;
 use shared::{Registry, auth, db, demo, migrate, recompute, registry};
 
 #[derive(Parser)]
@@ -52,6 +53,14 @@ enum Command {
     Serve {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
+        /// Origins a browser may call from, as the template's CorsAllowedOrigins.
+        #[arg(
+            long,
+            env = "CORS_ALLOWED_ORIGINS",
+            value_delimiter = ',',
+            default_value = "http://localhost:5173"
+        )]
+        cors_allowed_origins: Vec<String>,
     },
     /// Print a bearer token for an existing user (local use: needs JWT_SECRET).
     Token {
@@ -162,11 +171,19 @@ async fn run(command: Command) -> Result<(), String> {
                 demo::summary(&pool, registry).await.map_err(|e| text(&e))?
             );
         }
-        Command::Serve { port } => {
+        Command::Serve {
+            port,
+            cors_allowed_origins,
+        } => {
             let app = App::from_env(None).map_err(|e| text(&e))?;
             print_banner(&app, port).await?;
+            let local = serve::Local {
+                app,
+                cors: Cors::new(cors_allowed_origins),
+                openapi: openapi_json()?.into(),
+            };
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            serve::serve(app, addr)
+            serve::serve(local, addr)
                 .await
                 .map_err(|e| format!("serving on {addr}: {e}"))?;
         }
@@ -237,6 +254,13 @@ async fn run(command: Command) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// openapi.yaml, compiled in and served as JSON.
+fn openapi_json() -> Result<Vec<u8>, String> {
+    let spec: serde_json::Value = serde_norway::from_str(include_str!("../../openapi.yaml"))
+        .map_err(|e| format!("openapi.yaml: {e}"))?;
+    serde_json::to_vec(&spec).map_err(|e| e.to_string())
 }
 
 fn chrono_now() -> i64 {

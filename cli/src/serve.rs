@@ -1,5 +1,7 @@
 //! The local server: plain HTTP on 127.0.0.1, each request handed to the same
 //! `App::handle` the Lambda binaries run, as an API Gateway v2 request would be.
+//! Like API Gateway it answers CORS preflights itself; it also serves the
+//! OpenAPI document at /openapi.json.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,11 +14,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use shared::app::{App, error_response};
 use shared::error::ApiError;
+use shared::http::cors::Cors;
 use tokio::net::TcpListener;
 
-pub async fn serve(app: App, addr: SocketAddr) -> std::io::Result<()> {
+/// What the local server adds around the app.
+pub struct Local {
+    pub app: App,
+    pub cors: Cors,
+    pub openapi: Bytes,
+}
+
+pub async fn serve(local: Local, addr: SocketAddr) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
-    let app = Arc::new(app);
+    let app = Arc::new(local);
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);
     loop {
@@ -40,23 +50,44 @@ pub async fn serve(app: App, addr: SocketAddr) -> std::io::Result<()> {
     }
 }
 
-async fn handle(app: &App, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(local: &Local, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+    if let Some(preflight) = local.cors.preflight(request.method(), request.headers()) {
+        return into_hyper(preflight);
+    }
+    let headers = request.headers().clone();
+    let mut response = if request.method() == http::Method::GET
+        && request.uri().path() == "/openapi.json"
+    {
+        let mut response = http::Response::new(lambda_http::Body::Binary(local.openapi.to_vec()));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        response
+    } else {
+        forward(&local.app, request).await
+    };
+    local.cors.decorate(&headers, &mut response);
+    into_hyper(response)
+}
+
+async fn forward(
+    app: &App,
+    request: hyper::Request<Incoming>,
+) -> http::Response<lambda_http::Body> {
     let (parts, body) = request.into_parts();
     // Read one byte past the limit, so the app sees an oversized body and answers 413.
     let limit = app.settings.max_body_bytes;
     let body = match Limited::new(body, limit + 1).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let error = ApiError::PayloadTooLarge { limit };
-            return into_hyper(error_response(&error, "local"));
-        }
+        Err(_) => return error_response(&ApiError::PayloadTooLarge { limit }, "local"),
     };
     let body = if body.is_empty() {
         lambda_http::Body::Empty
     } else {
         lambda_http::Body::Binary(body.to_vec())
     };
-    into_hyper(app.handle(http::Request::from_parts(parts, body)).await)
+    app.handle(http::Request::from_parts(parts, body)).await
 }
 
 fn into_hyper(response: http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {

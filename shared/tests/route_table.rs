@@ -1,0 +1,255 @@
+//! One route table: the routes template.yaml declares, the local server serves,
+//! cargo-lambda's watch router knows, the OpenAPI spec documents and events/
+//! exercises are all `shared::http::routes::ROUTES`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_norway::Value;
+use shared::app::App;
+use shared::http::cors;
+use shared::http::routes::{Function, ROUTES};
+use shared::registry::Registry;
+
+type Route = (String, String, String); // (METHOD, path, function binary)
+
+fn repo(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)).unwrap()
+}
+
+fn the_table() -> BTreeSet<Route> {
+    ROUTES
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.to_owned(),
+                r.function.binary().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn template() -> Value {
+    serde_norway::from_str(&repo("template.yaml")).unwrap()
+}
+
+fn str_of<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
+    keys.iter().try_fold(value, |v, k| v.get(*k))?.as_str()
+}
+
+#[test]
+fn the_sam_template_declares_exactly_the_route_table() {
+    let template = template();
+    let mut declared = BTreeSet::new();
+    let resources = template["Resources"].as_mapping().unwrap();
+    for (_, resource) in resources {
+        if str_of(resource, &["Type"]) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let binary = str_of(resource, &["Metadata", "BuildProperties", "Binary"])
+            .expect("each function names its binary");
+        assert_eq!(
+            str_of(resource, &["Metadata", "BuildMethod"]),
+            Some("rust-cargolambda")
+        );
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../functions")
+                .join(binary)
+                .is_dir(),
+            "{binary}"
+        );
+        let Some(events) = resource["Properties"]
+            .get("Events")
+            .and_then(Value::as_mapping)
+        else {
+            continue;
+        };
+        for (_, event) in events {
+            if str_of(event, &["Type"]) == Some("HttpApi") {
+                let method = str_of(event, &["Properties", "Method"])
+                    .unwrap()
+                    .to_uppercase();
+                let path = str_of(event, &["Properties", "Path"]).unwrap().to_owned();
+                declared.insert((method, path, binary.to_owned()));
+            }
+        }
+    }
+    assert_eq!(declared, the_table());
+}
+
+#[test]
+fn every_function_binary_has_a_template_function_and_every_route_function_a_binary() {
+    let template = template();
+    let binaries: BTreeSet<&str> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .filter_map(|r| str_of(r, &["Metadata", "BuildProperties", "Binary"]))
+        .collect();
+    let folders: BTreeSet<String> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+    assert_eq!(
+        binaries
+            .iter()
+            .map(|b| b.to_string())
+            .collect::<BTreeSet<_>>(),
+        folders
+    );
+    for function in Function::ALL {
+        assert!(binaries.contains(function.binary()));
+    }
+}
+
+#[test]
+fn cargo_lambdas_watch_router_knows_exactly_the_route_table() {
+    let manifest: toml::Table = repo("Cargo.toml").parse().unwrap();
+    let router = manifest["workspace"]["metadata"]["lambda"]["watch"]["router"]
+        .as_table()
+        .unwrap();
+    let mut known = BTreeSet::new();
+    for (path, routes) in router {
+        for route in routes.as_array().unwrap() {
+            let method = route["method"].as_str().unwrap().to_owned();
+            let function = route["function"].as_str().unwrap().to_owned();
+            known.insert((method, path.clone(), function));
+        }
+    }
+    assert_eq!(known, the_table());
+}
+
+#[test]
+fn the_openapi_spec_documents_exactly_the_route_table() {
+    let spec: Value = serde_norway::from_str(&repo("openapi.yaml")).unwrap();
+    assert_eq!(str_of(&spec, &["openapi"]), Some("3.1.0"));
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, operation) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method == "parameters" {
+                continue;
+            }
+            let function = str_of(operation, &["x-fasttrack-function"])
+                .expect("every operation names its function");
+            documented.insert((
+                method.to_uppercase(),
+                path.as_str().unwrap().to_owned(),
+                function.to_owned(),
+            ));
+        }
+    }
+    assert_eq!(documented, the_table());
+    let schemes = spec["components"]["securitySchemes"].as_mapping().unwrap();
+    assert_eq!(
+        str_of(
+            &spec,
+            &["components", "securitySchemes", "bearerAuth", "scheme"]
+        ),
+        Some("bearer")
+    );
+    assert_eq!(
+        str_of(
+            &spec,
+            &[
+                "components",
+                "securitySchemes",
+                "learnworldsSignature",
+                "name"
+            ]
+        ),
+        Some("Learnworlds-Webhook-Signature")
+    );
+    assert_eq!(schemes.len(), 2);
+}
+
+#[test]
+fn events_hold_one_api_gateway_event_per_route_and_a_schedule_event() {
+    let mut covered = BTreeSet::new();
+    let mut schedules = 0;
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")).unwrap()
+    {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        if event["source"] == "aws.scheduler" {
+            schedules += 1;
+            continue;
+        }
+        assert_eq!(event["version"], "2.0");
+        let (method, path) = event["routeKey"].as_str().unwrap().split_once(' ').unwrap();
+        let route = ROUTES
+            .iter()
+            .find(|r| r.method.as_str() == method && r.path == path)
+            .expect("an event for a known route");
+        covered.insert((
+            method.to_owned(),
+            path.to_owned(),
+            route.function.binary().to_owned(),
+        ));
+    }
+    assert_eq!(covered, the_table());
+    assert_eq!(schedules, 1);
+}
+
+/// Without a token or signature every route answers 401 (or 415/422 for a bad
+/// body), never 404/405: the app serving all functions knows every route.
+#[tokio::test]
+async fn the_local_server_serves_every_route() {
+    let settings = shared::config::ApiSettings::from_source(&std::collections::HashMap::from([(
+        "JWT_SECRET",
+        "route-table-test-secret-of-32-bytes!",
+    )]))
+    .unwrap();
+    let database = shared::config::DatabaseSettings::from_source(&std::collections::HashMap::from(
+        [("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
+    ))
+    .unwrap();
+    let app = App::new(
+        shared::db::connect_lazy(&database).unwrap(),
+        Registry::embedded(),
+        settings,
+        None,
+    );
+    for route in &ROUTES {
+        let path = route
+            .path
+            .replace("{user_id}", "6f1c5b1e-5a87-4f7e-9a57-2f7b2a8f1d10")
+            .replace("{slug}", "woop");
+        let request = http::Request::builder()
+            .method(route.method.clone())
+            .uri(&path)
+            .header("content-type", "application/json")
+            .body(lambda_http::Body::Text("{}".into()))
+            .unwrap();
+        let status = app.handle(request).await.status().as_u16();
+        assert!(
+            matches!(status, 401 | 422),
+            "{} {path}: {status}",
+            route.method
+        );
+    }
+}
+
+#[test]
+fn the_templates_cors_matches_the_local_servers() {
+    let template = template();
+    let cors_config = &template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+    let list = |key: &str| -> Vec<String> {
+        cors_config[key]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(list("AllowMethods"), cors::ALLOW_METHODS);
+    assert_eq!(list("AllowHeaders"), cors::ALLOW_HEADERS);
+    assert_eq!(list("ExposeHeaders"), cors::EXPOSE_HEADERS);
+    assert_eq!(
+        cors_config["MaxAge"].as_u64(),
+        Some(u64::from(cors::MAX_AGE_SECONDS))
+    );
+}
