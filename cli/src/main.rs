@@ -175,7 +175,7 @@ async fn run(command: Command) -> Result<(), String> {
             port,
             cors_allowed_origins,
         } => {
-            let app = App::from_env(None).map_err(|e| text(&e))?;
+            let app = App::from_env(None).await.map_err(|e| text(&e))?;
             print_banner(&app, port).await?;
             let local = serve::Local {
                 app,
@@ -188,7 +188,7 @@ async fn run(command: Command) -> Result<(), String> {
                 .map_err(|e| format!("serving on {addr}: {e}"))?;
         }
         Command::Token { email } => {
-            let app = App::from_env(None).map_err(|e| text(&e))?;
+            let app = App::from_env(None).await.map_err(|e| text(&e))?;
             let id: Option<uuid::Uuid> =
                 sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
                     .bind(&email)

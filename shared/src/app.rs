@@ -22,7 +22,7 @@ use crate::http::body;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
 use crate::registry::{Registry, Tool};
 use crate::submissions::{Idempotency, IfMatch, SaveRequest};
-use crate::{db, dependencies, progress, submissions, users, webhooks};
+use crate::{db, dependencies, progress, secrets, submissions, users, webhooks};
 
 pub struct App {
     pub pool: PgPool,
@@ -50,11 +50,13 @@ impl App {
         }
     }
 
-    /// Reads the environment and prepares the pool (connections open lazily, so
-    /// a cold start does not wait for, or fail on, the database).
-    pub fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
-        let database = DatabaseSettings::from_source(&Environment)?;
-        let settings = ApiSettings::from_source(&Environment)?;
+    /// The cold start of a route function: settings from the environment and
+    /// Secrets Manager, and a pool whose connections open lazily (a cold start
+    /// neither waits for nor fails on the database).
+    pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
+        let source = secrets::resolve(&Environment).await?;
+        let database = DatabaseSettings::from_source(&source)?;
+        let settings = ApiSettings::from_source(&source)?;
         let pool = db::connect_lazy(&database)?;
         Ok(Self::new(pool, Registry::embedded(), settings, function))
     }
@@ -469,8 +471,9 @@ fn request_id(request: &Request) -> String {
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
-    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Body::Binary(bytes));
+    // Text, not Binary: API Gateway then passes it on without base64.
+    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -518,6 +521,12 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
         headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     response
+}
+
+/// The cold start of a function that only needs the database.
+pub async fn pool_from_env() -> Result<PgPool, ConfigError> {
+    let source = secrets::resolve(&Environment).await?;
+    db::connect_lazy(&DatabaseSettings::from_source(&source)?)
 }
 
 /// For binaries: logs a configuration error as one line and exits.

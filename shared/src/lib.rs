@@ -20,6 +20,7 @@ pub mod migrate;
 pub mod progress;
 pub mod recompute;
 pub mod registry;
+pub mod secrets;
 pub mod submissions;
 pub mod tool_sql;
 pub mod users;

@@ -7,7 +7,7 @@ use shared::http::routes::Function;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let app = exit_on_config_error(App::from_env(Some(Function::GetProgress)));
+    let app = exit_on_config_error(App::from_env(Some(Function::GetProgress)).await);
     let app = &app;
     run(service_fn(move |request| app.handle_lambda(request))).await
 }

@@ -3,15 +3,13 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
 use serde_json::{Value, json};
-use shared::app::exit_on_config_error;
-use shared::config::{DatabaseSettings, Environment};
-use shared::{Registry, db, migrate};
+use shared::app::{exit_on_config_error, pool_from_env};
+use shared::{Registry, migrate};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
-    let settings = exit_on_config_error(DatabaseSettings::from_source(&Environment));
-    let pool = exit_on_config_error(db::connect_lazy(&settings));
+    let pool = exit_on_config_error(pool_from_env().await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let report = migrate::run(pool, Registry::embedded()).await?;

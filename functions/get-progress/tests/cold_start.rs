@@ -1,0 +1,305 @@
+//! The real `get-progress` binary, booted as Lambda boots it: behind a Lambda
+//! Runtime API (a small emulator here), reading its secrets from Secrets Manager
+//! (moto's server mode, a real local AWS API, started by this test), and
+//! answering an API Gateway v2 event from `events/`.
+//!
+//! moto comes from the project's tool environment (`scripts/tools.sh`), which
+//! `make test` installs and passes in as FASTTRACK_MOTO_SERVER.
+
+use std::convert::Infallible;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{Value, json};
+use shared::config::ApiSettings;
+use shared::http::events::{Placeholders, render};
+use shared::registry::Registry;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const JWT_SECRET: &str = "cold-start-jwt-secret-0123456789abcdef";
+
+/// A Lambda Runtime API that hands out one event and reports what came back.
+struct RuntimeApi {
+    address: String,
+    results: mpsc::Receiver<(String, Value)>,
+}
+
+impl RuntimeApi {
+    async fn start(event: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let (sender, results) = mpsc::channel(4);
+        let event = Arc::new(Mutex::new(Some(event)));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (event, sender) = (Arc::clone(&event), sender.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(
+                        move |request: hyper::Request<hyper::body::Incoming>| {
+                            let (event, sender) = (Arc::clone(&event), sender.clone());
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                if path.ends_with("/invocation/next") {
+                                    let next = event.lock().unwrap().take();
+                                    let Some(body) = next else {
+                                        // One invocation per test: later polls wait forever.
+                                        std::future::pending::<()>().await;
+                                        unreachable!()
+                                    };
+                                    let response = hyper::Response::builder()
+                                    .header("lambda-runtime-aws-request-id", "c0ffee00-0000-4000-8000-000000000001")
+                                    .header("lambda-runtime-deadline-ms", "4102444800000")
+                                    .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:get-progress")
+                                    .header("lambda-runtime-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap();
+                                    return Ok::<_, Infallible>(response);
+                                }
+                                let body = request.into_body().collect().await.unwrap().to_bytes();
+                                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                                let _ = sender.send((path, value)).await;
+                                Ok(hyper::Response::builder()
+                                    .status(202)
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap())
+                            }
+                        },
+                    );
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { address, results }
+    }
+}
+
+struct Moto {
+    child: Child,
+    endpoint: String,
+}
+
+impl Moto {
+    async fn start() -> Option<Self> {
+        let Ok(binary) = std::env::var("FASTTRACK_MOTO_SERVER") else {
+            eprintln!("FASTTRACK_MOTO_SERVER is not set: `make test` installs moto and sets it");
+            return None;
+        };
+        let port = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Some(Self { child, endpoint });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("moto_server did not start");
+    }
+
+    async fn store(&self, name: &str, value: &str) -> String {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .load()
+            .await;
+        let client = aws_sdk_secretsmanager::Client::new(&config);
+        let created = client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+        created.arn().unwrap().to_owned()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The function binary with a clean environment: only what Lambda would set.
+fn function(runtime_api: &str, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_get-progress"));
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "get-progress")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+fn output_of(mut child: Child) -> String {
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_event(pool: PgPool) {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    shared::migrate::run(&pool, Registry::embedded())
+        .await
+        .unwrap();
+    let user = shared::users::LmsUser {
+        lms_user_id: "64c000000000000000000001".into(),
+        email: "cold@example.test".into(),
+        full_name: "Cold Start".into(),
+        organization: None,
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let user = shared::users::sync(&mut conn, Registry::embedded(), &user, false)
+        .await
+        .unwrap();
+
+    // The database secret in RDS's JSON shape, pointing at this test's database.
+    let options = pool.connect_options();
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let database_secret = json!({
+        "engine": "postgres", "host": options.get_host(), "port": options.get_port(),
+        "username": options.get_username(), "password": "unused-with-trust-auth", "dbname": database,
+    });
+    let database_arn = moto
+        .store("fasttrack/test/database", &database_secret.to_string())
+        .await;
+    let jwt_arn = moto.store("fasttrack/test/jwt", JWT_SECRET).await;
+
+    let settings = ApiSettings::from_source(&std::collections::HashMap::from([(
+        "JWT_SECRET",
+        JWT_SECRET,
+    )]))
+    .unwrap();
+    let (token, _) = shared::auth::TokenKeys::new(&settings)
+        .issue(user.id, jsonwebtoken::get_current_timestamp())
+        .unwrap();
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../events/own-progress.json"
+    ))
+    .unwrap();
+    let event = render(
+        &event,
+        &Placeholders {
+            token: Some(token),
+            ..Placeholders::default()
+        },
+    );
+
+    let mut runtime = RuntimeApi::start(event).await;
+    let child = function(
+        &runtime.address,
+        &[
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("DATABASE_SECRET_ARN", database_arn.as_str()),
+            ("JWT_SECRET_ARN", jwt_arn.as_str()),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), runtime.results.recv()).await;
+    let logs = output_of(child);
+    let (path, response) = result.expect("the function answered in time").unwrap();
+    assert!(path.ends_with("/response"), "{path}: {response}\n{logs}");
+    assert_eq!(response["statusCode"], 200, "{response}\n{logs}");
+    let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["user_id"], user.id.to_string());
+    assert_eq!(body["summary"]["total"], Registry::embedded().tools().len());
+    for secret in [JWT_SECRET, "unused-with-trust-auth"] {
+        assert!(
+            !logs.contains(secret),
+            "a secret appeared in the logs:\n{logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_missing_setting_fails_the_cold_start_with_one_line_naming_it() {
+    let runtime = RuntimeApi::start(String::new()).await;
+    let output = function(
+        &runtime.address,
+        &[("DATABASE_URL", "postgres://u:hunter2@127.0.0.1:1/db")],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    assert!(lines[0].contains("JWT_SECRET is not set"), "{logs}");
+    assert!(!logs.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn an_unreadable_secret_fails_the_cold_start_naming_its_variable() {
+    let Some(moto) = Moto::start().await else {
+        return;
+    };
+    let runtime = RuntimeApi::start(String::new()).await;
+    let output = function(
+        &runtime.address,
+        &[
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("DATABASE_URL", "postgres://u@127.0.0.1:1/db"),
+            (
+                "JWT_SECRET_ARN",
+                "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+            ),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        logs.contains("JWT_SECRET_ARN is invalid: could not be read from Secrets Manager"),
+        "{logs}"
+    );
+}

@@ -1,0 +1,159 @@
+//! Secrets on AWS. Each `*_SECRET_ARN` variable names a Secrets Manager secret
+//! that supplies one setting; every such secret is read once per cold start,
+//! concurrently, and nothing is asked of AWS when none is set (local use).
+//!
+//! A secret's value is its plain `SecretString`. The database secret may also be
+//! RDS's JSON (`host`, `port`, `username`, `password`, `dbname`).
+
+use std::collections::HashMap;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use serde_json::Value;
+
+use crate::config::{ConfigError, Source};
+
+/// (variable naming the secret, setting it supplies)
+pub const SECRET_SETTINGS: [(&str, &str); 4] = [
+    ("DATABASE_SECRET_ARN", "DATABASE_URL"),
+    ("JWT_SECRET_ARN", "JWT_SECRET"),
+    (
+        "LEARNWORLDS_WEBHOOK_SECRET_ARN",
+        "LEARNWORLDS_WEBHOOK_SECRET",
+    ),
+    ("LEARNWORLDS_LAUNCH_SECRET_ARN", "LEARNWORLDS_LAUNCH_SECRET"),
+];
+
+/// Settings from Secrets Manager in front of another source (the environment).
+pub struct WithSecrets<'a> {
+    secrets: HashMap<&'static str, String>,
+    fallback: &'a dyn Source,
+}
+
+impl Source for WithSecrets<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.secrets
+            .get(name)
+            .cloned()
+            .or_else(|| self.fallback.get(name))
+    }
+}
+
+/// Reads every secret the environment names.
+pub async fn resolve(env: &dyn Source) -> Result<WithSecrets<'_>, ConfigError> {
+    let wanted: Vec<(&'static str, &'static str, String)> = SECRET_SETTINGS
+        .iter()
+        .filter_map(|&(arn_var, setting)| env.get(arn_var).map(|arn| (arn_var, setting, arn)))
+        .collect();
+    let mut secrets = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(WithSecrets {
+            secrets,
+            fallback: env,
+        });
+    }
+    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let mut reads = tokio::task::JoinSet::new();
+    for (arn_var, setting, arn) in wanted {
+        let client = client.clone();
+        reads.spawn(async move {
+            let result = client.get_secret_value().secret_id(&arn).send().await;
+            (arn_var, setting, result)
+        });
+    }
+    while let Some(joined) = reads.join_next().await {
+        let (arn_var, setting, result) = joined.map_err(|e| ConfigError::Invalid {
+            name: "secrets",
+            reason: e.to_string(),
+        })?;
+        let output = result.map_err(|e| ConfigError::Invalid {
+            name: arn_var,
+            reason: format!(
+                "could not be read from Secrets Manager: {}",
+                DisplayErrorContext(&e)
+            ),
+        })?;
+        let value = output.secret_string().ok_or(ConfigError::Invalid {
+            name: arn_var,
+            reason: "the secret has no SecretString".into(),
+        })?;
+        let value = if setting == "DATABASE_URL" {
+            database_url(value).ok_or(ConfigError::Invalid {
+                name: arn_var,
+                reason: "expected a postgres:// URL or RDS's JSON (host, port, username, password, dbname)".into(),
+            })?
+        } else {
+            value.to_owned()
+        };
+        secrets.insert(setting, value);
+    }
+    Ok(WithSecrets {
+        secrets,
+        fallback: env,
+    })
+}
+
+/// A postgres:// URL as is, or one built from RDS's secret JSON.
+fn database_url(secret: &str) -> Option<String> {
+    let secret = secret.trim();
+    if secret.starts_with("postgres://") || secret.starts_with("postgresql://") {
+        return Some(secret.to_owned());
+    }
+    let json: Value = serde_json::from_str(secret).ok()?;
+    let text = |key: &str| json.get(key).and_then(Value::as_str);
+    let port = match json.get("port") {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => "5432".to_owned(),
+    };
+    Some(format!(
+        "postgres://{}:{}@{}:{}/{}",
+        encode(text("username")?),
+        encode(text("password")?),
+        text("host")?,
+        port,
+        encode(text("dbname").unwrap_or("postgres")),
+    ))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rds_json_becomes_a_url_with_the_password_encoded() {
+        let secret = r#"{"engine": "postgres", "host": "db.example.internal", "port": 5432,
+                         "username": "fasttrack_app", "password": "p@ss:w/rd?#", "dbname": "fasttrack"}"#;
+        assert_eq!(
+            database_url(secret).unwrap(),
+            "postgres://fasttrack_app:p%40ss%3Aw%2Frd%3F%23@db.example.internal:5432/fasttrack"
+        );
+        assert_eq!(
+            database_url(" postgres://u@h/d ").unwrap(),
+            "postgres://u@h/d"
+        );
+        assert!(database_url(r#"{"host": "h"}"#).is_none());
+        assert!(database_url("not a url").is_none());
+    }
+
+    #[tokio::test]
+    async fn without_secret_arns_nothing_is_asked_of_aws() {
+        let env = std::collections::HashMap::from([("JWT_SECRET", "x")]);
+        let resolved = resolve(&env).await.unwrap();
+        assert_eq!(resolved.get("JWT_SECRET").as_deref(), Some("x"));
+        assert!(resolved.secrets.is_empty());
+    }
+}
