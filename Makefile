@@ -2,7 +2,7 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test migrate recompute token launch-body graph graph-doc db-start db-stop db-status
+.PHONY: run test migrate recompute token launch-body lambda-build graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
@@ -24,6 +24,10 @@ token:
 # A signed launch body for POST /sessions, for Ada Lovelace (local secrets).
 launch-body:
 	@. scripts/local-env.sh && $(CLI) launch --lms-user-id 64b000000000000000000002 --email ada@example.com --name "Ada Lovelace"
+
+# Every function's bootstrap for provided.al2023 on arm64, in target/lambda/.
+lambda-build:
+	@bash -c 'source scripts/db.sh && source scripts/tools.sh && tools_up && rustup target add aarch64-unknown-linux-gnu >/dev/null && cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --locked'
 
 graph:
 	@$(CLI) graph --format mermaid

@@ -14,3 +14,9 @@ cd "$(dirname "$0")/.."
 } > docs/dependency-graph.md.tmp
 mv docs/dependency-graph.md.tmp docs/dependency-graph.md
 echo "wrote docs/dependency-graph.md"
+if command -v dot >/dev/null; then
+    cargo run -q --locked -p fasttrack-cli -- graph --format dot | dot -Tsvg > docs/dependency-graph.svg
+    echo "wrote docs/dependency-graph.svg"
+else
+    echo "Graphviz is not installed (apt-get install graphviz): docs/dependency-graph.svg not refreshed" >&2
+fi

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make test`: the database bootstrap, then formatting, lints and every test.
+# `make test`: everything CI checks. The database bootstrap, formatting, lints,
+# every test (directly and through PgBouncer), the template checks, a backup
+# round trip and the arm64 Lambda build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/db.sh
 source scripts/pgbouncer.sh
+source scripts/tools.sh
 
-for tool in cargo rustfmt cargo-clippy; do
+for tool in cargo rustfmt cargo-clippy rustup; do
     command -v "$tool" >/dev/null || { log "$tool is missing: install the Rust toolchain with rustup (rustfmt and clippy components)"; exit 1; }
 done
 
@@ -14,6 +17,12 @@ cargo fmt --all --check
 
 log "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+tools_up
+log "cfn-lint template.yaml"
+cfn-lint template.yaml
+log "sam validate --lint"
+AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >/dev/null
 
 db_up
 trap 'pgbouncer_down; db_down_if_started' EXIT
@@ -30,7 +39,18 @@ cargo test --workspace --locked 2>&1 | tee "$results"
 pgbouncer_up
 log "cargo test: the API through PgBouncer (transaction mode)"
 FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" cargo test --locked -p shared --test api 2>&1 | tee -a "$results"
-# One closing line for the whole workspace (cargo prints one per test binary).
+
+log "backup and restore"
+scripts/backup-roundtrip.sh
+
+log "cargo lambda build --release --arm64"
+rustup target add aarch64-unknown-linux-gnu >/dev/null
+cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --locked
+for bootstrap in "${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap; do
+    printf '    %-22s %s bytes\n' "$(basename "$(dirname "$bootstrap")")" "$(stat -c %s "$bootstrap")"
+done
+
+# One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$results"
 rm -f "$results"

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use shared::app::App;
 use shared::config::{ApiSettings, Environment};
 use shared::http::cors::Cors;
+use shared::http::events::{Placeholders, render};
 use shared::{Registry, auth, db, demo, migrate, recompute, registry};
 
 #[derive(Parser)]
@@ -75,6 +76,13 @@ enum Command {
         email: String,
         #[arg(long)]
         name: String,
+    },
+    /// Fill an example event from events/ with local values (a token and id for
+    /// the user with this email, the local secrets), for `cargo lambda invoke`.
+    RenderEvent {
+        file: PathBuf,
+        #[arg(long, default_value = "alice@demo.fasttrack.test")]
+        email: String,
     },
     /// Run the scheduled unlock recompute once.
     Recompute {
@@ -214,6 +222,36 @@ async fn run(command: Command) -> Result<(), String> {
                 "timestamp": timestamp, "signature": signature,
             });
             println!("{body}");
+        }
+        Command::RenderEvent { file, email } => {
+            let event =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let app = App::from_env(None).await.map_err(|e| text(&e))?;
+            let user: Option<uuid::Uuid> =
+                sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
+                    .bind(&email)
+                    .fetch_optional(&app.pool)
+                    .await
+                    .map_err(|e| text(&e))?;
+            let user = user.ok_or_else(|| format!("no user has the email {email}"))?;
+            let launch = app.settings.launch_secret.as_ref().map(|secret| {
+                let timestamp = chrono_now();
+                let (id, mail, name) = ("64b000000000000000000003", "invoked@example.com", "Invoked Locally");
+                let signature = auth::sign_launch(secret, id, mail, name, timestamp);
+                serde_json::json!({"lms_user_id": id, "email": mail, "name": name, "timestamp": timestamp, "signature": signature})
+                    .to_string()
+            });
+            let values = Placeholders {
+                token: Some(app.issue_token(user).map_err(|e| text(&e))?.0),
+                user_id: Some(user.to_string()),
+                webhook_secret: app
+                    .settings
+                    .webhook_secret
+                    .as_ref()
+                    .map(|s| s.expose().to_owned()),
+                launch_body: launch,
+            };
+            print!("{}", render(&event, &values));
         }
         Command::Recompute {
             database_url,
