@@ -103,19 +103,22 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server starts");
-        let endpoint = format!("http://127.0.0.1:{port}");
+        // Owned by `Moto` at once, so that Drop stops it whatever happens next.
+        let moto = Self {
+            child: Command::new(binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("moto_server starts"),
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port))
                 .await
                 .is_ok()
             {
-                return Some(Self { child, endpoint });
+                return Some(moto);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
