@@ -23,6 +23,8 @@ log "cfn-lint template.yaml"
 cfn-lint template.yaml
 log "sam validate --lint"
 AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template template.yaml >/dev/null
+log "openapi-spec-validator openapi.yaml"
+openapi-spec-validator openapi.yaml
 
 db_up
 trap 'pgbouncer_down; db_down_if_started' EXIT

@@ -197,13 +197,7 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Token { email } => {
             let app = App::from_env(None).await.map_err(|e| text(&e))?;
-            let id: Option<uuid::Uuid> =
-                sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
-                    .bind(&email)
-                    .fetch_optional(&app.pool)
-                    .await
-                    .map_err(|e| text(&e))?;
-            let id = id.ok_or_else(|| format!("no user has the email {email}"))?;
+            let id = user_by_email(&app, &email).await?;
             println!("{}", app.issue_token(id).map_err(|e| text(&e))?.0);
         }
         Command::Launch {
@@ -227,13 +221,7 @@ async fn run(command: Command) -> Result<(), String> {
             let event =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let app = App::from_env(None).await.map_err(|e| text(&e))?;
-            let user: Option<uuid::Uuid> =
-                sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
-                    .bind(&email)
-                    .fetch_optional(&app.pool)
-                    .await
-                    .map_err(|e| text(&e))?;
-            let user = user.ok_or_else(|| format!("no user has the email {email}"))?;
+            let user = user_by_email(&app, &email).await?;
             let launch = app.settings.launch_secret.as_ref().map(|secret| {
                 let timestamp = chrono_now();
                 let (id, mail, name) = ("64b000000000000000000003", "invoked@example.com", "Invoked Locally");
@@ -294,6 +282,16 @@ async fn run(command: Command) -> Result<(), String> {
     Ok(())
 }
 
+async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
+    let id: Option<uuid::Uuid> =
+        sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
+            .bind(email)
+            .fetch_optional(&app.pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    id.ok_or_else(|| format!("no user has the email {email}"))
+}
+
 /// openapi.yaml, compiled in and served as JSON.
 fn openapi_json() -> Result<Vec<u8>, String> {
     let spec: serde_json::Value = serde_norway::from_str(include_str!("../../openapi.yaml"))
@@ -338,4 +336,18 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     }
     println!();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_openapi_document_is_served_as_json_with_every_path() {
+        let json: serde_json::Value =
+            serde_json::from_slice(&super::openapi_json().unwrap()).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let paths = json["paths"].as_object().unwrap();
+        for route in &shared::http::routes::ROUTES {
+            assert!(paths.contains_key(route.path), "{}", route.path);
+        }
+    }
 }

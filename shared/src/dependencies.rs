@@ -85,11 +85,7 @@ pub async fn resolve(
         .filter(|d| d.required && !d.available)
         .map(|d| d.field_id.clone())
         .collect();
-    let default = if tool.starts_unlocked() {
-        Status::Unlocked
-    } else {
-        Status::Locked
-    };
+    let default = Status::initial(tool);
     let status = row
         .status
         .as_deref()

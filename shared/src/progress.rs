@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::db;
 use crate::error::ApiError;
-use crate::registry::Registry;
+use crate::registry::{Registry, Tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -20,6 +20,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// What a tool starts as, and what a tool without a progress row (added since
+    /// the last recompute) is shown as: unlocked when it needs nothing.
+    pub fn initial(tool: &Tool) -> Self {
+        if tool.starts_unlocked() {
+            Self::Unlocked
+        } else {
+            Self::Locked
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "locked" => Some(Self::Locked),
@@ -119,12 +129,7 @@ pub async fn for_user(
             let row = rows
                 .iter()
                 .find(|r| r.tool_slug.as_deref() == Some(tool.slug.as_str()));
-            // A tool added since the last recompute has no row yet: show what it will get.
-            let default = if tool.starts_unlocked() {
-                Status::Unlocked
-            } else {
-                Status::Locked
-            };
+            let default = Status::initial(tool);
             ToolProgress {
                 sprint: tool.sprint,
                 slug: tool.slug.clone(),

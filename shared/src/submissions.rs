@@ -498,11 +498,7 @@ pub async fn get(
         }),
         _ => None,
     };
-    let default = if tool.starts_unlocked() {
-        Status::Unlocked
-    } else {
-        Status::Locked
-    };
+    let default = Status::initial(tool);
     Ok(SubmissionView {
         tool: tool.slug.clone(),
         user_id,

@@ -5,6 +5,7 @@ mod bad_input;
 mod chain;
 mod concurrency;
 mod dependencies;
+mod events;
 mod matrix;
 mod progress;
 mod recompute;
@@ -304,6 +305,20 @@ impl RoundTripCounter {
         // The service's own pool settings, so the count is what production sees.
         let pool = shared::db::connect_lazy(&database_settings(url, 1)).unwrap();
         Self { count, pool }
+    }
+
+    /// The round trips of the second of two identical requests (the first warms
+    /// the connection and its statement cache), made by an app on this pool.
+    pub async fn of_second(
+        &self,
+        request: impl Fn() -> http::Request<Body>,
+    ) -> (usize, http::Response<Body>) {
+        let app = App::new(self.pool.clone(), Registry::embedded(), settings(&[]), None);
+        let first = app.handle(request()).await;
+        assert!(first.status().is_success(), "{:?}", first.body());
+        self.reset();
+        let response = app.handle(request()).await;
+        (self.count(), response)
     }
 
     pub fn reset(&self) {

@@ -1,0 +1,71 @@
+//! Handler tests from the API Gateway v2 events in `events/`: each is parsed by
+//! lambda_http as Lambda would deliver it, and answered by the app scoped to the
+//! function that owns the route.
+
+use shared::app::App;
+use shared::auth::sign_launch;
+use shared::config::Secret;
+use shared::http::events::{Placeholders, render};
+use shared::http::routes::ROUTES;
+use shared::registry::Registry;
+use sqlx::PgPool;
+
+use crate::{LAUNCH_SECRET, TestApp, WEBHOOK_SECRET, settings};
+
+#[sqlx::test(migrations = false)]
+async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
+    let test = TestApp::new(pool).await;
+    let ana = test.user("ana", None, "user").await;
+    let now = jsonwebtoken::get_current_timestamp() as i64;
+    let (id, email, name) = (
+        "64d000000000000000000001",
+        "launch@example.test",
+        "Launch Event",
+    );
+    let launch = serde_json::json!({
+        "lms_user_id": id, "email": email, "name": name, "timestamp": now,
+        "signature": sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now),
+    });
+    let values = Placeholders {
+        token: Some(ana.token.clone()),
+        user_id: Some(ana.id.to_string()),
+        webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
+        launch_body: Some(launch.to_string()),
+    };
+    let mut answered = 0;
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events")).unwrap() {
+        let path = entry.unwrap().path();
+        let text = render(&std::fs::read_to_string(&path).unwrap(), &values);
+        let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let Some(route_key) = event["routeKey"].as_str() else {
+            continue;
+        };
+        let (method, route_path) = route_key.split_once(' ').unwrap();
+        let route = ROUTES
+            .iter()
+            .find(|r| r.method.as_str() == method && r.path == route_path)
+            .unwrap();
+        let app = App::new(
+            test.app.pool.clone(),
+            Registry::embedded(),
+            settings(&[]),
+            Some(route.function),
+        );
+        let request = lambda_http::request::from_str(&text).unwrap();
+        let response = app.handle(request).await;
+        let status = response.status().as_u16();
+        assert!(
+            (200..300).contains(&status),
+            "{}: {status} {:?}",
+            path.display(),
+            response.body()
+        );
+        // API Gateway's request id is the id the answer and the logs carry.
+        assert_eq!(
+            response.headers()["x-request-id"],
+            event["requestContext"]["requestId"].as_str().unwrap()
+        );
+        answered += 1;
+    }
+    assert_eq!(answered, ROUTES.len());
+}
