@@ -211,11 +211,11 @@ impl App {
         let body = call.json_body()?;
         let request = SaveRequest::from_json(body.clone())?;
         let if_match = call
-            .header(header::IF_MATCH)
+            .strict_header("if-match")?
             .map(IfMatch::parse)
             .transpose()?;
         let idempotency = call
-            .header_named("idempotency-key")
+            .strict_header("idempotency-key")?
             .map(|key| Idempotency::new(key, tool, &body))
             .transpose()?;
         let saved = submissions::save(
@@ -305,6 +305,7 @@ impl App {
             full_name: launch.name.clone(),
             organization: None,
         };
+        user.validate()?;
         let mut tx = self.pool.begin().await?;
         let first_use: bool = db::query_scalar(
             "insert into shared.session_launches (signature_sha256, lms_user_id)
@@ -377,6 +378,17 @@ impl<'a> Call<'a> {
 
     fn header_named(&self, name: &'static str) -> Option<&'a str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A header that changes what a write does: present but not visible ASCII
+    /// is a 400, never "absent".
+    fn strict_header(&self, name: &'static str) -> Result<Option<&'a str>, ApiError> {
+        match self.headers.get(name) {
+            None => Ok(None),
+            Some(value) => value.to_str().map(Some).map_err(|_| {
+                ApiError::BadRequest(format!("the {name} header must be visible ASCII"))
+            }),
+        }
     }
 
     /// The body as strict JSON: size, then Content-Type, then syntax.

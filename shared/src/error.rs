@@ -154,8 +154,22 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections,
-            // query_canceled (statement timeout)
-            Some("57P01" | "57P02" | "57P03" | "53300" | "57014" | "08000" | "08003" | "08006")
+            // query_canceled (statement timeout), lock_not_available (lock timeout),
+            // deadlock_detected and serialization_failure (a retry succeeds),
+            // connection exceptions
+            Some(
+                "57P01"
+                    | "57P02"
+                    | "57P03"
+                    | "53300"
+                    | "57014"
+                    | "55P03"
+                    | "40P01"
+                    | "40001"
+                    | "08000"
+                    | "08003"
+                    | "08006"
+            )
         ),
         _ => false,
     }

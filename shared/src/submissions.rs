@@ -94,19 +94,32 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Accepts `"3"`, `W/"3"`, `3` and `*`.
+    /// Accepts `"3"`, `3` and `*`. A weak tag (`W/"3"`) never matches: If-Match
+    /// compares strongly (RFC 9110).
     pub fn parse(header: &str) -> Result<Self, ApiError> {
         let value = header.trim();
         if value == "*" {
             return Ok(Self::Any);
         }
-        let value = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
+        if value.starts_with("W/") {
+            return Err(ApiError::BadRequest(
+                "If-Match needs a strong ETag such as \"3\"".into(),
+            ));
+        }
+        let value = value.trim_matches('"');
         value
             .parse::<i32>()
             .ok()
             .filter(|v| *v > 0)
             .map(Self::Version)
             .ok_or_else(|| ApiError::BadRequest("If-Match must be an ETag such as \"3\"".into()))
+    }
+
+    fn etag(self) -> String {
+        match self {
+            IfMatch::Any => "*".to_owned(),
+            IfMatch::Version(v) => format!("\"{v}\""),
+        }
     }
 
     fn bind(self) -> i32 {
@@ -281,14 +294,26 @@ pub async fn save(
     }
     if locked.status == "locked" {
         let resolution = dependencies::resolve(&mut *tx, registry, tool, user, user).await?;
-        return Err(ApiError::Conflict {
-            code: "tool_locked",
-            message: format!(
-                "`{}` is locked until its required fields are available",
-                tool.slug
-            ),
-            details: json!({ "missing": resolution.missing_required }),
-        });
+        if !resolution.missing_required.is_empty() {
+            return Err(ApiError::Conflict {
+                code: "tool_locked",
+                message: format!(
+                    "`{}` is locked until its required fields are available",
+                    tool.slug
+                ),
+                details: json!({ "missing": resolution.missing_required }),
+            });
+        }
+        // Everything it needs is there (an unlock the recompute has not made
+        // yet): open it now rather than refuse.
+        db::query(
+            "update shared.user_progress set status = 'unlocked', unlocked_at = current_timestamp
+             where user_id = $1 and tool_slug = $2 and status = 'locked'",
+        )
+        .bind(user)
+        .bind(&tool.slug)
+        .execute(&mut *tx)
+        .await?;
     }
 
     let (fields, values): (Vec<String>, Vec<Value>) = outputs.into_iter().unzip();
@@ -319,7 +344,7 @@ pub async fn save(
     let Some(outcome) = outcome else {
         let current = current_version(&mut tx, tool, user).await?;
         return Err(ApiError::PreconditionFailed {
-            expected: if_match.map_or_else(String::new, |m| format!("{m:?}")),
+            expected: if_match.map_or_else(String::new, IfMatch::etag),
             current,
         });
     };
@@ -332,9 +357,10 @@ pub async fn save(
     })
 }
 
-/// Locks the user's progress row for the tool, serializing saves of the same
-/// tool by the same user, and claims the Idempotency-Key. `None` when the user
-/// or their progress row does not exist.
+/// Locks the user (serializing all of one user's saves, so that each save's
+/// write sees every earlier save's outputs when it decides what to unlock) and
+/// their progress row for the tool, and claims the Idempotency-Key. `None`, and
+/// no claim, when the user or their progress row does not exist.
 async fn lock_progress(
     tx: &mut PgConnection,
     tool: &Tool,
@@ -344,7 +370,9 @@ async fn lock_progress(
     Ok(db::query_as::<Locked>(
         r"with claim as (
             insert into shared.idempotency_keys as k (user_id, key, request_sha256)
-            select $1, $3, $4 where $3::text is not null
+            select $1, $3, $4
+            where $3::text is not null
+              and exists (select 1 from shared.user_progress where user_id = $1 and tool_slug = $2)
             on conflict (user_id, key) do update
                 set request_sha256 = excluded.request_sha256, response = null, created_at = current_timestamp
                 where k.created_at < current_timestamp - interval '24 hours'
@@ -354,7 +382,8 @@ async fn lock_progress(
         from shared.user_progress p
         join shared.users u on u.id = p.user_id
         where p.user_id = $1 and p.tool_slug = $2
-        for update of p",
+        for update of p
+        for no key update of u",
     )
     .bind(user)
     .bind(&tool.slug)
@@ -584,7 +613,7 @@ mod tests {
     #[test]
     fn if_match_accepts_etags_and_star() {
         assert_eq!(IfMatch::parse("\"3\"").unwrap(), IfMatch::Version(3));
-        assert_eq!(IfMatch::parse("W/\"3\"").unwrap(), IfMatch::Version(3));
+        assert!(IfMatch::parse("W/\"3\"").is_err());
         assert_eq!(IfMatch::parse("*").unwrap(), IfMatch::Any);
         for bad in ["", "\"x\"", "0", "-1", "99999999999"] {
             assert!(IfMatch::parse(bad).is_err(), "{bad}");

@@ -147,6 +147,9 @@ pub async fn receive(
     payload: &Value,
 ) -> Result<Receipt, ApiError> {
     let event = interpret(payload)?;
+    if let Some(user) = &event.user {
+        user.validate()?;
+    }
     let digest = Sha256::digest(body).to_vec();
     let outcome = if event.user.is_some() {
         "synced"

@@ -143,6 +143,14 @@ async fn each_kind_of_bad_input_gets_its_status_and_writes_nothing(pool: PgPool)
             )
         },
         Case {
+            headers: vec![("if-match", "W/\"1\"".into())],
+            ..put(
+                "weak If-Match",
+                "{\"data\": {}, \"status\": \"draft\"}",
+                400,
+            )
+        },
+        Case {
             path: "/tools/no-such-tool/submission".into(),
             ..put("unknown slug", "{\"data\": {}, \"status\": \"draft\"}", 404)
         },
@@ -345,4 +353,27 @@ async fn health_needs_no_database_and_no_token() {
         )
         .await;
     assert_eq!(response.status(), 200);
+}
+
+#[sqlx::test(migrations = false)]
+async fn non_ascii_write_headers_are_rejected_not_ignored(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let before = app.snapshot().await;
+    for header in ["if-match", "idempotency-key"] {
+        let request = http::Request::put("/tools/woop/submission")
+            .header("authorization", format!("Bearer {}", ana.token))
+            .header("content-type", "application/json")
+            .header(
+                header,
+                http::HeaderValue::from_bytes("schl\u{fc}ssel".as_bytes()).unwrap(),
+            )
+            .body(lambda_http::Body::Text(
+                r#"{"data": {}, "status": "draft"}"#.into(),
+            ))
+            .unwrap();
+        let response = app.app.handle(request).await;
+        assert_eq!(response.status(), 400, "{header}");
+    }
+    assert_eq!(app.snapshot().await, before);
 }

@@ -381,3 +381,105 @@ async fn a_tool_added_after_the_user_was_synced_can_be_saved_before_the_recomput
     assert_eq!(response.status, 201, "{:?}", response.body);
     assert_eq!(app.status_of(&ana, "woop").await, "completed");
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_idempotent_save_of_a_tool_without_a_progress_row_succeeds_and_replays(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    sqlx::query("delete from shared.user_progress where user_id = $1 and tool_slug = 'woop'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let body = json!({"data": complete_data("woop"), "status": "submitted"});
+    let first = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("idempotency-key", "new-tool-1")],
+        )
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let retry = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("idempotency-key", "new-tool-1")],
+        )
+        .await;
+    assert_eq!(
+        (retry.status, retry.header("idempotent-replayed")),
+        (201, Some("true"))
+    );
+}
+
+/// focus needs goals and values; both can be open at once and submitted together.
+#[sqlx::test(migrations = false)]
+async fn submitting_two_prerequisites_at_once_unlocks_their_dependent(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    for slug in ["woop", "know-thyself", "dream", "cash"] {
+        app.submit_complete(&ana, slug).await;
+    }
+    assert_eq!(app.status_of(&ana, "goals").await, "unlocked");
+    assert_eq!(app.status_of(&ana, "values").await, "unlocked");
+    let (goals, values) = tokio::join!(
+        app.submit_complete(&ana, "goals"),
+        app.submit_complete(&ana, "values")
+    );
+    assert_eq!((goals.status, values.status), (201, 201));
+    assert_eq!(app.status_of(&ana, "focus").await, "unlocked");
+    let unlocked: Vec<serde_json::Value> = [goals, values]
+        .iter()
+        .flat_map(|r| r.body["unlocked_tools"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(
+        unlocked.iter().filter(|t| *t == "focus").count(),
+        1,
+        "{unlocked:?}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_locked_tool_whose_fields_are_all_available_opens_on_save(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    // An unlock that was missed: know-thyself's needs are met but it says locked.
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'know-thyself'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let response = app
+        .save(&ana, "know-thyself", json!({"dream": "d"}), "draft")
+        .await;
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    assert_eq!(app.status_of(&ana, "know-thyself").await, "in_progress");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_failed_if_match_names_the_etag_it_was_given(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = json!({"data": {"wish": "w"}, "status": "draft"});
+    app.put("/tools/woop/submission", &ana.token, &body, &[])
+        .await;
+    app.put("/tools/woop/submission", &ana.token, &body, &[])
+        .await;
+    let stale = app
+        .put(
+            "/tools/woop/submission",
+            &ana.token,
+            &body,
+            &[("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!(stale.status, 412);
+    assert_eq!(
+        stale.body["error"]["message"],
+        "the submission has changed since version \"1\""
+    );
+}
