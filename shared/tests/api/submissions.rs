@@ -415,31 +415,42 @@ async fn an_idempotent_save_of_a_tool_without_a_progress_row_succeeds_and_replay
     );
 }
 
-/// focus needs goals and values; both can be open at once and submitted together.
+/// focus needs goals and values; both can be open at once and submitted
+/// together. Several users race at once so that the two writes overlap.
 #[sqlx::test(migrations = false)]
 async fn submitting_two_prerequisites_at_once_unlocks_their_dependent(pool: PgPool) {
-    let app = TestApp::new(pool).await;
-    let ana = app.user("ana", None, "user").await;
-    for slug in ["woop", "know-thyself", "dream", "cash"] {
-        app.submit_complete(&ana, slug).await;
+    let app = std::sync::Arc::new(TestApp::new(pool).await);
+    let mut users = Vec::new();
+    for n in 0..8 {
+        let user = app.user(&format!("racer{n}"), None, "user").await;
+        for slug in ["woop", "know-thyself", "dream", "cash"] {
+            app.submit_complete(&user, slug).await;
+        }
+        users.push(std::sync::Arc::new(user));
     }
-    assert_eq!(app.status_of(&ana, "goals").await, "unlocked");
-    assert_eq!(app.status_of(&ana, "values").await, "unlocked");
-    let (goals, values) = tokio::join!(
-        app.submit_complete(&ana, "goals"),
-        app.submit_complete(&ana, "values")
-    );
-    assert_eq!((goals.status, values.status), (201, 201));
-    assert_eq!(app.status_of(&ana, "focus").await, "unlocked");
-    let unlocked: Vec<serde_json::Value> = [goals, values]
-        .iter()
-        .flat_map(|r| r.body["unlocked_tools"].as_array().unwrap().clone())
-        .collect();
-    assert_eq!(
-        unlocked.iter().filter(|t| *t == "focus").count(),
-        1,
-        "{unlocked:?}"
-    );
+    let races = users.iter().map(|user| {
+        let (app, user) = (std::sync::Arc::clone(&app), std::sync::Arc::clone(user));
+        tokio::spawn(async move {
+            let (goals, values) = tokio::join!(
+                app.submit_complete(&user, "goals"),
+                app.submit_complete(&user, "values")
+            );
+            assert_eq!((goals.status, values.status), (201, 201));
+            let unlocked: Vec<serde_json::Value> = [goals, values]
+                .iter()
+                .flat_map(|r| r.body["unlocked_tools"].as_array().unwrap().clone())
+                .collect();
+            unlocked.iter().filter(|t| *t == "focus").count()
+        })
+    });
+    for (race, user) in races.collect::<Vec<_>>().into_iter().zip(&users) {
+        assert_eq!(
+            race.await.unwrap(),
+            1,
+            "one of the two submits unlocks focus"
+        );
+        assert_eq!(app.status_of(user, "focus").await, "unlocked");
+    }
 }
 
 #[sqlx::test(migrations = false)]
