@@ -105,6 +105,9 @@ pub struct DatabaseSettings {
     /// `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy,
     /// Supabase's pooler): see [`crate::db`].
     pub pooler_mode: PoolerMode,
+    /// Server-side statement and lock timeout, so a request that gave up does not
+    /// leave its statement waiting. `None` (0): no limit, for migrations.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl DatabaseSettings {
@@ -128,6 +131,10 @@ impl DatabaseSettings {
             max_connections,
             acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1)?,
             pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
+            statement_timeout: match parsed(source, "DATABASE_STATEMENT_TIMEOUT_MS", 7000u64)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
         })
     }
 }

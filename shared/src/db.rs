@@ -131,7 +131,14 @@ pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, ConfigError> 
     let transaction_pooler = settings.pooler_mode == PoolerMode::Transaction;
     TRANSACTION_POOLER.store(transaction_pooler, Ordering::Relaxed);
     if transaction_pooler {
+        // Poolers drop or refuse startup options: set the timeouts on the role.
         options = options.statement_cache_capacity(0);
+    } else if let Some(timeout) = settings.statement_timeout {
+        let ms = timeout.as_millis().to_string();
+        options = options.options([
+            ("statement_timeout", ms.as_str()),
+            ("lock_timeout", ms.as_str()),
+        ]);
     }
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)

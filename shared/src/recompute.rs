@@ -3,8 +3,11 @@
 //! every locked tool whose required fields are available. It never re-locks or
 //! un-completes anything, and a second run changes nothing.
 //!
-//! The pass holds a transaction-scoped advisory lock, so it stays correct behind
-//! a transaction-mode pooler and a concurrent run skips instead of waiting.
+//! A run holds a transaction-scoped advisory lock in a transaction kept open on
+//! its own connection, so a concurrent run skips instead of waiting, and it stays
+//! correct behind a transaction-mode pooler (which keeps one server for an open
+//! transaction). Each batch commits on its own, on a second connection, so the
+//! rows it changes are locked for a moment, not for the whole run.
 
 use std::collections::BTreeMap;
 
@@ -44,10 +47,16 @@ pub async fn run(
     registry: &Registry,
     batch_size: i64,
 ) -> Result<Report, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    if pool.options().get_max_connections() < 2 {
+        return Err(sqlx::Error::Configuration(
+            "the recompute needs a pool of at least 2 connections (one holds the run's lock)"
+                .into(),
+        ));
+    }
+    let mut guard = pool.begin().await?;
     let acquired: bool = db::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(RECOMPUTE_LOCK)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *guard)
         .await?;
     if !acquired {
         tracing::info!("recompute skipped: another run holds the lock");
@@ -71,6 +80,7 @@ pub async fn run(
     let mut report = Report::default();
     let mut after = Uuid::nil();
     loop {
+        let mut tx = pool.begin().await?;
         let users: Vec<Uuid> =
             db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
                 .bind(after)
@@ -102,10 +112,13 @@ pub async fn run(
             .bind(&slugs)
             .fetch_all(&mut *tx)
             .await?;
+        tx.commit().await?;
         for (_, slug) in unlocked {
             *report.unlocked.entry(slug).or_default() += 1;
         }
     }
+
+    let mut tx = pool.begin().await?;
 
     report.expired_deleted += db::query("delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'")
         .execute(&mut *tx)
@@ -118,6 +131,7 @@ pub async fn run(
     .await?
     .rows_affected();
     tx.commit().await?;
+    guard.commit().await?;
 
     tracing::info!(
         users = report.users,

@@ -93,10 +93,9 @@ struct Moto {
 
 impl Moto {
     async fn start() -> Option<Self> {
-        let Ok(binary) = std::env::var("FASTTRACK_MOTO_SERVER") else {
-            eprintln!("FASTTRACK_MOTO_SERVER is not set: `make test` installs moto and sets it");
-            return None;
-        };
+        let binary = std::env::var("FASTTRACK_MOTO_SERVER").expect(
+            "FASTTRACK_MOTO_SERVER is not set: run `make test`, which installs moto (scripts/tools.sh) and sets it",
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .await
             .unwrap()

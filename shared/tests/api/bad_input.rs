@@ -377,3 +377,37 @@ async fn non_ascii_write_headers_are_rejected_not_ignored(pool: PgPool) {
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+#[sqlx::test(migrations = false)]
+async fn the_statement_timeout_reaches_the_server_and_a_timeout_is_a_503(pool: PgPool) {
+    if crate::behind_pooler() {
+        return; // Behind a transaction pooler the timeout is the role's, not ours.
+    }
+    let url = {
+        let database: String = sqlx::query_scalar("select current_database()")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let options = pool.connect_options();
+        format!(
+            "postgres://{}@{}:{}/{database}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        )
+    };
+    let mut database = crate::database_settings(url, 1);
+    database.statement_timeout = Some(Duration::from_millis(300));
+    let app_pool = shared::db::connect_lazy(&database).unwrap();
+    let shown: String = sqlx::query_scalar("show statement_timeout")
+        .fetch_one(&app_pool)
+        .await
+        .unwrap();
+    assert_eq!(shown, "300ms");
+    let err = sqlx::query("select pg_sleep(2)")
+        .execute(&app_pool)
+        .await
+        .unwrap_err();
+    let error = shared::error::ApiError::from(err);
+    assert_eq!(error.status().as_u16(), 503);
+}
