@@ -1,0 +1,417 @@
+//! Realistic data, fast: N users across organizations, each partway through the
+//! curriculum, with submissions and outputs shaped like the catalogue's, and
+//! progress rows consistent with the unlock rules. Deterministic for a seed
+//! (ids and timestamps come from the seed too), written with COPY in batches.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use shared::registry::{Registry, Tool};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// SplitMix64: tiny, fast, and the same sequence for the same seed everywhere.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub fn uuid(&mut self) -> Uuid {
+        Uuid::from_u64_pair(self.next(), self.next())
+    }
+}
+
+pub struct Spec {
+    pub users: usize,
+    pub organizations: usize,
+    pub seed: u64,
+    pub batch: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub users: u64,
+    pub progress_rows: u64,
+    pub submissions: u64,
+    pub field_outputs: u64,
+}
+
+const WORDS: [&str; 16] = [
+    "customers",
+    "team",
+    "growth",
+    "margin",
+    "values",
+    "trust",
+    "market",
+    "quarter",
+    "pricing",
+    "brand",
+    "focus",
+    "cash",
+    "service",
+    "rhythm",
+    "dream",
+    "process",
+];
+
+fn sentence(rng: &mut Rng, words: usize) -> String {
+    (0..words)
+        .map(|_| WORDS[rng.below(WORDS.len() as u64) as usize])
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A CSV field, quoted.
+fn csv(out: &mut String, value: &str) {
+    out.push('"');
+    out.push_str(&value.replace('"', "\"\""));
+    out.push('"');
+}
+
+/// Timestamps in 2026, from the seed.
+fn timestamp(rng: &mut Rng) -> String {
+    let day = 1 + rng.below(28);
+    let month = 1 + rng.below(10);
+    format!(
+        "2026-{month:02}-{day:02} {:02}:{:02}:00+00",
+        rng.below(24),
+        rng.below(60)
+    )
+}
+
+struct ToolRows {
+    submissions: String,
+    outputs: String,
+}
+
+pub async fn generate(
+    pool: &PgPool,
+    registry: &Registry,
+    spec: &Spec,
+) -> Result<Counts, sqlx::Error> {
+    let mut rng = Rng::new(spec.seed);
+    let mut conn = pool.acquire().await?;
+    let run = rng.next() % 1_000_000;
+
+    let mut organizations = Vec::with_capacity(spec.organizations);
+    let mut csv_orgs = String::new();
+    for i in 0..spec.organizations {
+        let id = rng.uuid();
+        organizations.push(id);
+        let _ = writeln!(csv_orgs, "{id},\"Bench Org {i}\",\"bench-{run}-org-{i}\"");
+    }
+    let mut copy = conn
+        .copy_in_raw("copy shared.organizations (id, name, slug) from stdin with (format csv)")
+        .await?;
+    copy.send(csv_orgs.as_bytes()).await?;
+    copy.finish().await?;
+
+    let bar = ProgressBar::new(spec.users as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} users ({per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.set_prefix("generate");
+    let mut counts = Counts::default();
+    let tools = registry.tools();
+    let mut start = 0;
+    while start < spec.users {
+        let end = (start + spec.batch).min(spec.users);
+        let mut users = String::new();
+        let mut progress = String::new();
+        let mut per_tool: Vec<ToolRows> = tools
+            .iter()
+            .map(|_| ToolRows {
+                submissions: String::new(),
+                outputs: String::new(),
+            })
+            .collect();
+        for i in start..end {
+            let user = rng.uuid();
+            let org = organizations[rng.below(organizations.len() as u64) as usize];
+            let role = if rng.chance(2) { "guru" } else { "user" };
+            let _ = writeln!(
+                users,
+                "{user},\"bench-{run}-{i:08}\",\"bench{run}-{i}@bench.fasttrack.test\",\"Bench User {i}\",{org},{role}"
+            );
+            counts.users += 1;
+            // How far this user has come: a sprint they are working on.
+            let frontier = rng.below(tools.len() as u64 + 1) as u8;
+            let mut available: HashSet<&str> = HashSet::new();
+            for (index, tool) in tools.iter().enumerate() {
+                let unlocked = tool
+                    .required_dependencies()
+                    .all(|d| available.contains(d.field.as_str()));
+                let status = if !unlocked {
+                    "locked"
+                } else if tool.sprint < frontier && !(tool.optional && rng.chance(50)) {
+                    "completed"
+                } else if tool.sprint == frontier {
+                    "in_progress"
+                } else {
+                    "unlocked"
+                };
+                let at = timestamp(&mut rng);
+                let (percentage, started, completed) = match status {
+                    "completed" => (100, at.as_str(), at.as_str()),
+                    "in_progress" => (50, at.as_str(), ""),
+                    _ => (0, "", ""),
+                };
+                let unlocked_at = if status == "locked" { "" } else { at.as_str() };
+                let _ = writeln!(
+                    progress,
+                    "{user},{},{status},{percentage},{unlocked_at},{started},{completed}",
+                    tool.slug
+                );
+                counts.progress_rows += 1;
+                if status == "completed" || status == "in_progress" {
+                    submission(
+                        &mut rng,
+                        &mut per_tool[index],
+                        tool,
+                        user,
+                        org,
+                        status == "completed",
+                        &at,
+                        &mut counts,
+                    );
+                    if status == "completed" {
+                        available.extend(tool.outputs.iter().map(|o| o.field.as_str()));
+                    }
+                }
+            }
+            bar.inc(1);
+        }
+        copy_in(
+            &mut conn,
+            "shared.users (id, lms_user_id, email, full_name, organization_id, role)",
+            &users,
+        )
+        .await?;
+        copy_in(
+            &mut conn,
+            "shared.user_progress (user_id, tool_slug, status, progress_percentage, unlocked_at, started_at, completed_at)",
+            &progress,
+        )
+        .await?;
+        for (tool, rows) in tools.iter().zip(&per_tool) {
+            let s = tool.schema.quoted();
+            copy_in(
+                &mut conn,
+                &format!("{s}.submissions (id, user_id, organization_id, data, submitted_data, status, version, submitted_at, completed_at)"),
+                &rows.submissions,
+            )
+            .await?;
+            copy_in(
+                &mut conn,
+                &format!("{s}.field_outputs (submission_id, field_id, field_value)"),
+                &rows.outputs,
+            )
+            .await?;
+        }
+        start = end;
+    }
+    bar.finish();
+    sqlx::query("analyze").execute(&mut *conn).await?;
+    Ok(counts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn submission(
+    rng: &mut Rng,
+    rows: &mut ToolRows,
+    tool: &Tool,
+    user: Uuid,
+    org: Uuid,
+    submitted: bool,
+    at: &str,
+    counts: &mut Counts,
+) {
+    let id = rng.uuid();
+    let mut data = serde_json::Map::new();
+    for (n, output) in tool.outputs.iter().enumerate() {
+        if submitted || n % 2 == 0 {
+            let words = 4 + rng.below(30) as usize;
+            data.insert(
+                output.key.clone(),
+                serde_json::Value::String(sentence(rng, words)),
+            );
+        }
+    }
+    let data = serde_json::Value::Object(data);
+    let text = data.to_string();
+    let mut line = format!("{id},{user},{org},");
+    csv(&mut line, &text);
+    line.push(',');
+    if submitted {
+        csv(&mut line, &text);
+    }
+    let version = 1 + rng.below(3);
+    let status = if submitted { "submitted" } else { "draft" };
+    let when = if submitted { at } else { "" };
+    let _ = writeln!(line, ",{status},{version},{when},{when}");
+    rows.submissions.push_str(&line);
+    counts.submissions += 1;
+    if submitted {
+        for output in &tool.outputs {
+            let value = data[&output.key].to_string();
+            let _ = write!(rows.outputs, "{id},{},", output.field);
+            csv(&mut rows.outputs, &value);
+            rows.outputs.push('\n');
+            counts.field_outputs += 1;
+        }
+    }
+}
+
+async fn copy_in(
+    conn: &mut sqlx::PgConnection,
+    target: &str,
+    rows: &str,
+) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn
+        .copy_in_raw(&format!("copy {target} from stdin with (format csv)"))
+        .await?;
+    copy.send(rows.as_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn checksum(pool: &PgPool, registry: &Registry) -> String {
+        let mut tables = vec![
+            "shared.organizations".to_owned(),
+            "shared.users".to_owned(),
+            "shared.user_progress".to_owned(),
+        ];
+        for tool in registry.tools() {
+            tables.push(format!("{}.submissions", tool.schema.quoted()));
+            tables.push(format!("{}.field_outputs", tool.schema.quoted()));
+        }
+        let mut digests = Vec::new();
+        for table in tables {
+            // field_outputs ids are generated by the database: compare the rest.
+            let digest: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "select md5(coalesce(string_agg(row_text, '|' order by row_text), '')) from (
+                     select (to_jsonb(t) - 'id' - 'created_at' - 'updated_at')::text as row_text from {table} t) r"
+            )))
+            .fetch_one(pool)
+            .await
+            .unwrap();
+            digests.push(digest);
+        }
+        digests.join(",")
+    }
+
+    async fn generated(pool: &PgPool, seed: u64) -> Counts {
+        shared::migrate::run(pool, Registry::embedded())
+            .await
+            .unwrap();
+        let spec = Spec {
+            users: 300,
+            organizations: 7,
+            seed,
+            batch: 128,
+        };
+        generate(pool, Registry::embedded(), &spec).await.unwrap()
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn generated_progress_obeys_the_unlock_rules(pool: PgPool) {
+        let counts = generated(&pool, 11).await;
+        assert_eq!(counts.users, 300);
+        assert_eq!(
+            counts.progress_rows,
+            300 * Registry::embedded().tools().len() as u64
+        );
+        assert!(
+            counts.submissions > 300 && counts.field_outputs > counts.submissions,
+            "{counts:?}"
+        );
+        // The recompute finds nothing to create or unlock: statuses match the data.
+        let report = shared::recompute::run(&pool, Registry::embedded(), 100)
+            .await
+            .unwrap();
+        assert!(!report.changed_anything(), "{report:?}");
+        // Every completed tool has all its outputs; every submitted row has its submitted_data.
+        let (missing, unsubmitted): (i64, i64) = sqlx::query_as(
+            "select
+                (select count(*) from shared.user_progress p
+                 where p.status = 'completed' and p.tool_slug = 'woop'
+                   and (select count(*) from sprint_00_woop.field_outputs fo
+                        join sprint_00_woop.submissions s on s.id = fo.submission_id where s.user_id = p.user_id) <> 4),
+                (select count(*) from sprint_00_woop.submissions where status = 'submitted' and submitted_data is null)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!((missing, unsubmitted), (0, 0));
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn the_same_seed_generates_the_same_data(pool: PgPool) {
+        generated(&pool, 5).await;
+        let first = checksum(&pool, Registry::embedded()).await;
+        for table in [
+            "shared.user_progress",
+            "shared.users",
+            "shared.organizations",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!("truncate {table} cascade")))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let counts = generate(
+            &pool,
+            Registry::embedded(),
+            &Spec {
+                users: 300,
+                organizations: 7,
+                seed: 5,
+                batch: 128,
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(counts.users, 300);
+        assert_eq!(checksum(&pool, Registry::embedded()).await, first);
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_sequence() {
+        let (mut a, mut b, mut c) = (Rng::new(7), Rng::new(7), Rng::new(8));
+        let xs: Vec<u64> = (0..5).map(|_| a.next()).collect();
+        let ys: Vec<u64> = (0..5).map(|_| b.next()).collect();
+        let zs: Vec<u64> = (0..5).map(|_| c.next()).collect();
+        assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+    }
+}
