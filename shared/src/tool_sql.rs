@@ -240,13 +240,23 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
         r"with available as (
             {available}
         )
+        , candidates as (
+            select p.user_id, p.tool_slug from shared.user_progress p
+            where p.user_id = any($1::uuid[]) and p.status = 'locked' and p.tool_slug = any($5::text[])
+        ), missing as (
+            -- Joins, not nested NOT EXISTS, so the planner can hash them: the
+            -- (user, tool) pairs with at least one required field unavailable.
+            select distinct c.user_id, c.tool_slug
+            from candidates c
+            join unnest($2::text[], $3::text[]) as r(tool_slug, field_id) on r.tool_slug = c.tool_slug
+            left join available av on av.user_id = c.user_id and av.field_id = r.field_id
+            where av.user_id is null
+        )
         update shared.user_progress p set status = 'unlocked', unlocked_at = current_timestamp
-        where p.user_id = any($1::uuid[]) and p.status = 'locked' and p.tool_slug = any($5::text[])
-          and not exists (
-              select 1 from unnest($2::text[], $3::text[]) as r(tool_slug, field_id)
-              where r.tool_slug = p.tool_slug
-                and not exists (
-                    select 1 from available av where av.user_id = p.user_id and av.field_id = r.field_id))
+        from candidates c
+        left join missing m on m.user_id = c.user_id and m.tool_slug = c.tool_slug
+        where m.user_id is null
+          and p.user_id = c.user_id and p.tool_slug = c.tool_slug and p.status = 'locked'
         returning p.user_id, p.tool_slug::text"
     ))
 }
