@@ -209,15 +209,16 @@ impl App {
         let caller = self.caller(call, log)?;
         let tool = self.tool(slug, log)?;
         let body = call.json_body()?;
-        let request = SaveRequest::from_json(body.clone())?;
         let if_match = call
             .strict_header("if-match")?
             .map(IfMatch::parse)
             .transpose()?;
+        // Fingerprint the body before it moves into the request (no copy).
         let idempotency = call
             .strict_header("idempotency-key")?
             .map(|key| Idempotency::new(key, tool, &body))
             .transpose()?;
+        let request = SaveRequest::from_json(body)?;
         let saved = submissions::save(
             &self.pool,
             self.registry,
