@@ -357,18 +357,9 @@ pub async fn save(
     })
 }
 
-/// Locks the user (serializing all of one user's saves, so that each save's
-/// write sees every earlier save's outputs when it decides what to unlock) and
-/// their progress row for the tool, and claims the Idempotency-Key. `None`, and
-/// no claim, when the user or their progress row does not exist.
-async fn lock_progress(
-    tx: &mut PgConnection,
-    tool: &Tool,
-    user: Uuid,
-    idempotency: Option<&Idempotency>,
-) -> Result<Option<Locked>, ApiError> {
-    Ok(db::query_as::<Locked>(
-        r"with claim as (
+/// The first statement of a save: see [`lock_progress`]. Binds: $1 user, $2
+/// tool slug, $3 Idempotency-Key, $4 request fingerprint.
+pub const LOCK_PROGRESS_SQL: &str = r"with claim as (
             insert into shared.idempotency_keys as k (user_id, key, request_sha256)
             select $1, $3, $4
             where $3::text is not null
@@ -383,8 +374,19 @@ async fn lock_progress(
         join shared.users u on u.id = p.user_id
         where p.user_id = $1 and p.tool_slug = $2
         for update of p
-        for no key update of u",
-    )
+        for no key update of u";
+
+/// Locks the user (serializing all of one user's saves, so that each save's
+/// write sees every earlier save's outputs when it decides what to unlock) and
+/// their progress row for the tool, and claims the Idempotency-Key. `None`, and
+/// no claim, when the user or their progress row does not exist.
+async fn lock_progress(
+    tx: &mut PgConnection,
+    tool: &Tool,
+    user: Uuid,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<Locked>, ApiError> {
+    Ok(db::query_as::<Locked>(LOCK_PROGRESS_SQL)
     .bind(user)
     .bind(&tool.slug)
     .bind(idempotency.map(|i| i.key.as_str()))
