@@ -7,8 +7,11 @@ mod concurrency;
 mod dependencies;
 mod events;
 mod matrix;
+mod privileges;
 mod progress;
 mod recompute;
+#[path = "../support/runtime_role.rs"]
+mod runtime_role;
 mod sessions;
 mod submissions;
 mod webhooks;
@@ -50,6 +53,24 @@ pub fn database_settings(url: String, max_connections: u32) -> shared::config::D
             shared::db::PoolerMode::Session
         },
     }
+}
+
+/// The service's pool on the test's database: the runtime login role, through
+/// the pooler when this run has one.
+pub async fn service_pool(owner: &PgPool) -> PgPool {
+    runtime_role::ensure_runtime_login(owner).await;
+    let options = owner.connect_options();
+    let (host, port) = match std::env::var("FASTTRACK_TEST_POOLER_URL") {
+        Ok(url) => {
+            let pooler: sqlx::postgres::PgConnectOptions = url
+                .parse()
+                .expect("FASTTRACK_TEST_POOLER_URL is a PostgreSQL URL");
+            (pooler.get_host().to_owned(), pooler.get_port())
+        }
+        Err(_) => (options.get_host().to_owned(), options.get_port()),
+    };
+    let url = runtime_role::runtime_url(owner, &host, port).await;
+    shared::db::connect_lazy(&database_settings(url, 10)).unwrap()
 }
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
@@ -95,11 +116,19 @@ impl TestApp {
         Self::with_settings(pool, settings(&[])).await
     }
 
+    /// Migrates as the owner (the test's pool), then serves through a pool that
+    /// logs in as the runtime role, as the Lambdas do: no route may need DDL.
+    /// With FASTTRACK_TEST_POOLER_URL, that pool goes through the pooler.
     pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
         shared::migrate::run(&pool, Registry::embedded())
             .await
             .unwrap();
-        let app = App::new(pool.clone(), Registry::embedded(), settings, None);
+        let app = App::new(
+            service_pool(&pool).await,
+            Registry::embedded(),
+            settings,
+            None,
+        );
         Self { app, pool }
     }
 
