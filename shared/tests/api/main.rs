@@ -10,6 +10,7 @@ mod matrix;
 mod privileges;
 mod progress;
 mod recompute;
+mod schemathesis;
 #[path = "../support/runtime_role.rs"]
 mod runtime_role;
 mod sessions;
