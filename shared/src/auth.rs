@@ -123,10 +123,15 @@ fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::
     }
     match number.as_f64() {
         // i64::MIN is exactly -2^63; 2^63 is one past i64::MAX.
-        Some(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => {
+        Some(f)
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+        {
             Ok(f as i64)
         }
-        _ => Err(D::Error::custom(format!("{number} is not a 64-bit integer"))),
+        _ => Err(D::Error::custom(format!(
+            "{number} is not a 64-bit integer"
+        ))),
     }
 }
 

@@ -127,7 +127,11 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
     let first = name_part(user, "first_name")?;
     let last = name_part(user, "last_name")?;
     let username = name_part(user, "username")?;
-    let full_name = [first, last].into_iter().flatten().collect::<Vec<_>>().join(" ");
+    let full_name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
     let full_name = Some(full_name)
         .filter(|n| !n.is_empty())
         .or(username)

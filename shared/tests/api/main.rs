@@ -10,9 +10,9 @@ mod matrix;
 mod privileges;
 mod progress;
 mod recompute;
-mod schemathesis;
 #[path = "../support/runtime_role.rs"]
 mod runtime_role;
+mod schemathesis;
 mod sessions;
 mod submissions;
 mod webhooks;
@@ -54,6 +54,32 @@ pub fn database_settings(url: String, max_connections: u32) -> shared::config::D
             shared::db::PoolerMode::Session
         },
     }
+}
+
+/// The service's logs, at `debug` unless RUST_LOG says otherwise, so a secret
+/// that reached a log line would show. With FASTTRACK_TEST_LOG they are appended
+/// to that file (make test scans it for the configured secrets); otherwise they
+/// go to the test's captured output.
+pub fn init_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false);
+        let _ = match std::env::var_os("FASTTRACK_TEST_LOG") {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .expect("FASTTRACK_TEST_LOG is a writable file");
+                builder.with_writer(std::sync::Mutex::new(file)).try_init()
+            }
+            None => builder.with_test_writer().try_init(),
+        };
+    });
 }
 
 /// The service's pool on the test's database: the runtime login role, through
@@ -121,6 +147,7 @@ impl TestApp {
     /// logs in as the runtime role, as the Lambdas do: no route may need DDL.
     /// With FASTTRACK_TEST_POOLER_URL, that pool goes through the pooler.
     pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
+        init_logs();
         shared::migrate::run(&pool, Registry::embedded())
             .await
             .unwrap();

@@ -128,7 +128,11 @@ async fn if_match_outside_the_specs_pattern_is_400_and_writes_nothing(pool: PgPo
                 &[("if-match", value)],
             )
             .await;
-        assert_eq!(response.status, 400, "If-Match {value:?}: {:?}", response.body);
+        assert_eq!(
+            response.status, 400,
+            "If-Match {value:?}: {:?}",
+            response.body
+        );
     }
     assert_eq!(app.snapshot().await, before);
 }

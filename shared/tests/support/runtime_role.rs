@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Executor, PgPool};
+use sqlx::{ConnectOptions, Connection, Executor, PgConnection, PgPool};
 
 pub const RUNTIME_LOGIN: &str = "fasttrack_test_runtime";
 /// Used where the server asks for a password (trust auth ignores it).
@@ -23,8 +23,16 @@ pub async fn ensure_runtime_login(owner: &PgPool) {
          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
          END $$"
     );
-    owner
-        .execute(sqlx::AssertSqlSafe(sql))
+    // The statement carries the password: sqlx would log it at debug.
+    let options = owner
+        .connect_options()
+        .as_ref()
+        .clone()
+        .disable_statement_logging();
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .expect("connecting as the owner");
+    conn.execute(sqlx::AssertSqlSafe(sql))
         .await
         .expect("creating the runtime login role");
 }
