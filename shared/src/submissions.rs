@@ -94,10 +94,11 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Accepts `"3"`, `3` and `*`. A weak tag (`W/"3"`) never matches: If-Match
-    /// compares strongly (RFC 9110).
+    /// Accepts `"3"`, `3` and `*` (openapi.yaml's pattern): a version is 1 to 9
+    /// digits without a leading zero. A weak tag (`W/"3"`) never matches:
+    /// If-Match compares strongly (RFC 9110).
     pub fn parse(header: &str) -> Result<Self, ApiError> {
-        let value = header.trim();
+        let value = header.trim_matches([' ', '\t']);
         if value == "*" {
             return Ok(Self::Any);
         }
@@ -106,11 +107,16 @@ impl IfMatch {
                 "If-Match needs a strong ETag such as \"3\"".into(),
             ));
         }
-        let value = value.trim_matches('"');
-        value
-            .parse::<i32>()
-            .ok()
-            .filter(|v| *v > 0)
+        let digits = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let well_formed = (1..=9).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed
+            .then(|| digits.parse().ok())
+            .flatten()
             .map(Self::Version)
             .ok_or_else(|| ApiError::BadRequest("If-Match must be an ETag such as \"3\"".into()))
     }
