@@ -536,7 +536,11 @@ async fn round_trips(
                     format!("v1={WEBHOOK_SECRET}"),
                 ),
             ],
-            body: Some(webhook_template.replace("64b0000000000000000000e1", lms)),
+            body: Some(
+                webhook_template
+                    .replace("64b0000000000000000000e1", lms)
+                    .replace("event@example.com", &format!("webhook-{lms}@bench.test")),
+            ),
         });
         let email = format!("launch-{lms}@bench.test");
         let signature = auth::sign_launch(&launch_secret, lms, &email, "Launch Bench", now);
