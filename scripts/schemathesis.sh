@@ -89,6 +89,13 @@ for pass in user guru admin none; do
         echo 'sensitive-markers = ["token", "key", "secret", "password", "auth", "session", "passwd", "credential", "signature"]'
         echo '[auth.openapi.learnworldsSignature]'
         echo "api_key = \"v1=$LEARNWORLDS_WEBHOOK_SECRET\""
+        # A 412 is If-Match evaluated against the stored version (RFC 9110,
+        # 13.1.1): valid data meeting a failed precondition, which no schema can
+        # rule out. The check keeps its defaults otherwise, and every other
+        # operation keeps them all.
+        echo '[[operations]]'
+        echo 'include-name = "PUT /tools/{slug}/submission"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]'
         if [ -n "${tokens[$pass]}" ]; then
             echo '[auth.openapi.bearerAuth]'
             echo "bearer = \"${tokens[$pass]}\""

@@ -51,12 +51,15 @@ FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --locked -p
 log "Schemathesis: openapi.yaml against the local server"
 SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis.sh 2>&1 | tee -a "$results"
 
+log "bench smoke (issue 5's harness at tiny sizes; no timings are judged)"
+BENCH_SMOKE=1 scripts/bench.sh
+
 log "backup and restore"
 scripts/backup-roundtrip.sh
 
 log "cargo lambda build --release --arm64"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
-cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --locked
+cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --exclude fasttrack-bench --exclude fasttrack-bench-hello --locked
 for bootstrap in "${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap; do
     printf '    %-22s %s bytes\n' "$(basename "$(dirname "$bootstrap")")" "$(stat -c %s "$bootstrap")"
 done

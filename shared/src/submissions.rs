@@ -440,10 +440,13 @@ async fn replay(
             .fetch_one(&mut *tx)
             .await?;
     if fingerprint != idempotency.fingerprint {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request",
-        ));
+        // A conflict with what the key already stands for, not a fault in this
+        // request's content: 409, as for a key still in use.
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with a different request".into(),
+            details: Value::Null,
+        });
     }
     let response = response.ok_or_else(|| ApiError::Conflict {
         code: "idempotency_key_in_use",
