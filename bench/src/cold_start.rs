@@ -40,20 +40,22 @@ impl RuntimeApi {
                 let base = served;
                 tokio::spawn(async move {
                     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                    let service = service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                        let (queue, report, counter) =
-                            (Arc::clone(&queue), report.clone(), Arc::clone(&counter));
-                        async move {
-                            let path = request.uri().path().to_owned();
-                            if path.ends_with("/invocation/next") {
-                                let event = queue.lock().await.recv().await;
-                                let Some(event) = event else {
-                                    std::future::pending::<()>().await;
-                                    unreachable!()
-                                };
-                                let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let id = format!("c0ffee00-0000-4000-8000-{base:06}{n:06}");
-                                return Ok::<_, Infallible>(
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let (queue, report, counter) =
+                                (Arc::clone(&queue), report.clone(), Arc::clone(&counter));
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                if path.ends_with("/invocation/next") {
+                                    let event = queue.lock().await.recv().await;
+                                    let Some(event) = event else {
+                                        std::future::pending::<()>().await;
+                                        unreachable!()
+                                    };
+                                    let n =
+                                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let id = format!("c0ffee00-0000-4000-8000-{base:06}{n:06}");
+                                    return Ok::<_, Infallible>(
                                     hyper::Response::builder()
                                         .header("lambda-runtime-aws-request-id", id)
                                         .header("lambda-runtime-deadline-ms", "4102444800000")
@@ -68,23 +70,29 @@ impl RuntimeApi {
                                         .body(Full::new(Bytes::from(event)))
                                         .expect("a valid response"),
                                 );
+                                }
+                                let at = Instant::now();
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let kind = if path.ends_with("/error") {
+                                    "error: "
+                                } else {
+                                    ""
+                                };
+                                let _ = report.send((
+                                    at,
+                                    format!("{kind}{}", String::from_utf8_lossy(&body)),
+                                ));
+                                Ok(hyper::Response::builder()
+                                    .status(202)
+                                    .body(Full::new(Bytes::new()))
+                                    .expect("a valid response"))
                             }
-                            let at = Instant::now();
-                            let body = request
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let kind = if path.ends_with("/error") { "error: " } else { "" };
-                            let _ = report
-                                .send((at, format!("{kind}{}", String::from_utf8_lossy(&body))));
-                            Ok(hyper::Response::builder()
-                                .status(202)
-                                .body(Full::new(Bytes::new()))
-                                .expect("a valid response"))
-                        }
-                    });
+                        });
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
                         .await;

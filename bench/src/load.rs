@@ -121,10 +121,7 @@ pub async fn sample(
                 body: None,
                 statements: vec![Statement {
                     sql: progress::PROGRESS_SQL.to_owned(),
-                    binds: vec![
-                        (Some(user_text.clone()), "uuid"),
-                        (Some(user_text), "uuid"),
-                    ],
+                    binds: vec![(Some(user_text.clone()), "uuid"), (Some(user_text), "uuid")],
                 }],
             },
             Route::Resolve => {
@@ -185,7 +182,9 @@ pub fn submit_call(
     for output in &tool.outputs {
         let words = 4 + rng.below(20) as usize;
         let text: Vec<&str> = (0..words)
-            .map(|_| ["plan", "team", "cash", "growth", "customers", "focus"][rng.below(6) as usize])
+            .map(|_| {
+                ["plan", "team", "cash", "growth", "customers", "focus"][rng.below(6) as usize]
+            })
             .collect();
         data.insert(output.key.clone(), Value::String(text.join(" ")));
     }
@@ -219,7 +218,9 @@ pub fn submit_call(
                 ],
             },
             Statement {
-                sql: tool_sql::save_submission(registry, tool).as_str().to_owned(),
+                sql: tool_sql::save_submission(registry, tool)
+                    .as_str()
+                    .to_owned(),
                 binds: vec![
                     (user_text, "uuid"),
                     (organization.map(|o| o.to_string()), "uuid"),
@@ -357,7 +358,10 @@ pub fn run_wrk(
 }
 
 pub fn parse_wrk(text: &str) -> Result<Throughput, String> {
-    if let Some(line) = text.lines().find(|l| l.contains("Non-2xx or 3xx responses")) {
+    if let Some(line) = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses"))
+    {
         return Err(format!("the load got error answers: {}", line.trim()));
     }
     if let Some(line) = text.lines().find(|l| l.contains("Socket errors")) {

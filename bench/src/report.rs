@@ -82,9 +82,9 @@ impl Row {
             format!("{} {}", number(self.value), self.unit)
                 .trim()
                 .to_owned(),
-            self.anchor
-                .as_ref()
-                .map_or("-".to_owned(), |(name, v)| format!("{} ({name})", number(*v))),
+            self.anchor.as_ref().map_or("-".to_owned(), |(name, v)| {
+                format!("{} ({name})", number(*v))
+            }),
             self.ratio().map_or("-".to_owned(), |r| format!("{r:.2}")),
             budget,
             match self.passed() {
@@ -166,7 +166,9 @@ pub fn machine(postgres_version: &str) -> Vec<(&'static str, String)> {
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|kb| kb.trim().trim_end_matches(" kB").parse::<u64>().ok())
-        .map_or("unknown".into(), |kb| format!("{:.1} GiB", kb as f64 / 1048576.0));
+        .map_or("unknown".into(), |kb| {
+            format!("{:.1} GiB", kb as f64 / 1048576.0)
+        });
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let output = |program: &str, args: &[&str]| {
         Command::new(program)

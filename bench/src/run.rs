@@ -119,7 +119,11 @@ async fn database(
     .fetch_optional(admin)
     .await
     .map_err(|e| e.to_string())?;
-    if options.reuse && existing.as_ref().is_some_and(|m| m.as_deref() == Some(&marker)) {
+    if options.reuse
+        && existing
+            .as_ref()
+            .is_some_and(|m| m.as_deref() == Some(&marker))
+    {
         step(&format!("reusing {name} ({users} users)"));
         return Ok((url, None));
     }
@@ -252,8 +256,13 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
 
     // Data, and the recompute at two sizes.
-    let (small_url, small_generated) =
-        database(&admin, &options, "fasttrack_bench_small", options.small_users).await?;
+    let (small_url, small_generated) = database(
+        &admin,
+        &options,
+        "fasttrack_bench_small",
+        options.small_users,
+    )
+    .await?;
     let (large_url, large_generated) =
         database(&admin, &options, "fasttrack_bench_large", options.users).await?;
     let (cold_url, _) = database(&admin, &options, "fasttrack_bench_cold", 100).await?;
@@ -413,7 +422,11 @@ async fn round_trips(
     db::query("create extension if not exists pg_stat_statements")
         .execute(&pool)
         .await
-        .map_err(|e| format!("pg_stat_statements is needed to count round trips (shared_preload_libraries): {e}"))?;
+        .map_err(|e| {
+            format!(
+                "pg_stat_statements is needed to count round trips (shared_preload_libraries): {e}"
+            )
+        })?;
     let registry = Registry::embedded();
     let k = options.round_trip_requests.max(1);
     let now = chrono::Utc::now().timestamp();
@@ -683,7 +696,11 @@ async fn functions(
         .map(|m| m.len())
         .unwrap_or(0) as f64
         / 1048576.0;
-    let mut rows = vec![Row::info("cold start: lambda_runtime hello-world", hello, "ms")];
+    let mut rows = vec![Row::info(
+        "cold start: lambda_runtime hello-world",
+        hello,
+        "ms",
+    )];
     for (name, binary) in &binaries {
         if *name == HELLO {
             continue;
@@ -727,12 +744,7 @@ async fn functions(
     Ok(rows)
 }
 
-fn write_result(
-    out: &Path,
-    options: &Options,
-    postgres: &str,
-    rows: &[Row],
-) -> Result<(), String> {
+fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<(), String> {
     let (passed, missed) = report::summary(rows);
     let mut text = format!(
         "# Benchmark results, {}\n\nProduced by `make bench` (`fasttrack-bench run`). Every ratio is against an anchor measured in the same run on the same machine; throughputs and latencies are medians of {} runs of {} s, cold starts medians of {} starts.\n\n## Machine\n\n",

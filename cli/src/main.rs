@@ -1,6 +1,7 @@
 //! `fasttrack`: the commands developers and operators run by hand (and that the
 //! Makefile wraps). All logic lives in the `shared` crate.
 
+mod openapi;
 mod serve;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -294,8 +295,7 @@ async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
 
 /// openapi.yaml, compiled in and served as JSON.
 fn openapi_json() -> Result<Vec<u8>, String> {
-    let spec: serde_json::Value = serde_norway::from_str(include_str!("../../openapi.yaml"))
-        .map_err(|e| format!("openapi.yaml: {e}"))?;
+    let spec = openapi::document(Registry::embedded())?;
     serde_json::to_vec(&spec).map_err(|e| e.to_string())
 }
 
@@ -347,7 +347,9 @@ mod tests {
         assert_eq!(json["openapi"], "3.1.0");
         let paths = json["paths"].as_object().unwrap();
         for route in &shared::http::routes::ROUTES {
-            assert!(paths.contains_key(route.path), "{}", route.path);
+            // The save path is served once per tool (see openapi.rs).
+            let path = route.path.replace("{slug}/submission", "woop/submission");
+            assert!(paths.contains_key(&path), "{path}");
         }
     }
 }

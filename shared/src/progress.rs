@@ -111,10 +111,10 @@ pub async fn for_user(
     target: Uuid,
 ) -> Result<Progress, ApiError> {
     let rows: Vec<Row> = db::query_as(PROGRESS_SQL)
-    .bind(caller)
-    .bind(target)
-    .fetch_all(db)
-    .await?;
+        .bind(caller)
+        .bind(target)
+        .fetch_all(db)
+        .await?;
     let first = rows
         .first()
         .ok_or_else(|| ApiError::Internal("progress query returned no row".into()))?;

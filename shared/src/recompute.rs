@@ -188,8 +188,10 @@ impl Masks {
         let mut needs = Vec::new();
         let mut producers = Vec::new();
         for tool in tools {
-            let required: BTreeSet<&str> =
-                tool.required_dependencies().map(|d| d.field.as_str()).collect();
+            let required: BTreeSet<&str> = tool
+                .required_dependencies()
+                .map(|d| d.field.as_str())
+                .collect();
             needs.push(bits(f, |j| required.contains(fields[j].as_str())));
             let producing: BTreeSet<&str> = required
                 .iter()

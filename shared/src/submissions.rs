@@ -393,12 +393,12 @@ async fn lock_progress(
     idempotency: Option<&Idempotency>,
 ) -> Result<Option<Locked>, ApiError> {
     Ok(db::query_as::<Locked>(LOCK_PROGRESS_SQL)
-    .bind(user)
-    .bind(&tool.slug)
-    .bind(idempotency.map(|i| i.key.as_str()))
-    .bind(idempotency.map(|i| i.fingerprint.as_slice()))
-    .fetch_optional(&mut *tx)
-    .await?)
+        .bind(user)
+        .bind(&tool.slug)
+        .bind(idempotency.map(|i| i.key.as_str()))
+        .bind(idempotency.map(|i| i.fingerprint.as_slice()))
+        .fetch_optional(&mut *tx)
+        .await?)
 }
 
 /// A tool added to the registry after the user was synced has no progress row
