@@ -2,7 +2,7 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test bench migrate recompute token launch-body lambda-build graph graph-doc db-start db-stop db-status
+.PHONY: run test bench soak migrate recompute token launch-body lambda-build graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
@@ -13,6 +13,10 @@ test:
 # The benchmark harness (issue 5): one table, and bench/results/<date>.md.
 bench:
 	@scripts/bench.sh
+
+# Load and faults (issue 6): 60 s runs, every acknowledged write checked.
+soak:
+	@scripts/soak.sh
 
 migrate:
 	@scripts/with-db.sh $(CLI) migrate

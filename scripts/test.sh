@@ -51,6 +51,9 @@ FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --locked -p
 log "Schemathesis: openapi.yaml against the local server"
 SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis.sh 2>&1 | tee -a "$results"
 
+log "soak: load, terminated connections and a PostgreSQL restart, 10 s each"
+SOAK_SECONDS=10 SOAK_PROFILE=debug scripts/soak.sh
+
 log "bench smoke (issue 5's harness at tiny sizes; no timings are judged)"
 BENCH_SMOKE=1 scripts/bench.sh
 

@@ -8,6 +8,7 @@ mod http;
 mod load;
 mod report;
 mod run;
+mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +53,24 @@ enum Command {
         runs: usize,
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
+    },
+    /// Sustained load on the local server (reads, saves, submits, syncs),
+    /// optionally with a fault in the middle, then the database checked
+    /// against every acknowledged write. Exits non-zero on any failed check.
+    Soak {
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        #[arg(long, value_enum, default_value = "none")]
+        fault: soak::Fault,
+        /// How to restart PostgreSQL for `--fault restart`.
+        #[arg(long)]
+        restart_command: Option<String>,
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
     },
     /// Every measurement, each beside its anchor, as one table: data generation,
     /// recompute at two sizes, per-route load against pgbench, round trips,
@@ -144,6 +163,32 @@ async fn run(cli: Cli) -> Result<(), String> {
         println!("{passed} budgets met, {missed} missed");
         return Ok(());
     }
+    if let Command::Soak {
+        seconds,
+        users,
+        workers,
+        fault,
+        restart_command,
+        bin_dir,
+    } = cli.command
+    {
+        let pass = soak::soak(soak::Options {
+            database_url: cli.database_url,
+            users,
+            seconds,
+            workers,
+            fault,
+            restart_command,
+            bin_dir,
+            judge_memory: seconds >= 60,
+        })
+        .await?;
+        return if pass {
+            Ok(())
+        } else {
+            Err("the soak found failures (above)".into())
+        };
+    }
     let registry = Registry::embedded();
     let pool = db::connect(&cli.database_url, 2)
         .await
@@ -196,7 +241,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             seconds.sort_by(f64::total_cmp);
             println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
         }
-        Command::Run { .. } => unreachable!("handled above"),
+        Command::Run { .. } | Command::Soak { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::load::{self, Route};
 use crate::report::{self, Budget, Row};
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
-const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 const SEED: u64 = 42;
 
@@ -79,7 +79,7 @@ pub fn with_database(url: &str, database: &str) -> String {
     }
 }
 
-fn settings() -> ApiSettings {
+pub fn settings() -> ApiSettings {
     ApiSettings::from_source(&HashMap::from([
         ("JWT_SECRET", JWT_SECRET),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
@@ -189,13 +189,22 @@ async fn time_recompute(url: &str, runs: usize) -> Result<f64, String> {
 }
 
 /// The local server (`fasttrack serve`), the real handler stack.
-struct Server {
+pub struct Server {
     child: Child,
-    port: u16,
+    pub port: u16,
 }
 
 impl Server {
-    fn start(bin_dir: &Path, database_url: &str, pool: usize, log: &Path) -> Result<Self, String> {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn start(
+        bin_dir: &Path,
+        database_url: &str,
+        pool: usize,
+        log: &Path,
+    ) -> Result<Self, String> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| e.to_string())?
