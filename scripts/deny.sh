@@ -60,13 +60,20 @@ if [ "$status" -ne 124 ] && ! grep -qF "$FETCH_FAILED" "$out"; then
     exit "$status"
 fi
 if have_db; then
-    log "the RustSec advisory database could not be refreshed; checking against the cached copy in $ADVISORY_DBS"
+    # cargo-deny dates a database by .git/FETCH_HEAD, which even a failed `git fetch`
+    # rewrites, so its own 90-day staleness limit never trips here: date the copy by
+    # its newest commit instead, and say so when that is old.
+    newest=$(for git_dir in "$ADVISORY_DBS"/*/.git; do git -C "${git_dir%/.git}" log -1 --format=%cs 2>/dev/null; done | sort | tail -n1)
+    log "the RustSec advisory database could not be refreshed; checking against the copy cached in $ADVISORY_DBS (newest advisory commit: ${newest:-unknown})"
     status=0
     cargo deny --locked --offline check advisories >"$out" 2>&1 || status=$?
     cat "$out"
     if [ "$status" -ne 0 ] && grep -qF 'repository is stale' "$out"; then
         log "advisories NOT CHECKED: the cached RustSec database is older than 90 days and cannot be refreshed here; with network access run: cargo deny check advisories"
         exit 0
+    fi
+    if [ "$status" -eq 0 ] && [ -n "$newest" ] && [ "$newest" \< "$(date -u -d '90 days ago' +%F)" ]; then
+        log "advisories checked against a cached RustSec database from $newest (over 90 days old): newer advisories are not covered; with network access run: cargo deny check advisories"
     fi
     exit "$status"
 fi
