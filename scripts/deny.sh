@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The dependency checks (deny.toml): bans (no OpenSSL/native-tls, duplicate versions
 # warned), licenses (an explicit allow list), sources (crates.io only) and the
-# RustSec advisories (known vulnerabilities, unsound or unmaintained crates, yanked
-# versions).
+# RustSec advisories (known vulnerabilities; unsound or unmaintained direct
+# dependencies; yanked versions).
 #
 #   scripts/deny.sh
 #
@@ -41,8 +41,8 @@ if ! cargo deny --locked check --hide-inclusion-graph --show-stats bans licenses
 fi
 
 log "cargo deny check advisories (RustSec)"
-# A database that is there but cannot be refreshed is still used (--offline); it
-# must then be less than 90 days old (cargo-deny's maximum-db-staleness).
+# First with a fetch (a clone, or an update of the cached copy). When that fails,
+# a cached copy is used as it is (--offline); with none, the check is not run.
 have_db() { compgen -G "$ADVISORY_DBS/*/.git" >/dev/null; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
