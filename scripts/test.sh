@@ -18,6 +18,9 @@ cargo fmt --all --check
 log "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "dependencies: cargo deny (scripts/deny.sh)"
+scripts/deny.sh
+
 tools_up
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
