@@ -6,6 +6,7 @@ mod chain;
 mod concurrency;
 mod dependencies;
 mod events;
+mod hostile;
 mod matrix;
 mod privileges;
 mod progress;
