@@ -189,7 +189,9 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
     .to_string();
     let save = r#"{"data": {"wish": "x"}, "status": "draft"}"#.to_owned();
     let save_at = "{\"data\": {".len();
-    let routes: [(Method, &str, Vec<(&str, &str)>, String, usize); 3] = [
+    // (method, path, headers, a valid body, where a hostile member goes in)
+    type Route<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, String, usize);
+    let routes: [Route; 3] = [
         (
             Method::PUT,
             "/tools/woop/submission",
