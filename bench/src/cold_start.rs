@@ -21,6 +21,8 @@ use tokio::sync::{Mutex, mpsc};
 /// response (or error) as it arrives.
 pub struct RuntimeApi {
     pub address: String,
+    /// When the function first asked for an event: its init was over.
+    first_poll: Arc<std::sync::Mutex<Option<Instant>>>,
     events: mpsc::UnboundedSender<String>,
     answers: mpsc::UnboundedReceiver<(Instant, String)>,
 }
@@ -32,10 +34,13 @@ impl RuntimeApi {
         let (events, queue) = mpsc::unbounded_channel::<String>();
         let (report, answers) = mpsc::unbounded_channel();
         let queue = Arc::new(Mutex::new(queue));
+        let first_poll = Arc::new(std::sync::Mutex::new(None));
+        let polled = Arc::clone(&first_poll);
         tokio::spawn(async move {
             let mut served = 0u64;
             while let Ok((stream, _)) = listener.accept().await {
                 let (queue, report) = (Arc::clone(&queue), report.clone());
+                let polled = Arc::clone(&polled);
                 served += 1;
                 let base = served;
                 tokio::spawn(async move {
@@ -44,9 +49,14 @@ impl RuntimeApi {
                         service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                             let (queue, report, counter) =
                                 (Arc::clone(&queue), report.clone(), Arc::clone(&counter));
+                            let polled = Arc::clone(&polled);
                             async move {
                                 let path = request.uri().path().to_owned();
                                 if path.ends_with("/invocation/next") {
+                                    polled
+                                        .lock()
+                                        .expect("not poisoned")
+                                        .get_or_insert_with(Instant::now);
                                     let event = queue.lock().await.recv().await;
                                     let Some(event) = event else {
                                         std::future::pending::<()>().await;
@@ -101,6 +111,7 @@ impl RuntimeApi {
         });
         Ok(Self {
             address,
+            first_poll,
             events,
             answers,
         })
@@ -151,8 +162,9 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Milliseconds from process start to the first response.
-pub async fn cold_start_ms(function: &Function<'_>) -> Result<f64, String> {
+/// Milliseconds from process start to its first response, and to its first
+/// request for an event (the end of its init).
+pub async fn cold_start_ms(function: &Function<'_>) -> Result<(f64, f64), String> {
     let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
     api.queue(&function.event);
     let started = Instant::now();
@@ -160,7 +172,9 @@ pub async fn cold_start_ms(function: &Function<'_>) -> Result<f64, String> {
     let answer = api.answer(Duration::from_secs(30)).await;
     stop(child);
     let (at, _) = answer.map_err(|e| format!("{}: {e}", function.name))?;
-    Ok(at.duration_since(started).as_secs_f64() * 1000.0)
+    let polled = api.first_poll.lock().expect("not poisoned").unwrap_or(at);
+    let ms = |t: Instant| t.duration_since(started).as_secs_f64() * 1000.0;
+    Ok((ms(at), ms(polled)))
 }
 
 /// Peak resident memory in MiB after `invocations` events, one after another.

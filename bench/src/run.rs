@@ -688,6 +688,7 @@ async fn functions(
 
     // Interleaved, so that a noisy moment hurts every binary alike.
     let mut starts: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut inits: HashMap<&str, Vec<f64>> = HashMap::new();
     for _ in 0..options.cold_runs.max(1) {
         for (name, binary) in &binaries {
             let function = Function {
@@ -696,11 +697,13 @@ async fn functions(
                 event: event(name),
                 env: &cold_env,
             };
-            let ms = cold_start::cold_start_ms(&function).await?;
+            let (ms, init) = cold_start::cold_start_ms(&function).await?;
             starts.entry(name).or_default().push(ms);
+            inits.entry(name).or_default().push(init);
         }
     }
     let hello = median(starts.remove(HELLO).unwrap_or_default());
+    let hello_init = median(inits.remove(HELLO).unwrap_or_default());
     let hello_size = std::fs::metadata(options.bin_dir.join(HELLO))
         .map(|m| m.len())
         .unwrap_or(0) as f64
@@ -722,6 +725,14 @@ async fn functions(
             )
             .against("hello-world", hello)
             .budget(Budget::RatioAtMost(2.0)),
+        );
+        rows.push(
+            Row::info(
+                format!("  of which init, to its first poll: {name}"),
+                median(inits.remove(name).unwrap_or_default()),
+                "ms",
+            )
+            .against("hello-world's", hello_init),
         );
         // The recompute's memory over the large database: a full pass.
         let (env, invocations) = if *name == "recompute-unlocks" {

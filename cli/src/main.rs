@@ -121,6 +121,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        // Colours for a terminal only; a log file gets plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
