@@ -6,6 +6,7 @@ mod chain;
 mod concurrency;
 mod dependencies;
 mod events;
+mod invariants;
 mod matrix;
 mod progress;
 mod recompute;
