@@ -202,7 +202,9 @@ enum Op {
         key: Option<u8>,
     },
     /// The user's last save request again, byte for byte.
-    Retry { user: usize },
+    Retry {
+        user: usize,
+    },
     Recompute,
 }
 
@@ -250,7 +252,11 @@ fn op() -> impl Strategy<Value = Op> {
             extra,
             key,
         });
-    let sync = (0..USERS, any::<bool>(), prop_oneof![Just(None), (0u8..2).prop_map(Some)])
+    let sync = (
+        0..USERS,
+        any::<bool>(),
+        prop_oneof![Just(None), (0u8..2).prop_map(Some)],
+    )
         .prop_map(|(user, session, org)| Op::Sync { user, session, org });
     prop_oneof![
         1 => sync,
@@ -348,13 +354,7 @@ impl UserModel {
         match self.subs.get(&spec.slug) {
             Some(s) if s.submitted.is_some() => St::Completed,
             Some(_) => St::InProgress,
-            None if spec
-                .required
-                .iter()
-                .all(|f| self.available(catalogue, f)) =>
-            {
-                St::Unlocked
-            }
+            None if spec.required.iter().all(|f| self.available(catalogue, f)) => St::Unlocked,
             None => St::Locked,
         }
     }
@@ -508,13 +508,8 @@ impl Case<'_> {
                 .as_secs() as i64;
             let timestamp = now - self.nonce % 200;
             let name = format!("User {user}");
-            let signature = sign_launch(
-                &Secret::new(LAUNCH_SECRET),
-                &lms,
-                &email,
-                &name,
-                timestamp,
-            );
+            let signature =
+                sign_launch(&Secret::new(LAUNCH_SECRET), &lms, &email, &name, timestamp);
             let body = json!({"lms_user_id": lms, "email": email, "name": name,
                               "timestamp": timestamp, "signature": signature});
             let response = self
@@ -730,8 +725,7 @@ impl Case<'_> {
             response.status == status
                 && response.body["submission"]["version"] == version
                 && response.body["unlocked_tools"] == json!(unlocked)
-                && response.body["progress"]["status"]
-                    == model.expected(catalogue, spec).as_str(),
+                && response.body["progress"]["status"] == model.expected(catalogue, spec).as_str(),
             "{}: expected {status}, version {version}, unlocking {unlocked:?}, got {response:?}",
             context()
         );
@@ -909,9 +903,13 @@ impl Case<'_> {
         }
 
         // The recompute, run on the result, changes none of these users' rows.
-        recompute::run(self.pool(), Registry::embedded(), recompute::DEFAULT_BATCH_SIZE)
-            .await
-            .map_err(|e| format!("recompute failed: {e}"))?;
+        recompute::run(
+            self.pool(),
+            Registry::embedded(),
+            recompute::DEFAULT_BATCH_SIZE,
+        )
+        .await
+        .map_err(|e| format!("recompute failed: {e}"))?;
         let after = self.progress_rows(&ids).await?;
         check!(
             after == rows,
@@ -973,7 +971,14 @@ async fn random_syncs_saves_and_recomputes_keep_every_unlock_invariant(pool: PgP
     let app = TestApp::new(pool).await;
     let catalogue = Catalogue::load();
     let sql = Queries::new(&catalogue);
-    let cases = env_number("PROPTEST_CASES").map_or(DEFAULT_CASES, |n| n as u32);
+    // Behind the pooler (make test's second pass) a few cases show the same
+    // engine holds in transaction mode; the first pass runs them all.
+    let default_cases = if crate::behind_pooler() {
+        DEFAULT_CASES / 3
+    } else {
+        DEFAULT_CASES
+    };
+    let cases = env_number("PROPTEST_CASES").map_or(default_cases, |n| n as u32);
     let seed = env_number("FASTTRACK_PROPTEST_SEED").unwrap_or(DEFAULT_SEED);
     let seed_bytes: Vec<u8> = std::iter::repeat_n(seed.to_le_bytes(), 4)
         .flatten()
@@ -1045,7 +1050,10 @@ async fn random_syncs_saves_and_recomputes_keep_every_unlock_invariant(pool: PgP
         stats.unlocks,
         stats.completed_at_end
     );
-    assert!(stats.steps >= u64::from(cases), "every case ran at least one step");
+    assert!(
+        stats.steps >= u64::from(cases),
+        "every case ran at least one step"
+    );
     assert!(
         stats.unlocks > 0 && stats.submits_accepted > 0 && stats.rejected_locked > 0,
         "the sequences reached unlocks, submits and locked tools: {stats:?}"
