@@ -60,7 +60,8 @@ for target in "${targets[@]}"; do
     summary+=("$line")
     if [ "$crashes" -ne 0 ]; then
         failed=1
-        tail -40 "$out" >&2
+        grep -E -A4 'panicked at|ERROR: (AddressSanitizer|libFuzzer|LeakSanitizer)' "$out" | head -20 >&2 || true
+        grep -E -A2 '^Failing input' "$out" >&2 || true
         log "$target crashed; inputs in fuzz/artifacts/$target/"
     fi
     rm -f "$out"
