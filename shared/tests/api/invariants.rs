@@ -233,7 +233,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => Just(Kind::Submit),
         1 => Just(Kind::SubmitIncomplete),
     ];
-    let key = prop_oneof![4 => Just(None), 1 => (0u8..3).prop_map(Some)];
+    let key = prop_oneof![2 => Just(None), 1 => (0u8..3).prop_map(Some)];
     let save = (
         0..USERS,
         pick,
@@ -261,7 +261,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         1 => sync,
         12 => save,
-        1 => (0..USERS).prop_map(|user| Op::Retry { user }),
+        2 => (0..USERS).prop_map(|user| Op::Retry { user }),
         1 => Just(Op::Recompute),
     ]
 }
