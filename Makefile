@@ -2,13 +2,21 @@
 # Both honour DATABASE_URL; without it they start a private cluster in .pgdata/.
 CLI := cargo run -q --locked -p fasttrack-cli --
 
-.PHONY: run test migrate recompute token launch-body lambda-build graph graph-doc db-start db-stop db-status
+.PHONY: run test bench soak migrate recompute token launch-body lambda-build graph graph-doc db-start db-stop db-status
 
 run:
 	@scripts/run.sh
 
 test:
 	@scripts/test.sh
+
+# The benchmark harness (issue 5): one table, and bench/results/<date>.md.
+bench:
+	@scripts/bench.sh
+
+# Load and faults (issue 6): 60 s runs, every acknowledged write checked.
+soak:
+	@scripts/soak.sh
 
 migrate:
 	@scripts/with-db.sh $(CLI) migrate
@@ -27,7 +35,7 @@ launch-body:
 
 # Every function's bootstrap for provided.al2023 on arm64, in target/lambda/.
 lambda-build:
-	@bash -c 'source scripts/db.sh && source scripts/tools.sh && tools_up && rustup target add aarch64-unknown-linux-gnu >/dev/null && cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --locked'
+	@bash -c 'source scripts/db.sh && source scripts/tools.sh && tools_up && rustup target add aarch64-unknown-linux-gnu >/dev/null && cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --exclude fasttrack-bench --exclude fasttrack-bench-hello --locked'
 
 graph:
 	@$(CLI) graph --format mermaid

@@ -109,6 +109,14 @@ db_stop() {
     fi
 }
 
+# A fast restart of the private cluster (the fault tests' "PostgreSQL restarted
+# mid-load"): every session is cut, and the server is back once this returns.
+db_restart() {
+    local bin; bin=$(pg_bindir)
+    cluster_running || { log "the private cluster is not running"; return 1; }
+    as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -m fast -w -t 60 restart >/dev/null
+}
+
 # Sets DATABASE_URL: the caller's own server, or the private cluster.
 db_up() {
     if [ -n "${DATABASE_URL:-}" ]; then
@@ -131,8 +139,9 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     case "${1:-}" in
         start) db_start; local_url ;;
         stop) db_stop ;;
+        restart) db_restart ;;
         status) if cluster_running; then echo "running: $(local_url)"; else echo "stopped"; fi ;;
         url) local_url ;;
-        *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
+        *) echo "usage: $0 start|stop|restart|status|url" >&2; exit 2 ;;
     esac
 fi

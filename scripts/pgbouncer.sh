@@ -38,7 +38,8 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = $PGBOUNCER_DIR/pgbouncer.log
 pidfile = $PGBOUNCER_DIR/pgbouncer.pid
 INI
-    echo "\"$user\" \"\"" >"$PGBOUNCER_DIR/userlist.txt"
+    # The test database's owner, and the login role the API tests serve as.
+    printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
     if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
     pgbouncer_down
     # PgBouncer, like PostgreSQL, refuses to run as root.

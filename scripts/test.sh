@@ -18,6 +18,9 @@ cargo fmt --all --check
 log "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "dependencies: cargo deny (scripts/deny.sh)"
+scripts/deny.sh
+
 tools_up
 log "cfn-lint template.yaml"
 cfn-lint template.yaml
@@ -32,27 +35,45 @@ trap 'pgbouncer_down; db_down_if_started' EXIT
 log "migrating $PG_DB"
 cargo run -q --locked -p fasttrack-cli -- migrate
 
+# Everything the tests and servers log is kept for the secret scan at the end:
+# the test output, the service's own logs in the API tests (at debug, so a leak
+# would show; FASTTRACK_TEST_LOG) and the Schemathesis server's.
+logs=$(mktemp -d -t fasttrack-test-logs.XXXXXX)
+results="$logs/cargo-test.txt"
+export FASTTRACK_TEST_LOG="$logs/service.log"
+
 log "cargo test"
-results=$(mktemp)
-cargo test --workspace --locked 2>&1 | tee "$results"
+RUST_LOG=debug cargo test --workspace --locked 2>&1 | tee "$results"
 
 # The API tests again, with the service's pool behind PgBouncer in transaction
 # mode (DATABASE_POOLER_MODE=transaction); the tests' own checks stay direct.
 pgbouncer_up
 log "cargo test: the API through PgBouncer (transaction mode)"
-FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" cargo test --locked -p shared --test api 2>&1 | tee -a "$results"
+FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --locked -p shared --test api 2>&1 | tee -a "$results"
+
+log "Schemathesis: openapi.yaml against the local server"
+SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis.sh 2>&1 | tee -a "$results"
+
+log "soak: load, terminated connections and a PostgreSQL restart, 10 s each"
+SOAK_SECONDS=10 SOAK_PROFILE=debug scripts/soak.sh
+
+log "bench smoke (issue 5's harness at tiny sizes; no timings are judged)"
+BENCH_SMOKE=1 scripts/bench.sh
 
 log "backup and restore"
 scripts/backup-roundtrip.sh
 
 log "cargo lambda build --release --arm64"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
-cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --locked
+cargo lambda build --release --arm64 --workspace --exclude fasttrack-cli --exclude fasttrack-bench --exclude fasttrack-bench-hello --locked
 for bootstrap in "${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap; do
     printf '    %-22s %s bytes\n' "$(basename "$(dirname "$bootstrap")")" "$(stat -c %s "$bootstrap")"
 done
 
+log "secret scan of the logs"
+scripts/scan-secrets.sh "$results" "$FASTTRACK_TEST_LOG" "$logs"/schemathesis/*.txt "$logs"/schemathesis/server.log
+
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$results"
-rm -f "$results"
+rm -rf "$logs"

@@ -106,10 +106,33 @@ pub struct Launch {
     pub lms_user_id: String,
     pub email: String,
     pub name: String,
-    /// Unix seconds when LearnWorlds' side signed the launch.
+    /// Unix seconds when LearnWorlds' side signed the launch. A JSON integer,
+    /// which may be written `1700000000.0` (JSON Schema's integer).
+    #[serde(deserialize_with = "integer")]
     pub timestamp: i64,
     /// Lowercase hex HMAC-SHA256 of [`launch_message`], keyed by the launch secret.
     pub signature: String,
+}
+
+/// An `i64` from any JSON number without a fractional part.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // i64::MIN is exactly -2^63; 2^63 is one past i64::MAX.
+        Some(f)
+            if f.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+        {
+            Ok(f as i64)
+        }
+        _ => Err(D::Error::custom(format!(
+            "{number} is not a 64-bit integer"
+        ))),
+    }
 }
 
 impl Launch {

@@ -89,6 +89,18 @@ struct Row {
     completed_at: Option<DateTime<Utc>>,
 }
 
+/// The one statement of a progress read. Binds: $1 caller, $2 target.
+pub const PROGRESS_SQL: &str = concat!(
+    "select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
+            p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
+     from (values (1)) as one
+     left join shared.users a on a.id = $1
+     left join shared.users t on t.id = $2 and ",
+    crate::visible_to_caller!(),
+    "
+     left join shared.user_progress p on p.user_id = t.id"
+);
+
 /// The progress of `target` as `caller` may see it: themself, an admin, or a
 /// guru of the target's organization. Anyone else gets the same 404 as for a
 /// user who does not exist.
@@ -98,20 +110,11 @@ pub async fn for_user(
     caller: Uuid,
     target: Uuid,
 ) -> Result<Progress, ApiError> {
-    let rows: Vec<Row> = db::query_as(concat!(
-        "select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
-                p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
-         from (values (1)) as one
-         left join shared.users a on a.id = $1
-         left join shared.users t on t.id = $2 and ",
-        crate::visible_to_caller!(),
-        "
-         left join shared.user_progress p on p.user_id = t.id"
-    ))
-    .bind(caller)
-    .bind(target)
-    .fetch_all(db)
-    .await?;
+    let rows: Vec<Row> = db::query_as(PROGRESS_SQL)
+        .bind(caller)
+        .bind(target)
+        .fetch_all(db)
+        .await?;
     let first = rows
         .first()
         .ok_or_else(|| ApiError::Internal("progress query returned no row".into()))?;

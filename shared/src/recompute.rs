@@ -9,7 +9,7 @@
 //! transaction). Each batch commits on its own, on a second connection, so the
 //! rows it changes are locked for a moment, not for the whole run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -67,14 +67,7 @@ pub async fn run(
     }
 
     let slugs: Vec<&str> = registry.tools().iter().map(|t| t.slug.as_str()).collect();
-    let mut requirement_tools = Vec::new();
-    let mut requirement_fields = Vec::new();
-    for tool in registry.tools() {
-        for dep in tool.required_dependencies() {
-            requirement_tools.push(tool.slug.as_str());
-            requirement_fields.push(dep.field.as_str());
-        }
-    }
+    let masks = Masks::new(registry);
     let unlock_sql = tool_sql::recompute_unlocks(registry);
 
     let mut report = Report::default();
@@ -88,28 +81,50 @@ pub async fn run(
                 .fetch_all(&mut *tx)
                 .await?;
         let Some(&last) = users.last() else { break };
+        let first_excluded = after;
         after = last;
         report.users += users.len() as u64;
 
-        // New rows start locked; the unlock below opens those whose needs are met
-        // (including tools with no required dependencies).
-        report.rows_created += db::query(
-            "insert into shared.user_progress (user_id, tool_slug, status)
-             select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
-             on conflict (user_id, tool_slug) do nothing",
+        // Users normally have every registry tool's row from their first sync, so
+        // count first: probing 31 rows per user for a conflict costs several
+        // times more than reading them. New rows start locked; the unlock below
+        // opens those whose needs are met (including tools with no required
+        // dependencies).
+        let present: i64 = db::query_scalar(
+            "select count(*) from shared.user_progress
+             where user_id > $1 and user_id <= $2 and user_id = any($3::uuid[]) and tool_slug = any($4::text[])",
         )
+        .bind(first_excluded)
+        .bind(last)
         .bind(&users)
         .bind(&slugs)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        .fetch_one(&mut *tx)
+        .await?;
+        if present < (users.len() * slugs.len()) as i64 {
+            report.rows_created += db::query(
+                "insert into shared.user_progress (user_id, tool_slug, status)
+                 select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
+                 where not exists (select 1 from shared.user_progress p where p.user_id = u and p.tool_slug = t)
+                 on conflict (user_id, tool_slug) do nothing",
+            )
+            .bind(&users)
+            .bind(&slugs)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
 
         let unlocked: Vec<(Uuid, String)> = db::query_as(unlock_sql.clone())
-            .bind(&users)
-            .bind(&requirement_tools)
-            .bind(&requirement_fields)
-            .bind(&requirement_fields)
+            .bind(first_excluded)
+            .bind(last)
+            .bind(&masks.fields)
+            .bind(&masks.field_bits)
             .bind(&slugs)
+            .bind(&masks.needs)
+            .bind(&masks.tool_bits)
+            .bind(&masks.producers)
+            .bind(&masks.no_fields)
+            .bind(&masks.no_tools)
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -141,4 +156,58 @@ pub async fn run(
         "recompute finished"
     );
     Ok(report)
+}
+
+/// The bit strings of [`tool_sql::recompute_unlocks`]: one bit per required
+/// field and one per registry tool; for each tool (in registry order) the bits
+/// of the fields it requires and of the tools that produce them.
+struct Masks {
+    fields: Vec<String>,
+    field_bits: Vec<String>,
+    needs: Vec<String>,
+    tool_bits: Vec<String>,
+    producers: Vec<String>,
+    no_fields: String,
+    no_tools: String,
+}
+
+fn bits(len: usize, set: impl Fn(usize) -> bool) -> String {
+    (0..len).map(|i| if set(i) { '1' } else { '0' }).collect()
+}
+
+impl Masks {
+    fn new(registry: &Registry) -> Self {
+        let tools = registry.tools();
+        let fields: Vec<String> = tools
+            .iter()
+            .flat_map(|t| t.required_dependencies().map(|d| d.field.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (f, t) = (fields.len(), tools.len());
+        let mut needs = Vec::new();
+        let mut producers = Vec::new();
+        for tool in tools {
+            let required: BTreeSet<&str> = tool
+                .required_dependencies()
+                .map(|d| d.field.as_str())
+                .collect();
+            needs.push(bits(f, |j| required.contains(fields[j].as_str())));
+            let producing: BTreeSet<&str> = required
+                .iter()
+                .filter_map(|field| registry.producer(field))
+                .map(|p| p.slug.as_str())
+                .collect();
+            producers.push(bits(t, |j| producing.contains(tools[j].slug.as_str())));
+        }
+        Self {
+            field_bits: (0..f).map(|i| bits(f, |j| i == j)).collect(),
+            tool_bits: (0..t).map(|i| bits(t, |j| i == j)).collect(),
+            fields,
+            needs,
+            producers,
+            no_fields: bits(f, |_| false),
+            no_tools: bits(t, |_| false),
+        }
+    }
 }

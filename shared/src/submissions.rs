@@ -94,10 +94,11 @@ pub enum IfMatch {
 }
 
 impl IfMatch {
-    /// Accepts `"3"`, `3` and `*`. A weak tag (`W/"3"`) never matches: If-Match
-    /// compares strongly (RFC 9110).
+    /// Accepts `"3"`, `3` and `*` (openapi.yaml's pattern): a version is 1 to 9
+    /// digits without a leading zero. A weak tag (`W/"3"`) never matches:
+    /// If-Match compares strongly (RFC 9110).
     pub fn parse(header: &str) -> Result<Self, ApiError> {
-        let value = header.trim();
+        let value = header.trim_matches([' ', '\t']);
         if value == "*" {
             return Ok(Self::Any);
         }
@@ -106,11 +107,16 @@ impl IfMatch {
                 "If-Match needs a strong ETag such as \"3\"".into(),
             ));
         }
-        let value = value.trim_matches('"');
-        value
-            .parse::<i32>()
-            .ok()
-            .filter(|v| *v > 0)
+        let digits = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let well_formed = (1..=9).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed
+            .then(|| digits.parse().ok())
+            .flatten()
             .map(Self::Version)
             .ok_or_else(|| ApiError::BadRequest("If-Match must be an ETag such as \"3\"".into()))
     }
@@ -357,18 +363,9 @@ pub async fn save(
     })
 }
 
-/// Locks the user (serializing all of one user's saves, so that each save's
-/// write sees every earlier save's outputs when it decides what to unlock) and
-/// their progress row for the tool, and claims the Idempotency-Key. `None`, and
-/// no claim, when the user or their progress row does not exist.
-async fn lock_progress(
-    tx: &mut PgConnection,
-    tool: &Tool,
-    user: Uuid,
-    idempotency: Option<&Idempotency>,
-) -> Result<Option<Locked>, ApiError> {
-    Ok(db::query_as::<Locked>(
-        r"with claim as (
+/// The first statement of a save: see [`lock_progress`]. Binds: $1 user, $2
+/// tool slug, $3 Idempotency-Key, $4 request fingerprint.
+pub const LOCK_PROGRESS_SQL: &str = r"with claim as (
             insert into shared.idempotency_keys as k (user_id, key, request_sha256)
             select $1, $3, $4
             where $3::text is not null
@@ -383,14 +380,25 @@ async fn lock_progress(
         join shared.users u on u.id = p.user_id
         where p.user_id = $1 and p.tool_slug = $2
         for update of p
-        for no key update of u",
-    )
-    .bind(user)
-    .bind(&tool.slug)
-    .bind(idempotency.map(|i| i.key.as_str()))
-    .bind(idempotency.map(|i| i.fingerprint.as_slice()))
-    .fetch_optional(&mut *tx)
-    .await?)
+        for no key update of u";
+
+/// Locks the user (serializing all of one user's saves, so that each save's
+/// write sees every earlier save's outputs when it decides what to unlock) and
+/// their progress row for the tool, and claims the Idempotency-Key. `None`, and
+/// no claim, when the user or their progress row does not exist.
+async fn lock_progress(
+    tx: &mut PgConnection,
+    tool: &Tool,
+    user: Uuid,
+    idempotency: Option<&Idempotency>,
+) -> Result<Option<Locked>, ApiError> {
+    Ok(db::query_as::<Locked>(LOCK_PROGRESS_SQL)
+        .bind(user)
+        .bind(&tool.slug)
+        .bind(idempotency.map(|i| i.key.as_str()))
+        .bind(idempotency.map(|i| i.fingerprint.as_slice()))
+        .fetch_optional(&mut *tx)
+        .await?)
 }
 
 /// A tool added to the registry after the user was synced has no progress row
@@ -432,10 +440,13 @@ async fn replay(
             .fetch_one(&mut *tx)
             .await?;
     if fingerprint != idempotency.fingerprint {
-        return Err(ApiError::unprocessable(
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request",
-        ));
+        // A conflict with what the key already stands for, not a fault in this
+        // request's content: 409, as for a key still in use.
+        return Err(ApiError::Conflict {
+            code: "idempotency_key_reused",
+            message: "this Idempotency-Key was used with a different request".into(),
+            details: Value::Null,
+        });
     }
     let response = response.ok_or_else(|| ApiError::Conflict {
         code: "idempotency_key_in_use",

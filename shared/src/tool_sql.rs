@@ -212,9 +212,21 @@ pub fn save_submission(registry: &Registry, tool: &Tool) -> Sql {
 }
 
 /// One batch of the scheduled recompute: unlock every locked registry tool of
-/// these users whose required fields are all available. Binds: $1 user ids,
-/// $2/$3 (tool slug, required field) pairs, $4 every required field id,
-/// $5 every registry slug. Returns the unlocked (user, slug) pairs.
+/// the users in the id range `($1, $2]` whose required fields are all available.
+///
+/// A field is available only once its producer tool is completed (a submit
+/// writes its outputs and completes the tool in one statement), so one pass
+/// over the batch's progress rows finds the candidates: locked tools whose
+/// producers are all completed. Only those are checked against the producers'
+/// `field_outputs`, which decide. Tools and fields are bits of bit strings; a
+/// user's completed tools and available fields are one string each.
+///
+/// Binds: $1 exclusive lower and $2 inclusive upper user id; $3/$4 every
+/// required field id and its bit; $5 every registry slug, with $6 the bits of
+/// its required fields, $7 its own bit, $8 the bits of the tools producing its
+/// required fields; $9 the all-zero field string, $10 the all-zero tool string.
+/// Bit strings are passed as text (`'0100'`). Returns the unlocked
+/// (user, slug) pairs.
 pub fn recompute_unlocks(registry: &Registry) -> Sql {
     let required = registry
         .tools()
@@ -224,10 +236,15 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
         .into_iter()
         .map(|schema| {
             let p = schema.quoted();
+            // `offset 0` keeps the subquery a per-user index probe.
             format!(
-                "select ps.user_id, fo.field_id::text as field_id from {p}.field_outputs fo
-                 join {p}.submissions ps on ps.id = fo.submission_id
-                 where ps.user_id = any($1::uuid[]) and fo.field_id = any($4::text[])"
+                "select c.user_id, fo.field_id from candidate_users c
+                 cross join lateral (
+                     select fo.field_id::text as field_id from {p}.submissions ps
+                     join {p}.field_outputs fo on fo.submission_id = ps.id
+                     where ps.user_id = c.user_id and fo.field_id = any($3::text[])
+                     offset 0
+                 ) fo"
             )
         })
         .collect();
@@ -237,26 +254,44 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
     }
     let available = branches.join("\n union all\n");
     sql(format!(
-        r"with available as (
+        r"with progress as materialized (
+            select p.id, p.user_id, p.tool_slug::text as tool_slug, p.status::text as status
+            from shared.user_progress p
+            where p.user_id > $1 and p.user_id <= $2
+        ), tools as (
+            select t.tool_slug, t.needs::varbit as needs, t.bit::varbit as bit,
+                   t.producers::varbit as producers
+            from unnest($5::text[], $6::text[], $7::text[], $8::text[])
+                as t(tool_slug, needs, bit, producers)
+        ), completed as (
+            select p.user_id, bit_or(t.bit) as tools
+            from progress p join tools t on t.tool_slug = p.tool_slug
+            where p.status = 'completed'
+            group by p.user_id
+        ), candidates as materialized (
+            select p.id, p.user_id, t.needs
+            from progress p
+            join tools t on t.tool_slug = p.tool_slug
+            left join completed d on d.user_id = p.user_id
+            where p.status = 'locked'
+              and (coalesce(d.tools, $10::varbit) & t.producers) = t.producers
+        ), candidate_users as (
+            select distinct user_id from candidates
+        ), field_bits as (
+            select f.field_id, f.bit::varbit as bit
+            from unnest($3::text[], $4::text[]) as f(field_id, bit)
+        ), available as (
             {available}
-        )
-        , candidates as (
-            select p.user_id, p.tool_slug from shared.user_progress p
-            where p.user_id = any($1::uuid[]) and p.status = 'locked' and p.tool_slug = any($5::text[])
-        ), missing as (
-            -- Joins, not nested NOT EXISTS, so the planner can hash them: the
-            -- (user, tool) pairs with at least one required field unavailable.
-            select distinct c.user_id, c.tool_slug
-            from candidates c
-            join unnest($2::text[], $3::text[]) as r(tool_slug, field_id) on r.tool_slug = c.tool_slug
-            left join available av on av.user_id = c.user_id and av.field_id = r.field_id
-            where av.user_id is null
+        ), have as (
+            select av.user_id, bit_or(fb.bit) as fields
+            from available av join field_bits fb on fb.field_id = av.field_id
+            group by av.user_id
         )
         update shared.user_progress p set status = 'unlocked', unlocked_at = current_timestamp
         from candidates c
-        left join missing m on m.user_id = c.user_id and m.tool_slug = c.tool_slug
-        where m.user_id is null
-          and p.user_id = c.user_id and p.tool_slug = c.tool_slug and p.status = 'locked'
+        left join have h on h.user_id = c.user_id
+        where p.id = c.id and p.status = 'locked'
+          and (coalesce(h.fields, $9::varbit) & c.needs) = c.needs
         returning p.user_id, p.tool_slug::text"
     ))
 }

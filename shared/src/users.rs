@@ -69,27 +69,35 @@ pub struct User {
 }
 
 impl LmsUser {
-    /// Checks the fields against the columns they go into.
+    /// Checks the fields against the columns they go into (VARCHAR(255), which
+    /// counts characters). Ids and emails are one word: no space, control or
+    /// other whitespace character ([`is_word_char`], as openapi.yaml's patterns).
     pub fn validate(&self) -> Result<(), ApiError> {
         let invalid = |message: &str| Err(ApiError::unprocessable("invalid_user", message));
-        if self.lms_user_id.trim().is_empty() || self.lms_user_id.len() > 255 {
-            return invalid("the LearnWorlds user id must be 1 to 255 characters");
+        let id = &self.lms_user_id;
+        if id.is_empty() || id.chars().count() > 255 || !id.chars().all(is_word_char) {
+            return invalid(
+                "the LearnWorlds user id must be 1 to 255 characters without spaces or control characters",
+            );
         }
-        let email = self.email.trim();
-        if email.len() > 255 || email.contains(char::is_whitespace) || !email.contains('@') {
+        let email = &self.email;
+        if email.chars().count() > 255 || !email.contains('@') || !email.chars().all(is_word_char) {
             return invalid("the email address is not valid");
         }
         if self.full_name.chars().count() > 255 {
             return invalid("the name is longer than 255 characters");
         }
-        if [&self.lms_user_id, &self.email, &self.full_name]
-            .iter()
-            .any(|f| f.contains('\0'))
-        {
+        if self.full_name.contains('\0') {
             return invalid("fields may not contain \\u0000");
         }
         Ok(())
     }
+}
+
+/// A character an id or email may hold: not ASCII space or control, not DEL,
+/// and not Unicode whitespace. openapi.yaml's `[^\x00-\x20\x7F\x85\xA0...]`.
+pub fn is_word_char(c: char) -> bool {
+    c > ' ' && c != '\x7f' && !c.is_whitespace()
 }
 
 /// Upserts the user by LearnWorlds id and, for a new user, creates one progress

@@ -5,7 +5,7 @@
 //! identified by the SHA-256 of its raw body: the same body twice has one effect.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -46,25 +46,52 @@ pub struct Event {
     pub user: Option<LmsUser>,
 }
 
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(s.trim().to_owned()).filter(|s| !s.is_empty()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::unprocessable("invalid_webhook", message)
+}
+
+/// An optional envelope or user field: absent or null is `None`, a string is
+/// itself, anything else is a 422 naming the field.
+fn string<'a>(object: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match object.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(invalid(format!("`{name}` must be a string"))),
     }
 }
 
-/// Reads an envelope `{"version", "type", "trigger", "school_id", "data"}`
-/// tolerantly: unknown fields are ignored, optional ones may be absent.
+/// A name part: trimmed, blank is none; `\u0000` anywhere is a 422.
+fn name_part(user: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
+    let Some(value) = string(user, name)? else {
+        return Ok(None);
+    };
+    if value.contains('\0') {
+        return Err(invalid(format!("`{name}` may not contain \\u0000")));
+    }
+    Ok(Some(value.trim().to_owned()).filter(|v| !v.is_empty()))
+}
+
+/// Reads an envelope `{"version", "type", "trigger", "school_id", "data"}`:
+/// unknown fields are ignored and each known one may be absent, but a known
+/// field of the wrong type is a 422 (openapi.yaml's `WebhookEnvelope`).
 pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
     let Value::Object(envelope) = payload else {
-        return Err(ApiError::unprocessable(
-            "invalid_webhook",
-            "the webhook body must be a JSON object",
-        ));
+        return Err(invalid("the webhook body must be a JSON object"));
     };
-    let event_type = text(envelope.get("type"));
-    let trigger = text(envelope.get("trigger"));
+    let event_type = string(envelope, "type")?;
+    let trigger = string(envelope, "trigger")?;
+    string(envelope, "school_id")?;
+    match envelope.get("version") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v.fract() == 0.0) => {}
+        Some(_) => return Err(invalid("`version` must be an integer")),
+    }
+    let data = match envelope.get("data") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(data)) => Some(data),
+        Some(_) => return Err(invalid("`data` must be an object")),
+    };
+    let (event_type, trigger) = (event_type.map(str::to_owned), trigger.map(str::to_owned));
     let Some(location) = event_type.as_deref().and_then(user_location) else {
         return Ok(Event {
             event_type,
@@ -72,36 +99,45 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
             user: None,
         });
     };
-    let data = envelope.get("data");
     let user = match location {
-        UserAt::DataUser => data.and_then(|d| d.get("user")),
-        UserAt::DataUserUser => data.and_then(|d| d.get("user")).and_then(|u| u.get("user")),
+        UserAt::DataUser => data.and_then(|d| d.get("user")).and_then(Value::as_object),
+        UserAt::DataUserUser => data
+            .and_then(|d| d.get("user"))
+            .and_then(Value::as_object)
+            .and_then(|u| u.get("user"))
+            .and_then(Value::as_object),
         UserAt::Data => data,
     };
-    let Some(user) = user.filter(|u| u.is_object()) else {
-        return Err(ApiError::unprocessable(
-            "invalid_webhook",
-            format!(
-                "a {} event must carry a user",
-                event_type.unwrap_or_default()
-            ),
-        ));
+    let Some(user) = user else {
+        return Err(invalid(format!(
+            "a {} event must carry a user",
+            event_type.unwrap_or_default()
+        )));
     };
-    let lms_user_id = text(user.get("id")).ok_or_else(|| {
-        ApiError::unprocessable("invalid_webhook", "the webhook's user has no id")
-    })?;
-    let email = text(user.get("email")).ok_or_else(|| {
-        ApiError::unprocessable("invalid_webhook", "the webhook's user has no email")
-    })?;
-    let full_name = [text(user.get("first_name")), text(user.get("last_name"))]
+    // LearnWorlds ids are strings; a number is taken as its decimal text.
+    let lms_user_id = match user.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Number(id)) => id.to_string(),
+        None | Some(Value::Null) => return Err(invalid("the webhook's user has no id")),
+        Some(_) => return Err(invalid("the webhook's user id must be a string")),
+    };
+    let email = string(user, "email")?
+        .ok_or_else(|| invalid("the webhook's user has no email"))?
+        .to_owned();
+    let first = name_part(user, "first_name")?;
+    let last = name_part(user, "last_name")?;
+    let username = name_part(user, "username")?;
+    let full_name = [first, last]
         .into_iter()
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
     let full_name = Some(full_name)
         .filter(|n| !n.is_empty())
-        .or_else(|| text(user.get("username")))
+        .or(username)
         .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+    // A display name: longer than the column, it is cut, not refused.
+    let full_name = truncate(&full_name, 255);
     // A userTagDeleted event may list the removed tags, which must not move the user.
     let organization = if event_type.as_deref() == Some("userTagDeleted") {
         None

@@ -481,7 +481,7 @@ impl Case<'_> {
                 // Small batches, so a run spans several. What it may change is
                 // checked after the step, on these users' rows.
                 stats.recomputes += 1;
-                let report = recompute::run(self.pool(), Registry::embedded(), 2)
+                let report = recompute::run(&self.app.app.pool, Registry::embedded(), 2)
                     .await
                     .map_err(|e| format!("recompute failed: {e}"))?;
                 check!(!report.skipped, "the recompute skipped: {report:?}");
@@ -527,7 +527,7 @@ impl Case<'_> {
         } else {
             let tags: Vec<String> = org.map(|o| format!("org:inv-{o}")).into_iter().collect();
             let body = json!({
-                "version": "1", "type": "userUpdated", "trigger": "user_updated",
+                "version": 1, "type": "userUpdated", "trigger": "user_updated",
                 "school_id": format!("nonce-{}", self.nonce),
                 "data": {"user": {"id": lms, "email": email, "first_name": "User",
                                   "last_name": user.to_string(), "tags": tags}}
@@ -675,8 +675,8 @@ impl Case<'_> {
             } else {
                 stats.key_reuses += 1;
                 check!(
-                    response.status == 422 && response.code() == "idempotency_key_reused",
-                    "{}: expected 422 idempotency_key_reused, got {response:?}",
+                    response.status == 409 && response.code() == "idempotency_key_reused",
+                    "{}: expected 409 idempotency_key_reused, got {response:?}",
                     context()
                 );
             }
@@ -902,9 +902,9 @@ impl Case<'_> {
             model.rows = mine;
         }
 
-        // The recompute, run on the result, changes none of these users' rows.
+        // The recompute, run on the result (as the service's role), changes none of these users' rows.
         recompute::run(
-            self.pool(),
+            &self.app.app.pool,
             Registry::embedded(),
             recompute::DEFAULT_BATCH_SIZE,
         )

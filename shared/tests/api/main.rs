@@ -8,8 +8,12 @@ mod dependencies;
 mod events;
 mod invariants;
 mod matrix;
+mod privileges;
 mod progress;
 mod recompute;
+#[path = "../support/runtime_role.rs"]
+mod runtime_role;
+mod schemathesis;
 mod sessions;
 mod submissions;
 mod webhooks;
@@ -51,6 +55,50 @@ pub fn database_settings(url: String, max_connections: u32) -> shared::config::D
             shared::db::PoolerMode::Session
         },
     }
+}
+
+/// The service's logs, at `debug` unless RUST_LOG says otherwise, so a secret
+/// that reached a log line would show. With FASTTRACK_TEST_LOG they are appended
+/// to that file (make test scans it for the configured secrets); otherwise they
+/// go to the test's captured output.
+pub fn init_logs() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false);
+        let _ = match std::env::var_os("FASTTRACK_TEST_LOG") {
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .expect("FASTTRACK_TEST_LOG is a writable file");
+                builder.with_writer(std::sync::Mutex::new(file)).try_init()
+            }
+            None => builder.with_test_writer().try_init(),
+        };
+    });
+}
+
+/// The service's pool on the test's database: the runtime login role, through
+/// the pooler when this run has one.
+pub async fn service_pool(owner: &PgPool) -> PgPool {
+    runtime_role::ensure_runtime_login(owner).await;
+    let options = owner.connect_options();
+    let (host, port) = match std::env::var("FASTTRACK_TEST_POOLER_URL") {
+        Ok(url) => {
+            let pooler: sqlx::postgres::PgConnectOptions = url
+                .parse()
+                .expect("FASTTRACK_TEST_POOLER_URL is a PostgreSQL URL");
+            (pooler.get_host().to_owned(), pooler.get_port())
+        }
+        Err(_) => (options.get_host().to_owned(), options.get_port()),
+    };
+    let url = runtime_role::runtime_url(owner, &host, port).await;
+    shared::db::connect_lazy(&database_settings(url, 10)).unwrap()
 }
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
@@ -96,11 +144,20 @@ impl TestApp {
         Self::with_settings(pool, settings(&[])).await
     }
 
+    /// Migrates as the owner (the test's pool), then serves through a pool that
+    /// logs in as the runtime role, as the Lambdas do: no route may need DDL.
+    /// With FASTTRACK_TEST_POOLER_URL, that pool goes through the pooler.
     pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
+        init_logs();
         shared::migrate::run(&pool, Registry::embedded())
             .await
             .unwrap();
-        let app = App::new(pool.clone(), Registry::embedded(), settings, None);
+        let app = App::new(
+            service_pool(&pool).await,
+            Registry::embedded(),
+            settings,
+            None,
+        );
         Self { app, pool }
     }
 

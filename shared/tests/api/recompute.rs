@@ -108,3 +108,34 @@ async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
         .unwrap();
     assert_eq!(keys, ["new"]);
 }
+
+#[sqlx::test(migrations = false)]
+async fn recompute_leaves_a_tool_locked_when_a_completed_producer_lacks_a_required_output(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    app.submit_complete(&ana, "know-thyself").await;
+    // know-thyself is completed, but one of the fields dream requires is gone
+    // (an output added to the registry after ana submitted, say).
+    sqlx::query(
+        "delete from sprint_01_know_thyself.field_outputs where field_id = 'identity.personal_values'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug in ('dream', 'energy')")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    assert_eq!(app.status_of(&ana, "dream").await, "locked", "{report:?}");
+    // energy needs only what is still there.
+    assert_eq!(report.unlocked.get("energy"), Some(&1), "{report:?}");
+    assert_eq!(report.unlocked.get("dream"), None, "{report:?}");
+}

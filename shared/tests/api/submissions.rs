@@ -237,7 +237,7 @@ async fn an_idempotency_key_replays_the_first_response_without_a_second_write(po
         .await;
     assert_eq!(
         (reused.status, reused.code()),
-        (422, "idempotency_key_reused")
+        (409, "idempotency_key_reused")
     );
     assert_eq!(app.snapshot().await, after_first);
 

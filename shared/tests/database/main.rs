@@ -4,7 +4,10 @@
 
 mod catalog;
 mod migrate;
+mod privileges;
 mod query_patterns;
+#[path = "../support/runtime_role.rs"]
+mod runtime_role;
 
 use shared::{Registry, migrate::MigrationReport};
 use sqlx::PgPool;

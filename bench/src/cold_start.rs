@@ -1,0 +1,188 @@
+//! Cold starts, the way public Rust Lambda benchmarks measure them: the
+//! function binary starts as Lambda starts it, against a local Lambda Runtime
+//! API, and the clock runs from process start to its first response. Peak
+//! memory is the process's high-water mark (VmHWM) after a run of invocations.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, mpsc};
+
+/// A Lambda Runtime API: hands out queued events on `next` and reports each
+/// response (or error) as it arrives.
+pub struct RuntimeApi {
+    pub address: String,
+    events: mpsc::UnboundedSender<String>,
+    answers: mpsc::UnboundedReceiver<(Instant, String)>,
+}
+
+impl RuntimeApi {
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?.to_string();
+        let (events, queue) = mpsc::unbounded_channel::<String>();
+        let (report, answers) = mpsc::unbounded_channel();
+        let queue = Arc::new(Mutex::new(queue));
+        tokio::spawn(async move {
+            let mut served = 0u64;
+            while let Ok((stream, _)) = listener.accept().await {
+                let (queue, report) = (Arc::clone(&queue), report.clone());
+                served += 1;
+                let base = served;
+                tokio::spawn(async move {
+                    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                    let service =
+                        service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                            let (queue, report, counter) =
+                                (Arc::clone(&queue), report.clone(), Arc::clone(&counter));
+                            async move {
+                                let path = request.uri().path().to_owned();
+                                if path.ends_with("/invocation/next") {
+                                    let event = queue.lock().await.recv().await;
+                                    let Some(event) = event else {
+                                        std::future::pending::<()>().await;
+                                        unreachable!()
+                                    };
+                                    let n =
+                                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                    let id = format!("c0ffee00-0000-4000-8000-{base:06}{n:06}");
+                                    return Ok::<_, Infallible>(
+                                    hyper::Response::builder()
+                                        .header("lambda-runtime-aws-request-id", id)
+                                        .header("lambda-runtime-deadline-ms", "4102444800000")
+                                        .header(
+                                            "lambda-runtime-invoked-function-arn",
+                                            "arn:aws:lambda:us-east-1:123456789012:function:bench",
+                                        )
+                                        .header(
+                                            "lambda-runtime-trace-id",
+                                            "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0",
+                                        )
+                                        .body(Full::new(Bytes::from(event)))
+                                        .expect("a valid response"),
+                                );
+                                }
+                                let at = Instant::now();
+                                let body = request
+                                    .into_body()
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                let kind = if path.ends_with("/error") {
+                                    "error: "
+                                } else {
+                                    ""
+                                };
+                                let _ = report.send((
+                                    at,
+                                    format!("{kind}{}", String::from_utf8_lossy(&body)),
+                                ));
+                                Ok(hyper::Response::builder()
+                                    .status(202)
+                                    .body(Full::new(Bytes::new()))
+                                    .expect("a valid response"))
+                            }
+                        });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            address,
+            events,
+            answers,
+        })
+    }
+
+    pub fn queue(&self, event: &str) {
+        let _ = self.events.send(event.to_owned());
+    }
+
+    /// The next response, or an error if none came in time.
+    pub async fn answer(&mut self, timeout: Duration) -> Result<(Instant, String), String> {
+        match tokio::time::timeout(timeout, self.answers.recv()).await {
+            Ok(Some((at, body))) if !body.starts_with("error: ") => Ok((at, body)),
+            Ok(Some((_, body))) => Err(format!("the function reported an {body}")),
+            Ok(None) | Err(_) => Err(format!("no response within {timeout:?}")),
+        }
+    }
+}
+
+/// How a function is started: its binary, its event and its environment.
+pub struct Function<'a> {
+    pub name: &'a str,
+    pub binary: &'a Path,
+    pub event: String,
+    pub env: &'a [(String, String)],
+}
+
+fn spawn(function: &Function, runtime_api: &str) -> Result<Child, String> {
+    Command::new(function.binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", function.name)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
+        .env("AWS_REGION", "us-east-1")
+        .envs(function.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("starting {}: {e}", function.binary.display()))
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Milliseconds from process start to the first response.
+pub async fn cold_start_ms(function: &Function<'_>) -> Result<f64, String> {
+    let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+    api.queue(&function.event);
+    let started = Instant::now();
+    let child = spawn(function, &api.address)?;
+    let answer = api.answer(Duration::from_secs(30)).await;
+    stop(child);
+    let (at, _) = answer.map_err(|e| format!("{}: {e}", function.name))?;
+    Ok(at.duration_since(started).as_secs_f64() * 1000.0)
+}
+
+/// Peak resident memory in MiB after `invocations` events, one after another.
+pub async fn peak_rss_mib(function: &Function<'_>, invocations: usize) -> Result<f64, String> {
+    let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+    let child = spawn(function, &api.address)?;
+    let mut result = Ok(());
+    for _ in 0..invocations.max(1) {
+        api.queue(&function.event);
+        if let Err(e) = api.answer(Duration::from_secs(120)).await {
+            result = Err(format!("{}: {e}", function.name));
+            break;
+        }
+    }
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+    stop(child);
+    result?;
+    let status = status.map_err(|e| format!("reading the process status: {e}"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or("no VmHWM in /proc/<pid>/status")?;
+    Ok(kib / 1024.0)
+}

@@ -1,0 +1,797 @@
+//! `fasttrack-bench run`: every measurement of the harness in one command,
+//! each beside the anchor it is judged against, printed as one table and
+//! optionally written to a dated result file.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use shared::auth::{self, TokenKeys};
+use shared::config::{ApiSettings, Secret};
+use shared::http::events::{Placeholders, render};
+use shared::registry::Registry;
+use shared::{db, migrate, recompute};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::cold_start::{self, Function};
+use crate::generate::{self, Rng};
+use crate::http;
+use crate::load::{self, Route};
+use crate::report::{self, Budget, Row};
+
+const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
+const SEED: u64 = 42;
+
+/// The Lambda functions, as `cargo build --release` names their binaries.
+const FUNCTIONS: [&str; 6] = [
+    "submit-tool",
+    "get-progress",
+    "resolve-dependencies",
+    "sync-user",
+    "recompute-unlocks",
+    "migrate",
+];
+const HELLO: &str = "fasttrack-bench-hello";
+
+pub struct Options {
+    pub database_url: String,
+    pub users: usize,
+    pub small_users: usize,
+    pub seconds: u64,
+    pub runs: usize,
+    pub concurrency: Vec<usize>,
+    pub bin_dir: PathBuf,
+    pub cold_runs: usize,
+    pub rss_invocations: usize,
+    pub round_trip_requests: usize,
+    pub reuse: bool,
+    pub pgbench: Option<PathBuf>,
+    pub out: Option<PathBuf>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values[values.len() / 2]
+}
+
+fn step(message: &str) {
+    eprintln!("\x1b[1m==>\x1b[0m {message}");
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{database}?{q}"),
+        None => format!("{scheme}://{authority}/{database}"),
+    }
+}
+
+pub fn settings() -> ApiSettings {
+    ApiSettings::from_source(&HashMap::from([
+        ("JWT_SECRET", JWT_SECRET),
+        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
+    ]))
+    .expect("the bench's own settings are valid")
+}
+
+fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DATABASE_MAX_CONNECTIONS", pool.to_string()),
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
+        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A database of `users` generated users, made afresh unless `reuse` finds one
+/// generated with the same size and seed. Returns its URL and the generation
+/// time (`None` when reused).
+async fn database(
+    admin: &PgPool,
+    options: &Options,
+    name: &str,
+    users: usize,
+) -> Result<(String, Option<f64>), String> {
+    let url = with_database(&options.database_url, name);
+    let marker = format!("fasttrack-bench users={users} seed={SEED}");
+    let existing: Option<Option<String>> = db::query_scalar(
+        "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
+    )
+    .bind(name)
+    .fetch_optional(admin)
+    .await
+    .map_err(|e| e.to_string())?;
+    if options.reuse
+        && existing
+            .as_ref()
+            .is_some_and(|m| m.as_deref() == Some(&marker))
+    {
+        step(&format!("reusing {name} ({users} users)"));
+        return Ok((url, None));
+    }
+    step(&format!("generating {users} users into {name}"));
+    let quoted = format!("\"{name}\"");
+    db::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {quoted} with (force)"
+    )))
+    .execute(admin)
+    .await
+    .map_err(|e| format!("dropping {name}: {e}"))?;
+    db::query(sqlx::AssertSqlSafe(format!("create database {quoted}")))
+        .execute(admin)
+        .await
+        .map_err(|e| format!("creating {name}: {e}"))?;
+    let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
+    migrate::run(&pool, Registry::embedded())
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    generate::generate(
+        &pool,
+        Registry::embedded(),
+        &generate::Spec {
+            users,
+            organizations: (users / 200).clamp(1, 500),
+            seed: SEED,
+            batch: 2_000,
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let seconds = started.elapsed().as_secs_f64();
+    db::query("vacuum analyze")
+        .execute(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    pool.close().await;
+    db::query(sqlx::AssertSqlSafe(format!(
+        "comment on database {quoted} is '{marker}'"
+    )))
+    .execute(admin)
+    .await
+    .map_err(|e| e.to_string())?;
+    Ok((url, Some(seconds)))
+}
+
+async fn time_recompute(url: &str, runs: usize) -> Result<f64, String> {
+    let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+    let mut seconds = Vec::new();
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let report = recompute::run(&pool, Registry::embedded(), recompute::DEFAULT_BATCH_SIZE)
+            .await
+            .map_err(|e| e.to_string())?;
+        if report.skipped {
+            return Err("the recompute skipped: another run holds its lock".into());
+        }
+        seconds.push(started.elapsed().as_secs_f64());
+    }
+    pool.close().await;
+    Ok(median(seconds))
+}
+
+/// The local server (`fasttrack serve`), the real handler stack.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+}
+
+impl Server {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn start(
+        bin_dir: &Path,
+        database_url: &str,
+        pool: usize,
+        log: &Path,
+    ) -> Result<Self, String> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
+        let binary = bin_dir.join("fasttrack");
+        let child = Command::new(&binary)
+            .args(["serve", "--port", &port.to_string()])
+            .envs(service_env(database_url, pool))
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let server = Self { child, port };
+        http::wait_healthy(port, Duration::from_secs(30))?;
+        Ok(server)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if Command::new("pgbench").arg("--version").output().is_ok() {
+        return Ok("pgbench".into());
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|_| "pgbench not found: install PostgreSQL or pass --pgbench")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/pgbench"))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .ok_or_else(|| "pgbench not found: install PostgreSQL or pass --pgbench".into())
+}
+
+pub async fn run(options: Options) -> Result<Vec<Row>, String> {
+    let started = Instant::now();
+    let admin = db::connect(&options.database_url, 2)
+        .await
+        .map_err(|e| e.to_string())?;
+    let postgres: String = db::query_scalar("select version()")
+        .fetch_one(&admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pgbench = find_pgbench(options.pgbench.as_deref())?;
+    let work = std::env::temp_dir().join(format!("fasttrack-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    let mut rows = Vec::new();
+
+    // Data, and the recompute at two sizes.
+    let (small_url, small_generated) = database(
+        &admin,
+        &options,
+        "fasttrack_bench_small",
+        options.small_users,
+    )
+    .await?;
+    let (large_url, large_generated) =
+        database(&admin, &options, "fasttrack_bench_large", options.users).await?;
+    let (cold_url, _) = database(&admin, &options, "fasttrack_bench_cold", 100).await?;
+    for (users, generated) in [
+        (options.small_users, small_generated),
+        (options.users, large_generated),
+    ] {
+        if let Some(seconds) = generated {
+            rows.push(Row::info(
+                format!("generate {users} users (COPY)"),
+                seconds,
+                "s",
+            ));
+        }
+    }
+    step("timing recompute-unlocks");
+    let small = time_recompute(&small_url, options.runs).await?;
+    let large = time_recompute(&large_url, options.runs).await?;
+    rows.push(Row::info(
+        format!("recompute-unlocks, {} users", options.small_users),
+        small,
+        "s",
+    ));
+    rows.push(
+        Row::info(
+            format!("recompute-unlocks, {} users x 31 tools", options.users),
+            large,
+            "s",
+        )
+        .budget(Budget::ValueAtMost(10.0)),
+    );
+    let per_user = |seconds: f64, users: usize| seconds * 1e6 / users.max(1) as f64;
+    rows.push(
+        Row::info(
+            format!("recompute cost per user at {}", options.users),
+            per_user(large, options.users),
+            "us",
+        )
+        .against(
+            format!("per user at {}", options.small_users),
+            per_user(small, options.small_users),
+        )
+        .budget(Budget::RatioAtMost(1.5)),
+    );
+
+    // Routes under load, beside pgbench running their statements.
+    let settings = settings();
+    let keys = TokenKeys::new(&settings);
+    let large_pool = db::connect(&large_url, 2)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut workloads = Vec::new();
+    for (i, route) in Route::ALL.into_iter().enumerate() {
+        let calls = load::sample(
+            &large_pool,
+            Registry::embedded(),
+            &keys,
+            route,
+            load::CALLS,
+            SEED + i as u64,
+        )
+        .await?;
+        let dir = work.join(route.name());
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let script = dir.join("wrk.lua");
+        std::fs::write(&script, load::wrk_script(&calls)).map_err(|e| e.to_string())?;
+        let pgbench_args = load::pgbench_args(&calls, &dir)?;
+        workloads.push((route, script, pgbench_args));
+    }
+    for &c in &options.concurrency {
+        step(&format!("load at concurrency {c}"));
+        let server = Server::start(
+            &options.bin_dir,
+            &large_url,
+            c,
+            &work.join(format!("server-c{c}.log")),
+        )?;
+        for (route, script, pgbench_args) in &workloads {
+            let (mut ours, mut anchor, mut p50, mut p99) = (vec![], vec![], vec![], vec![]);
+            for _ in 0..options.runs.max(1) {
+                let t = load::run_wrk(server.port, script, c, options.seconds)
+                    .map_err(|e| format!("{} at c={c}: {e}", route.name()))?;
+                ours.push(t.per_second);
+                p50.push(t.p50_ms);
+                p99.push(t.p99_ms);
+                anchor.push(
+                    load::run_pgbench(&pgbench, &large_url, pgbench_args, c, options.seconds)
+                        .map_err(|e| format!("{} at c={c}: {e}", route.name()))?,
+                );
+            }
+            let budget = match (route, c) {
+                (Route::Progress | Route::Resolve, 16) => Budget::RatioAtLeast(0.5),
+                (Route::Submit, 16) => Budget::RatioAtLeast(0.35),
+                _ => Budget::None,
+            };
+            rows.push(
+                Row::info(
+                    format!("{} c={c} throughput", route.name()),
+                    median(ours),
+                    "req/s",
+                )
+                .against("pgbench, same SQL", median(anchor))
+                .budget(budget),
+            );
+            rows.push(Row::info(
+                format!("{} c={c} latency p50", route.name()),
+                median(p50),
+                "ms",
+            ));
+            rows.push(Row::info(
+                format!("{} c={c} latency p99", route.name()),
+                median(p99),
+                "ms",
+            ));
+        }
+        drop(server);
+    }
+    large_pool.close().await;
+
+    // Round trips, counted by PostgreSQL.
+    step("counting round trips with pg_stat_statements");
+    rows.extend(round_trips(&options, &large_url, &keys, &work).await?);
+
+    // Cold starts, memory and sizes of the Lambda binaries.
+    step("cold starts, peak memory and binary sizes");
+    rows.extend(functions(&options, &cold_url, &large_url, &keys).await?);
+
+    rows.push(Row::info(
+        "the harness itself (wall time)",
+        started.elapsed().as_secs_f64() / 60.0,
+        "min",
+    ));
+    if let Some(out) = &options.out {
+        write_result(out, &options, &postgres, &rows)?;
+        step(&format!("wrote {}", out.display()));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    admin.close().await;
+    Ok(rows)
+}
+
+struct RoundTripCase {
+    name: &'static str,
+    budget: Budget,
+    requests: Vec<http::Request>,
+    /// Text every answer's body must contain (besides a 2xx status).
+    expect: &'static str,
+}
+
+async fn round_trips(
+    options: &Options,
+    url: &str,
+    keys: &TokenKeys,
+    work: &Path,
+) -> Result<Vec<Row>, String> {
+    let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+    db::query("create extension if not exists pg_stat_statements")
+        .execute(&pool)
+        .await
+        .map_err(|e| {
+            format!(
+                "pg_stat_statements is needed to count round trips (shared_preload_libraries): {e}"
+            )
+        })?;
+    let registry = Registry::embedded();
+    let k = options.round_trip_requests.max(1);
+    let now = chrono::Utc::now().timestamp();
+
+    // Fresh participants, so that submitting woop unlocks what follows it.
+    let mut fresh = Vec::new();
+    let mut rng = Rng::new(SEED ^ now as u64);
+    for i in 0..k {
+        let lms = format!("{:024x}", rng.next() as u128 * 1_000 + i as u128);
+        let user = shared::users::LmsUser {
+            lms_user_id: lms[..24].to_owned(),
+            email: format!("rt-{lms}@bench.test"),
+            full_name: format!("Round Trip {i}"),
+            organization: None,
+        };
+        let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+        let synced = shared::users::sync(&mut conn, registry, &user, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        fresh.push(synced.id);
+    }
+    let unix = now as u64;
+    let bearer = |user: Uuid| -> Result<String, String> {
+        Ok(format!(
+            "Bearer {}",
+            keys.issue(user, unix).map_err(|e| e.to_string())?.0
+        ))
+    };
+    let woop = registry.tool("woop").ok_or("no woop in the registry")?;
+    let mut cases = Vec::new();
+    let get = |path: String, user: Uuid| -> Result<http::Request, String> {
+        Ok(http::Request {
+            method: "GET",
+            path,
+            headers: vec![("authorization", bearer(user)?)],
+            body: None,
+        })
+    };
+    let progress: Result<Vec<_>, String> =
+        fresh.iter().map(|u| get("/progress".into(), *u)).collect();
+    let resolve: Result<Vec<_>, String> = fresh
+        .iter()
+        .map(|u| get("/tools/dream/dependencies".into(), *u))
+        .collect();
+    let read: Result<Vec<_>, String> = fresh
+        .iter()
+        .map(|u| get("/tools/woop/submission".into(), *u))
+        .collect();
+    let put = |user: Uuid, slug: &str, body: String| -> Result<http::Request, String> {
+        Ok(http::Request {
+            method: "PUT",
+            path: format!("/tools/{slug}/submission"),
+            headers: vec![
+                ("authorization", bearer(user)?),
+                ("content-type", "application/json".into()),
+            ],
+            body: Some(body),
+        })
+    };
+    let mut unlocking = Vec::new();
+    let mut drafts = Vec::new();
+    for user in &fresh {
+        let call = load::submit_call(registry, woop, *user, None, String::new(), &mut rng);
+        unlocking.push(put(*user, "woop", call.body.unwrap_or_default())?);
+        drafts.push(put(
+            *user,
+            "know-thyself",
+            r#"{"data": {"dream": "A bakery on every corner"}, "status": "draft"}"#.into(),
+        )?);
+    }
+    cases.push(RoundTripCase {
+        name: "get-progress (GET /progress)",
+        budget: Budget::ValueEquals(1.0),
+        requests: progress?,
+        expect: "\"tools\"",
+    });
+    cases.push(RoundTripCase {
+        name: "resolve-dependencies (GET /tools/dream/dependencies)",
+        budget: Budget::ValueEquals(1.0),
+        requests: resolve?,
+        expect: "\"dependencies\"",
+    });
+    cases.push(RoundTripCase {
+        name: "submit-tool: submit that unlocks (PUT woop)",
+        budget: Budget::ValueAtMost(4.0),
+        requests: unlocking,
+        expect: "know-thyself",
+    });
+    cases.push(RoundTripCase {
+        name: "submit-tool: draft save (PUT know-thyself)",
+        budget: Budget::None,
+        requests: drafts,
+        expect: "\"draft\"",
+    });
+    cases.push(RoundTripCase {
+        name: "submit-tool: read (GET /tools/woop/submission)",
+        budget: Budget::None,
+        requests: read?,
+        expect: "\"submission\"",
+    });
+    let webhook_template = serde_json::from_str::<serde_json::Value>(include_str!(
+        "../../events/learnworlds-webhook.json"
+    ))
+    .map_err(|e| e.to_string())?["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let launch_secret = Secret::new(LAUNCH_SECRET.to_owned());
+    let (mut webhooks, mut launches) = (Vec::new(), Vec::new());
+    for i in 0..k {
+        let lms = format!("64d{:021x}", rng.next() as u128 * 100 + i as u128);
+        let lms = &lms[..24];
+        webhooks.push(http::Request {
+            method: "POST",
+            path: "/webhooks/learnworlds".into(),
+            headers: vec![
+                ("content-type", "application/json".into()),
+                (
+                    "learnworlds-webhook-signature",
+                    format!("v1={WEBHOOK_SECRET}"),
+                ),
+            ],
+            body: Some(
+                webhook_template
+                    .replace("64b0000000000000000000e1", lms)
+                    .replace("event@example.com", &format!("webhook-{lms}@bench.test")),
+            ),
+        });
+        let email = format!("launch-{lms}@bench.test");
+        let signature = auth::sign_launch(&launch_secret, lms, &email, "Launch Bench", now);
+        launches.push(http::Request {
+            method: "POST",
+            path: "/sessions".into(),
+            headers: vec![("content-type", "application/json".into())],
+            body: Some(
+                serde_json::json!({"lms_user_id": lms, "email": email, "name": "Launch Bench",
+                    "timestamp": now, "signature": signature})
+                .to_string(),
+            ),
+        });
+    }
+    cases.push(RoundTripCase {
+        name: "sync-user: webhook, new user (POST /webhooks/learnworlds)",
+        budget: Budget::None,
+        requests: webhooks,
+        expect: "",
+    });
+    cases.push(RoundTripCase {
+        name: "sync-user: session launch, new user (POST /sessions)",
+        budget: Budget::None,
+        requests: launches,
+        expect: "\"token\"",
+    });
+
+    let server = Server::start(&options.bin_dir, url, 2, &work.join("server-rt.log"))?;
+    let mut rows = Vec::new();
+    for case in cases {
+        // A request first, so that connecting is not counted.
+        let warm = http::Request {
+            method: "GET",
+            path: "/progress".into(),
+            headers: vec![("authorization", bearer(fresh[0])?)],
+            body: None,
+        };
+        http::send(server.port, &warm).map_err(|e| e.to_string())?;
+        db::query("select pg_stat_statements_reset()")
+            .execute(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        for request in &case.requests {
+            let (status, body) = http::send(server.port, request).map_err(|e| e.to_string())?;
+            if !(200..300).contains(&status) || !body.contains(case.expect) {
+                return Err(format!(
+                    "{}: answered {status}, expected 2xx with {:?}: {body:.300}",
+                    case.name, case.expect
+                ));
+            }
+        }
+        let calls: i64 = db::query_scalar(
+            "select coalesce(sum(calls), 0)::bigint from pg_stat_statements
+             where dbid = (select oid from pg_database where datname = current_database())
+               and query not ilike '%pg_stat_statements%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        rows.push(
+            Row::info(
+                format!("round trips per request: {}", case.name),
+                calls as f64 / case.requests.len() as f64,
+                "",
+            )
+            .budget(case.budget),
+        );
+    }
+    drop(server);
+    pool.close().await;
+    Ok(rows)
+}
+
+async fn functions(
+    options: &Options,
+    cold_url: &str,
+    large_url: &str,
+    keys: &TokenKeys,
+) -> Result<Vec<Row>, String> {
+    let pool = db::connect(cold_url, 2).await.map_err(|e| e.to_string())?;
+    let user: Uuid =
+        db::query_scalar("select id from shared.users where role = 'user' order by id limit 1")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    pool.close().await;
+    let values = Placeholders {
+        token: Some(
+            keys.issue(user, chrono::Utc::now().timestamp() as u64)
+                .map_err(|e| e.to_string())?
+                .0,
+        ),
+        user_id: Some(user.to_string()),
+        webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
+        launch_body: None,
+    };
+    let event = |name: &str| -> String {
+        let template = match name {
+            "submit-tool" => include_str!("../../events/save-submission.json"),
+            "get-progress" => include_str!("../../events/own-progress.json"),
+            "resolve-dependencies" => include_str!("../../events/tool-dependencies.json"),
+            "sync-user" => include_str!("../../events/learnworlds-webhook.json"),
+            "recompute-unlocks" => include_str!("../../events/recompute-schedule.json"),
+            _ => "{}",
+        };
+        render(template, &values)
+    };
+    let cold_env = service_env(cold_url, 2);
+    let large_env = service_env(large_url, 2);
+    let binaries: Vec<(&str, PathBuf)> = FUNCTIONS
+        .iter()
+        .chain([&HELLO])
+        .map(|name| (*name, options.bin_dir.join(name)))
+        .collect();
+    for (_, binary) in &binaries {
+        if !binary.exists() {
+            return Err(format!(
+                "{} is missing: build it with `cargo build --release --workspace`",
+                binary.display()
+            ));
+        }
+    }
+
+    // Interleaved, so that a noisy moment hurts every binary alike.
+    let mut starts: HashMap<&str, Vec<f64>> = HashMap::new();
+    for _ in 0..options.cold_runs.max(1) {
+        for (name, binary) in &binaries {
+            let function = Function {
+                name,
+                binary,
+                event: event(name),
+                env: &cold_env,
+            };
+            let ms = cold_start::cold_start_ms(&function).await?;
+            starts.entry(name).or_default().push(ms);
+        }
+    }
+    let hello = median(starts.remove(HELLO).unwrap_or_default());
+    let hello_size = std::fs::metadata(options.bin_dir.join(HELLO))
+        .map(|m| m.len())
+        .unwrap_or(0) as f64
+        / 1048576.0;
+    let mut rows = vec![Row::info(
+        "cold start: lambda_runtime hello-world",
+        hello,
+        "ms",
+    )];
+    for (name, binary) in &binaries {
+        if *name == HELLO {
+            continue;
+        }
+        rows.push(
+            Row::info(
+                format!("cold start: {name}"),
+                median(starts.remove(name).unwrap_or_default()),
+                "ms",
+            )
+            .against("hello-world", hello)
+            .budget(Budget::RatioAtMost(2.0)),
+        );
+        // The recompute's memory over the large database: a full pass.
+        let (env, invocations) = if *name == "recompute-unlocks" {
+            (&large_env, 1)
+        } else {
+            (&cold_env, options.rss_invocations)
+        };
+        let function = Function {
+            name,
+            binary,
+            event: event(name),
+            env,
+        };
+        rows.push(
+            Row::info(
+                format!("peak RSS: {name} ({invocations} invocations)"),
+                cold_start::peak_rss_mib(&function, invocations).await?,
+                "MiB",
+            )
+            .budget(Budget::ValueAtMost(40.0)),
+        );
+        let size = std::fs::metadata(binary).map_err(|e| e.to_string())?.len() as f64 / 1048576.0;
+        rows.push(
+            Row::info(format!("binary size: {name}"), size, "MiB")
+                .against("hello-world", hello_size)
+                .budget(Budget::ValueAtMost(8.0)),
+        );
+    }
+    Ok(rows)
+}
+
+fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<(), String> {
+    let (passed, missed) = report::summary(rows);
+    let mut text = format!(
+        "# Benchmark results, {}\n\nProduced by `make bench` (`fasttrack-bench run`). Every ratio is against an anchor measured in the same run on the same machine; throughputs and latencies are medians of {} runs of {} s, cold starts medians of {} starts.\n\n## Machine\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
+        options.runs,
+        options.seconds,
+        options.cold_runs,
+    );
+    for (key, value) in report::machine(postgres) {
+        text.push_str(&format!("- **{key}**: {value}\n"));
+    }
+    text.push_str(&format!(
+        "\n## Settings\n\n- users: {} (recompute also at {})\n- concurrency: {:?}\n- binaries: `{}`\n\n## Figures\n\n{passed} budgets met, {missed} missed.\n\n",
+        options.users,
+        options.small_users,
+        options.concurrency,
+        options.bin_dir.display()
+    ));
+    text.push_str(&report::markdown(rows));
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(out, text).map_err(|e| format!("{}: {e}", out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_name_is_replaced_and_options_are_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/app?sslmode=require", "bench"),
+            "postgres://u@h:5432/bench?sslmode=require"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "bench"),
+            "postgres://u@h:5432/bench"
+        );
+    }
+}

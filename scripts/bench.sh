@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# `make bench`: the benchmark harness of issue 5, in one command. Builds the
+# release binaries (the Lambda functions for this machine, the local server,
+# the lambda_runtime hello-world), then runs `fasttrack-bench run`: 100k and
+# 10k generated users, the recompute at both sizes, each route under wrk at
+# concurrency 1/16/64 beside pgbench running the route's own SQL, round trips
+# from pg_stat_statements, cold starts, peak memory and binary sizes. Prints
+# one table and writes bench/results/<date>.md.
+#
+#   make bench                       the full run (about 10-14 minutes)
+#   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
+#   BENCH_SMOKE=1 make bench         the CI smoke: tiny sizes, debug binaries,
+#                                    no result file; asserts no timings
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/db.sh
+
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    log "installing wrk with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+}
+
+ensure_wrk
+db_up
+trap db_down_if_started EXIT
+target="${CARGO_TARGET_DIR:-target}"
+pgbench="$(pg_bindir)/pgbench"
+read -r -a extra <<< "${BENCH_ARGS:-}"
+
+if [ -n "${BENCH_SMOKE:-}" ]; then
+    log "bench smoke: tiny sizes, debug binaries (no timings are judged)"
+    cargo build --workspace --locked -q
+    "$target/debug/fasttrack-bench" run --users 300 --small-users 100 --seconds 1 --runs 1 \
+        --concurrency 1,4 --cold-runs 1 --rss-invocations 2 --round-trip-requests 2 \
+        --bin-dir "$target/debug" --pgbench "$pgbench" "${extra[@]}"
+else
+    log "building the release binaries"
+    cargo build --release --workspace --locked
+    "$target/release/fasttrack-bench" run --bin-dir "$target/release" --pgbench "$pgbench" \
+        --out "bench/results/$(date -u +%F).md" "${extra[@]}"
+fi

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Schemathesis against the local server and the document it serves at
+# /openapi.json (openapi.yaml, with the save operation made exact per tool:
+# cli/src/openapi.rs): every check, in every
+# phase (examples, coverage, fuzzing, stateful), positive and negative data,
+# once each as a user, a guru, an admin and with no token. A fixed seed and a
+# bounded example count keep it reproducible and within a few minutes.
+#
+#   scripts/schemathesis.sh      # honours DATABASE_URL, like make test
+#
+# Settings: SCHEMATHESIS_SEED (default 20261124), SCHEMATHESIS_MAX_EXAMPLES
+# (per operation and phase, default 25). The server runs as a login role of
+# fasttrack_runtime (migration 0004), so the run also proves no route needs DDL.
+#
+# Strings are generated without U+0000: PostgreSQL cannot store it in jsonb, so
+# the service refuses it anywhere in a body (422), which a JSON Schema cannot say
+# of free-form objects such as a save's `data`. The bad-input tests cover it.
+# Reports (JUnit XML, the server's log) land in $SCHEMATHESIS_REPORT_DIR
+# (default: a temporary directory, printed at the end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/db.sh
+source scripts/tools.sh
+source scripts/local-env.sh
+
+SEED="${SCHEMATHESIS_SEED:-20261124}"
+MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
+DB_NAME="${FASTTRACK_SCHEMATHESIS_DB:-fasttrack_schemathesis}"
+RUNTIME_LOGIN=fasttrack_test_runtime
+RUNTIME_PASSWORD=runtime-test-password-not-deployed
+REPORT_DIR="${SCHEMATHESIS_REPORT_DIR:-$(mktemp -d -t fasttrack-schemathesis.XXXXXX)}"
+mkdir -p "$REPORT_DIR"
+
+tools_up
+db_up
+server_url="${DATABASE_URL%/*}"
+owner_url="$server_url/$DB_NAME"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    psql -X -q "$server_url/postgres" -c "drop database if exists $DB_NAME with (force)" >/dev/null 2>&1 || true
+    db_down_if_started
+}
+trap cleanup EXIT
+
+log "schemathesis: a fresh database $DB_NAME with the demo data"
+psql -X -q -v ON_ERROR_STOP=1 "$server_url/postgres" \
+    -c "drop database if exists $DB_NAME with (force)" -c "create database $DB_NAME" >/dev/null
+cargo build -q --locked -p fasttrack-cli
+fasttrack() { "${CARGO_TARGET_DIR:-target}/debug/fasttrack" "$@"; }
+DATABASE_URL="$owner_url" fasttrack migrate >/dev/null
+DATABASE_URL="$owner_url" fasttrack demo >/dev/null
+psql -X -q -v ON_ERROR_STOP=1 "$owner_url" >/dev/null <<SQL
+DO \$\$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$RUNTIME_LOGIN') THEN
+        CREATE ROLE $RUNTIME_LOGIN LOGIN PASSWORD '$RUNTIME_PASSWORD' IN ROLE fasttrack_runtime;
+    END IF;
+END \$\$;
+SQL
+host_port="${server_url#*://}"; host_port="${host_port#*@}"
+runtime_url="postgres://$RUNTIME_LOGIN:$RUNTIME_PASSWORD@$host_port/$DB_NAME"
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+log "schemathesis: the local server on 127.0.0.1:$port (as $RUNTIME_LOGIN)"
+DATABASE_URL="$runtime_url" PORT="$port" RUST_LOG="${RUST_LOG:-info}" \
+    "${CARGO_TARGET_DIR:-target}/debug/fasttrack" serve >"$REPORT_DIR/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 100); do
+    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$REPORT_DIR/server.log" >&2; log "the server did not start"; exit 1; }
+    sleep 0.1
+done
+
+token_for() { DATABASE_URL="$runtime_url" fasttrack token --email "$1"; }
+declare -A tokens=(
+    [user]=$(token_for alice@demo.fasttrack.test)
+    [guru]=$(token_for guru@demo.fasttrack.test)
+    [admin]=$(token_for admin@demo.fasttrack.test)
+    [none]=""
+)
+
+summary=()
+failed=0
+for pass in user guru admin none; do
+    config="$REPORT_DIR/$pass.toml"
+    # Credentials the schema's security schemes name; the webhook's shared
+    # secret in every pass, so its route is exercised past the signature check.
+    {
+        # Its defaults, plus "signature": the webhook's header carries the secret.
+        echo '[output.sanitization]'
+        echo 'sensitive-markers = ["token", "key", "secret", "password", "auth", "session", "passwd", "credential", "signature"]'
+        echo '[auth.openapi.learnworldsSignature]'
+        echo "api_key = \"v1=$LEARNWORLDS_WEBHOOK_SECRET\""
+        # A 412 is If-Match evaluated against the stored version (RFC 9110,
+        # 13.1.1): valid data meeting a failed precondition, which no schema can
+        # rule out. The check keeps its defaults otherwise, and every other
+        # operation keeps them all.
+        echo '[[operations]]'
+        echo 'include-method = "PUT"'
+        echo 'include-path-regex = "^/tools/[^/]+/submission$"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]'
+        if [ -n "${tokens[$pass]}" ]; then
+            echo '[auth.openapi.bearerAuth]'
+            echo "bearer = \"${tokens[$pass]}\""
+        fi
+    } >"$config"
+    log "schemathesis: pass '$pass' (seed $SEED, at most $MAX_EXAMPLES examples per operation)"
+    status=0
+    schemathesis --config-file "$config" run "http://127.0.0.1:$port/openapi.json" \
+        --url "http://127.0.0.1:$port" \
+        --checks all \
+        --phases examples,coverage,fuzzing,stateful \
+        --mode all \
+        --seed "$SEED" \
+        --max-examples "$MAX_EXAMPLES" \
+        --generation-database none \
+        --generation-allow-x00 false \
+        --workers 1 \
+        --request-timeout 10 \
+        --no-color \
+        --report junit \
+        --report-junit-path "$REPORT_DIR/$pass.xml" \
+        >"$REPORT_DIR/$pass.txt" 2>&1 || status=$?
+    # What Schemathesis said, without its progress lines.
+    sed -n '/^=* *\(SUMMARY\|FAILURES\|ERRORS\|WARNINGS\)/,$p' "$REPORT_DIR/$pass.txt"
+    # "Test cases:" is followed by "N generated, N found N unique failures, N skipped".
+    counts=$(grep -A1 '^Test cases:' "$REPORT_DIR/$pass.txt" | tail -n 1 || true)
+    cases=$(echo "$counts" | grep -oE '[0-9]+ generated' | grep -oE '[0-9]+' || true)
+    found=$(echo "$counts" | grep -oE '[0-9]+ unique failures?' | grep -oE '[0-9]+' || true)
+    errors=$( (grep -oE '[0-9]+ errors?' "$REPORT_DIR/$pass.txt" || true) | tail -n 1 | grep -oE '[0-9]+' || true)
+    found=$(( ${found:-0} + ${errors:-0} ))
+    if [ "$status" -ne 0 ] && [ "$found" -eq 0 ]; then found=1; fi
+    summary+=("$(printf '%-6s %6s cases  %3s failures and errors  (exit %s)' "$pass" "${cases:-?}" "$found" "$status")")
+    if [ "$status" -ne 0 ]; then failed=1; fi
+done
+
+log "schemathesis summary (seed $SEED, reports and the server log in $REPORT_DIR)"
+printf '    %s\n' "${summary[@]}" >&2
+if [ "$failed" -ne 0 ]; then
+    log "schemathesis: failures found"
+    exit 1
+fi
+log "schemathesis: 4 passes, 0 failures"

@@ -1,0 +1,208 @@
+//! The runtime role (migration 0004): the service's login role is a member of
+//! `fasttrack_runtime`, which may read and write every table the API uses and
+//! create nothing anywhere. Migrations run as the owner.
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::migrated;
+use crate::runtime_role::{ensure_runtime_login, runtime_options};
+
+async fn runtime_pool(owner: &PgPool) -> PgPool {
+    migrated(owner).await;
+    ensure_runtime_login(owner).await;
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(runtime_options(owner))
+        .await
+        .expect("the runtime login role connects")
+}
+
+/// The SQLSTATE of a statement that must fail.
+async fn refused(pool: &PgPool, sql: &str) -> String {
+    let error = sqlx::query(AssertSqlSafe(sql.to_owned()))
+        .execute(pool)
+        .await
+        .expect_err(sql);
+    let code = error
+        .as_database_error()
+        .and_then(|e| e.code())
+        .map(|c| c.into_owned());
+    code.unwrap_or_else(|| panic!("{sql}: not a database error: {error}"))
+}
+
+async fn tool_schemas(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        "select nspname::text from pg_namespace where nspname like 'sprint\\_%' order by 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runtime_role_cannot_create_in_any_schema(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    let mut schemas = vec!["shared".to_owned(), "public".to_owned()];
+    schemas.extend(tool_schemas(&owner).await);
+    assert_eq!(schemas.len(), 2 + 31);
+    for schema in &schemas {
+        for sql in [
+            format!("create table \"{schema}\".probe (id int)"),
+            format!("create view \"{schema}\".probe as select 1 as one"),
+            format!("create function \"{schema}\".probe() returns int language sql as 'select 1'"),
+        ] {
+            assert_eq!(refused(&runtime, &sql).await, "42501", "{sql}");
+        }
+    }
+    // Nor a schema of its own, nor a temporary table, nor a tool schema.
+    assert_eq!(refused(&runtime, "create schema probe").await, "42501");
+    assert_eq!(
+        refused(&runtime, "create temporary table probe (id int)").await,
+        "42501"
+    );
+    assert_eq!(
+        refused(
+            &runtime,
+            "select shared.create_tool_schema('sprint_99_probe')"
+        )
+        .await,
+        "42501"
+    );
+    // No schema at all, the catalogs included, grants it CREATE.
+    let creatable: Vec<String> = sqlx::query_scalar(
+        "select nspname::text from pg_namespace where has_schema_privilege(oid, 'CREATE')",
+    )
+    .fetch_all(&runtime)
+    .await
+    .unwrap();
+    assert_eq!(creatable, Vec::<String>::new());
+    let (creates_db, creates_role, superuser): (bool, bool, bool) = sqlx::query_as(
+        "select has_database_privilege(current_database(), 'CREATE'), rolcreaterole, rolsuper
+         from pg_roles where rolname = current_user",
+    )
+    .fetch_one(&runtime)
+    .await
+    .unwrap();
+    assert!(!creates_db && !creates_role && !superuser);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runtime_role_cannot_alter_or_drop_what_migrations_made(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    for sql in [
+        "alter table shared.users add column probe int",
+        "drop table shared.idempotency_keys",
+        "drop index shared.idx_user_progress_status",
+        "create index probe on shared.users (full_name)",
+        "truncate shared.webhook_events",
+        "alter table sprint_00_woop.submissions drop column submitted_data",
+        "drop table sprint_30_program_overview.field_outputs",
+        "drop schema sprint_01_know_thyself cascade",
+        "drop function shared.set_updated_at() cascade",
+        "select * from public._sqlx_migrations",
+    ] {
+        assert_eq!(refused(&runtime, sql).await, "42501", "{sql}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runtime_role_reads_and_writes_every_table_the_api_uses(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    let mut tx = runtime.begin().await.unwrap();
+    let org: uuid::Uuid = sqlx::query_scalar(
+        "insert into shared.organizations (name, slug) values ('Org', 'org') returning id",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    let user: uuid::Uuid = sqlx::query_scalar(
+        "insert into shared.users (lms_user_id, email, full_name, organization_id)
+         values ('lms-1', 'a@example.test', 'A', $1) returning id",
+    )
+    .bind(org)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    for sql in [
+        "insert into shared.user_progress (user_id, tool_slug) values ($1, 'woop')",
+        "update shared.user_progress set status = 'unlocked' where user_id = $1",
+        "update shared.users set last_login = now() where id = $1",
+        "insert into shared.idempotency_keys (user_id, key, request_sha256) values ($1, 'k', '\\x00')",
+        "delete from shared.idempotency_keys where user_id = $1",
+        "insert into shared.session_launches (signature_sha256, lms_user_id) values (sha256($1::text::bytea), 'lms-1')",
+        "delete from shared.session_launches where lms_user_id = 'lms-1' and $1 is not null",
+        "insert into shared.webhook_events (body_sha256, outcome, payload) values (sha256($1::text::bytea), 'ignored', '{}')",
+        "select pg_advisory_xact_lock(hashtext($1::text))",
+    ] {
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for schema in tool_schemas(&owner).await {
+        let submission: uuid::Uuid = sqlx::query_scalar(AssertSqlSafe(format!(
+            "insert into \"{schema}\".submissions (user_id, organization_id, data)
+             values ($1, $2, '{{}}') returning id"
+        )))
+        .bind(user)
+        .bind(org)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap_or_else(|e| panic!("{schema}: {e}"));
+        for sql in [
+            format!(
+                "update \"{schema}\".submissions set status = 'submitted', version = version + 1, submitted_data = data where id = $1"
+            ),
+            format!(
+                "insert into \"{schema}\".field_outputs (submission_id, field_id, field_value) values ($1, 'a.b', '1')"
+            ),
+            format!(
+                "update \"{schema}\".field_outputs set field_value = '2' where submission_id = $1"
+            ),
+            format!("delete from \"{schema}\".field_outputs where submission_id = $1"),
+            format!(
+                "select count(*) from \"{schema}\".submissions s join \"{schema}\".field_outputs f on f.submission_id = s.id where s.id = $1"
+            ),
+        ] {
+            sqlx::query(AssertSqlSafe(sql.clone()))
+                .bind(submission)
+                .execute(&mut *tx)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+    sqlx::query("delete from shared.users where id = $1")
+        .bind(user)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_tool_schema_created_later_is_granted_to_the_runtime_role(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    // What migrate does for a tool added to the registry after the role existed.
+    sqlx::query("drop schema sprint_30_program_overview cascade")
+        .execute(&owner)
+        .await
+        .unwrap();
+    let report = migrated(&owner).await;
+    assert_eq!(report.created_schemas, ["sprint_30_program_overview"]);
+    let rows: i64 =
+        sqlx::query_scalar("select count(*) from sprint_30_program_overview.submissions")
+            .fetch_one(&runtime)
+            .await
+            .expect("the new schema's tables are readable by the runtime role");
+    assert_eq!(rows, 0);
+    assert_eq!(
+        refused(
+            &runtime,
+            "create table sprint_30_program_overview.probe (id int)"
+        )
+        .await,
+        "42501"
+    );
+}
