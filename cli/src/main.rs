@@ -309,11 +309,12 @@ fn chrono_now() -> i64 {
 /// and a few requests to try.
 async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     let base = format!("http://127.0.0.1:{port}");
-    let users: Vec<(uuid::Uuid, String, String)> =
-        sqlx::query_as("select id, email::text, role::text from shared.users order by role, email limit 12")
-            .fetch_all(&app.pool)
-            .await
-            .map_err(|e| format!("reading users: {e}"))?;
+    let users: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
+        "select id, email::text, role::text from shared.users order by role, email limit 12",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .map_err(|e| format!("reading users: {e}"))?;
     println!("\nFast Track API on {base}  (Ctrl-C stops it)\n");
     if users.len() == 12 {
         println!("  (the first 12 users; `make token EMAIL=...` makes a token for any other)");
