@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_smithy_http_client::tls;
 use serde_json::Value;
 
 use crate::config::{ConfigError, Source};
@@ -52,7 +53,10 @@ pub async fn resolve(env: &dyn Source) -> Result<WithSecrets<'_>, ConfigError> {
             fallback: env,
         });
     }
-    let config = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk_http_client())
+        .load()
+        .await;
     let client = aws_sdk_secretsmanager::Client::new(&config);
     let mut reads = tokio::task::JoinSet::new();
     for (arn_var, setting, arn) in wanted {
@@ -127,6 +131,16 @@ fn encode(part: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// The AWS SDK's HTTPS client: rustls with ring, the crypto sqlx already links
+/// (the SDK's default client would add aws-lc-rs; see Cargo.toml).
+pub fn sdk_http_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
 }
 
 #[cfg(test)]

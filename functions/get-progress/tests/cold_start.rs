@@ -126,6 +126,7 @@ impl Moto {
 
     async fn store(&self, name: &str, value: &str) -> String {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(shared::secrets::sdk_http_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(

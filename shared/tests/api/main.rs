@@ -6,6 +6,7 @@ mod chain;
 mod concurrency;
 mod dependencies;
 mod events;
+mod hostile;
 mod invariants;
 mod matrix;
 mod privileges;
