@@ -291,9 +291,7 @@ impl App {
     ) -> Result<Response<Body>, ApiError> {
         call.allow_query(&[])?;
         let body = call.json_body()?;
-        let launch: Launch = serde_json::from_value(body).map_err(|e| {
-            ApiError::unprocessable("invalid_launch", format!("the launch is not valid: {e}"))
-        })?;
+        let launch = Launch::from_json(body)?;
         auth::verify_launch(
             self.settings.launch_secret.as_ref(),
             &launch,

@@ -135,6 +135,15 @@ fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::
     }
 }
 
+impl Launch {
+    /// The launch in a parsed `POST /sessions` body: exactly the five fields.
+    pub fn from_json(body: serde_json::Value) -> Result<Self, ApiError> {
+        serde_json::from_value(body).map_err(|e| {
+            ApiError::unprocessable("invalid_launch", format!("the launch is not valid: {e}"))
+        })
+    }
+}
+
 /// The signed text: the four fields joined by newlines (fields may not contain one).
 pub fn launch_message(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
     format!("{lms_user_id}\n{email}\n{name}\n{timestamp}")

@@ -243,6 +243,26 @@ mod tests {
         }
     }
 
+    /// Found by fuzzing (fuzz/fuzz_targets/request_body.rs): without serde_json's
+    /// `float_roundtrip`, its fast float parser read some numbers one ULP off
+    /// (here `1.8444467440371759e21`, the printed form of the body's
+    /// 1844446744037175950615), so data read back and saved again drifted.
+    #[test]
+    fn numbers_parse_correctly_rounded_and_read_back_unchanged() {
+        let body = br#"{"data": {"n": 1844446744037175950615, "f": 1.5e10, "g": 0.1, "h": 2.2250738585072014e-308}, "status": "draft"}"#;
+        let value = parse_json(body).unwrap();
+        assert_eq!(
+            value["data"]["n"].as_f64(),
+            Some(1_844_446_744_037_175_950_615_f64)
+        );
+        assert_eq!(value["data"]["g"].as_f64(), Some(0.1));
+        let again = parse_json(value.to_string().as_bytes()).unwrap();
+        assert_eq!(again, value);
+        let crash = include_bytes!("../../tests/fixtures/fuzz-request-body-float-drift.json");
+        let value = parse_json(crash).unwrap();
+        assert_eq!(parse_json(value.to_string().as_bytes()).unwrap(), value);
+    }
+
     #[test]
     fn content_types_other_than_json_are_415() {
         assert!(require_json_content_type(Some("application/json")).is_ok());

@@ -7,6 +7,7 @@ mod concurrency;
 mod dependencies;
 mod events;
 mod hostile;
+mod invariants;
 mod matrix;
 mod privileges;
 mod progress;

@@ -1,0 +1,56 @@
+//! `POST /sessions`: the body parsed strictly, read as a launch, and its
+//! signature and age checked, as the route does before touching the database.
+//! Every input is also checked once more with a correct signature, so the age
+//! check and the fields behind the signature are explored too.
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use shared::auth::{self, Launch};
+use shared::config::Secret;
+use shared::http::body;
+use shared::users::LmsUser;
+
+const NOW: i64 = 1_800_000_000;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(value) = body::parse_json(data) else {
+        return;
+    };
+    let Ok(mut launch) = Launch::from_json(value) else {
+        return;
+    };
+    let secret = Secret::new("fuzz-launch-secret-0123456789");
+    let max_age = Duration::from_secs(300);
+    let _ = auth::verify_launch(Some(&secret), &launch, NOW, max_age);
+    let _ = auth::verify_launch(None, &launch, NOW, max_age);
+    launch.signature = auth::sign_launch(
+        &secret,
+        &launch.lms_user_id,
+        &launch.email,
+        &launch.name,
+        launch.timestamp,
+    );
+    let verified = auth::verify_launch(Some(&secret), &launch, NOW, max_age);
+    let fresh = NOW.abs_diff(launch.timestamp) <= 300;
+    let one_line = ![&launch.lms_user_id, &launch.email, &launch.name]
+        .iter()
+        .any(|f| f.contains('\n'));
+    assert_eq!(verified.is_ok(), fresh && one_line, "{launch:?}");
+    let user = LmsUser {
+        lms_user_id: launch.lms_user_id,
+        email: launch.email,
+        full_name: launch.name,
+        organization: None,
+    };
+    if user.validate().is_ok() {
+        // What validate() lets through fits the VARCHAR(255) columns it goes into.
+        for field in [&user.lms_user_id, &user.email, &user.full_name] {
+            assert!(
+                field.chars().count() <= 255 && !field.contains('\0'),
+                "{user:?}"
+            );
+        }
+    }
+});
