@@ -606,7 +606,11 @@ pub async fn soak(options: Options) -> Result<bool, String> {
         }
         _ => println!("  info too few memory samples ({})", samples.len()),
     }
-    let _ = std::fs::remove_dir_all(&work);
+    if pass {
+        let _ = std::fs::remove_dir_all(&work);
+    } else {
+        println!("soak: the server's log is in {}", work.display());
+    }
     Ok(pass)
 }
 

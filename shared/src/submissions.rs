@@ -374,13 +374,18 @@ pub const LOCK_PROGRESS_SQL: &str = r"with claim as (
                 set request_sha256 = excluded.request_sha256, response = null, created_at = current_timestamp
                 where k.created_at < current_timestamp - interval '24 hours'
             returning 1
+        ), actor as (
+            -- The user first, then the progress row: every save takes its locks
+            -- in this order, so a submit that unlocks (and so updates) another
+            -- tool's row cannot deadlock with a save of that tool.
+            select u.id, u.organization_id from shared.users u
+            where u.id = $1
+            for no key update
         )
-        select u.organization_id, p.status::text as status, exists (select 1 from claim) as claimed
-        from shared.user_progress p
-        join shared.users u on u.id = p.user_id
-        where p.user_id = $1 and p.tool_slug = $2
-        for update of p
-        for no key update of u";
+        select a.organization_id, p.status::text as status, exists (select 1 from claim) as claimed
+        from actor a
+        join shared.user_progress p on p.user_id = a.id and p.tool_slug = $2
+        for update of p";
 
 /// Locks the user (serializing all of one user's saves, so that each save's
 /// write sees every earlier save's outputs when it decides what to unlock) and
