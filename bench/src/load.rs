@@ -279,8 +279,14 @@ pub fn pgbench_statement(statement: &Statement, prefix: &str) -> (String, Vec<(S
             out.push(c);
         }
     }
-    // pgbench ends a command at a newline unless it ends with `;`: one line each.
-    let one_line: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
+    // pgbench ends a command at a newline unless it ends with `;`: one line
+    // each, so `--` comments (none of our statements has `--` in a literal) go.
+    let one_line: String = out
+        .lines()
+        .map(|line| line.split_once("--").map_or(line, |(code, _)| code))
+        .flat_map(str::split_whitespace)
+        .collect::<Vec<_>>()
+        .join(" ");
     (one_line, variables)
 }
 
@@ -477,7 +483,7 @@ mod tests {
     #[test]
     fn binds_become_typed_pgbench_variables_and_nulls_stay_typed_nulls() {
         let statement = Statement {
-            sql: "select $1, $10,\n $1 where $2::text is null".into(),
+            sql: "select $1, $10, -- a comment\n $1 where $2::text is null".into(),
             binds: (1..=10)
                 .map(|n| {
                     (
@@ -499,6 +505,25 @@ mod tests {
                 ("c0_10".to_owned(), "v10".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn the_real_save_statements_become_single_lines_without_comments() {
+        let registry = Registry::embedded();
+        let tool = registry.tool("woop").unwrap();
+        let call = submit_call(
+            registry,
+            tool,
+            Uuid::nil(),
+            None,
+            String::new(),
+            &mut Rng::new(1),
+        );
+        for (i, statement) in call.statements.iter().enumerate() {
+            let (text, _) = pgbench_statement(statement, &format!("s{i}"));
+            assert!(!text.contains("--") && !text.contains('\n'), "{text}");
+            assert!(!text.contains('$'), "every bind became a variable: {text}");
+        }
     }
 
     #[test]
