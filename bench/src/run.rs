@@ -22,7 +22,7 @@ use crate::load::{self, Route};
 use crate::report::{self, Budget, Row};
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
-pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 const SEED: u64 = 42;
 
@@ -413,6 +413,22 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
+/// A LearnWorlds delivery of `body`, signed the way the bench's server expects.
+pub fn webhook_request(body: String) -> http::Request {
+    http::Request {
+        method: "POST",
+        path: "/webhooks/learnworlds".into(),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            (
+                "learnworlds-webhook-signature",
+                format!("v1={WEBHOOK_SECRET}"),
+            ),
+        ],
+        body: Some(body),
+    }
+}
+
 struct RoundTripCase {
     name: &'static str,
     budget: Budget,
@@ -548,22 +564,11 @@ async fn round_trips(
     for i in 0..k {
         let lms = format!("64d{:021x}", rng.next() as u128 * 100 + i as u128);
         let lms = &lms[..24];
-        webhooks.push(http::Request {
-            method: "POST",
-            path: "/webhooks/learnworlds".into(),
-            headers: vec![
-                ("content-type", "application/json".into()),
-                (
-                    "learnworlds-webhook-signature",
-                    format!("v1={WEBHOOK_SECRET}"),
-                ),
-            ],
-            body: Some(
-                webhook_template
-                    .replace("64b0000000000000000000e1", lms)
-                    .replace("event@example.com", &format!("webhook-{lms}@bench.test")),
-            ),
-        });
+        webhooks.push(webhook_request(
+            webhook_template
+                .replace("64b0000000000000000000e1", lms)
+                .replace("event@example.com", &format!("webhook-{lms}@bench.test")),
+        ));
         let email = format!("launch-{lms}@bench.test");
         let signature = auth::sign_launch(&launch_secret, lms, &email, "Launch Bench", now);
         launches.push(http::Request {

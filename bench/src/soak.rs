@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::generate::{self, Rng};
 use crate::http;
-use crate::run::{self, Server, WEBHOOK_SECRET};
+use crate::run::{self, Server};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
@@ -142,18 +142,7 @@ fn next_request(
                     "first_name": "Soak", "last_name": format!("Worker {worker}"), "tags": ["org:soak"]}}
             });
             (
-                http::Request {
-                    method: "POST",
-                    path: "/webhooks/learnworlds".into(),
-                    headers: vec![
-                        ("content-type", "application/json".into()),
-                        (
-                            "learnworlds-webhook-signature",
-                            format!("v1={WEBHOOK_SECRET}"),
-                        ),
-                    ],
-                    body: Some(body.to_string()),
-                },
+                run::webhook_request(body.to_string()),
                 if new {
                     Write::NewUser(lms)
                 } else {
