@@ -331,9 +331,7 @@ mod tests {
     }
 
     async fn generated(pool: &PgPool, seed: u64) -> Counts {
-        shared::migrate::run(pool, Registry::embedded())
-            .await
-            .unwrap();
+        crate::migrate(pool).await.unwrap();
         let spec = Spec {
             users: 300,
             organizations: 7,
@@ -356,7 +354,8 @@ mod tests {
             "{counts:?}"
         );
         // The recompute finds nothing to create or unlock: statuses match the data.
-        let report = shared::recompute::run(&pool, Registry::embedded(), 100)
+        let service = shared::db::Pool::on_same_database(&pool, 2);
+        let report = shared::recompute::run(&service, Registry::embedded(), 100)
             .await
             .unwrap();
         assert!(!report.changed_anything(), "{report:?}");

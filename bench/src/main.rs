@@ -16,6 +16,8 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 use shared::{Registry, db, migrate, recompute};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
 
 #[derive(Parser)]
 #[command(name = "fasttrack-bench", about = "Fast Track benchmark harness")]
@@ -190,9 +192,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         };
     }
     let registry = Registry::embedded();
-    let pool = db::connect(&cli.database_url, 2)
-        .await
-        .map_err(|e| e.to_string())?;
+    let pool = connect(&cli.database_url, 2).await?;
     match cli.command {
         Command::Generate {
             users,
@@ -200,9 +200,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             seed,
             batch,
         } => {
-            migrate::run(&pool, registry)
-                .await
-                .map_err(|e| e.to_string())?;
+            migrate(&pool).await?;
             let started = Instant::now();
             let spec = generate::Spec {
                 users,
@@ -223,6 +221,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             );
         }
         Command::Recompute { runs, batch_size } => {
+            let pool = db::Pool::on_same_database(&pool, 2);
             let mut seconds = Vec::new();
             for run in 1..=runs.max(1) {
                 let started = Instant::now();
@@ -243,5 +242,25 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Run { .. } | Command::Soak { .. } => unreachable!("handled above"),
     }
+    Ok(())
+}
+
+/// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
+/// statements), failing at once if the database cannot be reached.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, String> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect(database_url)
+        .await
+        .map_err(|e| format!("connecting to the database: {e}"))
+}
+
+/// The service's migrations and tool schemas, applied through `pool`.
+pub async fn migrate(pool: &PgPool) -> Result<(), String> {
+    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
+    migrate::run(&mut conn, Registry::embedded())
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -11,7 +11,7 @@ use shared::auth::{self, TokenKeys};
 use shared::config::{ApiSettings, Secret};
 use shared::http::events::{Placeholders, render};
 use shared::registry::Registry;
-use shared::{db, migrate, recompute};
+use shared::{db, recompute};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -139,10 +139,8 @@ async fn database(
         .execute(admin)
         .await
         .map_err(|e| format!("creating {name}: {e}"))?;
-    let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
-    migrate::run(&pool, Registry::embedded())
-        .await
-        .map_err(|e| e.to_string())?;
+    let pool = crate::connect(&url, 2).await?;
+    crate::migrate(&pool).await?;
     let started = Instant::now();
     generate::generate(
         &pool,
@@ -172,7 +170,7 @@ async fn database(
 }
 
 async fn time_recompute(url: &str, runs: usize) -> Result<f64, String> {
-    let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+    let pool = db::Pool::connect(url, 2).await.map_err(|e| e.to_string())?;
     let mut seconds = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
@@ -252,9 +250,7 @@ fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf, String> {
 
 pub async fn run(options: Options) -> Result<Vec<Row>, String> {
     let started = Instant::now();
-    let admin = db::connect(&options.database_url, 2)
-        .await
-        .map_err(|e| e.to_string())?;
+    let admin = crate::connect(&options.database_url, 2).await?;
     let postgres: String = db::query_scalar("select version()")
         .fetch_one(&admin)
         .await
@@ -320,9 +316,7 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
     // Routes under load, beside pgbench running their statements.
     let settings = settings();
     let keys = TokenKeys::new(&settings);
-    let large_pool = db::connect(&large_url, 2)
-        .await
-        .map_err(|e| e.to_string())?;
+    let large_pool = crate::connect(&large_url, 2).await?;
     let mut workloads = Vec::new();
     for (i, route) in Route::ALL.into_iter().enumerate() {
         let calls = load::sample(
@@ -443,7 +437,7 @@ async fn round_trips(
     keys: &TokenKeys,
     work: &Path,
 ) -> Result<Vec<Row>, String> {
-    let pool = db::connect(url, 2).await.map_err(|e| e.to_string())?;
+    let pool = crate::connect(url, 2).await?;
     db::query("create extension if not exists pg_stat_statements")
         .execute(&pool)
         .await
@@ -647,7 +641,7 @@ async fn functions(
     large_url: &str,
     keys: &TokenKeys,
 ) -> Result<Vec<Row>, String> {
-    let pool = db::connect(cold_url, 2).await.map_err(|e| e.to_string())?;
+    let pool = crate::connect(cold_url, 2).await?;
     let user: Uuid =
         db::query_scalar("select id from shared.users where role = 'user' order by id limit 1")
             .fetch_one(&pool)

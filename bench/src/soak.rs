@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use shared::auth::TokenKeys;
 use shared::registry::Registry;
-use shared::{db, migrate, submissions};
+use shared::{db, submissions};
 use uuid::Uuid;
 
 use crate::generate::{self, Rng};
@@ -168,9 +168,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 pub async fn soak(options: Options) -> Result<bool, String> {
     let registry = Registry::embedded();
-    let admin = db::connect(&options.database_url, 2)
-        .await
-        .map_err(|e| e.to_string())?;
+    let admin = crate::connect(&options.database_url, 2).await?;
     let name = "fasttrack_soak";
     let url = run::with_database(&options.database_url, name);
     for statement in [
@@ -182,10 +180,8 @@ pub async fn soak(options: Options) -> Result<bool, String> {
             .await
             .map_err(|e| e.to_string())?;
     }
-    let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
-    migrate::run(&pool, registry)
-        .await
-        .map_err(|e| e.to_string())?;
+    let pool = crate::connect(&url, 2).await?;
+    crate::migrate(&pool).await?;
     generate::generate(
         &pool,
         registry,
@@ -413,7 +409,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
     }
 
     // What the database holds.
-    let pool = db::connect(&url, 2).await.map_err(|e| e.to_string())?;
+    let pool = crate::connect(&url, 2).await?;
     let acks = std::mem::take(&mut *acks.lock().unwrap());
     let mut latest: HashMap<(Uuid, String), (i64, Value)> = HashMap::new();
     for (user, slug, version, data) in &acks.saves {

@@ -138,8 +138,14 @@ async fn run(command: Command) -> Result<(), String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     match command {
         Command::Migrate { database_url } => {
-            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
-            let report = migrate::run(&pool, registry).await.map_err(|e| text(&e))?;
+            let pool = db::Pool::connect(&database_url, 2)
+                .await
+                .map_err(|e| text(&e))?;
+            let mut conn = pool.acquire().await.map_err(|e| text(&e))?;
+            let report = migrate::run(&mut conn, registry)
+                .await
+                .map_err(|e| text(&e))?;
+            conn.release();
             if report.is_noop() {
                 println!(
                     "migrate: up to date ({} tool schemas)",
@@ -160,7 +166,9 @@ async fn run(command: Command) -> Result<(), String> {
             GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
         },
         Command::Demo { database_url } => {
-            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let pool = db::Pool::connect(&database_url, 2)
+                .await
+                .map_err(|e| text(&e))?;
             let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
             println!(
                 "{}",
@@ -176,7 +184,9 @@ async fn run(command: Command) -> Result<(), String> {
             );
         }
         Command::Summary { database_url } => {
-            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let pool = db::Pool::connect(&database_url, 2)
+                .await
+                .map_err(|e| text(&e))?;
             print!(
                 "{}",
                 demo::summary(&pool, registry).await.map_err(|e| text(&e))?
@@ -248,7 +258,9 @@ async fn run(command: Command) -> Result<(), String> {
             database_url,
             batch_size,
         } => {
-            let pool = db::connect(&database_url, 2).await.map_err(|e| text(&e))?;
+            let pool = db::Pool::connect(&database_url, 2)
+                .await
+                .map_err(|e| text(&e))?;
             let report = recompute::run(&pool, registry, batch_size.max(1))
                 .await
                 .map_err(|e| text(&e))?;
@@ -286,12 +298,16 @@ async fn run(command: Command) -> Result<(), String> {
 }
 
 async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
-    let id: Option<uuid::Uuid> =
-        sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
-            .bind(email)
-            .fetch_optional(&app.pool)
-            .await
-            .map_err(|e| e.to_string())?;
+    let id: Option<uuid::Uuid> = app
+        .pool
+        .read(async |conn| {
+            sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
+                .bind(email)
+                .fetch_optional(conn)
+                .await
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     id.ok_or_else(|| format!("no user has the email {email}"))
 }
 
@@ -311,12 +327,17 @@ fn chrono_now() -> i64 {
 /// and a few requests to try.
 async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     let base = format!("http://127.0.0.1:{port}");
-    let users: Vec<(uuid::Uuid, String, String)> = sqlx::query_as(
-        "select id, email::text, role::text from shared.users order by role, email limit 12",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .map_err(|e| format!("reading users: {e}"))?;
+    let users: Vec<(uuid::Uuid, String, String)> = app
+        .pool
+        .read(async |conn| {
+            sqlx::query_as(
+                "select id, email::text, role::text from shared.users order by role, email limit 12",
+            )
+            .fetch_all(conn)
+            .await
+        })
+        .await
+        .map_err(|e| format!("reading users: {e}"))?;
     println!("\nFast Track API on {base}  (Ctrl-C stops it)\n");
     if users.len() == 12 {
         println!("  (the first 12 users; `make token EMAIL=...` makes a token for any other)");

@@ -11,7 +11,7 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use tracing::Instrument;
 use uuid::Uuid;
 
@@ -25,7 +25,7 @@ use crate::submissions::{Idempotency, IfMatch, SaveRequest};
 use crate::{db, dependencies, progress, secrets, submissions, users, webhooks};
 
 pub struct App {
-    pub pool: PgPool,
+    pub pool: db::Pool,
     pub registry: &'static Registry,
     pub settings: ApiSettings,
     keys: TokenKeys,
@@ -35,7 +35,7 @@ pub struct App {
 
 impl App {
     pub fn new(
-        pool: PgPool,
+        pool: db::Pool,
         registry: &'static Registry,
         settings: ApiSettings,
         function: Option<Function>,
@@ -51,13 +51,14 @@ impl App {
     }
 
     /// The cold start of a route function: settings from the environment and
-    /// Secrets Manager, and a pool whose connections open lazily (a cold start
-    /// neither waits for nor fails on the database).
+    /// Secrets Manager, and a pool that starts opening its first connection in
+    /// the background (a cold start neither waits for nor fails on the database).
     pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
         let source = secrets::resolve(&Environment).await?;
         let database = DatabaseSettings::from_source(&source)?;
         let settings = ApiSettings::from_source(&source)?;
-        let pool = db::connect_lazy(&database)?;
+        let pool = db::Pool::new(&database)?;
+        pool.connect_early();
         Ok(Self::new(pool, Registry::embedded(), settings, function))
     }
 
@@ -163,15 +164,12 @@ impl App {
         }
     }
 
-    /// Runs one request's reads on a [`db::Session`].
+    /// Runs one request's reads (see [`db::Pool::read`]).
     async fn read<T>(
         &self,
         read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
-        let mut session = db::Session::begin(&self.pool).await?;
-        let value = read(&mut session).await?;
-        session.finish().await?;
-        Ok(value)
+        self.pool.read(read).await
     }
 
     /// The signed-in user: the `sub` of a valid bearer token.
@@ -305,25 +303,28 @@ impl App {
             organization: None,
         };
         user.validate()?;
-        let mut tx = self.pool.begin().await?;
-        let first_use: bool = db::query_scalar(
-            "insert into shared.session_launches (signature_sha256, lms_user_id)
-             values (sha256(convert_to($1, 'UTF8')), $2)
-             on conflict (signature_sha256) do nothing
-             returning true",
-        )
-        .bind(launch.signature.to_ascii_lowercase())
-        .bind(&launch.lms_user_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .unwrap_or(false);
-        if !first_use {
-            return Err(ApiError::Unauthorized(
-                "this launch was already used; open the tool from LearnWorlds again",
-            ));
-        }
-        let user = users::sync(&mut tx, self.registry, &user, true).await?;
-        tx.commit().await?;
+        let user = self
+            .pool
+            .transaction(async |tx| {
+                let first_use: bool = db::query_scalar(
+                    "insert into shared.session_launches (signature_sha256, lms_user_id)
+                     values (sha256(convert_to($1, 'UTF8')), $2)
+                     on conflict (signature_sha256) do nothing
+                     returning true",
+                )
+                .bind(launch.signature.to_ascii_lowercase())
+                .bind(&launch.lms_user_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .unwrap_or(false);
+                if !first_use {
+                    return Err(ApiError::Unauthorized(
+                        "this launch was already used; open the tool from LearnWorlds again",
+                    ));
+                }
+                users::sync(tx, self.registry, &user, true).await
+            })
+            .await?;
         log.user_id = Some(user.id);
         let (token, expires_at) = self.issue_token(user.id)?;
         let progress = self
@@ -534,10 +535,13 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     response
 }
 
-/// The cold start of a function that only needs the database.
-pub async fn pool_from_env() -> Result<PgPool, ConfigError> {
+/// The cold start of a function that only needs the database: its pool, already
+/// opening its first connection.
+pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    db::connect_lazy(&DatabaseSettings::from_source(&source)?)
+    let pool = db::Pool::new(&DatabaseSettings::from_source(&source)?)?;
+    pool.connect_early();
+    Ok(pool)
 }
 
 /// For binaries: logs a configuration error as one line and exits.

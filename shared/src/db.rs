@@ -1,4 +1,4 @@
-//! Connection pools and how statements are sent.
+//! The connection pool and how statements are sent.
 //!
 //! Lambda runs one request at a time per container, so pools are small and built
 //! once per cold start, never per request.
@@ -15,16 +15,38 @@
 //!   costs four round trips (BEGIN, prepare, execute, COMMIT).
 //!
 //! No session state is ever set: names are schema-qualified, never `search_path`.
+//!
+//! # Why not sqlx's pool
+//!
+//! sqlx's pool pings every connection it takes back, so each request made a
+//! second round trip after its answer, and that ping has no time limit: on a
+//! connection whose peer vanished (a Lambda thawed after its NAT mapping
+//! expired) it waits forever and keeps the pool slot (sqlx issue 4349). Here
+//! [`Pool`] is deadpool's pool around sqlx connections, and a [`Conn`] goes back
+//! in one of two ways:
+//!
+//! - [`Conn::release`]: its exchanges are over (the transaction committed, the
+//!   read's rows all read); it is reused as it is, with no round trip.
+//! - dropped without it (an error, a request timeout): it is flushed first, in
+//!   the background and within [`FLUSH_TIMEOUT`], so a transaction the error
+//!   abandoned rolls back at once and a half-read answer is drained; if that
+//!   fails, the connection is closed rather than reused.
+//!
+//! A connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed
+//! out again, so one a pooler or the network dropped in the meantime is
+//! replaced instead of failing the request.
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgRow};
+use deadpool::managed::{self, Metrics, Object, RecycleResult};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Connection, FromRow, PgConnection, PgPool, Postgres, SqlSafeStr, Transaction};
+use sqlx::{Connection, FromRow, PgConnection, Postgres, SqlSafeStr};
+use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, DatabaseSettings};
 
@@ -72,97 +94,286 @@ where
     sqlx::query_scalar(sql).persistent(!behind_transaction_pooler())
 }
 
-/// The connection one request reads through: a pooled connection, or behind a
-/// transaction pooler an explicit transaction that pins one server.
-pub enum Session {
-    Direct(PoolConnection<Postgres>),
-    Pinned(Transaction<'static, Postgres>),
+/// A connection idle this long is pinged before it is handed out again.
+pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// How long a connection given back mid-exchange may take to flush before it is
+/// closed instead. Longer than the default statement timeout, so a statement
+/// still running when its request gave up normally finishes first.
+pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A pooled connection and when it was last given back.
+pub struct Pooled {
+    conn: PgConnection,
+    idle_since: Instant,
 }
 
-impl Session {
-    pub async fn begin(pool: &PgPool) -> Result<Self, sqlx::Error> {
+/// Opens connections for the pool and checks idle ones before reuse.
+pub struct Manager {
+    options: PgConnectOptions,
+}
+
+impl managed::Manager for Manager {
+    type Type = Pooled;
+    type Error = sqlx::Error;
+
+    async fn create(&self) -> Result<Pooled, sqlx::Error> {
+        Ok(Pooled {
+            conn: PgConnection::connect_with(&self.options).await?,
+            idle_since: Instant::now(),
+        })
+    }
+
+    async fn recycle(&self, pooled: &mut Pooled, _: &Metrics) -> RecycleResult<sqlx::Error> {
+        if pooled.idle_since.elapsed() >= PING_WHEN_IDLE_FOR {
+            pooled.conn.ping().await?;
+        }
+        Ok(())
+    }
+}
+
+type Early = JoinHandle<Result<Object<Manager>, sqlx::Error>>;
+
+/// The service's connection pool: see the module documentation.
+#[derive(Clone)]
+pub struct Pool {
+    inner: managed::Pool<Manager>,
+    acquire_timeout: Duration,
+    /// The connection [`Pool::connect_early`] is opening, for the first acquire.
+    early: Arc<Mutex<Option<Early>>>,
+}
+
+impl Pool {
+    /// A pool whose connections open on first use, so a cold start neither waits
+    /// for nor fails on the database; requests made while it is down get a 503.
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, ConfigError> {
+        // The parse error is not shown: it could echo the password.
+        let mut options = PgConnectOptions::from_str(settings.url.expose()).map_err(|_| {
+            ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: "not a valid PostgreSQL connection URL".into(),
+            }
+        })?;
+        let transaction_pooler = settings.pooler_mode == PoolerMode::Transaction;
+        TRANSACTION_POOLER.store(transaction_pooler, Ordering::Relaxed);
+        if transaction_pooler {
+            // Poolers drop or refuse startup options: set the timeouts on the role.
+            options = options.statement_cache_capacity(0);
+        } else if let Some(timeout) = settings.statement_timeout {
+            let ms = timeout.as_millis().to_string();
+            options = options.options([
+                ("statement_timeout", ms.as_str()),
+                ("lock_timeout", ms.as_str()),
+            ]);
+        }
+        Ok(Self::with_options(
+            options,
+            settings.max_connections as usize,
+            settings.acquire_timeout,
+        ))
+    }
+
+    /// A pool on `options` as they are (tools and tests), in session mode.
+    pub fn with_options(
+        options: PgConnectOptions,
+        max_connections: usize,
+        acquire_timeout: Duration,
+    ) -> Self {
+        let inner = managed::Pool::builder(Manager { options })
+            .max_size(max_connections.max(1))
+            // The most recently used connection first: the others idle out and
+            // are checked, rather than every connection staying barely warm.
+            .queue_mode(managed::QueueMode::Lifo)
+            .build()
+            .expect("a pool without timeouts needs no runtime");
+        Self {
+            inner,
+            acquire_timeout,
+            early: Arc::default(),
+        }
+    }
+
+    /// A pool on the database and role of a sqlx pool (a `#[sqlx::test]` pool).
+    pub fn on_same_database(pool: &sqlx::PgPool, max_connections: usize) -> Self {
+        Self::with_options(
+            (*pool.connect_options()).clone(),
+            max_connections,
+            Duration::from_secs(5),
+        )
+    }
+
+    /// A pool for tools (the CLI, the bench) that fails at once if the database
+    /// cannot be reached.
+    pub async fn connect(database_url: &str, max_connections: usize) -> Result<Self, sqlx::Error> {
+        let pool = Self::with_options(
+            database_url.parse()?,
+            max_connections,
+            Duration::from_secs(5),
+        );
+        pool.acquire().await?.release();
+        Ok(pool)
+    }
+
+    /// Starts opening a connection now, in the background, and keeps it for the
+    /// first [`Pool::acquire`]: a cold start then connects while the Lambda
+    /// runtime starts up and fetches the first event, instead of after. A
+    /// failure is that first acquire's error (a 503), not the cold start's.
+    pub fn connect_early(&self) {
+        let pool = self.clone();
+        let opening = tokio::spawn(async move { pool.open().await });
+        *self.early.lock().expect("not poisoned") = Some(opening);
+    }
+
+    pub fn max_size(&self) -> usize {
+        self.inner.status().max_size
+    }
+
+    /// Connections open now, idle or in use.
+    pub fn size(&self) -> usize {
+        self.inner.status().size
+    }
+
+    /// A connection, within the acquire timeout (`PoolTimedOut` after it).
+    pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
+        let early = self.early.lock().expect("not poisoned").take();
+        if let Some(opening) = early
+            && let Ok(opened) = opening.await
+        {
+            return opened.map(Conn::new);
+        }
+        self.open().await.map(Conn::new)
+    }
+
+    async fn open(&self) -> Result<Object<Manager>, sqlx::Error> {
+        match tokio::time::timeout(self.acquire_timeout, self.inner.get()).await {
+            Ok(Ok(object)) => Ok(object),
+            Ok(Err(managed::PoolError::Backend(error))) => Err(error),
+            Ok(Err(managed::PoolError::Closed)) => Err(sqlx::Error::PoolClosed),
+            Ok(Err(_)) | Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    /// Runs `f` in a transaction on one connection: committed when `f` returns
+    /// `Ok`, rolled back (at once) when it returns `Err`.
+    pub async fn transaction<T, E>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        let mut conn = self.acquire().await?;
+        let mut tx = Connection::begin(&mut *conn).await?;
+        let value = f(&mut *tx).await?;
+        tx.commit().await?;
+        conn.release();
+        Ok(value)
+    }
+
+    /// Runs one request's reads: on a plain connection, or behind a transaction
+    /// pooler inside a transaction that pins one server (it writes nothing).
+    pub async fn read<T, E>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
         if behind_transaction_pooler() {
-            Ok(Self::Pinned(pool.begin().await?))
-        } else {
-            Ok(Self::Direct(pool.acquire().await?))
+            return self.transaction(f).await;
         }
+        let mut conn = self.acquire().await?;
+        let value = f(&mut *conn).await?;
+        conn.release();
+        Ok(value)
     }
 
-    /// Ends the read (commits the pinning transaction, which wrote nothing).
-    pub async fn finish(self) -> Result<(), sqlx::Error> {
-        match self {
-            Self::Direct(_) => Ok(()),
-            Self::Pinned(tx) => tx.commit().await,
+    /// Closes the idle connections politely and refuses new acquires.
+    pub async fn close(&self) {
+        self.inner.close();
+        let idle = self.inner.retain(|_, _| false);
+        for pooled in idle.removed {
+            let _ = pooled.conn.close().await;
         }
     }
 }
 
-impl Deref for Session {
+/// A connection out of the [`Pool`]; it goes back when dropped. See the module
+/// documentation for [`Conn::release`].
+pub struct Conn {
+    object: Option<Object<Manager>>,
+    in_sync: bool,
+}
+
+impl Conn {
+    fn new(object: Object<Manager>) -> Self {
+        Self {
+            object: Some(object),
+            in_sync: false,
+        }
+    }
+
+    /// Gives the connection back as it is. Call it only when every exchange on
+    /// it has finished: a transaction committed or rolled back, a read's rows all
+    /// read. Otherwise drop it, and it is flushed before anyone reuses it.
+    pub fn release(mut self) {
+        self.in_sync = true;
+    }
+
+    fn pooled(&self) -> &Pooled {
+        self.object.as_ref().expect("present until dropped")
+    }
+
+    fn pooled_mut(&mut self) -> &mut Pooled {
+        self.object.as_mut().expect("present until dropped")
+    }
+}
+
+impl Deref for Conn {
     type Target = PgConnection;
 
     fn deref(&self) -> &PgConnection {
-        match self {
-            Self::Direct(conn) => conn,
-            Self::Pinned(tx) => tx,
-        }
+        &self.pooled().conn
     }
 }
 
-impl DerefMut for Session {
+impl DerefMut for Conn {
     fn deref_mut(&mut self) -> &mut PgConnection {
-        match self {
-            Self::Direct(conn) => conn,
-            Self::Pinned(tx) => tx,
+        &mut self.pooled_mut().conn
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        let Some(mut object) = self.object.take() else {
+            return;
+        };
+        object.idle_since = Instant::now();
+        if self.in_sync {
+            return; // back in the pool as it is
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(flush(object));
+            }
+            // No runtime left to flush on: close it rather than reuse it.
+            Err(_) => drop(Object::take(object)),
         }
     }
 }
 
-const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
-
-/// A pool whose connections open on first use, so a cold start neither waits for
-/// nor fails on the database; requests made while it is down get a 503.
-pub fn connect_lazy(settings: &DatabaseSettings) -> Result<PgPool, ConfigError> {
-    // The parse error is not shown: it could echo the password.
-    let mut options =
-        PgConnectOptions::from_str(settings.url.expose()).map_err(|_| ConfigError::Invalid {
-            name: "DATABASE_URL",
-            reason: "not a valid PostgreSQL connection URL".into(),
-        })?;
-    let transaction_pooler = settings.pooler_mode == PoolerMode::Transaction;
-    TRANSACTION_POOLER.store(transaction_pooler, Ordering::Relaxed);
-    if transaction_pooler {
-        // Poolers drop or refuse startup options: set the timeouts on the role.
-        options = options.statement_cache_capacity(0);
-    } else if let Some(timeout) = settings.statement_timeout {
-        let ms = timeout.as_millis().to_string();
-        options = options.options([
-            ("statement_timeout", ms.as_str()),
-            ("lock_timeout", ms.as_str()),
-        ]);
+/// Sends what the connection still owes the server (a queued ROLLBACK) and
+/// reads what it still owes us, then gives it back; closes it if that fails.
+async fn flush(mut object: Object<Manager>) {
+    match tokio::time::timeout(FLUSH_TIMEOUT, object.conn.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            tracing::debug!(%error, "closing a connection that failed to flush");
+            drop(Object::take(object));
+        }
+        Err(_) => {
+            tracing::debug!("closing a connection that did not flush in time");
+            drop(Object::take(object));
+        }
     }
-    Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        // sqlx's default pings every connection before handing it out: a round
-        // trip per request. Only a connection idle long enough to have been
-        // dropped (a frozen Lambda, a pooler's idle timeout) is checked first.
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_WHEN_IDLE_FOR {
-                    conn.ping().await?;
-                }
-                Ok(true)
-            })
-        })
-        .connect_lazy_with(options))
-}
-
-/// A pool for tools (CLI, migrations) that want to fail at once if the database is down.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
-        .connect(database_url)
-        .await
 }

@@ -4,7 +4,6 @@
 use std::fmt;
 
 use serde_json::{Value, json};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db;
@@ -68,11 +67,11 @@ pub const USERS: [DemoUser; 5] = [
 /// Loads the demo data unless the demo admin already exists, through the same
 /// code paths as the API (user sync, save and submit). Returns whether anything
 /// was written.
-pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> {
+pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError> {
     let exists: bool =
         db::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
             .bind(USERS[0].lms_user_id)
-            .fetch_one(pool)
+            .fetch_one(&mut *pool.acquire().await?)
             .await?;
     if exists {
         return Ok(false);
@@ -90,13 +89,17 @@ pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> 
             full_name: user.full_name.into(),
             organization: OrganizationTag::from_tags([tag.as_str()], company),
         };
-        let mut conn = pool.acquire().await?;
-        let synced = users::sync(&mut conn, registry, &lms_user, false).await?;
-        // Roles are granted by this service's admins, never by LearnWorlds.
-        db::query("update shared.users set role = $2 where id = $1")
-            .bind(synced.id)
-            .bind(user.role)
-            .execute(&mut *conn)
+        let synced = pool
+            .transaction(async |conn| {
+                let synced = users::sync(conn, registry, &lms_user, false).await?;
+                // Roles are granted by this service's admins, never by LearnWorlds.
+                db::query("update shared.users set role = $2 where id = $1")
+                    .bind(synced.id)
+                    .bind(user.role)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok::<_, ApiError>(synced)
+            })
             .await?;
         ids.push(synced.id);
     }
@@ -125,7 +128,7 @@ pub async fn seed(pool: &PgPool, registry: &Registry) -> Result<bool, ApiError> 
 }
 
 async fn save(
-    pool: &PgPool,
+    pool: &db::Pool,
     registry: &Registry,
     slug: &str,
     user: Uuid,
@@ -160,25 +163,33 @@ pub struct Summary {
     pub submissions: Vec<(i32, String, i64, i64, i64)>,
 }
 
-pub async fn summary(pool: &PgPool, registry: &Registry) -> Result<Summary, sqlx::Error> {
+pub async fn summary(pool: &db::Pool, registry: &Registry) -> Result<Summary, sqlx::Error> {
+    pool.read(async |conn| summarize(conn, registry).await)
+        .await
+}
+
+async fn summarize(
+    conn: &mut sqlx::PgConnection,
+    registry: &Registry,
+) -> Result<Summary, sqlx::Error> {
     let tool_schemas: i64 =
         db::query_scalar("select count(*) from pg_namespace where nspname like 'sprint\\_%'")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     let organizations: i64 = db::query_scalar("select count(*) from shared.organizations")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let users_by_role =
         db::query_as("select role::text, count(*) from shared.users group by role order by role")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     let progress_by_status = db::query_as(
         "select status::text, count(*) from shared.user_progress group by status order by status",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     let counts: Vec<(i32, i64, i64, i64)> = db::query_as(tool_sql::submission_counts(registry))
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?;
     let submissions = counts
         .into_iter()

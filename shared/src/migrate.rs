@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection};
 
 use crate::db;
 use crate::registry::{Registry, SchemaName};
@@ -73,16 +73,21 @@ impl MigrationReport {
     }
 }
 
-pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, MigrateError> {
-    let before = applied_versions(pool).await?;
-    MIGRATOR.run(pool).await?;
-    let applied_migrations = applied_versions(pool)
+/// Applies the migrations, then creates the tool schemas the registry has and
+/// the database lacks. One session: sqlx's migrator holds a session lock.
+pub async fn run(
+    conn: &mut PgConnection,
+    registry: &Registry,
+) -> Result<MigrationReport, MigrateError> {
+    let before = applied_versions(conn).await?;
+    MIGRATOR.run(&mut *conn).await?;
+    let applied_migrations = applied_versions(conn)
         .await?
         .difference(&before)
         .copied()
         .collect();
 
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     db::query("select pg_advisory_xact_lock($1)")
         .bind(TOOL_SCHEMA_LOCK)
         .execute(&mut *tx)
@@ -111,17 +116,17 @@ pub async fn run(pool: &PgPool, registry: &Registry) -> Result<MigrationReport, 
     })
 }
 
-async fn applied_versions(pool: &PgPool) -> Result<BTreeSet<i64>, sqlx::Error> {
+async fn applied_versions(conn: &mut PgConnection) -> Result<BTreeSet<i64>, sqlx::Error> {
     let exists: bool =
         db::query_scalar("select to_regclass('public._sqlx_migrations') is not null")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     if !exists {
         return Ok(BTreeSet::new());
     }
     let versions: Vec<i64> =
         db::query_scalar("select version from public._sqlx_migrations where success")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await?;
     Ok(versions.into_iter().collect())
 }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::Connection;
 use uuid::Uuid;
 
 use crate::db;
@@ -43,17 +43,18 @@ impl Report {
 }
 
 pub async fn run(
-    pool: &PgPool,
+    pool: &db::Pool,
     registry: &Registry,
     batch_size: i64,
 ) -> Result<Report, sqlx::Error> {
-    if pool.options().get_max_connections() < 2 {
+    if pool.max_size() < 2 {
         return Err(sqlx::Error::Configuration(
             "the recompute needs a pool of at least 2 connections (one holds the run's lock)"
                 .into(),
         ));
     }
-    let mut guard = pool.begin().await?;
+    let mut guard_conn = pool.acquire().await?;
+    let mut guard = guard_conn.begin().await?;
     let acquired: bool = db::query_scalar("select pg_try_advisory_xact_lock($1)")
         .bind(RECOMPUTE_LOCK)
         .fetch_one(&mut *guard)
@@ -73,14 +74,19 @@ pub async fn run(
     let mut report = Report::default();
     let mut after = Uuid::nil();
     loop {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        let mut tx = conn.begin().await?;
         let users: Vec<Uuid> =
             db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
                 .bind(after)
                 .bind(batch_size)
                 .fetch_all(&mut *tx)
                 .await?;
-        let Some(&last) = users.last() else { break };
+        let Some(&last) = users.last() else {
+            tx.commit().await?;
+            conn.release();
+            break;
+        };
         let first_excluded = after;
         after = last;
         report.users += users.len() as u64;
@@ -128,25 +134,31 @@ pub async fn run(
             .fetch_all(&mut *tx)
             .await?;
         tx.commit().await?;
+        conn.release();
         for (_, slug) in unlocked {
             *report.unlocked.entry(slug).or_default() += 1;
         }
     }
 
-    let mut tx = pool.begin().await?;
-
-    report.expired_deleted += db::query("delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'")
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    report.expired_deleted += db::query(
-        "delete from shared.session_launches where used_at < current_timestamp - interval '1 day'",
-    )
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    tx.commit().await?;
+    report.expired_deleted += pool
+        .transaction(async |tx| {
+            let keys = db::query(
+                "delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let launches = db::query(
+                "delete from shared.session_launches where used_at < current_timestamp - interval '1 day'",
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok::<_, sqlx::Error>(keys + launches)
+        })
+        .await?;
     guard.commit().await?;
+    guard_conn.release();
 
     tracing::info!(
         users = report.users,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::db;
@@ -255,7 +255,7 @@ struct Locked {
 
 /// Saves `user`'s draft or submission of `tool`.
 pub async fn save(
-    pool: &PgPool,
+    pool: &db::Pool,
     registry: &Registry,
     tool: &Tool,
     user: Uuid,
@@ -283,84 +283,85 @@ pub async fn save(
         Map::new()
     };
 
-    let mut tx = pool.begin().await?;
-    let locked = match lock_progress(&mut tx, tool, user, idempotency).await? {
-        Some(locked) => locked,
-        None => {
-            create_missing_progress_row(&mut tx, registry, tool, user).await?;
-            lock_progress(&mut tx, tool, user, idempotency)
-                .await?
-                .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?
+    pool.transaction(async |tx| {
+        let locked = match lock_progress(tx, tool, user, idempotency).await? {
+            Some(locked) => locked,
+            None => {
+                create_missing_progress_row(tx, registry, tool, user).await?;
+                lock_progress(tx, tool, user, idempotency)
+                    .await?
+                    .ok_or(ApiError::Unauthorized("the token's user no longer exists"))?
+            }
+        };
+        if let Some(idempotency) = idempotency
+            && !locked.claimed
+        {
+            return replay(tx, user, idempotency).await;
         }
-    };
-    if let Some(idempotency) = idempotency
-        && !locked.claimed
-    {
-        return replay(&mut tx, user, idempotency).await;
-    }
-    if locked.status == "locked" {
-        let resolution = dependencies::resolve(&mut *tx, registry, tool, user, user).await?;
-        if !resolution.missing_required.is_empty() {
-            return Err(ApiError::Conflict {
-                code: "tool_locked",
-                message: format!(
-                    "`{}` is locked until its required fields are available",
-                    tool.slug
-                ),
-                details: json!({ "missing": resolution.missing_required }),
-            });
+        if locked.status == "locked" {
+            let resolution = dependencies::resolve(&mut *tx, registry, tool, user, user).await?;
+            if !resolution.missing_required.is_empty() {
+                return Err(ApiError::Conflict {
+                    code: "tool_locked",
+                    message: format!(
+                        "`{}` is locked until its required fields are available",
+                        tool.slug
+                    ),
+                    details: json!({ "missing": resolution.missing_required }),
+                });
+            }
+            // Everything it needs is there (an unlock the recompute has not made
+            // yet): open it now rather than refuse.
+            db::query(
+                "update shared.user_progress set status = 'unlocked', unlocked_at = current_timestamp
+                 where user_id = $1 and tool_slug = $2 and status = 'locked'",
+            )
+            .bind(user)
+            .bind(&tool.slug)
+            .execute(&mut *tx)
+            .await?;
         }
-        // Everything it needs is there (an unlock the recompute has not made
-        // yet): open it now rather than refuse.
-        db::query(
-            "update shared.user_progress set status = 'unlocked', unlocked_at = current_timestamp
-             where user_id = $1 and tool_slug = $2 and status = 'locked'",
-        )
-        .bind(user)
-        .bind(&tool.slug)
-        .execute(&mut *tx)
-        .await?;
-    }
 
-    let (fields, values): (Vec<String>, Vec<Value>) = outputs.into_iter().unzip();
-    let mut requirement_tools = Vec::new();
-    let mut requirement_fields = Vec::new();
-    for dependent in registry.dependents(tool) {
-        for dep in dependent.required_dependencies() {
-            requirement_tools.push(dependent.slug.as_str());
-            requirement_fields.push(dep.field.as_str());
+        let (fields, values): (Vec<String>, Vec<Value>) = outputs.into_iter().unzip();
+        let mut requirement_tools = Vec::new();
+        let mut requirement_fields = Vec::new();
+        for dependent in registry.dependents(tool) {
+            for dep in dependent.required_dependencies() {
+                requirement_tools.push(dependent.slug.as_str());
+                requirement_fields.push(dep.field.as_str());
+            }
         }
-    }
-    let outcome: Option<Value> = db::query_scalar(tool_sql::save_submission(registry, tool))
-        .bind(user)
-        .bind(locked.organization_id)
-        .bind(&data)
-        .bind(request.kind.as_str())
-        .bind(&fields)
-        .bind(&values)
-        .bind(percentage(tool, &request.data))
-        .bind(if_match.map(IfMatch::bind))
-        .bind(idempotency.map(|i| i.key.as_str()))
-        .bind(&tool.slug)
-        .bind(&requirement_tools)
-        .bind(&requirement_fields)
-        .bind(&requirement_fields)
-        .fetch_optional(&mut *tx)
-        .await?;
-    let Some(outcome) = outcome else {
-        let current = current_version(&mut tx, tool, user).await?;
-        return Err(ApiError::PreconditionFailed {
-            expected: if_match.map_or_else(String::new, IfMatch::etag),
-            current,
-        });
-    };
-    let outcome: SaveOutcome = serde_json::from_value(outcome)
-        .map_err(|e| ApiError::Internal(format!("reading a save outcome: {e}")))?;
-    tx.commit().await?;
-    Ok(Saved {
-        outcome,
-        replayed: false,
+        let outcome: Option<Value> = db::query_scalar(tool_sql::save_submission(registry, tool))
+            .bind(user)
+            .bind(locked.organization_id)
+            .bind(&data)
+            .bind(request.kind.as_str())
+            .bind(&fields)
+            .bind(&values)
+            .bind(percentage(tool, &request.data))
+            .bind(if_match.map(IfMatch::bind))
+            .bind(idempotency.map(|i| i.key.as_str()))
+            .bind(&tool.slug)
+            .bind(&requirement_tools)
+            .bind(&requirement_fields)
+            .bind(&requirement_fields)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(outcome) = outcome else {
+            let current = current_version(tx, tool, user).await?;
+            return Err(ApiError::PreconditionFailed {
+                expected: if_match.map_or_else(String::new, IfMatch::etag),
+                current,
+            });
+        };
+        let outcome: SaveOutcome = serde_json::from_value(outcome)
+            .map_err(|e| ApiError::Internal(format!("reading a save outcome: {e}")))?;
+        Ok(Saved {
+            outcome,
+            replayed: false,
+        })
     })
+    .await
 }
 
 /// The first statement of a save: see [`lock_progress`]. Binds: $1 user, $2

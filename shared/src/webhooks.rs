@@ -7,7 +7,6 @@
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::db;
@@ -177,7 +176,7 @@ pub struct Receipt {
 /// one transaction: on any error nothing is written, so LearnWorlds' retry can
 /// succeed later.
 pub async fn receive(
-    pool: &PgPool,
+    pool: &db::Pool,
     registry: &Registry,
     body: &[u8],
     payload: &Value,
@@ -192,39 +191,45 @@ pub async fn receive(
     } else {
         "ignored"
     };
-    let mut tx = pool.begin().await?;
-    let event_id: Option<Uuid> = db::query_scalar(
-        "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
-         values ($1, $2, $3, $4, $5, $6)
-         on conflict (body_sha256) do nothing
-         returning id",
-    )
-    .bind(&digest)
-    .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
-    .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
-    .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
-    .bind(outcome)
-    .bind(payload)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let Some(event_id) = event_id else {
-        return Ok(Receipt {
-            outcome: "duplicate",
-            event_id: None,
-            user_id: None,
-        });
-    };
-    let user_id = match &event.user {
-        Some(user) => Some(users::sync(&mut tx, registry, user, false).await?.id),
-        None => None,
-    };
-    tx.commit().await?;
-    tracing::info!(event_type = ?event.event_type, outcome, user_id = ?user_id, "webhook received");
-    Ok(Receipt {
-        outcome,
-        event_id: Some(event_id),
-        user_id,
-    })
+    let receipt = pool
+        .transaction(async |tx| {
+            let event_id: Option<Uuid> = db::query_scalar(
+                "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+                 values ($1, $2, $3, $4, $5, $6)
+                 on conflict (body_sha256) do nothing
+                 returning id",
+            )
+            .bind(&digest)
+            .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
+            .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
+            .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
+            .bind(outcome)
+            .bind(payload)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(event_id) = event_id else {
+                return Ok::<_, ApiError>(Receipt {
+                    outcome: "duplicate",
+                    event_id: None,
+                    user_id: None,
+                });
+            };
+            let user_id = match &event.user {
+                Some(user) => Some(users::sync(tx, registry, user, false).await?.id),
+                None => None,
+            };
+            Ok(Receipt {
+                outcome,
+                event_id: Some(event_id),
+                user_id,
+            })
+        })
+        .await?;
+    if receipt.outcome == "duplicate" {
+        return Ok(receipt);
+    }
+    tracing::info!(event_type = ?event.event_type, outcome, user_id = ?receipt.user_id, "webhook received");
+    Ok(receipt)
 }
 
 fn truncate(s: &str, max_chars: usize) -> String {

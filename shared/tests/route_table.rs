@@ -208,7 +208,7 @@ async fn the_local_server_serves_every_route() {
     ))
     .unwrap();
     let app = App::new(
-        shared::db::connect_lazy(&database).unwrap(),
+        shared::db::Pool::new(&database).unwrap(),
         Registry::embedded(),
         settings,
         None,

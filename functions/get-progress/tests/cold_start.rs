@@ -180,7 +180,7 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let Some(moto) = Moto::start().await else {
         return;
     };
-    shared::migrate::run(&pool, Registry::embedded())
+    shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
         .await
         .unwrap();
     let user = shared::users::LmsUser {

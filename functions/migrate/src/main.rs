@@ -12,7 +12,9 @@ async fn main() -> Result<(), Error> {
     let pool = exit_on_config_error(pool_from_env().await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {
-        let report = migrate::run(pool, Registry::embedded()).await?;
+        let mut conn = pool.acquire().await?;
+        let report = migrate::run(&mut conn, Registry::embedded()).await?;
+        conn.release();
         tracing::info!(applied = ?report.applied_migrations, created = ?report.created_schemas, "migrate finished");
         Ok::<_, Error>(json!({
             "applied_migrations": report.applied_migrations,

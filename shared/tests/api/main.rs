@@ -86,7 +86,7 @@ pub fn init_logs() {
 
 /// The service's pool on the test's database: the runtime login role, through
 /// the pooler when this run has one.
-pub async fn service_pool(owner: &PgPool) -> PgPool {
+pub async fn service_pool(owner: &PgPool) -> shared::db::Pool {
     runtime_role::ensure_runtime_login(owner).await;
     let options = owner.connect_options();
     let (host, port) = match std::env::var("FASTTRACK_TEST_POOLER_URL") {
@@ -99,7 +99,7 @@ pub async fn service_pool(owner: &PgPool) -> PgPool {
         Err(_) => (options.get_host().to_owned(), options.get_port()),
     };
     let url = runtime_role::runtime_url(owner, &host, port).await;
-    shared::db::connect_lazy(&database_settings(url, 10)).unwrap()
+    shared::db::Pool::new(&database_settings(url, 10)).unwrap()
 }
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
@@ -150,7 +150,7 @@ impl TestApp {
     /// With FASTTRACK_TEST_POOLER_URL, that pool goes through the pooler.
     pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
         init_logs();
-        shared::migrate::run(&pool, Registry::embedded())
+        shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
             .await
             .unwrap();
         let app = App::new(
@@ -320,13 +320,13 @@ pub fn complete_data(slug: &str) -> Value {
     Value::Object(data)
 }
 
-/// Counts the statement round trips clients make to PostgreSQL by watching the
-/// wire: each simple Query ('Q'), and each Sync ('S') that ends an extended-
-/// protocol statement. A bare Sync is sqlx's connection ping (it pings every
-/// connection it returns to the pool, after the response), not a statement.
+/// Counts the round trips clients make to PostgreSQL by watching the wire: each
+/// simple Query ('Q') and each Sync ('S'), which ends an extended-protocol
+/// exchange. A bare Sync, a connection ping, is a round trip too (sqlx's own
+/// pool pinged every connection it took back, after the response).
 pub struct RoundTripCounter {
     count: Arc<AtomicUsize>,
-    pub pool: PgPool,
+    pub pool: shared::db::Pool,
 }
 
 impl RoundTripCounter {
@@ -363,7 +363,7 @@ impl RoundTripCounter {
         let user = options.get_username().to_owned();
         let url = format!("postgres://{user}@127.0.0.1:{port}/{database}?sslmode=disable");
         // The service's own pool settings, so the count is what production sees.
-        let pool = shared::db::connect_lazy(&database_settings(url, 1)).unwrap();
+        let pool = shared::db::Pool::new(&database_settings(url, 1)).unwrap();
         Self { count, pool }
     }
 
@@ -408,22 +408,13 @@ async fn forward_counting(
             break;
         }
     }
-    let mut statement_pending = false;
     loop {
         let kind = from.read_u8().await?;
         let len = from.read_u32().await?;
         let mut payload = vec![0; len as usize - 4];
         from.read_exact(&mut payload).await?;
-        match kind {
-            b'Q' => {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }
-            b'S' if statement_pending => {
-                counter.fetch_add(1, Ordering::SeqCst);
-                statement_pending = false;
-            }
-            b'S' => {}
-            _ => statement_pending = true,
+        if kind == b'Q' || kind == b'S' {
+            counter.fetch_add(1, Ordering::SeqCst);
         }
         to.write_u8(kind).await?;
         to.write_u32(len).await?;

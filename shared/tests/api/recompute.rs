@@ -25,7 +25,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
         .await
         .unwrap();
 
-    let report = recompute::run(&app.pool, Registry::embedded(), 1)
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 1)
         .await
         .unwrap();
     assert!(!report.skipped);
@@ -42,7 +42,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
     assert_eq!(app.status_of(&ana, "know-thyself").await, "completed");
 
     let before = app.snapshot().await;
-    let second = recompute::run(&app.pool, Registry::embedded(), 1)
+    let second = recompute::run(&app.app.pool, Registry::embedded(), 1)
         .await
         .unwrap();
     assert!(!second.changed_anything(), "{second:?}");
@@ -63,13 +63,13 @@ async fn recompute_skips_when_another_run_holds_the_lock(pool: PgPool) {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert!(report.skipped);
     assert_eq!(app.status_of(&ana, "woop").await, "locked");
     holder.rollback().await.unwrap();
-    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(report.unlocked.get("woop"), Some(&1));
@@ -98,7 +98,7 @@ async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
-    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(report.expired_deleted, 1);
@@ -131,7 +131,7 @@ async fn recompute_leaves_a_tool_locked_when_a_completed_producer_lacks_a_requir
         .await
         .unwrap();
 
-    let report = recompute::run(&app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(app.status_of(&ana, "dream").await, "locked", "{report:?}");

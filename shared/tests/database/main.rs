@@ -4,6 +4,7 @@
 
 mod catalog;
 mod migrate;
+mod pool;
 mod privileges;
 mod query_patterns;
 #[path = "../support/runtime_role.rs"]
@@ -13,7 +14,7 @@ use shared::{Registry, migrate::MigrationReport};
 use sqlx::PgPool;
 
 pub async fn migrated(pool: &PgPool) -> MigrationReport {
-    shared::migrate::run(pool, Registry::embedded())
+    shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
         .await
         .expect("migrations apply to an empty database")
 }

@@ -49,7 +49,9 @@ async fn a_sprint_schema_the_registry_lacks_is_drift_named_by_schema(pool: PgPoo
         .execute(&pool)
         .await
         .unwrap();
-    let err = migrate::run(&pool, Registry::embedded()).await.unwrap_err();
+    let err = migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
+        .await
+        .unwrap_err();
     let MigrateError::Drift(drift) = &err else {
         panic!("expected drift, got {err}")
     };
@@ -76,7 +78,9 @@ async fn a_tool_schema_missing_an_index_or_table_is_drift_named_by_schema(pool: 
         .execute(&pool)
         .await
         .unwrap();
-    let err = migrate::run(&pool, Registry::embedded()).await.unwrap_err();
+    let err = migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
+        .await
+        .unwrap_err();
     let MigrateError::Drift(drift) = &err else {
         panic!("expected drift, got {err}")
     };
@@ -132,11 +136,15 @@ async fn a_tool_added_to_the_registry_gets_its_schema_on_the_next_migrate(pool: 
     );
     let extended = Registry::from_json(&registry.to_string(), &dependencies.to_string()).unwrap();
 
-    let report = migrate::run(&pool, &extended).await.unwrap();
+    let report = migrate::run(&mut pool.acquire().await.unwrap(), &extended)
+        .await
+        .unwrap();
     assert!(report.applied_migrations.is_empty());
     assert_eq!(report.created_schemas, ["sprint_31_alumni_circle"]);
     // ...and for the original registry that schema is now drift.
-    let err = migrate::run(&pool, Registry::embedded()).await.unwrap_err();
+    let err = migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("sprint_31_alumni_circle"));
 }
 

@@ -1,0 +1,114 @@
+//! The service's connection pool (`shared::db::Pool`): what it gives back as it
+//! is, what it flushes first, and the connection a cold start opens early.
+
+use std::time::{Duration, Instant};
+
+use shared::db::Pool;
+use sqlx::{Connection, PgPool};
+
+async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
+    sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_released_connection_is_reused_as_it_is(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 4);
+    let mut conn = service.acquire().await.unwrap();
+    let first = backend_pid(&mut conn).await;
+    conn.release();
+    let mut conn = service.acquire().await.unwrap();
+    assert_eq!(backend_pid(&mut conn).await, first);
+    assert_eq!(service.size(), 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_transaction_abandoned_by_an_error_rolls_back_at_once(pool: PgPool) {
+    sqlx::query("create table t (id int primary key, note text)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("insert into t values (1, 'before')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let service = Pool::on_same_database(&pool, 2);
+    let result = service
+        .transaction(async |tx| {
+            sqlx::query("update t set note = 'abandoned' where id = 1")
+                .execute(&mut *tx)
+                .await?;
+            Err::<(), _>(sqlx::Error::RowNotFound)
+        })
+        .await;
+    assert!(result.is_err());
+
+    // The row lock the update took must be gone without anyone reusing the
+    // connection: a ROLLBACK left queued in its buffer would keep it.
+    let mut other = pool.acquire().await.unwrap();
+    sqlx::query("set lock_timeout = '3s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let note: String = sqlx::query_scalar("select note from t where id = 1 for update")
+        .fetch_one(&mut *other)
+        .await
+        .expect("the abandoned transaction no longer holds the row");
+    assert_eq!(note, "before");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_connection_given_up_mid_statement_answers_its_next_user_correctly(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 1);
+    let mut conn = service.acquire().await.unwrap();
+    let slow = sqlx::query_scalar::<_, i32>("select 7 from pg_sleep(0.3)").fetch_one(&mut *conn);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), slow)
+            .await
+            .is_err()
+    );
+    drop(conn);
+    // The one connection is flushed (the slow answer read and discarded) before
+    // this acquire gets it back.
+    let mut conn = service.acquire().await.unwrap();
+    let value: i32 = sqlx::query_scalar("select 42")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(value, 42);
+    assert!(conn.ping().await.is_ok());
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 2);
+    service.connect_early();
+    let mut conn = service.acquire().await.unwrap();
+    backend_pid(&mut conn).await;
+    // One connection, not the early one plus another opened beside it.
+    assert_eq!(service.size(), 1);
+}
+
+#[tokio::test]
+async fn an_early_connection_that_fails_is_the_first_acquires_error() {
+    // Nothing listens on port 1: the attempt is refused at once.
+    let service = Pool::with_options(
+        "postgres://x@127.0.0.1:1/x".parse().unwrap(),
+        2,
+        Duration::from_secs(5),
+    );
+    service.connect_early();
+    let started = Instant::now();
+    let error = match service.acquire().await {
+        Ok(_) => panic!("nothing listens on port 1"),
+        Err(error) => error,
+    };
+    assert!(shared::error::is_unavailable(&error), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+}
