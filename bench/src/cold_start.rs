@@ -162,19 +162,39 @@ fn stop(mut child: Child) {
     let _ = child.wait();
 }
 
-/// Milliseconds from process start to its first response, and to its first
-/// request for an event (the end of its init).
-pub async fn cold_start_ms(function: &Function<'_>) -> Result<(f64, f64), String> {
+/// One cold start, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+pub struct ColdStart {
+    /// Process start to the first response: what the first caller waits for
+    /// beyond the platform's own start.
+    pub first_response: f64,
+    /// Process start to its first request for an event: the end of its init.
+    pub init: f64,
+    /// The same event again, in the same process, queued to answered: the
+    /// invocation's own work once warm.
+    pub warm_response: f64,
+}
+
+pub async fn cold_start(function: &Function<'_>) -> Result<ColdStart, String> {
     let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
     api.queue(&function.event);
     let started = Instant::now();
     let child = spawn(function, &api.address)?;
-    let answer = api.answer(Duration::from_secs(30)).await;
+    let first = api.answer(Duration::from_secs(30)).await;
+    let again = Instant::now();
+    api.queue(&function.event);
+    let second = api.answer(Duration::from_secs(30)).await;
     stop(child);
-    let (at, _) = answer.map_err(|e| format!("{}: {e}", function.name))?;
+    let name = function.name;
+    let (at, _) = first.map_err(|e| format!("{name}: {e}"))?;
+    let (warm_at, _) = second.map_err(|e| format!("{name}, again: {e}"))?;
     let polled = api.first_poll.lock().expect("not poisoned").unwrap_or(at);
-    let ms = |t: Instant| t.duration_since(started).as_secs_f64() * 1000.0;
-    Ok((ms(at), ms(polled)))
+    let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
+    Ok(ColdStart {
+        first_response: ms(started, at),
+        init: ms(started, polled),
+        warm_response: ms(again, warm_at),
+    })
 }
 
 /// Peak resident memory in MiB after `invocations` events, one after another.

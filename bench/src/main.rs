@@ -78,39 +78,7 @@ enum Command {
     /// recompute at two sizes, per-route load against pgbench, round trips,
     /// cold starts, peak memory and binary sizes. Makes (or, with --reuse,
     /// reuses) its own databases on DATABASE_URL's server.
-    Run {
-        /// Users in the large database (routes, recompute budget).
-        #[arg(long, default_value_t = 100_000)]
-        users: usize,
-        /// Users in the small database (recompute growth).
-        #[arg(long, default_value_t = 10_000)]
-        small_users: usize,
-        /// Seconds per load measurement.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Repeats of each measurement; the table shows medians.
-        #[arg(long, default_value_t = 3)]
-        runs: usize,
-        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
-        concurrency: Vec<usize>,
-        /// Where `fasttrack`, the function binaries and the hello-world are.
-        #[arg(long, default_value = "target/release")]
-        bin_dir: PathBuf,
-        #[arg(long, default_value_t = 9)]
-        cold_runs: usize,
-        #[arg(long, default_value_t = 200)]
-        rss_invocations: usize,
-        #[arg(long, default_value_t = 20)]
-        round_trip_requests: usize,
-        /// Keep databases generated earlier with the same size and seed.
-        #[arg(long)]
-        reuse: bool,
-        #[arg(long)]
-        pgbench: Option<PathBuf>,
-        /// Also write the results, with the machine, as Markdown here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Run(run::Options),
 }
 
 #[tokio::main]
@@ -129,37 +97,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     if cli.database_url.is_empty() {
         return Err("DATABASE_URL is not set".into());
     }
-    if let Command::Run {
-        users,
-        small_users,
-        seconds,
-        runs,
-        concurrency,
-        bin_dir,
-        cold_runs,
-        rss_invocations,
-        round_trip_requests,
-        reuse,
-        pgbench,
-        out,
-    } = cli.command
-    {
-        let rows = run::run(run::Options {
-            database_url: cli.database_url,
-            users,
-            small_users,
-            seconds,
-            runs,
-            concurrency,
-            bin_dir,
-            cold_runs,
-            rss_invocations,
-            round_trip_requests,
-            reuse,
-            pgbench,
-            out,
-        })
-        .await?;
+    if let Command::Run(options) = cli.command {
+        let rows = run::run(&cli.database_url, options).await?;
         print!("{}", report::table(&rows));
         let (passed, missed) = report::summary(&rows);
         println!("{passed} budgets met, {missed} missed");
@@ -240,7 +179,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             seconds.sort_by(f64::total_cmp);
             println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
         }
-        Command::Run { .. } | Command::Soak { .. } => unreachable!("handled above"),
+        Command::Run(_) | Command::Soak { .. } => unreachable!("handled above"),
     }
     Ok(())
 }

@@ -15,7 +15,7 @@ use shared::{db, recompute};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::cold_start::{self, Function};
+use crate::cold_start::{self, ColdStart, Function};
 use crate::generate::{self, Rng};
 use crate::http;
 use crate::load::{self, Route};
@@ -36,21 +36,74 @@ const FUNCTIONS: [&str; 6] = [
     "migrate",
 ];
 const HELLO: &str = "fasttrack-bench-hello";
+/// The functions behind API routes; the others are jobs.
+const ROUTES: [&str; 4] = [
+    "submit-tool",
+    "get-progress",
+    "resolve-dependencies",
+    "sync-user",
+];
 
+/// The parts of a run, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// recompute-unlocks at two sizes.
+    Recompute,
+    /// Each route under wrk beside pgbench running its SQL.
+    Load,
+    /// Round trips per request, from pg_stat_statements.
+    RoundTrips,
+    /// Cold starts, peak memory and binary sizes of the Lambda binaries.
+    Functions,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct Options {
-    pub database_url: String,
+    /// Users in the large database (routes, recompute budget).
+    #[arg(long, default_value_t = 100_000)]
     pub users: usize,
+    /// Users in the small database (recompute growth).
+    #[arg(long, default_value_t = 10_000)]
     pub small_users: usize,
+    /// Seconds per load measurement.
+    #[arg(long, default_value_t = 5)]
     pub seconds: u64,
+    /// Repeats of each measurement; the table shows medians.
+    #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub concurrency: Vec<usize>,
+    /// Where `fasttrack`, the function binaries and the hello-world are.
+    #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
+    #[arg(long, default_value_t = 9)]
     pub cold_runs: usize,
+    #[arg(long, default_value_t = 200)]
     pub rss_invocations: usize,
+    #[arg(long, default_value_t = 20)]
     pub round_trip_requests: usize,
+    /// Keep databases generated earlier with the same size and seed.
+    #[arg(long)]
     pub reuse: bool,
+    #[arg(long)]
     pub pgbench: Option<PathBuf>,
+    /// A transaction-mode pooler (PgBouncer) in front of DATABASE_URL's server:
+    /// the route functions' cold starts are also measured through it, as
+    /// production runs them.
+    #[arg(long)]
+    pub pooler_url: Option<String>,
+    /// Only these parts (all when absent).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Section>,
+    /// Also write the results, with the machine, as Markdown here.
+    #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+impl Options {
+    fn runs(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -106,11 +159,12 @@ fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
 /// time (`None` when reused).
 async fn database(
     admin: &PgPool,
-    options: &Options,
+    server_url: &str,
+    reuse: bool,
     name: &str,
     users: usize,
 ) -> Result<(String, Option<f64>), String> {
-    let url = with_database(&options.database_url, name);
+    let url = with_database(server_url, name);
     let marker = format!("fasttrack-bench users={users} seed={SEED}");
     let existing: Option<Option<String>> = db::query_scalar(
         "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
@@ -119,7 +173,7 @@ async fn database(
     .fetch_optional(admin)
     .await
     .map_err(|e| e.to_string())?;
-    if options.reuse
+    if reuse
         && existing
             .as_ref()
             .is_some_and(|m| m.as_deref() == Some(&marker))
@@ -248,59 +302,107 @@ fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf, String> {
         .ok_or_else(|| "pgbench not found: install PostgreSQL or pass --pgbench".into())
 }
 
-pub async fn run(options: Options) -> Result<Vec<Row>, String> {
+pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>, String> {
     let started = Instant::now();
-    let admin = crate::connect(&options.database_url, 2).await?;
+    let admin = crate::connect(database_url, 2).await?;
     let postgres: String = db::query_scalar("select version()")
         .fetch_one(&admin)
         .await
         .map_err(|e| e.to_string())?;
-    let pgbench = find_pgbench(options.pgbench.as_deref())?;
     let work = std::env::temp_dir().join(format!("fasttrack-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
-
-    // Data, and the recompute at two sizes.
-    let (small_url, small_generated) = database(
-        &admin,
-        &options,
-        "fasttrack_bench_small",
-        options.small_users,
-    )
-    .await?;
-    let (large_url, large_generated) =
-        database(&admin, &options, "fasttrack_bench_large", options.users).await?;
-    let (cold_url, _) = database(&admin, &options, "fasttrack_bench_cold", 100).await?;
-    for (users, generated) in [
-        (options.small_users, small_generated),
-        (options.users, large_generated),
-    ] {
-        if let Some(seconds) = generated {
+    let generated = |rows: &mut Vec<Row>, users: usize, seconds: Option<f64>| {
+        if let Some(seconds) = seconds {
             rows.push(Row::info(
                 format!("generate {users} users (COPY)"),
                 seconds,
                 "s",
             ));
         }
+    };
+
+    // Every section reads the large database (the functions' recompute pass too).
+    let (large_url, seconds) = database(
+        &admin,
+        database_url,
+        options.reuse,
+        "fasttrack_bench_large",
+        options.users,
+    )
+    .await?;
+    generated(&mut rows, options.users, seconds);
+    let keys = TokenKeys::new(&settings());
+
+    if options.runs(Section::Recompute) {
+        let (small_url, seconds) = database(
+            &admin,
+            database_url,
+            options.reuse,
+            "fasttrack_bench_small",
+            options.small_users,
+        )
+        .await?;
+        generated(&mut rows, options.small_users, seconds);
+        rows.extend(recompute_growth(&options, &small_url, &large_url).await?);
     }
-    step("timing recompute-unlocks");
-    let small = time_recompute(&small_url, options.runs).await?;
-    let large = time_recompute(&large_url, options.runs).await?;
+    if options.runs(Section::Load) {
+        rows.extend(load_against_pgbench(&options, &large_url, &keys, &work).await?);
+    }
+    if options.runs(Section::RoundTrips) {
+        step("counting round trips with pg_stat_statements");
+        rows.extend(round_trips(&options, &large_url, &keys, &work).await?);
+    }
+    if options.runs(Section::Functions) {
+        let (cold_url, _) = database(
+            &admin,
+            database_url,
+            options.reuse,
+            "fasttrack_bench_cold",
+            100,
+        )
+        .await?;
+        step("cold starts, peak memory and binary sizes");
+        rows.extend(functions(&options, &cold_url, &large_url, &keys).await?);
+    }
+
     rows.push(Row::info(
-        format!("recompute-unlocks, {} users", options.small_users),
-        small,
-        "s",
+        "the harness itself (wall time)",
+        started.elapsed().as_secs_f64() / 60.0,
+        "min",
     ));
-    rows.push(
+    if let Some(out) = &options.out {
+        write_result(out, &options, &postgres, &rows)?;
+        step(&format!("wrote {}", out.display()));
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    admin.close().await;
+    Ok(rows)
+}
+
+/// The recompute at two sizes: the budget at the large one, and how the cost
+/// per user grows.
+async fn recompute_growth(
+    options: &Options,
+    small_url: &str,
+    large_url: &str,
+) -> Result<Vec<Row>, String> {
+    step("timing recompute-unlocks");
+    let small = time_recompute(small_url, options.runs).await?;
+    let large = time_recompute(large_url, options.runs).await?;
+    let per_user = |seconds: f64, users: usize| seconds * 1e6 / users.max(1) as f64;
+    Ok(vec![
+        Row::info(
+            format!("recompute-unlocks, {} users", options.small_users),
+            small,
+            "s",
+        ),
         Row::info(
             format!("recompute-unlocks, {} users x 31 tools", options.users),
             large,
             "s",
         )
         .budget(Budget::ValueAtMost(10.0)),
-    );
-    let per_user = |seconds: f64, users: usize| seconds * 1e6 / users.max(1) as f64;
-    rows.push(
         Row::info(
             format!("recompute cost per user at {}", options.users),
             per_user(large, options.users),
@@ -311,18 +413,25 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
             per_user(small, options.small_users),
         )
         .budget(Budget::RatioAtMost(1.5)),
-    );
+    ])
+}
 
-    // Routes under load, beside pgbench running their statements.
-    let settings = settings();
-    let keys = TokenKeys::new(&settings);
-    let large_pool = crate::connect(&large_url, 2).await?;
+/// Each route under wrk against the local server, beside pgbench running the
+/// route's own statements, at each concurrency.
+async fn load_against_pgbench(
+    options: &Options,
+    large_url: &str,
+    keys: &TokenKeys,
+    work: &Path,
+) -> Result<Vec<Row>, String> {
+    let pgbench = find_pgbench(options.pgbench.as_deref())?;
+    let large_pool = crate::connect(large_url, 2).await?;
     let mut workloads = Vec::new();
     for (i, route) in Route::ALL.into_iter().enumerate() {
         let calls = load::sample(
             &large_pool,
             Registry::embedded(),
-            &keys,
+            keys,
             route,
             load::CALLS,
             SEED + i as u64,
@@ -335,11 +444,13 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
         let pgbench_args = load::pgbench_args(&calls, &dir)?;
         workloads.push((route, script, pgbench_args));
     }
+    large_pool.close().await;
+    let mut rows = Vec::new();
     for &c in &options.concurrency {
         step(&format!("load at concurrency {c}"));
         let server = Server::start(
             &options.bin_dir,
-            &large_url,
+            large_url,
             c,
             &work.join(format!("server-c{c}.log")),
         )?;
@@ -352,7 +463,7 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
                 p50.push(t.p50_ms);
                 p99.push(t.p99_ms);
                 anchor.push(
-                    load::run_pgbench(&pgbench, &large_url, pgbench_args, c, options.seconds)
+                    load::run_pgbench(&pgbench, large_url, pgbench_args, c, options.seconds)
                         .map_err(|e| format!("{} at c={c}: {e}", route.name()))?,
                 );
             }
@@ -383,27 +494,6 @@ pub async fn run(options: Options) -> Result<Vec<Row>, String> {
         }
         drop(server);
     }
-    large_pool.close().await;
-
-    // Round trips, counted by PostgreSQL.
-    step("counting round trips with pg_stat_statements");
-    rows.extend(round_trips(&options, &large_url, &keys, &work).await?);
-
-    // Cold starts, memory and sizes of the Lambda binaries.
-    step("cold starts, peak memory and binary sizes");
-    rows.extend(functions(&options, &cold_url, &large_url, &keys).await?);
-
-    rows.push(Row::info(
-        "the harness itself (wall time)",
-        started.elapsed().as_secs_f64() / 60.0,
-        "min",
-    ));
-    if let Some(out) = &options.out {
-        write_result(out, &options, &postgres, &rows)?;
-        step(&format!("wrote {}", out.display()));
-    }
-    let _ = std::fs::remove_dir_all(&work);
-    admin.close().await;
     Ok(rows)
 }
 
@@ -669,8 +759,20 @@ async fn functions(
         };
         render(template, &values)
     };
-    let cold_env = service_env(cold_url, 2);
+    let direct_env = service_env(cold_url, 2);
     let large_env = service_env(large_url, 2);
+    // Production's topology: the functions reach PostgreSQL through a
+    // transaction-mode pooler, which keeps its server sessions open.
+    let pooled_env = match &options.pooler_url {
+        Some(url) => {
+            let url = with_database(url, "fasttrack_bench_cold");
+            warm_pooler(&url).await?;
+            let mut env = service_env(&url, 2);
+            env.push(("DATABASE_POOLER_MODE".into(), "transaction".into()));
+            Some(env)
+        }
+        None => None,
+    };
     let binaries: Vec<(&str, PathBuf)> = FUNCTIONS
         .iter()
         .chain([&HELLO])
@@ -685,50 +787,116 @@ async fn functions(
         }
     }
 
-    // Interleaved, so that a noisy moment hurts every binary alike.
-    let mut starts: HashMap<&str, Vec<f64>> = HashMap::new();
-    let mut inits: HashMap<&str, Vec<f64>> = HashMap::new();
-    for _ in 0..options.cold_runs.max(1) {
+    // Interleaved, so that a noisy moment hurts every binary alike; the first
+    // round only warms the page cache and is not counted.
+    let mut starts: HashMap<(&str, Via), Vec<ColdStart>> = HashMap::new();
+    for round in 0..=options.cold_runs.max(1) {
         for (name, binary) in &binaries {
-            let function = Function {
-                name,
-                binary,
-                event: event(name),
-                env: &cold_env,
-            };
-            let (ms, init) = cold_start::cold_start_ms(&function).await?;
-            starts.entry(name).or_default().push(ms);
-            inits.entry(name).or_default().push(init);
+            let mut paths = vec![(Via::Direct, &direct_env)];
+            if ROUTES.contains(name)
+                && let Some(env) = &pooled_env
+            {
+                paths.push((Via::Pooler, env));
+            }
+            for (path, env) in paths {
+                let function = Function {
+                    name,
+                    binary,
+                    event: event(name),
+                    env,
+                };
+                let start = cold_start::cold_start(&function).await?;
+                if round > 0 {
+                    starts.entry((name, path)).or_default().push(start);
+                }
+            }
         }
     }
-    let hello = median(starts.remove(HELLO).unwrap_or_default());
-    let hello_init = median(inits.remove(HELLO).unwrap_or_default());
+    let medians = |name: &str, path: Via| {
+        let runs = starts.get(&(name, path)).cloned().unwrap_or_default();
+        let of = |f: fn(&ColdStart) -> f64| median(runs.iter().map(f).collect());
+        (
+            of(|c| c.first_response),
+            of(|c| c.init),
+            of(|c| c.warm_response),
+        )
+    };
+    let (hello, hello_init, _) = medians(HELLO, Via::Direct);
     let hello_size = std::fs::metadata(options.bin_dir.join(HELLO))
         .map(|m| m.len())
         .unwrap_or(0) as f64
         / 1048576.0;
-    let mut rows = vec![Row::info(
-        "cold start: lambda_runtime hello-world",
-        hello,
-        "ms",
-    )];
+    let mut rows = vec![
+        Row::info("cold start: lambda_runtime hello-world", hello, "ms"),
+        Row::info(
+            "a new PostgreSQL session, connect and first statement (pgbench -C)",
+            new_session_ms(options, cold_url)?,
+            "ms",
+        ),
+    ];
+    let cold_budget = Budget::RatioAtMost(2.0);
     for (name, binary) in &binaries {
         if *name == HELLO {
             continue;
         }
-        rows.push(
-            Row::info(
-                format!("cold start: {name}"),
-                median(starts.remove(name).unwrap_or_default()),
+        let (first, init, warm) = medians(name, Via::Direct);
+        if ROUTES.contains(name) {
+            if pooled_env.is_some() {
+                let (pooled, _, _) = medians(name, Via::Pooler);
+                rows.push(
+                    Row::info(
+                        format!("cold start: {name}, through PgBouncer"),
+                        pooled,
+                        "ms",
+                    )
+                    .against("hello-world", hello)
+                    .budget(cold_budget),
+                );
+            }
+            rows.push(
+                Row::info(
+                    format!("cold start: {name}, direct to PostgreSQL"),
+                    first,
+                    "ms",
+                )
+                .against("hello-world", hello)
+                .budget(if pooled_env.is_some() {
+                    Budget::None
+                } else {
+                    cold_budget
+                }),
+            );
+        } else {
+            // A job's first response includes its whole job (a recompute pass,
+            // a migration check), which the same event warm measures; what the
+            // cold start adds is the difference.
+            rows.push(
+                Row::info(
+                    format!("first response: {name} (its whole job)"),
+                    first,
+                    "ms",
+                )
+                .against("hello-world", hello),
+            );
+            rows.push(Row::info(
+                format!("  the same invocation warm: {name}"),
+                warm,
                 "ms",
-            )
-            .against("hello-world", hello)
-            .budget(Budget::RatioAtMost(2.0)),
-        );
+            ));
+            rows.push(
+                Row::info(
+                    format!("cold start: {name} (first response - warm)"),
+                    first - warm,
+                    "ms",
+                )
+                .against("hello-world", hello)
+                .budget(cold_budget),
+            );
+        }
         rows.push(
             Row::info(
                 format!("  of which init, to its first poll: {name}"),
-                median(inits.remove(name).unwrap_or_default()),
+                init,
                 "ms",
             )
             .against("hello-world's", hello_init),
@@ -737,7 +905,7 @@ async fn functions(
         let (env, invocations) = if *name == "recompute-unlocks" {
             (&large_env, 1)
         } else {
-            (&cold_env, options.rss_invocations)
+            (&direct_env, options.rss_invocations)
         };
         let function = Function {
             name,
@@ -763,6 +931,54 @@ async fn functions(
     Ok(rows)
 }
 
+/// How a function reaches PostgreSQL in a cold-start measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Via {
+    Direct,
+    Pooler,
+}
+
+/// Opens the pooler's server sessions, as production's busy pooler has them.
+async fn warm_pooler(url: &str) -> Result<(), String> {
+    let pool = crate::connect(url, 2).await?;
+    for _ in 0..4 {
+        db::query("select 1")
+            .persistent(false)
+            .execute(&pool)
+            .await
+            .map_err(|e| format!("through the pooler: {e}"))?;
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// What a direct cold start cannot avoid: PostgreSQL forking and starting a
+/// backend, and that backend's first statement with cold caches. pgbench
+/// connects anew for each transaction (`-C`) and reports the average.
+fn new_session_ms(options: &Options, url: &str) -> Result<f64, String> {
+    let pgbench = find_pgbench(options.pgbench.as_deref())?;
+    let script =
+        std::env::temp_dir().join(format!("fasttrack-new-session-{}.sql", std::process::id()));
+    std::fs::write(
+        &script,
+        "select count(*) from shared.user_progress where user_id = gen_random_uuid();\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let output = Command::new(pgbench)
+        .args(["-n", "-C", "-c", "1", "-t", "100", "-f"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .map_err(|e| format!("running pgbench: {e}"))?;
+    let _ = std::fs::remove_file(&script);
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("latency average = "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no latency in pgbench's output: {text}"))
+}
+
 fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<(), String> {
     let (passed, missed) = report::summary(rows);
     let mut text = format!(
@@ -775,8 +991,17 @@ fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> 
     for (key, value) in report::machine(postgres) {
         text.push_str(&format!("- **{key}**: {value}\n"));
     }
+    let pooler = match &options.pooler_url {
+        Some(_) => "PgBouncer in transaction mode, in front of the same server",
+        None => "none (cold starts direct only)",
+    };
+    let sections = if options.only.is_empty() {
+        "all".to_owned()
+    } else {
+        format!("{:?}", options.only)
+    };
     text.push_str(&format!(
-        "\n## Settings\n\n- users: {} (recompute also at {})\n- concurrency: {:?}\n- binaries: `{}`\n\n## Figures\n\n{passed} budgets met, {missed} missed.\n\n",
+        "\n## Settings\n\n- users: {} (recompute also at {})\n- concurrency: {:?}\n- binaries: `{}`\n- pooler: {pooler}\n- sections: {sections}\n\n## Figures\n\n{passed} budgets met, {missed} missed.\n\n",
         options.users,
         options.small_users,
         options.concurrency,

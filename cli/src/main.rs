@@ -14,6 +14,7 @@ use shared::config::{ApiSettings, Environment};
 use shared::http::cors::Cors;
 use shared::http::events::{Placeholders, render};
 use shared::{Registry, auth, db, demo, migrate, recompute, registry};
+use tracing::level_filters::LevelFilter;
 
 #[derive(Parser)]
 #[command(
@@ -111,19 +112,11 @@ enum GraphFormat {
 async fn main() -> ExitCode {
     let command = Cli::parse().command;
     let default_level = if matches!(command, Command::Serve { .. } | Command::Recompute { .. }) {
-        "info"
+        LevelFilter::INFO
     } else {
-        "warn"
+        LevelFilter::WARN
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colours for a terminal only; a log file gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    shared::logging::init_local(default_level);
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

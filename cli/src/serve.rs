@@ -92,6 +92,11 @@ async fn forward(
 
 fn into_hyper(response: http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
     let (parts, body) = response.into_parts();
-    let bytes = Bytes::copy_from_slice(body.as_ref());
+    let bytes = match body {
+        lambda_http::Body::Empty => Bytes::new(),
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
+        other => Bytes::copy_from_slice(other.as_ref()),
+    };
     hyper::Response::from_parts(parts, Full::new(bytes))
 }

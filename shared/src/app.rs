@@ -194,7 +194,7 @@ impl App {
         let progress = self
             .read(async |conn| progress::for_user(conn, self.registry, caller, target).await)
             .await?;
-        Ok(json_response(StatusCode::OK, &progress))
+        Ok(json_text_response(StatusCode::OK, progress.to_json()))
     }
 
     async fn save(
@@ -483,8 +483,15 @@ fn request_id(request: &Request) -> String {
 }
 
 pub fn json_response(status: StatusCode, body: &impl Serialize) -> Response<Body> {
+    json_text_response(
+        status,
+        serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned()),
+    )
+}
+
+/// A JSON answer already written out.
+fn json_text_response(status: StatusCode, text: String) -> Response<Body> {
     // Text, not Binary: API Gateway then passes it on without base64.
-    let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_owned());
     let mut response = Response::new(Body::Text(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();

@@ -21,6 +21,7 @@ pub struct DependencyValue {
     pub available: bool,
     pub value: Option<Value>,
     /// When the value was last written (the source tool's last submit).
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 

@@ -6,7 +6,8 @@
 //! - `tool_sql`: the only place SQL text is assembled at run time;
 //! - `users`, `progress`, `dependencies`, `submissions`, `recompute`, `webhooks`:
 //!   the domain, each module about one thing the service does;
-//! - `auth`, `config`, `error`, `http`, `app`: how requests get in and out.
+//! - `auth`, `config`, `error`, `http`, `rfc3339`, `app`: how requests get in and out;
+//! - `logging`: the log setup every binary shares.
 
 pub mod app;
 pub mod auth;
@@ -16,10 +17,12 @@ pub mod demo;
 pub mod dependencies;
 pub mod error;
 pub mod http;
+pub mod logging;
 pub mod migrate;
 pub mod progress;
 pub mod recompute;
 pub mod registry;
+pub mod rfc3339;
 pub mod secrets;
 pub mod submissions;
 pub mod tool_sql;

@@ -171,8 +171,11 @@ pub struct Submission {
     pub version: i32,
     pub data: Value,
     pub submitted_data: Option<Value>,
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub created_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub updated_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub submitted_at: Option<DateTime<Utc>>,
 }
 
@@ -180,7 +183,9 @@ pub struct Submission {
 pub struct ProgressState {
     pub status: Status,
     pub percentage: i32,
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub started_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
     pub completed_at: Option<DateTime<Utc>>,
 }
 

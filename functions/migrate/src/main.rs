@@ -1,14 +1,14 @@
 //! Applies the migrations and tool schemas, as `make migrate` does; invoked once
 //! after each deploy. Drift fails the invocation with the drift report.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::{Value, json};
 use shared::app::{exit_on_config_error, pool_from_env};
 use shared::{Registry, migrate};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda();
     let pool = exit_on_config_error(pool_from_env().await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {

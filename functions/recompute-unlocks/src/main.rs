@@ -1,14 +1,14 @@
 //! The scheduled unlock recompute, invoked by EventBridge. The event's content
 //! does not matter: every invocation is one full, idempotent pass.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn, tracing};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
 use shared::app::{exit_on_config_error, pool_from_env};
 use shared::{Registry, recompute};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda();
     let pool = exit_on_config_error(pool_from_env().await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {

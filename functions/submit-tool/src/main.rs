@@ -1,12 +1,12 @@
 //! The `submit-tool` Lambda: its routes are listed in `shared::http::routes`.
 
-use lambda_http::{Error, run, service_fn, tracing};
+use lambda_http::{Error, run, service_fn};
 use shared::app::{App, exit_on_config_error};
 use shared::http::routes::Function;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
+    shared::logging::init_lambda();
     let app = exit_on_config_error(App::from_env(Some(Function::SubmitTool)).await);
     let app = &app;
     run(service_fn(move |request| app.handle_lambda(request))).await

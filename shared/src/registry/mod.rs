@@ -133,6 +133,11 @@ impl Registry {
         self.by_slug.get(slug).map(|&i| &self.tools[i])
     }
 
+    /// Where the tool with this slug (or alias) is in [`Registry::tools`].
+    pub fn position(&self, slug: &str) -> Option<usize> {
+        self.by_slug.get(slug).copied()
+    }
+
     /// The tool that produces `field`, if any.
     pub fn producer(&self, field: &str) -> Option<&Tool> {
         self.producer_of.get(field).map(|&i| &self.tools[i])

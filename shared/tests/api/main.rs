@@ -65,11 +65,14 @@ pub fn database_settings(url: String, max_connections: u32) -> shared::config::D
 pub fn init_logs() {
     static INIT: std::sync::Once = std::sync::Once::new();
     INIT.call_once(|| {
-        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("debug"));
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false);
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let filter = shared::logging::filter(
+            std::env::var("RUST_LOG").ok().as_deref(),
+            tracing::level_filters::LevelFilter::DEBUG,
+        );
+        let lines = tracing_subscriber::fmt::layer().with_ansi(false);
+        let registry = tracing_subscriber::registry().with(filter);
         let _ = match std::env::var_os("FASTTRACK_TEST_LOG") {
             Some(path) => {
                 let file = std::fs::OpenOptions::new()
@@ -77,9 +80,11 @@ pub fn init_logs() {
                     .append(true)
                     .open(&path)
                     .expect("FASTTRACK_TEST_LOG is a writable file");
-                builder.with_writer(std::sync::Mutex::new(file)).try_init()
+                registry
+                    .with(lines.with_writer(std::sync::Mutex::new(file)))
+                    .try_init()
             }
-            None => builder.with_test_writer().try_init(),
+            None => registry.with(lines.with_test_writer()).try_init(),
         };
     });
 }
