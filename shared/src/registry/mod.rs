@@ -8,6 +8,10 @@ mod validate;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
+/// Slug or field ID to tool position. foldhash rather than SipHash: these are
+/// looked up on every request and built on every cold start.
+type Index = HashMap<String, usize, foldhash::fast::RandomState>;
+
 use serde::Deserialize;
 
 pub use graph::{to_dot, to_mermaid};
@@ -26,8 +30,8 @@ pub struct Registry {
     modules: Vec<Module>,
     /// Ordered by sprint.
     tools: Vec<Tool>,
-    by_slug: HashMap<String, usize>,
-    producer_of: HashMap<String, usize>,
+    by_slug: Index,
+    producer_of: Index,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -164,8 +168,11 @@ impl Tool {
 /// The file formats, as people write them.
 mod raw {
     use std::collections::BTreeMap;
+    use std::fmt;
+    use std::marker::PhantomData;
 
     use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, Visitor};
 
     use super::Module;
 
@@ -206,33 +213,152 @@ mod raw {
     }
 
     /// `"a.b.c"` is a required dependency; the long form can make it optional.
-    #[derive(Deserialize)]
-    #[serde(untagged)]
     pub enum Dependency {
         Field(String),
-        Detailed {
-            field: String,
-            #[serde(default = "yes")]
-            required: bool,
-        },
+        Detailed(DetailedDependency),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DetailedDependency {
+        pub field: String,
+        #[serde(default = "yes")]
+        pub required: bool,
     }
 
     /// `"a.b.c"` is read from `data.c`; the long form names another key.
-    #[derive(Deserialize)]
-    #[serde(untagged)]
     pub enum Output {
         Field(String),
-        Detailed { field: String, key: String },
+        Detailed(DetailedOutput),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct DetailedOutput {
+        pub field: String,
+        pub key: String,
     }
 
     fn yes() -> bool {
         true
+    }
+
+    // A string or an object, told apart by the JSON itself. (`#[serde(untagged)]`
+    // would buffer every entry and try each form in turn: a third of a cold
+    // start's registry load.)
+    impl<'de> Deserialize<'de> for Dependency {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer
+                .deserialize_any(StringOr::<DetailedDependency>::new(
+                    "a field ID or {field, required}",
+                ))
+                .map(|either| match either {
+                    Either::String(field) => Self::Field(field),
+                    Either::Object(detailed) => Self::Detailed(detailed),
+                })
+        }
+    }
+
+    impl<'de> Deserialize<'de> for Output {
+        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            deserializer
+                .deserialize_any(StringOr::<DetailedOutput>::new(
+                    "a field ID or {field, key}",
+                ))
+                .map(|either| match either {
+                    Either::String(field) => Self::Field(field),
+                    Either::Object(detailed) => Self::Detailed(detailed),
+                })
+        }
+    }
+
+    enum Either<T> {
+        String(String),
+        Object(T),
+    }
+
+    struct StringOr<T> {
+        expecting: &'static str,
+        object: PhantomData<T>,
+    }
+
+    impl<T> StringOr<T> {
+        fn new(expecting: &'static str) -> Self {
+            Self {
+                expecting,
+                object: PhantomData,
+            }
+        }
+    }
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for StringOr<T> {
+        type Value = Either<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Either::String(v.to_owned()))
+        }
+
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Either::String(v))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Either::Object)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dependency_or_output_is_a_field_id_or_its_long_form_and_nothing_else() {
+        let registry = r#"{"modules": [{"number": 1, "name": "M"}],
+            "tools": [{"sprint": 0, "slug": "a", "name": "A", "module": 1},
+                      {"sprint": 1, "slug": "b", "name": "B", "module": 1}]}"#;
+        let dependencies = |b: &str| {
+            format!(
+                r#"{{"tools": {{"a": {{"outputs": ["m.a.x", {{"field": "m.a.y", "key": "why"}}]}}, "b": {b}}}}}"#
+            )
+        };
+        let ok = Registry::from_json(
+            registry,
+            &dependencies(r#"{"dependencies": ["m.a.x", {"field": "m.a.y", "required": false}]}"#),
+        )
+        .unwrap();
+        let b = ok.tool("b").unwrap();
+        assert_eq!(
+            b.dependencies
+                .iter()
+                .map(|d| (d.field.as_str(), d.required))
+                .collect::<Vec<_>>(),
+            [("m.a.x", true), ("m.a.y", false)]
+        );
+        assert_eq!(ok.tool("a").unwrap().outputs[1].key, "why");
+        for (bad, says) in [
+            (
+                r#"{"dependencies": [7]}"#,
+                "a field ID or {field, required}",
+            ),
+            (
+                r#"{"dependencies": [{"field": "m.a.x", "needed": true}]}"#,
+                "unknown field `needed`",
+            ),
+            (
+                r#"{"dependencies": [{"required": true}]}"#,
+                "missing field `field`",
+            ),
+            (r#"{"outputs": [["m.b.z"]]}"#, "a field ID or {field, key}"),
+        ] {
+            let err = Registry::from_json(registry, &dependencies(bad)).unwrap_err();
+            assert!(err.to_string().contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn the_embedded_registry_is_valid() {

@@ -1,9 +1,9 @@
 //! Turns the two config files into a [`Registry`], collecting every problem
 //! rather than stopping at the first, so one run tells an editor all of them.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use super::{Dependency, Module, Output, Registry, SchemaName, Tool, raw};
+use super::{Dependency, Index, Module, Output, Registry, SchemaName, Tool, raw};
 
 /// One inconsistency in the config; each names the tool and the field involved.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -103,10 +103,23 @@ fn is_segment(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
-/// Two to four segments joined by dots: `org.activities.top5`.
+/// Two to four segments joined by dots: `org.activities.top5`. One pass over
+/// the bytes: every cold start checks the registry's two hundred field IDs.
 pub fn is_field_id(s: &str) -> bool {
-    let segments: Vec<&str> = s.split('.').collect();
-    (2..=4).contains(&segments.len()) && segments.iter().all(|seg| is_segment(seg))
+    let mut segments = 1;
+    let mut segment_start = true;
+    for b in s.bytes() {
+        match b {
+            b'.' if !segment_start && segments < 4 => {
+                segments += 1;
+                segment_start = true;
+            }
+            b'a'..=b'z' => segment_start = false,
+            b'0'..=b'9' | b'_' if !segment_start => {}
+            _ => return false,
+        }
+    }
+    !segment_start && segments >= 2
 }
 
 /// Lowercase alphanumeric words joined by single hyphens: `know-thyself`.
@@ -140,7 +153,7 @@ pub(super) fn build(
     raw_tools.sort_by_key(|t| t.sprint);
 
     let mut tools = Vec::with_capacity(raw_tools.len());
-    let mut by_slug: HashMap<String, usize> = HashMap::new();
+    let mut by_slug = Index::default();
     let mut by_sprint: HashMap<u8, String> = HashMap::new();
     for t in raw_tools {
         let names = std::iter::once(&t.slug).chain(&t.aliases);
@@ -210,7 +223,7 @@ pub(super) fn build(
         problems.push(ConfigProblem::UnknownTool { slug });
     }
 
-    let mut producer_of: HashMap<String, usize> = HashMap::new();
+    let mut producer_of = Index::default();
     for (i, tool) in tools.iter().enumerate() {
         for output in &tool.outputs {
             if let Some(&first) = producer_of.get(&output.field) {
@@ -228,7 +241,6 @@ pub(super) fn build(
     let slugs: Vec<String> = tools.iter().map(|t| t.slug.clone()).collect();
     let sprints: Vec<u8> = tools.iter().map(|t| t.sprint).collect();
     let optional: Vec<bool> = tools.iter().map(|t| t.optional).collect();
-    let mut edges: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
     for (i, tool) in tools.iter_mut().enumerate() {
         for dep in &mut tool.dependencies {
             let Some(&source) = producer_of.get(&dep.field) else {
@@ -239,10 +251,6 @@ pub(super) fn build(
                 continue;
             };
             dep.source = slugs[source].clone();
-            edges
-                .entry(i)
-                .or_default()
-                .push((source, dep.field.clone()));
             // A tool needing its own output is reported as a cycle below.
             if source != i && sprints[source] >= tool.sprint {
                 problems.push(ConfigProblem::ProducerNotEarlier {
@@ -262,6 +270,15 @@ pub(super) fn build(
             }
         }
     }
+    let edges: Vec<Vec<(usize, &str)>> = tools
+        .iter()
+        .map(|tool| {
+            tool.dependencies
+                .iter()
+                .filter_map(|dep| Some((*producer_of.get(&dep.field)?, dep.field.as_str())))
+                .collect()
+        })
+        .collect();
     if let Some(cycle) = find_cycle(&edges) {
         problems.push(ConfigProblem::Cycle(
             cycle
@@ -289,12 +306,13 @@ fn tool_fields(
     fields: raw::ToolFields,
     problems: &mut Vec<ConfigProblem>,
 ) -> (Vec<Dependency>, Vec<Output>) {
-    let mut seen = HashSet::new();
-    let mut dependencies = Vec::new();
+    let mut dependencies: Vec<Dependency> = Vec::with_capacity(fields.dependencies.len());
     for dep in fields.dependencies {
         let (field, required) = match dep {
             raw::Dependency::Field(field) => (field, true),
-            raw::Dependency::Detailed { field, required } => (field, required),
+            raw::Dependency::Detailed(raw::DetailedDependency { field, required }) => {
+                (field, required)
+            }
         };
         if !is_field_id(&field) {
             problems.push(ConfigProblem::InvalidFieldId {
@@ -302,7 +320,8 @@ fn tool_fields(
                 field: field.clone(),
             });
         }
-        if !seen.insert(field.clone()) {
+        // A handful per tool: a scan beats hashing.
+        if dependencies.iter().any(|d| d.field == field) {
             problems.push(ConfigProblem::DuplicateDependency {
                 slug: slug.to_owned(),
                 field: field.clone(),
@@ -315,15 +334,14 @@ fn tool_fields(
         });
     }
 
-    let mut keys: HashMap<String, String> = HashMap::new();
-    let mut outputs = Vec::new();
+    let mut outputs: Vec<Output> = Vec::with_capacity(fields.outputs.len());
     for output in fields.outputs {
         let (field, key) = match output {
             raw::Output::Field(field) => {
                 let key = field.rsplit('.').next().unwrap_or_default().to_owned();
                 (field, key)
             }
-            raw::Output::Detailed { field, key } => (field, key),
+            raw::Output::Detailed(raw::DetailedOutput { field, key }) => (field, key),
         };
         if !is_field_id(&field) {
             problems.push(ConfigProblem::InvalidFieldId {
@@ -337,11 +355,11 @@ fn tool_fields(
                 key: key.clone(),
             });
         }
-        if let Some(other) = keys.insert(key.clone(), field.clone()) {
+        if let Some(other) = outputs.iter().find(|o| o.key == key) {
             problems.push(ConfigProblem::DuplicateOutputKey {
                 slug: slug.to_owned(),
                 field: field.clone(),
-                other,
+                other: other.field.clone(),
                 key: key.clone(),
             });
         }
@@ -350,43 +368,49 @@ fn tool_fields(
     (dependencies, outputs)
 }
 
-/// Depth-first search over tool → producer edges; returns one cycle as
-/// (tool, field it needs from the next tool) steps.
-fn find_cycle(edges: &BTreeMap<usize, Vec<(usize, String)>>) -> Option<Vec<(usize, String)>> {
+/// Depth-first search over tool → producer edges (`edges[tool]`: the tools it
+/// needs a field from); returns one cycle as (tool, field it needs from the next
+/// tool) steps.
+fn find_cycle(edges: &[Vec<(usize, &str)>]) -> Option<Vec<(usize, String)>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         InProgress,
         Done,
     }
-    fn visit(
+    fn visit<'a>(
         node: usize,
-        edges: &BTreeMap<usize, Vec<(usize, String)>>,
-        marks: &mut HashMap<usize, Mark>,
-        path: &mut Vec<(usize, String)>,
+        edges: &[Vec<(usize, &'a str)>],
+        marks: &mut [Option<Mark>],
+        path: &mut Vec<(usize, &'a str)>,
     ) -> Option<Vec<(usize, String)>> {
-        marks.insert(node, Mark::InProgress);
-        for (next, field) in edges.get(&node).into_iter().flatten() {
-            path.push((node, field.clone()));
-            match marks.get(next) {
+        marks[node] = Some(Mark::InProgress);
+        for &(next, field) in &edges[node] {
+            path.push((node, field));
+            match marks[next] {
                 Some(Mark::InProgress) => {
-                    let start = path.iter().position(|(n, _)| n == next).unwrap_or(0);
-                    return Some(path[start..].to_vec());
+                    let start = path.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                    return Some(
+                        path[start..]
+                            .iter()
+                            .map(|&(n, f)| (n, f.to_owned()))
+                            .collect(),
+                    );
                 }
                 Some(Mark::Done) => {}
                 None => {
-                    if let Some(cycle) = visit(*next, edges, marks, path) {
+                    if let Some(cycle) = visit(next, edges, marks, path) {
                         return Some(cycle);
                     }
                 }
             }
             path.pop();
         }
-        marks.insert(node, Mark::Done);
+        marks[node] = Some(Mark::Done);
         None
     }
-    let mut marks = HashMap::new();
-    for &node in edges.keys() {
-        if !marks.contains_key(&node)
+    let mut marks = vec![None; edges.len()];
+    for node in 0..edges.len() {
+        if marks[node].is_none()
             && let Some(cycle) = visit(node, edges, &mut marks, &mut Vec::new())
         {
             return Some(cycle);
@@ -398,6 +422,50 @@ fn find_cycle(edges: &BTreeMap<usize, Vec<(usize, String)>>) -> Option<Vec<(usiz
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+
+    use super::is_field_id;
+
+    /// FIELD_ID_PATTERN, spelled out.
+    fn matches_pattern(s: &str) -> bool {
+        let segments: Vec<&str> = s.split('.').collect();
+        (2..=4).contains(&segments.len())
+            && segments.iter().all(|seg| {
+                let mut bytes = seg.bytes();
+                matches!(bytes.next(), Some(b'a'..=b'z'))
+                    && bytes.all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            })
+    }
+
+    #[test]
+    fn field_ids_are_exactly_what_the_pattern_allows() {
+        // Every string of up to six characters over an alphabet that exercises
+        // each rule, plus the catalogue's own forms.
+        let alphabet = ['a', 'z', '0', '_', '.', 'A', '-'];
+        let mut strings = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = strings
+                .iter()
+                .filter(|s| s.len() == strings.last().map_or(0, String::len))
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+        }
+        strings.extend(
+            [
+                "identity.dream.one_sentence",
+                "org.activities.top5",
+                "a.b.c.d",
+                "a.b.c.d.e",
+                "a..b",
+                ".a.b",
+                "a.b.",
+            ]
+            .map(String::from),
+        );
+        for s in &strings {
+            assert_eq!(is_field_id(s), matches_pattern(s), "{s:?}");
+        }
+    }
 
     use crate::registry::{ConfigProblem, Registry, RegistryError};
 
