@@ -4,11 +4,15 @@
 # the lambda_runtime hello-world), then runs `fasttrack-bench run`: 100k and
 # 10k generated users, the recompute at both sizes, each route under wrk at
 # concurrency 1/16/64 beside pgbench running the route's own SQL, round trips
-# from pg_stat_statements, cold starts, peak memory and binary sizes. Prints
-# one table and writes bench/results/<date>.md.
+# from pg_stat_statements, cold starts (direct, and through PgBouncer in
+# transaction mode), peak memory and binary sizes. Prints one table and writes
+# bench/results/<date>.md.
 #
 #   make bench                       the full run (about 10-14 minutes)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
+#   BENCH_ARGS="--reuse --only load --concurrency 16" make bench
+#                                    one section (recompute, load, round-trips,
+#                                    functions) at chosen settings
 #   BENCH_SMOKE=1 make bench         the CI smoke: tiny sizes, debug binaries,
 #                                    no result file; asserts no timings
 set -euo pipefail
@@ -24,7 +28,11 @@ ensure_wrk() {
 
 ensure_wrk
 db_up
-trap db_down_if_started EXIT
+# The functions' cold starts are also measured through a transaction-mode
+# PgBouncer, production's topology (README: Connection poolers).
+source scripts/pgbouncer.sh
+pgbouncer_up
+trap 'pgbouncer_down; db_down_if_started' EXIT
 target="${CARGO_TARGET_DIR:-target}"
 pgbench="$(pg_bindir)/pgbench"
 read -r -a extra <<< "${BENCH_ARGS:-}"
@@ -34,10 +42,10 @@ if [ -n "${BENCH_SMOKE:-}" ]; then
     cargo build --workspace --locked -q
     "$target/debug/fasttrack-bench" run --users 300 --small-users 100 --seconds 1 --runs 1 \
         --concurrency 1,4 --cold-runs 1 --rss-invocations 2 --round-trip-requests 2 \
-        --bin-dir "$target/debug" --pgbench "$pgbench" "${extra[@]}"
+        --bin-dir "$target/debug" --pgbench "$pgbench" --pooler-url "$PGBOUNCER_URL" "${extra[@]}"
 else
     log "building the release binaries"
     cargo build --release --workspace --locked
     "$target/release/fasttrack-bench" run --bin-dir "$target/release" --pgbench "$pgbench" \
-        --out "bench/results/$(date -u +%F).md" "${extra[@]}"
+        --pooler-url "$PGBOUNCER_URL" --out "bench/results/$(date -u +%F).md" "${extra[@]}"
 fi

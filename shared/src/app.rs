@@ -51,15 +51,18 @@ impl App {
     }
 
     /// The cold start of a route function: settings from the environment and
-    /// Secrets Manager, and a pool that starts opening its first connection in
-    /// the background (a cold start neither waits for nor fails on the database).
+    /// Secrets Manager, the registry, and the pool's first connection, opened
+    /// while the rest is built. A database that cannot be reached does not fail
+    /// the cold start: requests answer 503 until it can.
     pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
         let source = secrets::resolve(&Environment).await?;
         let database = DatabaseSettings::from_source(&source)?;
         let settings = ApiSettings::from_source(&source)?;
         let pool = db::Pool::new(&database)?;
         pool.connect_early();
-        Ok(Self::new(pool, Registry::embedded(), settings, function))
+        let app = Self::new(pool, Registry::embedded(), settings, function);
+        app.pool.finish_connecting().await;
+        Ok(app)
     }
 
     pub fn issue_token(&self, user_id: Uuid) -> Result<(String, u64), ApiError> {
@@ -542,12 +545,14 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     response
 }
 
-/// The cold start of a function that only needs the database: its pool, already
-/// opening its first connection.
+/// The cold start of a job function: its pool with its first connection open,
+/// and the registry built.
 pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let pool = db::Pool::new(&DatabaseSettings::from_source(&source)?)?;
     pool.connect_early();
+    Registry::embedded();
+    pool.finish_connecting().await;
     Ok(pool)
 }
 

@@ -214,14 +214,30 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Starts opening a connection now, in the background, and keeps it for the
-    /// first [`Pool::acquire`]: a cold start then connects while the Lambda
-    /// runtime starts up and fetches the first event, instead of after. A
-    /// failure is that first acquire's error (a 503), not the cold start's.
+    /// Starts opening a connection now, in the background, while the rest of a
+    /// cold start runs; [`Pool::finish_connecting`] waits for it at the end of
+    /// the cold start, and an acquire made before that takes it.
     pub fn connect_early(&self) {
         let pool = self.clone();
         let opening = tokio::spawn(async move { pool.open().await });
         *self.early.lock().expect("not poisoned") = Some(opening);
+    }
+
+    /// Waits for the connection [`Pool::connect_early`] is opening and puts it
+    /// in the pool, so that a cold start ends with it open: Lambda runs a
+    /// function's init with its full CPU, its first invocation throttled to
+    /// the memory size's share. A failure is only logged; the first request
+    /// tries again and answers 503 if it fails too.
+    pub async fn finish_connecting(&self) {
+        let early = self.early.lock().expect("not poisoned").take();
+        let Some(opening) = early else { return };
+        match opening.await {
+            Ok(Ok(object)) => Conn::new(object).release(),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "the database could not be reached at cold start");
+            }
+            Err(error) => tracing::warn!(%error, "opening the first connection failed"),
+        }
     }
 
     pub fn max_size(&self) -> usize {

@@ -91,15 +91,32 @@ async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
     assert_eq!(service.size(), 1);
 }
 
+#[sqlx::test(migrations = false)]
+async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 2);
+    service.connect_early();
+    service.finish_connecting().await;
+    assert_eq!(service.size(), 1);
+    let mut conn = service.acquire().await.unwrap();
+    backend_pid(&mut conn).await;
+    assert_eq!(
+        service.size(),
+        1,
+        "the first request used the early connection"
+    );
+}
+
 #[tokio::test]
-async fn an_early_connection_that_fails_is_the_first_acquires_error() {
-    // Nothing listens on port 1: the attempt is refused at once.
+async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again() {
+    // Nothing listens on port 1: each attempt is refused at once.
     let service = Pool::with_options(
         "postgres://x@127.0.0.1:1/x".parse().unwrap(),
         2,
         Duration::from_secs(5),
     );
     service.connect_early();
+    service.finish_connecting().await;
+    assert_eq!(service.size(), 0);
     let started = Instant::now();
     let error = match service.acquire().await {
         Ok(_) => panic!("nothing listens on port 1"),
