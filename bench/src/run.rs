@@ -373,9 +373,14 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>, Strin
         started.elapsed().as_secs_f64() / 60.0,
         "min",
     ));
-    if let Some(out) = &options.out {
-        write_result(out, &options, &postgres, &rows)?;
-        step(&format!("wrote {}", out.display()));
+    // A result file records a whole run; a partial one (--only) is not written.
+    match &options.out {
+        Some(out) if options.only.is_empty() => {
+            write_result(out, &options, &postgres, &rows)?;
+            step(&format!("wrote {}", out.display()));
+        }
+        Some(out) => step(&format!("a partial run (--only): {} not written", out.display())),
+        None => {}
     }
     let _ = std::fs::remove_dir_all(&work);
     admin.close().await;
@@ -989,13 +994,8 @@ fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> 
         Some(_) => "PgBouncer in transaction mode, in front of the same server",
         None => "none (cold starts direct only)",
     };
-    let sections = if options.only.is_empty() {
-        "all".to_owned()
-    } else {
-        format!("{:?}", options.only)
-    };
     text.push_str(&format!(
-        "\n## Settings\n\n- users: {} (recompute also at {})\n- concurrency: {:?}\n- binaries: `{}`\n- pooler: {pooler}\n- sections: {sections}\n\n## Figures\n\n{passed} budgets met, {missed} missed.\n\n",
+        "\n## Settings\n\n- users: {} (recompute also at {})\n- concurrency: {:?}\n- binaries: `{}`\n- pooler: {pooler}\n\n## Figures\n\n{passed} budgets met, {missed} missed.\n\n",
         options.users,
         options.small_users,
         options.concurrency,
