@@ -379,7 +379,10 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>, Strin
             write_result(out, &options, &postgres, &rows)?;
             step(&format!("wrote {}", out.display()));
         }
-        Some(out) => step(&format!("a partial run (--only): {} not written", out.display())),
+        Some(out) => step(&format!(
+            "a partial run (--only): {} not written",
+            out.display()
+        )),
         None => {}
     }
     let _ = std::fs::remove_dir_all(&work);
