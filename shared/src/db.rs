@@ -260,12 +260,29 @@ impl Pool {
         self.open().await.map(Conn::new)
     }
 
+    /// A connection from the pool, or a new one. A server that refuses
+    /// connections for a moment (restarting, failing over, at its connection
+    /// limit) is tried again, backing off, until the acquire timeout: a request
+    /// then waits out a short outage instead of failing.
     async fn open(&self) -> Result<Object<Manager>, sqlx::Error> {
-        match tokio::time::timeout(self.acquire_timeout, self.inner.get()).await {
-            Ok(Ok(object)) => Ok(object),
-            Ok(Err(managed::PoolError::Backend(error))) => Err(error),
-            Ok(Err(managed::PoolError::Closed)) => Err(sqlx::Error::PoolClosed),
-            Ok(Err(_)) | Err(_) => Err(sqlx::Error::PoolTimedOut),
+        let deadline = Instant::now() + self.acquire_timeout;
+        let mut backoff = Duration::from_millis(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let error = match tokio::time::timeout(left, self.inner.get()).await {
+                Ok(Ok(object)) => return Ok(object),
+                Ok(Err(managed::PoolError::Backend(error))) => error,
+                Ok(Err(managed::PoolError::Closed)) => return Err(sqlx::Error::PoolClosed),
+                Ok(Err(_)) | Err(_) => return Err(sqlx::Error::PoolTimedOut),
+            };
+            if !refused_for_now(&error) {
+                return Err(error);
+            }
+            if Instant::now() + backoff >= deadline {
+                return Err(sqlx::Error::PoolTimedOut);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(self.acquire_timeout / 5);
         }
     }
 
@@ -311,6 +328,17 @@ impl Pool {
         for pooled in idle.removed {
             let _ = pooled.conn.close().await;
         }
+    }
+}
+
+/// A new connection was refused in a way that passes: nothing listening yet
+/// (a restart), the server starting up or shutting down, or at its connection
+/// limit. The same conditions sqlx's own pool retries.
+fn refused_for_now(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
     }
 }
 

@@ -108,11 +108,12 @@ async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPo
 
 #[tokio::test]
 async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again() {
-    // Nothing listens on port 1: each attempt is refused at once.
+    // Nothing listens on port 1: every attempt is refused, and retried until
+    // the acquire timeout.
     let service = Pool::with_options(
         "postgres://x@127.0.0.1:1/x".parse().unwrap(),
         2,
-        Duration::from_secs(5),
+        Duration::from_millis(500),
     );
     service.connect_early();
     service.finish_connecting().await;
@@ -123,9 +124,44 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         Err(error) => error,
     };
     assert!(shared::error::is_unavailable(&error), "{error}");
+    let waited = started.elapsed();
     assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(2),
+        "took {waited:?}"
     );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_connection_refused_for_a_moment_is_retried_until_it_succeeds(pool: PgPool) {
+    // A listener that appears 300 ms after the first attempt, forwarding to the
+    // test's server: the pool waits it out within its acquire timeout.
+    let options = pool.connect_options();
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let opened = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut client, _) = listener.accept().await.unwrap();
+        let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+    });
+    let service = Pool::with_options(
+        (*options).clone().host("127.0.0.1").port(port),
+        1,
+        Duration::from_secs(5),
+    );
+    let started = Instant::now();
+    let mut conn = service
+        .acquire()
+        .await
+        .expect("the server came back within the timeout");
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    backend_pid(&mut conn).await;
+    drop(conn);
+    opened.abort();
 }
