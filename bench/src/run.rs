@@ -822,16 +822,18 @@ async fn functions(
             }
         }
     }
+    // Each measure's median over the rounds.
     let medians = |name: &str, path: Via| {
         let runs = starts.get(&(name, path)).cloned().unwrap_or_default();
         let of = |f: fn(&ColdStart) -> f64| median(runs.iter().map(f).collect());
-        (
-            of(|c| c.first_response),
-            of(|c| c.init),
-            of(|c| c.warm_response),
-        )
+        ColdStart {
+            first_response: of(|c| c.first_response),
+            init: of(|c| c.init),
+            warm_response: of(|c| c.warm_response),
+        }
     };
-    let (hello, hello_init, _) = medians(HELLO, Via::Direct);
+    let hello_start = medians(HELLO, Via::Direct);
+    let (hello, hello_init) = (hello_start.first_response, hello_start.init);
     let hello_size = std::fs::metadata(options.bin_dir.join(HELLO))
         .map(|m| m.len())
         .unwrap_or(0) as f64
@@ -853,26 +855,26 @@ async fn functions(
         // where one is given and the function can use it (migrate needs a
         // session of its own), else direct.
         let pooled = pooled_env.is_some() && POOLABLE.contains(name);
-        let (first, init, warm) = medians(name, Via::Direct);
-        let (budgeted_first, budgeted_init, budgeted_warm) = if pooled {
-            let (pooled_first, pooled_init, pooled_warm) = medians(name, Via::Pooler);
+        let direct = medians(name, Via::Direct);
+        let budgeted = if pooled {
+            let through_pooler = medians(name, Via::Pooler);
             rows.push(
                 Row::info(
                     format!("cold start: {name}, through PgBouncer"),
-                    pooled_first,
+                    through_pooler.first_response,
                     "ms",
                 )
                 .against("hello-world", hello)
                 .budget(cold_budget),
             );
-            (pooled_first, pooled_init, pooled_warm)
+            through_pooler
         } else {
-            (first, init, warm)
+            direct
         };
         rows.push(
             Row::info(
                 format!("cold start: {name}, direct to PostgreSQL"),
-                first,
+                direct.first_response,
                 "ms",
             )
             .against("hello-world", hello)
@@ -882,13 +884,13 @@ async fn functions(
         // the call's own work (for a job, the whole job).
         rows.push(Row::info(
             format!("  the same invocation warm: {name}"),
-            budgeted_warm,
+            budgeted.warm_response,
             "ms",
         ));
         rows.push(
             Row::info(
                 format!("  cold minus warm: {name}"),
-                budgeted_first - budgeted_warm,
+                budgeted.first_response - budgeted.warm_response,
                 "ms",
             )
             .against("hello-world", hello),
@@ -898,7 +900,7 @@ async fn functions(
         rows.push(
             Row::info(
                 format!("  of which init, to its first poll: {name}"),
-                budgeted_init,
+                budgeted.init,
                 "ms",
             )
             .against("hello-world's", hello_init),

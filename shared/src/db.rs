@@ -132,6 +132,9 @@ impl managed::Manager for Manager {
     }
 }
 
+/// The acquire timeout of the pools tools and tests make.
+const TOOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
 type Early = JoinHandle<Result<Object<Manager>, sqlx::Error>>;
 
 /// The service's connection pool: see the module documentation.
@@ -144,8 +147,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// A pool whose connections open on first use, so a cold start neither waits
-    /// for nor fails on the database; requests made while it is down get a 503.
+    /// The service's pool, from its settings. Nothing connects yet: connections
+    /// open on first use, or from [`Pool::connect_early`].
     pub fn new(settings: &DatabaseSettings) -> Result<Self, ConfigError> {
         // The parse error is not shown: it could echo the password.
         let mut options = PgConnectOptions::from_str(settings.url.expose()).map_err(|_| {
@@ -198,18 +201,14 @@ impl Pool {
         Self::with_options(
             (*pool.connect_options()).clone(),
             max_connections,
-            Duration::from_secs(5),
+            TOOL_ACQUIRE_TIMEOUT,
         )
     }
 
     /// A pool for tools (the CLI, the bench) that fails at once if the database
     /// cannot be reached.
     pub async fn connect(database_url: &str, max_connections: usize) -> Result<Self, sqlx::Error> {
-        let pool = Self::with_options(
-            database_url.parse()?,
-            max_connections,
-            Duration::from_secs(5),
-        );
+        let pool = Self::with_options(database_url.parse()?, max_connections, TOOL_ACQUIRE_TIMEOUT);
         pool.acquire().await?.release();
         Ok(pool)
     }

@@ -68,11 +68,14 @@ pub const USERS: [DemoUser; 5] = [
 /// code paths as the API (user sync, save and submit). Returns whether anything
 /// was written.
 pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError> {
-    let exists: bool =
-        db::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
-            .bind(USERS[0].lms_user_id)
-            .fetch_one(&mut *pool.acquire().await?)
-            .await?;
+    let exists: bool = pool
+        .read(async |conn| {
+            db::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
+                .bind(USERS[0].lms_user_id)
+                .fetch_one(conn)
+                .await
+        })
+        .await?;
     if exists {
         return Ok(false);
     }

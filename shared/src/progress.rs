@@ -42,13 +42,14 @@ impl Status {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "locked" => Some(Self::Locked),
-            "unlocked" => Some(Self::Unlocked),
-            "in_progress" => Some(Self::InProgress),
-            "completed" => Some(Self::Completed),
-            _ => None,
-        }
+        [
+            Self::Locked,
+            Self::Unlocked,
+            Self::InProgress,
+            Self::Completed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == s)
     }
 }
 

@@ -225,10 +225,10 @@ pub async fn receive(
             })
         })
         .await?;
-    if receipt.outcome == "duplicate" {
-        return Ok(receipt);
+    // A duplicate recorded nothing.
+    if receipt.event_id.is_some() {
+        tracing::info!(event_type = ?event.event_type, outcome, user_id = ?receipt.user_id, "webhook received");
     }
-    tracing::info!(event_type = ?event.event_type, outcome, user_id = ?receipt.user_id, "webhook received");
     Ok(receipt)
 }
 

@@ -213,10 +213,7 @@ mod raw {
     }
 
     /// `"a.b.c"` is a required dependency; the long form can make it optional.
-    pub enum Dependency {
-        Field(String),
-        Detailed(DetailedDependency),
-    }
+    pub type Dependency = FieldOr<DetailedDependency>;
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -227,10 +224,7 @@ mod raw {
     }
 
     /// `"a.b.c"` is read from `data.c`; the long form names another key.
-    pub enum Output {
-        Field(String),
-        Detailed(DetailedOutput),
-    }
+    pub type Output = FieldOr<DetailedOutput>;
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -243,71 +237,53 @@ mod raw {
         true
     }
 
+    /// A field ID, or the long form of its entry.
+    pub enum FieldOr<T> {
+        Field(String),
+        Detailed(T),
+    }
+
+    /// How a long form is described in an error.
+    pub trait LongForm {
+        const EXPECTING: &'static str;
+    }
+
+    impl LongForm for DetailedDependency {
+        const EXPECTING: &'static str = "a field ID or {field, required}";
+    }
+
+    impl LongForm for DetailedOutput {
+        const EXPECTING: &'static str = "a field ID or {field, key}";
+    }
+
     // A string or an object, told apart by the JSON itself. (`#[serde(untagged)]`
     // would buffer every entry and try each form in turn: a third of a cold
     // start's registry load.)
-    impl<'de> Deserialize<'de> for Dependency {
+    impl<'de, T: Deserialize<'de> + LongForm> Deserialize<'de> for FieldOr<T> {
         fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer
-                .deserialize_any(StringOr::<DetailedDependency>::new(
-                    "a field ID or {field, required}",
-                ))
-                .map(|either| match either {
-                    Either::String(field) => Self::Field(field),
-                    Either::Object(detailed) => Self::Detailed(detailed),
-                })
+            deserializer.deserialize_any(FieldOrVisitor(PhantomData))
         }
     }
 
-    impl<'de> Deserialize<'de> for Output {
-        fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-            deserializer
-                .deserialize_any(StringOr::<DetailedOutput>::new(
-                    "a field ID or {field, key}",
-                ))
-                .map(|either| match either {
-                    Either::String(field) => Self::Field(field),
-                    Either::Object(detailed) => Self::Detailed(detailed),
-                })
-        }
-    }
+    struct FieldOrVisitor<T>(PhantomData<T>);
 
-    enum Either<T> {
-        String(String),
-        Object(T),
-    }
-
-    struct StringOr<T> {
-        expecting: &'static str,
-        object: PhantomData<T>,
-    }
-
-    impl<T> StringOr<T> {
-        fn new(expecting: &'static str) -> Self {
-            Self {
-                expecting,
-                object: PhantomData,
-            }
-        }
-    }
-
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for StringOr<T> {
-        type Value = Either<T>;
+    impl<'de, T: Deserialize<'de> + LongForm> Visitor<'de> for FieldOrVisitor<T> {
+        type Value = FieldOr<T>;
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.expecting)
+            f.write_str(T::EXPECTING)
         }
 
         fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(Either::String(v.to_owned()))
+            Ok(FieldOr::Field(v.to_owned()))
         }
 
         fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-            Ok(Either::String(v))
+            Ok(FieldOr::Field(v))
         }
 
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Either::Object)
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(FieldOr::Detailed)
         }
     }
 }
