@@ -35,7 +35,10 @@ const FUNCTIONS: [&str; 6] = [
     "recompute-unlocks",
     "migrate",
 ];
+/// The anchor: the hello-world as public benchmarks build it (`#[tokio::main]`).
 const HELLO: &str = "fasttrack-bench-hello";
+/// The same on a current-thread runtime, as the functions run: information.
+const HELLO_CURRENT_THREAD: &str = "fasttrack-bench-hello-current-thread";
 /// The functions that may reach PostgreSQL through a transaction pooler (all
 /// but migrate, whose migrator holds a session lock).
 const POOLABLE: [&str; 5] = [
@@ -785,7 +788,7 @@ async fn functions(
     };
     let binaries: Vec<(&str, PathBuf)> = FUNCTIONS
         .iter()
-        .chain([&HELLO])
+        .chain([&HELLO, &HELLO_CURRENT_THREAD])
         .map(|name| (*name, options.bin_dir.join(name)))
         .collect();
     for (_, binary) in &binaries {
@@ -841,6 +844,12 @@ async fn functions(
     let mut rows = vec![
         Row::info("cold start: lambda_runtime hello-world", hello, "ms"),
         Row::info(
+            "  the same on a current-thread runtime, as the functions run",
+            medians(HELLO_CURRENT_THREAD, Via::Direct).first_response,
+            "ms",
+        )
+        .against("hello-world", hello),
+        Row::info(
             "a new PostgreSQL session, connect and first statement (pgbench -C)",
             new_session_ms(options, cold_url)?,
             "ms",
@@ -848,7 +857,7 @@ async fn functions(
     ];
     let cold_budget = Budget::RatioAtMost(2.0);
     for (name, binary) in &binaries {
-        if *name == HELLO {
+        if [HELLO, HELLO_CURRENT_THREAD].contains(name) {
             continue;
         }
         // The budget applies to the path production takes: through the pooler

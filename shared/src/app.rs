@@ -59,7 +59,7 @@ impl App {
         let database = DatabaseSettings::from_source(&source)?;
         let settings = ApiSettings::from_source(&source)?;
         let pool = db::Pool::new(&database)?;
-        pool.connect_early();
+        pool.connect_early().await;
         let app = Self::new(pool, Registry::embedded(), settings, function);
         app.pool.finish_connecting().await;
         Ok(app)
@@ -550,7 +550,7 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
 pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let pool = db::Pool::new(&DatabaseSettings::from_source(&source)?)?;
-    pool.connect_early();
+    pool.connect_early().await;
     Registry::embedded();
     pool.finish_connecting().await;
     Ok(pool)

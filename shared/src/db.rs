@@ -215,11 +215,14 @@ impl Pool {
 
     /// Starts opening a connection now, in the background, while the rest of a
     /// cold start runs; [`Pool::finish_connecting`] waits for it at the end of
-    /// the cold start, and an acquire made before that takes it.
-    pub fn connect_early(&self) {
+    /// the cold start, and an acquire made before that takes it. It yields
+    /// once, so that on a current-thread runtime (the functions') the name
+    /// lookup and TCP handshake are under way while the caller goes on.
+    pub async fn connect_early(&self) {
         let pool = self.clone();
         let opening = tokio::spawn(async move { pool.open().await });
         *self.early.lock().expect("not poisoned") = Some(opening);
+        tokio::task::yield_now().await;
     }
 
     /// Waits for the connection [`Pool::connect_early`] is opening and puts it

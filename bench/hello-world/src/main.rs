@@ -1,14 +1,7 @@
-//! The hello-world of public Rust Lambda cold-start benchmarks: the runtime,
-//! one handler that echoes, nothing else. `fasttrack-bench run` measures each
-//! function's cold start against this one's.
-
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use serde_json::{Value, json};
+//! The anchor, as public benchmarks build it: `#[tokio::main]`, tokio's
+//! multi-threaded runtime.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    run(service_fn(|event: LambdaEvent<Value>| async move {
-        Ok::<_, Error>(json!({ "hello": "world", "request_id": event.context.request_id }))
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    fasttrack_bench_hello::serve().await
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use shared::app::{exit_on_config_error, pool_from_env};
 use shared::{Registry, migrate};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init_lambda();
     let pool = exit_on_config_error(pool_from_env().await);

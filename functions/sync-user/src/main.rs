@@ -4,7 +4,7 @@ use lambda_http::{Error, run, service_fn};
 use shared::app::{App, exit_on_config_error};
 use shared::http::routes::Function;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init_lambda();
     let app = exit_on_config_error(App::from_env(Some(Function::SyncUser)).await);

@@ -84,7 +84,7 @@ async fn a_connection_given_up_mid_statement_answers_its_next_user_correctly(poo
 #[sqlx::test(migrations = false)]
 async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
-    service.connect_early();
+    service.connect_early().await;
     let mut conn = service.acquire().await.unwrap();
     backend_pid(&mut conn).await;
     // One connection, not the early one plus another opened beside it.
@@ -94,7 +94,7 @@ async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
-    service.connect_early();
+    service.connect_early().await;
     service.finish_connecting().await;
     assert_eq!(service.size(), 1);
     let mut conn = service.acquire().await.unwrap();
@@ -115,7 +115,7 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         2,
         Duration::from_millis(500),
     );
-    service.connect_early();
+    service.connect_early().await;
     service.finish_connecting().await;
     assert_eq!(service.size(), 0);
     let started = Instant::now();
