@@ -58,11 +58,8 @@ impl App {
         let source = secrets::resolve(&Environment).await?;
         let database = DatabaseSettings::from_source(&source)?;
         let settings = ApiSettings::from_source(&source)?;
-        let pool = db::Pool::new(&database)?;
-        pool.connect_early().await;
-        let app = Self::new(pool, Registry::embedded(), settings, function);
-        app.pool.finish_connecting().await;
-        Ok(app)
+        let pool = cold_start_pool(&database).await?;
+        Ok(Self::new(pool, Registry::embedded(), settings, function))
     }
 
     pub fn issue_token(&self, user_id: Uuid) -> Result<(String, u64), ApiError> {
@@ -549,7 +546,13 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
 /// and the registry built.
 pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    let pool = db::Pool::new(&DatabaseSettings::from_source(&source)?)?;
+    cold_start_pool(&DatabaseSettings::from_source(&source)?).await
+}
+
+/// Every function's cold start: the pool, with its first connection opened
+/// while the registry is built, and open (or logged as unreachable) at the end.
+async fn cold_start_pool(database: &DatabaseSettings) -> Result<db::Pool, ConfigError> {
+    let pool = db::Pool::new(database)?;
     pool.connect_early().await;
     Registry::embedded();
     pool.finish_connecting().await;
