@@ -7,12 +7,17 @@
 //! its own connection, so a concurrent run skips instead of waiting, and it stays
 //! correct behind a transaction-mode pooler (which keeps one server for an open
 //! transaction). Each batch commits on its own, on a second connection, so the
-//! rows it changes are locked for a moment, not for the whole run.
+//! rows it changes are locked for a moment, not for the whole run. In the steady
+//! state (every row present, every unlock done by the submits) a batch is one
+//! read; the run ends by deleting expired idempotency keys and session launches
+//! in its own transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use sqlx::Connection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
+use sqlx::{Connection, Postgres, Row};
 use uuid::Uuid;
 
 use crate::db;
@@ -91,22 +96,25 @@ pub async fn run(
         after = last;
         report.users += users.len() as u64;
 
-        // Users normally have every registry tool's row from their first sync, so
-        // count first: probing 31 rows per user for a conflict costs several
-        // times more than reading them. New rows start locked; the unlock below
-        // opens those whose needs are met (including tools with no required
-        // dependencies).
-        let present: i64 = db::query_scalar(
-            "select count(*) from shared.user_progress
-             where user_id > $1 and user_id <= $2 and user_id = any($3::uuid[]) and tool_slug = any($4::text[])",
-        )
-        .bind(first_excluded)
-        .bind(last)
-        .bind(&users)
-        .bind(&slugs)
-        .fetch_one(&mut *tx)
-        .await?;
-        if present < (users.len() * slugs.len()) as i64 {
+        // Users normally have every registry tool's row from their first sync
+        // and every unlock from their submits, so one cheap statement finds
+        // whether this batch needs anything: counting rows costs several times
+        // less than probing 31 rows per user for a conflict, and the unlock
+        // statement is costly to plan (a branch per producer schema).
+        let (present, candidates): (i64, i64) = masks
+            .bind_candidates(
+                db::query_as(tool_sql::RECOMPUTE_SURVEY),
+                first_excluded,
+                last,
+                &slugs,
+            )
+            .fetch_one(&mut *tx)
+            .await?;
+
+        // New rows start locked; the unlock below opens those whose needs are
+        // met (including tools with no required dependencies).
+        let missing = present < (users.len() * slugs.len()) as i64;
+        if missing {
             report.rows_created += db::query(
                 "insert into shared.user_progress (user_id, tool_slug, status)
                  select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
@@ -119,44 +127,46 @@ pub async fn run(
             .await?
             .rows_affected();
         }
-
-        let unlocked: Vec<(Uuid, String)> = db::query_as(unlock_sql.clone())
-            .bind(first_excluded)
-            .bind(last)
-            .bind(&masks.fields)
-            .bind(&masks.field_bits)
-            .bind(&slugs)
-            .bind(&masks.needs)
-            .bind(&masks.tool_bits)
-            .bind(&masks.producers)
-            .bind(&masks.no_fields)
-            .bind(&masks.no_tools)
-            .fetch_all(&mut *tx)
-            .await?;
+        if missing || candidates > 0 {
+            let unlocked: Vec<(Uuid, String)> = masks
+                .bind_candidates(
+                    db::query_as(unlock_sql.clone()),
+                    first_excluded,
+                    last,
+                    &slugs,
+                )
+                .bind(&masks.fields)
+                .bind(&masks.field_bits)
+                .bind(&masks.no_fields)
+                .fetch_all(&mut *tx)
+                .await?;
+            for (_, slug) in unlocked {
+                *report.unlocked.entry(slug).or_default() += 1;
+            }
+        }
         tx.commit().await?;
         conn.release();
-        for (_, slug) in unlocked {
-            *report.unlocked.entry(slug).or_default() += 1;
+        if (users.len() as i64) < batch_size {
+            break;
         }
     }
 
-    report.expired_deleted += pool
-        .transaction(async |tx| {
-            let keys = db::query(
-                "delete from shared.idempotency_keys where created_at < current_timestamp - interval '24 hours'",
-            )
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            let launches = db::query(
-                "delete from shared.session_launches where used_at < current_timestamp - interval '1 day'",
-            )
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            Ok::<_, sqlx::Error>(keys + launches)
-        })
-        .await?;
+    // In the run's own transaction, as one statement without parameters: the
+    // simple protocol answers it in one round trip.
+    let expired: i64 = sqlx::raw_sql(
+        "with keys as (
+             delete from shared.idempotency_keys
+             where created_at < current_timestamp - interval '24 hours' returning 1
+         ), launches as (
+             delete from shared.session_launches
+             where used_at < current_timestamp - interval '1 day' returning 1
+         )
+         select (select count(*) from keys) + (select count(*) from launches)",
+    )
+    .fetch_one(&mut *guard)
+    .await?
+    .try_get(0)?;
+    report.expired_deleted = expired as u64;
     guard.commit().await?;
     guard_conn.release();
 
@@ -188,6 +198,24 @@ fn bits(len: usize, set: impl Fn(usize) -> bool) -> String {
 }
 
 impl Masks {
+    /// Binds what the survey and the unlock share: the candidates' `$1` to `$7`.
+    fn bind_candidates<'q, O>(
+        &'q self,
+        query: QueryAs<'q, Postgres, O, PgArguments>,
+        first_excluded: Uuid,
+        last: Uuid,
+        slugs: &'q [&str],
+    ) -> QueryAs<'q, Postgres, O, PgArguments> {
+        query
+            .bind(first_excluded)
+            .bind(last)
+            .bind(slugs)
+            .bind(&self.needs)
+            .bind(&self.tool_bits)
+            .bind(&self.producers)
+            .bind(&self.no_tools)
+    }
+
     fn new(registry: &Registry) -> Self {
         let tools = registry.tools();
         let fields: Vec<String> = tools

@@ -211,22 +211,70 @@ pub fn save_submission(registry: &Registry, tool: &Tool) -> Sql {
     ))
 }
 
-/// One batch of the scheduled recompute: unlock every locked registry tool of
-/// the users in the id range `($1, $2]` whose required fields are all available.
+/// The candidates of one batch of the scheduled recompute, as CTEs: the locked
+/// registry tools of the users in the id range `($1, $2]` whose producer tools
+/// are all completed.
 ///
 /// A field is available only once its producer tool is completed (a submit
-/// writes its outputs and completes the tool in one statement), so one pass
-/// over the batch's progress rows finds the candidates: locked tools whose
-/// producers are all completed. Only those are checked against the producers'
-/// `field_outputs`, which decide. Tools and fields are bits of bit strings; a
-/// user's completed tools and available fields are one string each.
+/// writes its outputs and completes the tool in one statement), so one pass over
+/// the batch's progress rows finds the candidates; only those are checked
+/// against the producers' `field_outputs`, which decide. Tools and fields are
+/// bits of bit strings, passed as text (`'0100'`); a user's completed tools are
+/// one string.
 ///
-/// Binds: $1 exclusive lower and $2 inclusive upper user id; $3/$4 every
-/// required field id and its bit; $5 every registry slug, with $6 the bits of
-/// its required fields, $7 its own bit, $8 the bits of the tools producing its
-/// required fields; $9 the all-zero field string, $10 the all-zero tool string.
-/// Bit strings are passed as text (`'0100'`). Returns the unlocked
-/// (user, slug) pairs.
+/// Binds: $1 exclusive lower and $2 inclusive upper user id; $3 every registry
+/// slug, with $4 the bits of its required fields, $5 its own bit, $6 the bits of
+/// the tools producing its required fields; $7 the all-zero tool string.
+macro_rules! recompute_candidates {
+    () => {
+        r"progress as materialized (
+            select p.id, p.user_id, p.tool_slug::text as tool_slug, p.status::text as status
+            from shared.user_progress p
+            where p.user_id > $1 and p.user_id <= $2
+        ), tools as (
+            select t.tool_slug, t.needs::varbit as needs, t.bit::varbit as bit,
+                   t.producers::varbit as producers
+            from unnest($3::text[], $4::text[], $5::text[], $6::text[])
+                as t(tool_slug, needs, bit, producers)
+        ), completed as (
+            select p.user_id, bit_or(t.bit) as tools
+            from progress p join tools t on t.tool_slug = p.tool_slug
+            where p.status = 'completed'
+            group by p.user_id
+        ), candidates as materialized (
+            select p.id, p.user_id, t.needs
+            from progress p
+            join tools t on t.tool_slug = p.tool_slug
+            left join completed d on d.user_id = p.user_id
+            where p.status = 'locked'
+              and (coalesce(d.tools, $7::varbit) & t.producers) = t.producers
+        )"
+    };
+}
+
+/// What one batch of the scheduled recompute needs, and in the steady state
+/// its only work: how many progress rows the batch's users have for registry
+/// tools, and how many unlock candidates (`recompute_candidates!`, binds $1 to
+/// $7). Both come from one pass over the batch's progress rows, and nothing
+/// here depends on the tool schemas, so it is cheap to plan; the unlock
+/// statement ([`recompute_unlocks`]), with a branch per producer schema, runs
+/// only when rows are missing or there is a candidate. Returns one row:
+/// present, candidates.
+pub const RECOMPUTE_SURVEY: &str = concat!(
+    "with ",
+    recompute_candidates!(),
+    r"
+    select (select count(*) from progress p where p.tool_slug = any($3::text[])) as present,
+           (select count(*) from candidates) as candidates"
+);
+
+/// One batch of the scheduled recompute: unlock every candidate
+/// (`recompute_candidates!`, binds $1 to $7) of the users in the id range
+/// `($1, $2]` whose required fields are all available in the producers'
+/// `field_outputs`. A user's available fields are one bit string.
+///
+/// Binds, after the candidates' seven: $8/$9 every required field id and its
+/// bit; $10 the all-zero field string. Returns the unlocked (user, slug) pairs.
 pub fn recompute_unlocks(registry: &Registry) -> Sql {
     let required = registry
         .tools()
@@ -242,7 +290,7 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
                  cross join lateral (
                      select fo.field_id::text as field_id from {p}.submissions ps
                      join {p}.field_outputs fo on fo.submission_id = ps.id
-                     where ps.user_id = c.user_id and fo.field_id = any($3::text[])
+                     where ps.user_id = c.user_id and fo.field_id = any($8::text[])
                      offset 0
                  ) fo"
             )
@@ -254,32 +302,11 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
     }
     let available = branches.join("\n union all\n");
     sql(format!(
-        r"with progress as materialized (
-            select p.id, p.user_id, p.tool_slug::text as tool_slug, p.status::text as status
-            from shared.user_progress p
-            where p.user_id > $1 and p.user_id <= $2
-        ), tools as (
-            select t.tool_slug, t.needs::varbit as needs, t.bit::varbit as bit,
-                   t.producers::varbit as producers
-            from unnest($5::text[], $6::text[], $7::text[], $8::text[])
-                as t(tool_slug, needs, bit, producers)
-        ), completed as (
-            select p.user_id, bit_or(t.bit) as tools
-            from progress p join tools t on t.tool_slug = p.tool_slug
-            where p.status = 'completed'
-            group by p.user_id
-        ), candidates as materialized (
-            select p.id, p.user_id, t.needs
-            from progress p
-            join tools t on t.tool_slug = p.tool_slug
-            left join completed d on d.user_id = p.user_id
-            where p.status = 'locked'
-              and (coalesce(d.tools, $10::varbit) & t.producers) = t.producers
-        ), candidate_users as (
+        r"with {candidates}, candidate_users as (
             select distinct user_id from candidates
         ), field_bits as (
             select f.field_id, f.bit::varbit as bit
-            from unnest($3::text[], $4::text[]) as f(field_id, bit)
+            from unnest($8::text[], $9::text[]) as f(field_id, bit)
         ), available as (
             {available}
         ), have as (
@@ -291,8 +318,9 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
         from candidates c
         left join have h on h.user_id = c.user_id
         where p.id = c.id and p.status = 'locked'
-          and (coalesce(h.fields, $9::varbit) & c.needs) = c.needs
-        returning p.user_id, p.tool_slug::text"
+          and (coalesce(h.fields, $10::varbit) & c.needs) = c.needs
+        returning p.user_id, p.tool_slug::text",
+        candidates = recompute_candidates!(),
     ))
 }
 

@@ -139,3 +139,39 @@ async fn recompute_leaves_a_tool_locked_when_a_completed_producer_lacks_a_requir
     assert_eq!(report.unlocked.get("energy"), Some(&1), "{report:?}");
     assert_eq!(report.unlocked.get("dream"), None, "{report:?}");
 }
+
+#[sqlx::test(migrations = false)]
+async fn recompute_reaches_every_batch_including_a_last_partial_one(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let mut users = Vec::new();
+    for name in ["ana", "ben", "cai", "dee", "eve"] {
+        users.push(app.user(name, None, "user").await);
+    }
+    // A missed unlock for every user: whichever batch a user lands in, by id,
+    // the recompute must find it.
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where tool_slug = 'woop'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // Five users in batches of two: two full batches and one of one.
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 2)
+        .await
+        .unwrap();
+    assert_eq!(report.users, 5, "{report:?}");
+    assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
+    for user in &users {
+        assert_eq!(app.status_of(user, "woop").await, "unlocked");
+    }
+
+    // And in batches that divide the users exactly.
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where tool_slug = 'woop'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let report = recompute::run(&app.app.pool, Registry::embedded(), 5)
+        .await
+        .unwrap();
+    assert_eq!(report.users, 5, "{report:?}");
+    assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
+}
