@@ -58,7 +58,8 @@ impl App {
         let source = secrets::resolve(&Environment).await?;
         let database = DatabaseSettings::from_source(&source)?;
         let settings = ApiSettings::from_source(&source)?;
-        let pool = cold_start_pool(&database).await?;
+        // A request uses one connection.
+        let pool = cold_start_pool(&database, 1).await?;
         Ok(Self::new(pool, Registry::embedded(), settings, function))
     }
 
@@ -542,18 +543,22 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<Body> {
     response
 }
 
-/// The cold start of a job function: its pool with its first connection open,
-/// and the registry built.
-pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
+/// The cold start of a job function: its pool with the `connections` a run
+/// uses open, and the registry built.
+pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    cold_start_pool(&DatabaseSettings::from_source(&source)?).await
+    cold_start_pool(&DatabaseSettings::from_source(&source)?, connections).await
 }
 
-/// Every function's cold start: the pool, with its first connection opened
-/// while the registry is built, and open (or logged as unreachable) at the end.
-async fn cold_start_pool(database: &DatabaseSettings) -> Result<db::Pool, ConfigError> {
+/// Every function's cold start: the pool, with the connections its first
+/// invocation needs opened while the registry is built, and open (or logged as
+/// unreachable) at the end.
+async fn cold_start_pool(
+    database: &DatabaseSettings,
+    connections: usize,
+) -> Result<db::Pool, ConfigError> {
     let pool = db::Pool::new(database)?;
-    pool.connect_early().await;
+    pool.connect_early(connections).await;
     Registry::embedded();
     pool.finish_connecting().await;
     Ok(pool)

@@ -142,8 +142,8 @@ type Early = JoinHandle<Result<Object<Manager>, sqlx::Error>>;
 pub struct Pool {
     inner: managed::Pool<Manager>,
     acquire_timeout: Duration,
-    /// The connection [`Pool::connect_early`] is opening, for the first acquire.
-    early: Arc<Mutex<Option<Early>>>,
+    /// The connections [`Pool::connect_early`] is opening, for the first acquires.
+    early: Arc<Mutex<Vec<Early>>>,
 }
 
 impl Pool {
@@ -213,32 +213,37 @@ impl Pool {
         Ok(pool)
     }
 
-    /// Starts opening a connection now, in the background, while the rest of a
-    /// cold start runs; [`Pool::finish_connecting`] waits for it at the end of
-    /// the cold start, and an acquire made before that takes it. It yields
-    /// once, so that on a current-thread runtime (the functions') the name
-    /// lookup and TCP handshake are under way while the caller goes on.
-    pub async fn connect_early(&self) {
-        let pool = self.clone();
-        let opening = tokio::spawn(async move { pool.open().await });
-        *self.early.lock().expect("not poisoned") = Some(opening);
+    /// Starts opening `count` connections now (at most the pool's size), in the
+    /// background and side by side, while the rest of a cold start runs: a
+    /// route needs one, the recompute two. [`Pool::finish_connecting`] waits
+    /// for them at the end of the cold start, and an acquire made before that
+    /// takes one. It yields once, so that on a current-thread runtime (the
+    /// functions') the name lookups and TCP handshakes are under way while the
+    /// caller goes on.
+    pub async fn connect_early(&self, count: usize) {
+        let opening = (0..count.min(self.max_size())).map(|_| {
+            let pool = self.clone();
+            tokio::spawn(async move { pool.open().await })
+        });
+        self.early.lock().expect("not poisoned").extend(opening);
         tokio::task::yield_now().await;
     }
 
-    /// Waits for the connection [`Pool::connect_early`] is opening and puts it
-    /// in the pool, so that a cold start ends with it open: Lambda runs a
-    /// function's init with its full CPU, its first invocation throttled to
+    /// Waits for the connections [`Pool::connect_early`] is opening and puts
+    /// them in the pool, so that a cold start ends with them open: Lambda runs
+    /// a function's init with its full CPU, its first invocation throttled to
     /// the memory size's share. A failure is only logged; the first request
     /// tries again and answers 503 if it fails too.
     pub async fn finish_connecting(&self) {
-        let early = self.early.lock().expect("not poisoned").take();
-        let Some(opening) = early else { return };
-        match opening.await {
-            Ok(Ok(object)) => Conn::new(object).release(),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "the database could not be reached at cold start");
+        let early = std::mem::take(&mut *self.early.lock().expect("not poisoned"));
+        for opening in early {
+            match opening.await {
+                Ok(Ok(object)) => Conn::new(object).release(),
+                Ok(Err(error)) => {
+                    tracing::warn!(%error, "the database could not be reached at cold start");
+                }
+                Err(error) => tracing::warn!(%error, "opening a connection early failed"),
             }
-            Err(error) => tracing::warn!(%error, "opening the first connection failed"),
         }
     }
 
@@ -253,7 +258,7 @@ impl Pool {
 
     /// A connection, within the acquire timeout (`PoolTimedOut` after it).
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
-        let early = self.early.lock().expect("not poisoned").take();
+        let early = self.early.lock().expect("not poisoned").pop();
         if let Some(opening) = early
             && let Ok(opened) = opening.await
         {

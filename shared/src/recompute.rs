@@ -28,6 +28,9 @@ const RECOMPUTE_LOCK: i64 = 0x6661_7374_7472_6b02; // "fasttrk" + 2
 
 pub const DEFAULT_BATCH_SIZE: i64 = 5000;
 
+/// The connections a run uses: one holds the run's lock, one runs the batches.
+pub const CONNECTIONS: usize = 2;
+
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// Another run held the lock; nothing was done.
@@ -52,7 +55,7 @@ pub async fn run(
     registry: &Registry,
     batch_size: i64,
 ) -> Result<Report, sqlx::Error> {
-    if pool.max_size() < 2 {
+    if pool.max_size() < CONNECTIONS {
         return Err(sqlx::Error::Configuration(
             "the recompute needs a pool of at least 2 connections (one holds the run's lock)"
                 .into(),

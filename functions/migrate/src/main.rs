@@ -9,7 +9,7 @@ use shared::{Registry, migrate};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::logging::init_lambda();
-    let pool = exit_on_config_error(pool_from_env().await);
+    let pool = exit_on_config_error(pool_from_env(1).await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let mut conn = pool.acquire().await?;

@@ -84,7 +84,7 @@ async fn a_connection_given_up_mid_statement_answers_its_next_user_correctly(poo
 #[sqlx::test(migrations = false)]
 async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
-    service.connect_early().await;
+    service.connect_early(1).await;
     let mut conn = service.acquire().await.unwrap();
     backend_pid(&mut conn).await;
     // One connection, not the early one plus another opened beside it.
@@ -94,7 +94,7 @@ async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
-    service.connect_early().await;
+    service.connect_early(1).await;
     service.finish_connecting().await;
     assert_eq!(service.size(), 1);
     let mut conn = service.acquire().await.unwrap();
@@ -106,6 +106,32 @@ async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPo
     );
 }
 
+#[sqlx::test(migrations = false)]
+async fn a_cold_start_can_open_two_connections_side_by_side_and_hands_each_out_once(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 2);
+    service.connect_early(2).await;
+    service.finish_connecting().await;
+    assert_eq!(service.size(), 2);
+    let mut first = service.acquire().await.unwrap();
+    let mut second = service.acquire().await.unwrap();
+    assert_ne!(
+        backend_pid(&mut first).await,
+        backend_pid(&mut second).await
+    );
+    assert_eq!(service.size(), 2, "both came from the cold start");
+}
+
+#[sqlx::test(migrations = false)]
+async fn early_connections_never_exceed_the_pool_size(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 1);
+    service.connect_early(3).await;
+    let mut conn = service.acquire().await.unwrap();
+    backend_pid(&mut conn).await;
+    conn.release();
+    service.finish_connecting().await;
+    assert_eq!(service.size(), 1);
+}
+
 #[tokio::test]
 async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again() {
     // Nothing listens on port 1: every attempt is refused, and retried until
@@ -115,7 +141,7 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         2,
         Duration::from_millis(500),
     );
-    service.connect_early().await;
+    service.connect_early(1).await;
     service.finish_connecting().await;
     assert_eq!(service.size(), 0);
     let started = Instant::now();
