@@ -81,7 +81,7 @@ pub struct Options {
     /// Where `fasttrack`, the function binaries and the hello-world are.
     #[arg(long, default_value = "target/release")]
     pub bin_dir: PathBuf,
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 31)]
     pub cold_runs: usize,
     #[arg(long, default_value_t = 200)]
     pub rss_invocations: usize,
