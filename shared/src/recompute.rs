@@ -8,9 +8,12 @@
 //! correct behind a transaction-mode pooler (which keeps one server for an open
 //! transaction). Each batch commits on its own, on a second connection, so the
 //! rows it changes are locked for a moment, not for the whole run. In the steady
-//! state (every row present, every unlock done by the submits) a batch is one
-//! read; the run ends by deleting expired idempotency keys and session launches
-//! in its own transaction.
+//! state (every row present, every unlock done by the submits) a batch is two
+//! cheap reads, its user ids and a survey; the costly unlock statement runs for
+//! a batch with a missing row or a candidate (a locked tool whose producers are
+//! all completed: one whose producer lacks a required output stays a candidate,
+//! and locked, until the output appears). The run ends by deleting expired
+//! idempotency keys and session launches in its own transaction.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -57,8 +60,10 @@ pub async fn run(
 ) -> Result<Report, sqlx::Error> {
     if pool.max_size() < CONNECTIONS {
         return Err(sqlx::Error::Configuration(
-            "the recompute needs a pool of at least 2 connections (one holds the run's lock)"
-                .into(),
+            format!(
+                "the recompute needs a pool of at least {CONNECTIONS} connections (one holds the run's lock)"
+            )
+            .into(),
         ));
     }
     let mut guard_conn = pool.acquire().await?;
@@ -104,7 +109,7 @@ pub async fn run(
         // whether this batch needs anything: counting rows costs several times
         // less than probing 31 rows per user for a conflict, and the unlock
         // statement is costly to plan (a branch per producer schema).
-        let (present, candidates): (i64, i64) = masks
+        let (in_range, present, candidates): (i64, i64, i64) = masks
             .bind_candidates(
                 db::query_as(tool_sql::RECOMPUTE_SURVEY),
                 first_excluded,
@@ -116,7 +121,7 @@ pub async fn run(
 
         // New rows start locked; the unlock below opens those whose needs are
         // met (including tools with no required dependencies).
-        let missing = present < (users.len() * slugs.len()) as i64;
+        let missing = present < in_range * slugs.len() as i64;
         if missing {
             report.rows_created += db::query(
                 "insert into shared.user_progress (user_id, tool_slug, status)
@@ -159,10 +164,10 @@ pub async fn run(
     let expired: i64 = sqlx::raw_sql(
         "with keys as (
              delete from shared.idempotency_keys
-             where created_at < current_timestamp - interval '24 hours' returning 1
+             where created_at < statement_timestamp() - interval '24 hours' returning 1
          ), launches as (
              delete from shared.session_launches
-             where used_at < current_timestamp - interval '1 day' returning 1
+             where used_at < statement_timestamp() - interval '1 day' returning 1
          )
          select (select count(*) from keys) + (select count(*) from launches)",
     )
@@ -183,7 +188,8 @@ pub async fn run(
     Ok(report)
 }
 
-/// The bit strings of [`tool_sql::recompute_unlocks`]: one bit per required
+/// The bit strings of [`tool_sql::RECOMPUTE_SURVEY`] and
+/// [`tool_sql::recompute_unlocks`]: one bit per required
 /// field and one per registry tool; for each tool (in registry order) the bits
 /// of the fields it requires and of the tools that produce them.
 struct Masks {

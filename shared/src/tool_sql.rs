@@ -253,18 +253,22 @@ macro_rules! recompute_candidates {
 }
 
 /// What one batch of the scheduled recompute needs, and in the steady state
-/// its only work: how many progress rows the batch's users have for registry
-/// tools, and how many unlock candidates (`recompute_candidates!`, binds $1 to
-/// $7). Both come from one pass over the batch's progress rows, and nothing
-/// here depends on the tool schemas, so it is cheap to plan; the unlock
-/// statement ([`recompute_unlocks`]), with a branch per producer schema, runs
-/// only when rows are missing or there is a candidate. Returns one row:
-/// present, candidates.
+/// its only work besides reading the batch's user ids: how many users the id
+/// range `($1, $2]` holds, how many progress rows they have for registry tools
+/// ($3), and how many unlock candidates (`recompute_candidates!`, binds $1 to
+/// $7). All three come from one snapshot, so a user created in the range since
+/// the batch was read counts on both sides; rows are missing unless present =
+/// users x tools (a user has at most one row per tool). Nothing here depends
+/// on the tool schemas, so it is cheap to plan; the unlock statement
+/// ([`recompute_unlocks`]), with a branch per producer schema, runs only when
+/// rows are missing or there is a candidate. Returns one row: users, present,
+/// candidates.
 pub const RECOMPUTE_SURVEY: &str = concat!(
     "with ",
     recompute_candidates!(),
     r"
-    select (select count(*) from progress p where p.tool_slug = any($3::text[])) as present,
+    select (select count(*) from shared.users u where u.id > $1 and u.id <= $2) as users,
+           (select count(*) from progress p where p.tool_slug = any($3::text[])) as present,
            (select count(*) from candidates) as candidates"
 );
 

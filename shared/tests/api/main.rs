@@ -336,6 +336,11 @@ pub struct RoundTripCounter {
 
 impl RoundTripCounter {
     pub async fn new(pool: &PgPool) -> Self {
+        Self::with_connections(pool, 1).await
+    }
+
+    /// A counter whose service pool holds `connections` (the recompute uses two).
+    pub async fn with_connections(pool: &PgPool, connections: u32) -> Self {
         let database: String = sqlx::query_scalar("select current_database()")
             .fetch_one(pool)
             .await
@@ -368,7 +373,7 @@ impl RoundTripCounter {
         let user = options.get_username().to_owned();
         let url = format!("postgres://{user}@127.0.0.1:{port}/{database}?sslmode=disable");
         // The service's own pool settings, so the count is what production sees.
-        let pool = shared::db::Pool::new(&database_settings(url, 1)).unwrap();
+        let pool = shared::db::Pool::new(&database_settings(url, connections)).unwrap();
         Self { count, pool }
     }
 

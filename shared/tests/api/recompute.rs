@@ -4,7 +4,7 @@ use shared::recompute;
 use shared::registry::Registry;
 use sqlx::PgPool;
 
-use crate::TestApp;
+use crate::{RoundTripCounter, TestApp};
 
 #[sqlx::test(migrations = false)]
 async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent(pool: PgPool) {
@@ -174,4 +174,31 @@ async fn recompute_reaches_every_batch_including_a_last_partial_one(pool: PgPool
         .unwrap();
     assert_eq!(report.users, 5, "{report:?}");
     assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_recompute_with_nothing_to_do_reads_each_batch_twice_and_writes_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.user("ben", None, "user").await;
+    app.submit_complete(&ana, "woop").await;
+    let counter = RoundTripCounter::with_connections(&app.pool, 2).await;
+    // The first run warms the connections and their statement caches.
+    recompute::run(&counter.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    let before = app.snapshot().await;
+    counter.reset();
+
+    let report = recompute::run(&counter.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    assert!(!report.changed_anything(), "{report:?}");
+    assert_eq!(report.users, 2);
+    assert_eq!(app.snapshot().await, before);
+    // The run's BEGIN and lock; the batch's BEGIN, user ids, survey and COMMIT;
+    // the cleanup and the run's COMMIT. The unlock statement would add one
+    // more. Behind a transaction pooler the three prepared statements take two
+    // each (prepare, execute).
+    assert_eq!(counter.count(), if crate::behind_pooler() { 11 } else { 8 });
 }

