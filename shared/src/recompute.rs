@@ -82,7 +82,8 @@ pub async fn run(
 
     let slugs: Vec<&str> = registry.tools().iter().map(|t| t.slug.as_str()).collect();
     let masks = Masks::new(registry);
-    let unlock_sql = tool_sql::recompute_unlocks(registry);
+    // Built on the first batch that needs it: in the steady state none does.
+    let mut unlock_sql = None;
 
     let mut report = Report::default();
     let mut after = Uuid::nil();
@@ -138,7 +139,11 @@ pub async fn run(
         if missing || candidates > 0 {
             let unlocked: Vec<(Uuid, String)> = masks
                 .bind_candidates(
-                    db::query_as(unlock_sql.clone()),
+                    db::query_as(
+                        unlock_sql
+                            .get_or_insert_with(|| tool_sql::recompute_unlocks(registry))
+                            .clone(),
+                    ),
                     first_excluded,
                     last,
                     &slugs,
@@ -189,9 +194,9 @@ pub async fn run(
 }
 
 /// The bit strings of [`tool_sql::RECOMPUTE_SURVEY`] and
-/// [`tool_sql::recompute_unlocks`]: one bit per required
-/// field and one per registry tool; for each tool (in registry order) the bits
-/// of the fields it requires and of the tools that produce them.
+/// [`tool_sql::recompute_unlocks`]: one bit per required field and one per
+/// registry tool; for each tool (in registry order) the bits of the fields it
+/// requires and of the tools that produce them.
 struct Masks {
     fields: Vec<String>,
     field_bits: Vec<String>,

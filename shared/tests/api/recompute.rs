@@ -147,33 +147,23 @@ async fn recompute_reaches_every_batch_including_a_last_partial_one(pool: PgPool
     for name in ["ana", "ben", "cai", "dee", "eve"] {
         users.push(app.user(name, None, "user").await);
     }
-    // A missed unlock for every user: whichever batch a user lands in, by id,
-    // the recompute must find it.
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where tool_slug = 'woop'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-
-    // Five users in batches of two: two full batches and one of one.
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 2)
-        .await
-        .unwrap();
-    assert_eq!(report.users, 5, "{report:?}");
-    assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
-    for user in &users {
-        assert_eq!(app.status_of(user, "woop").await, "unlocked");
+    // Five users in batches of two (two full batches and one of one), then in
+    // one batch that holds them exactly. Each time every user has a missed
+    // unlock: whichever batch a user lands in, by id, the recompute must find it.
+    for batch_size in [2, 5] {
+        sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where tool_slug = 'woop'")
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        let report = recompute::run(&app.app.pool, Registry::embedded(), batch_size)
+            .await
+            .unwrap();
+        assert_eq!(report.users, 5, "batches of {batch_size}: {report:?}");
+        assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
+        for user in &users {
+            assert_eq!(app.status_of(user, "woop").await, "unlocked");
+        }
     }
-
-    // And in batches that divide the users exactly.
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where tool_slug = 'woop'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 5)
-        .await
-        .unwrap();
-    assert_eq!(report.users, 5, "{report:?}");
-    assert_eq!(report.unlocked.get("woop"), Some(&5), "{report:?}");
 }
 
 #[sqlx::test(migrations = false)]
