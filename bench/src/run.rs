@@ -954,9 +954,10 @@ enum Via {
 /// Opens the pooler's server sessions, as production's busy pooler has them.
 async fn warm_pooler(url: &str) -> Result<(), String> {
     let pool = crate::connect(url, 2).await?;
+    // The simple protocol: one message, so a transaction pooler cannot hand
+    // its parse and its execution to different servers.
     for _ in 0..4 {
-        db::query("select 1")
-            .persistent(false)
+        sqlx::raw_sql("select 1")
             .execute(&pool)
             .await
             .map_err(|e| format!("through the pooler: {e}"))?;
