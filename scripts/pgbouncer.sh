@@ -42,15 +42,30 @@ INI
     printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
     if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
     pgbouncer_down
-    # PgBouncer, like PostgreSQL, refuses to run as root.
-    as_pg_owner pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || { log "PgBouncer did not start:"; tail -n 20 "$PGBOUNCER_DIR/pgbouncer.log" >&2; return 1; }
-    for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PGBOUNCER_PORT") 2>/dev/null && break
-        sleep 0.1
+    # A restart can start the new daemon while the old one still holds the
+    # port, and a daemon that cannot listen exits after `-d` has returned 0:
+    # start it until the port answers, a few times.
+    local attempt
+    for attempt in 1 2 3; do
+        # PgBouncer, like PostgreSQL, refuses to run as root.
+        as_pg_owner pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || sleep 0.5
+        for _ in $(seq 50); do
+            pgbouncer_listening && break 2
+            sleep 0.1
+        done
     done
+    if ! pgbouncer_listening; then
+        log "PgBouncer did not start:"
+        tail -n 20 "$PGBOUNCER_DIR/pgbouncer.log" >&2
+        return 1
+    fi
     PGBOUNCER_URL="postgres://$user@127.0.0.1:$PGBOUNCER_PORT"
     export PGBOUNCER_URL
     log "PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
+}
+
+pgbouncer_listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$PGBOUNCER_PORT") 2>/dev/null
 }
 
 pgbouncer_down() {

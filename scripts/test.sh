@@ -45,11 +45,18 @@ export FASTTRACK_TEST_LOG="$logs/service.log"
 log "cargo test"
 RUST_LOG=debug cargo test --workspace --locked 2>&1 | tee "$results"
 
-# The API tests again, with the service's pool behind PgBouncer in transaction
-# mode (DATABASE_POOLER_MODE=transaction); the tests' own checks stay direct.
+# Behind PgBouncer in transaction mode (DATABASE_POOLER_MODE=transaction): the
+# CLI's database commands, then the API tests again with the service's pool
+# through the pooler; the tests' own checks stay direct. `--workspace --test`
+# keeps the first pass's features, so nothing is built again. PgBouncer is
+# restarted between the two: it keeps server connections to the first pass's
+# test databases, and sqlx could not drop them when the next pass starts.
+pgbouncer_up
+log "cargo test: the CLI through PgBouncer (transaction mode)"
+FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" cargo test --workspace --locked --test cli -- --ignored 2>&1 | tee -a "$results"
 pgbouncer_up
 log "cargo test: the API through PgBouncer (transaction mode)"
-FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --locked -p shared --test api 2>&1 | tee -a "$results"
+FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --workspace --locked --test api 2>&1 | tee -a "$results"
 
 log "Schemathesis: openapi.yaml against the local server"
 SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis.sh 2>&1 | tee -a "$results"

@@ -10,7 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use shared::app::App;
-use shared::config::{ApiSettings, Environment};
+use shared::config::{ApiSettings, DatabaseSettings, Environment, Source};
+use shared::db::PoolerMode;
 use shared::http::cors::Cors;
 use shared::http::events::{Placeholders, render};
 use shared::{Registry, auth, db, demo, migrate, recompute, registry};
@@ -131,9 +132,7 @@ async fn run(command: Command) -> Result<(), String> {
     let text = |e: &dyn std::fmt::Display| e.to_string();
     match command {
         Command::Migrate { database_url } => {
-            let pool = db::Pool::connect(&database_url, 2)
-                .await
-                .map_err(|e| text(&e))?;
+            let pool = connect(&database_url, Use::Migrate).await?;
             let mut conn = pool.acquire().await.map_err(|e| text(&e))?;
             let report = migrate::run(&mut conn, registry)
                 .await
@@ -159,9 +158,7 @@ async fn run(command: Command) -> Result<(), String> {
             GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
         },
         Command::Demo { database_url } => {
-            let pool = db::Pool::connect(&database_url, 2)
-                .await
-                .map_err(|e| text(&e))?;
+            let pool = connect(&database_url, Use::Service).await?;
             let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
             println!(
                 "{}",
@@ -177,9 +174,7 @@ async fn run(command: Command) -> Result<(), String> {
             );
         }
         Command::Summary { database_url } => {
-            let pool = db::Pool::connect(&database_url, 2)
-                .await
-                .map_err(|e| text(&e))?;
+            let pool = connect(&database_url, Use::Service).await?;
             print!(
                 "{}",
                 demo::summary(&pool, registry).await.map_err(|e| text(&e))?
@@ -251,9 +246,7 @@ async fn run(command: Command) -> Result<(), String> {
             database_url,
             batch_size,
         } => {
-            let pool = db::Pool::connect(&database_url, 2)
-                .await
-                .map_err(|e| text(&e))?;
+            let pool = connect(&database_url, Use::Recompute).await?;
             let report = recompute::run(&pool, registry, batch_size.max(1))
                 .await
                 .map_err(|e| text(&e))?;
@@ -290,11 +283,68 @@ async fn run(command: Command) -> Result<(), String> {
     Ok(())
 }
 
+/// What a command connects for: the settings it takes from the environment
+/// differ as they do between the functions in template.yaml.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Reads and writes as the routes make them.
+    Service,
+    /// The recompute: long set-based statements (the template's 60 s limit).
+    Recompute,
+    /// Migrations: a session of its own and no statement limit, as the
+    /// `migrate` function has.
+    Migrate,
+}
+
+/// A pool on the command's database URL, with the rest of the database
+/// settings read from the environment as the functions read them (above all
+/// `DATABASE_POOLER_MODE`: behind a transaction pooler a command must send
+/// unnamed statements, as the service does). It fails at once if the database
+/// cannot be reached.
+async fn connect(database_url: &str, use_: Use) -> Result<db::Pool, String> {
+    let mut settings = DatabaseSettings::from_source(&CommandLine { database_url, use_ })
+        .map_err(|e| e.to_string())?;
+    // The recompute needs two connections (one holds its lock).
+    settings.max_connections = settings.max_connections.max(2);
+    if use_ == Use::Migrate {
+        if settings.pooler_mode == PoolerMode::Transaction {
+            return Err(
+                "migrate takes session-level locks: point DATABASE_URL at PostgreSQL itself \
+                 (or a session-mode pooler) and unset DATABASE_POOLER_MODE"
+                    .into(),
+            );
+        }
+        settings.statement_timeout = None;
+    }
+    let pool = db::Pool::new(&settings).map_err(|e| e.to_string())?;
+    pool.acquire().await.map_err(|e| e.to_string())?.release();
+    Ok(pool)
+}
+
+/// The environment, with the command's database URL, and the statement limit
+/// the command's function has in template.yaml when the environment sets none.
+struct CommandLine<'a> {
+    database_url: &'a str,
+    use_: Use,
+}
+
+impl Source for CommandLine<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        match name {
+            "DATABASE_URL" => Some(self.database_url.to_owned()),
+            "DATABASE_STATEMENT_TIMEOUT_MS" if self.use_ == Use::Recompute => {
+                Some(Environment.get(name).unwrap_or_else(|| "60000".into()))
+            }
+            _ => Environment.get(name),
+        }
+    }
+}
+
 async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
     let id: Option<uuid::Uuid> = app
         .pool
         .read(async |conn| {
-            sqlx::query_scalar("select id from shared.users where lower(email) = lower($1)")
+            db::query_scalar("select id from shared.users where lower(email) = lower($1)")
                 .bind(email)
                 .fetch_optional(conn)
                 .await
@@ -323,7 +373,7 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     let users: Vec<(uuid::Uuid, String, String)> = app
         .pool
         .read(async |conn| {
-            sqlx::query_as(
+            db::query_as(
                 "select id, email::text, role::text from shared.users order by role, email limit 12",
             )
             .fetch_all(conn)
