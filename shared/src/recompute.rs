@@ -4,13 +4,14 @@
 //! un-completes anything, and a second run changes nothing.
 //!
 //! A run holds a transaction-scoped advisory lock in a transaction kept open on
-//! its own connection, so a concurrent run skips instead of waiting, and it stays
-//! correct behind a transaction-mode pooler (which keeps one server for an open
-//! transaction). Each batch commits on its own, on a second connection, so the
-//! rows it changes are locked for a moment, not for the whole run. In the steady
-//! state (every row present, every unlock done by the submits) a batch is two
-//! cheap reads, its user ids and a survey; the costly unlock statement runs for
-//! a batch with a missing row or a candidate (a locked tool whose producers are
+//! its own connection (with its own idle limit, `GUARD_IDLE_TIMEOUT`), so a
+//! concurrent run skips instead of waiting, and it stays correct behind a
+//! transaction-mode pooler (which keeps one server for an open transaction).
+//! Each batch commits on its own, on a second connection, so the rows it
+//! changes are locked for a moment, not for the whole run. In the steady state
+//! (every row present, every unlock done by the submits) a batch is two cheap
+//! reads, its user ids and a survey; the costly unlock statement runs for a
+//! batch with a missing row or a candidate (a locked tool whose producers are
 //! all completed: one whose producer lacks a required output stays a candidate,
 //! and locked, until the output appears). The run ends by deleting expired
 //! idempotency keys and session launches in its own transaction.
@@ -30,6 +31,9 @@ use crate::tool_sql;
 const RECOMPUTE_LOCK: i64 = 0x6661_7374_7472_6b02; // "fasttrk" + 2
 
 pub const DEFAULT_BATCH_SIZE: i64 = 5000;
+
+/// How long the run's transaction may stay idle, whatever the role's setting.
+const GUARD_IDLE_TIMEOUT: &str = "15min";
 
 /// The connections a run uses: one holds the run's lock, one runs the batches.
 pub const CONNECTIONS: usize = 2;
@@ -68,10 +72,19 @@ pub async fn run(
     }
     let mut guard_conn = pool.acquire().await?;
     let mut guard = guard_conn.begin().await?;
-    let acquired: bool = db::query_scalar("select pg_try_advisory_xact_lock($1)")
-        .bind(RECOMPUTE_LOCK)
-        .fetch_one(&mut *guard)
-        .await?;
+    // The run's transaction is idle while the batches run: an
+    // `idle_in_transaction_session_timeout` set on the role or database (a
+    // common guard behind a pooler) would end it mid-run. It gets its own,
+    // longer than any run (Lambda stops a function within 15 minutes), so a
+    // run whose client vanished still frees the lock.
+    let (acquired, _): (bool, String) = db::query_as(
+        "select pg_try_advisory_xact_lock($1),
+                set_config('idle_in_transaction_session_timeout', $2, true)",
+    )
+    .bind(RECOMPUTE_LOCK)
+    .bind(GUARD_IDLE_TIMEOUT)
+    .fetch_one(&mut *guard)
+    .await?;
     if !acquired {
         tracing::info!("recompute skipped: another run holds the lock");
         return Ok(Report {

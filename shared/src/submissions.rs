@@ -369,7 +369,7 @@ pub async fn save(
     .await
 }
 
-/// The first statement of a save: see [`lock_progress`]. Binds: $1 user, $2
+/// The first statement of a save: see `lock_progress`. Binds: $1 user, $2
 /// tool slug, $3 Idempotency-Key, $4 request fingerprint.
 pub const LOCK_PROGRESS_SQL: &str = r"with claim as (
             insert into shared.idempotency_keys as k (user_id, key, request_sha256)

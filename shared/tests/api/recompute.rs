@@ -192,3 +192,51 @@ async fn a_recompute_with_nothing_to_do_reads_each_batch_twice_and_writes_nothin
     // each (prepare, execute).
     assert_eq!(counter.count(), if crate::behind_pooler() { 11 } else { 8 });
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_run(pool: PgPool) {
+    // Operators often cap idle transactions on the role or the database. Set
+    // before the service opens any session on this database, so that every
+    // one of them, direct or through the pooler, has it.
+    sqlx::query(
+        "do $$ begin
+             execute format('alter database %I set idle_in_transaction_session_timeout = ''200ms''', current_database());
+         end $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'woop'")
+        .bind(ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // A save of ana's woop holds its row for 600 ms: the batch that unlocks
+    // woop waits for it, and the run's own transaction sits idle meanwhile.
+    let mut holder = app.pool.begin().await.unwrap();
+    sqlx::query("set local idle_in_transaction_session_timeout = 0")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    sqlx::query(
+        "select 1 from shared.user_progress where user_id = $1 and tool_slug = 'woop' for update",
+    )
+    .bind(ana.id)
+    .execute(&mut *holder)
+    .await
+    .unwrap();
+    let service = app.app.pool.clone();
+    let run =
+        tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await });
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    holder.commit().await.unwrap();
+
+    let report = run
+        .await
+        .unwrap()
+        .expect("the run survives its idle transaction");
+    assert_eq!(report.unlocked.get("woop"), Some(&1), "{report:?}");
+    assert_eq!(app.status_of(&ana, "woop").await, "unlocked");
+}
