@@ -4,6 +4,11 @@
 #
 #   source scripts/pgbouncer.sh && pgbouncer_up    # sets PGBOUNCER_URL
 #   pgbouncer_down
+#
+# FASTTRACK_PGBOUNCER_SERVER_IDLE_TIMEOUT (seconds, default PgBouncer's 600):
+# the tests set it short, so that PgBouncer lets go of a test's database soon
+# after the test, and sqlx's DROP DATABASE at its end does not wait 5 s for
+# those sessions and then fail.
 
 PGBOUNCER_PORT="${FASTTRACK_PGBOUNCER_PORT:-54330}"
 PGBOUNCER_DIR="${FASTTRACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/.pgdata/pgbouncer"
@@ -34,6 +39,7 @@ auth_file = $PGBOUNCER_DIR/userlist.txt
 pool_mode = transaction
 max_client_conn = 400
 default_pool_size = 20
+server_idle_timeout = ${FASTTRACK_PGBOUNCER_SERVER_IDLE_TIMEOUT:-600}
 ignore_startup_parameters = extra_float_digits,options
 logfile = $PGBOUNCER_DIR/pgbouncer.log
 pidfile = $PGBOUNCER_DIR/pgbouncer.pid

@@ -48,13 +48,12 @@ RUST_LOG=debug cargo test --workspace --locked 2>&1 | tee "$results"
 # Behind PgBouncer in transaction mode (DATABASE_POOLER_MODE=transaction): the
 # CLI's database commands, then the API tests again with the service's pool
 # through the pooler; the tests' own checks stay direct. `--workspace --test`
-# keeps the first pass's features, so nothing is built again. PgBouncer is
-# restarted between the two: it keeps server connections to the first pass's
-# test databases, and sqlx could not drop them when the next pass starts.
-pgbouncer_up
+# keeps the first pass's features, so nothing is built again. Server
+# connections idle for 0.2 s are closed, so that each test's database can be
+# dropped at its end (see scripts/pgbouncer.sh).
+FASTTRACK_PGBOUNCER_SERVER_IDLE_TIMEOUT=0.2 pgbouncer_up
 log "cargo test: the CLI through PgBouncer (transaction mode)"
 FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" cargo test --workspace --locked --test cli -- --ignored 2>&1 | tee -a "$results"
-pgbouncer_up
 log "cargo test: the API through PgBouncer (transaction mode)"
 FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --workspace --locked --test api 2>&1 | tee -a "$results"
 
