@@ -48,15 +48,20 @@ INI
     printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
     if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
     pgbouncer_down
-    # A restart can start the new daemon while the old one still holds the
-    # port, and a daemon that cannot listen exits after `-d` has returned 0:
-    # start it until the port answers, a few times.
+    local _
+    for _ in $(seq 50); do pgbouncer_listening || break; sleep 0.1; done
+    if pgbouncer_listening; then
+        log "port $PGBOUNCER_PORT is still in use: is another PgBouncer running?"
+        return 1
+    fi
+    # A daemon that cannot start exits after `-d` has returned 0: it is up once
+    # the port answers and the process its pidfile names is alive. A few tries.
     local attempt
     for attempt in 1 2 3; do
         # PgBouncer, like PostgreSQL, refuses to run as root.
         as_pg_owner pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || sleep 0.5
         for _ in $(seq 50); do
-            pgbouncer_listening && break 2
+            pgbouncer_listening && pgbouncer_alive "$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null)" && break 2
             sleep 0.1
         done
     done
@@ -74,10 +79,20 @@ pgbouncer_listening() {
     (exec 3<>"/dev/tcp/127.0.0.1/$PGBOUNCER_PORT") 2>/dev/null
 }
 
+# Running, and not a zombie: a container's init may never reap a daemon.
+pgbouncer_alive() {
+    local state
+    [ -n "$1" ] && state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ "$state" != Z ]
+}
+
 pgbouncer_down() {
-    local pid
+    local pid _
     pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null) || return 0
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 50); do pgbouncer_alive "$pid" || break; sleep 0.1; done
+    if pgbouncer_alive "$pid"; then
+        kill -9 "$pid" 2>/dev/null || true
+        for _ in $(seq 20); do pgbouncer_alive "$pid" || break; sleep 0.1; done
+    fi
     rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
 }

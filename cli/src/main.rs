@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::app::App;
 use shared::config::{ApiSettings, DatabaseSettings, Environment, Source};
 use shared::db::PoolerMode;
@@ -32,8 +32,8 @@ enum Command {
     /// Apply the SQL migrations, then give every registry tool its schema.
     /// Fails, naming the schema, when the database has drifted from the registry.
     Migrate {
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
     },
     /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
     ToolSchemasSql,
@@ -44,13 +44,13 @@ enum Command {
     },
     /// Load the demo data (once) and print a summary of the database.
     Demo {
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
     },
     /// Print a summary of what is in the database.
     Summary {
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
     },
     /// Serve every route locally through the same handlers the Lambdas run.
     /// Settings come from the environment, as on Lambda.
@@ -89,8 +89,8 @@ enum Command {
     },
     /// Run the scheduled unlock recompute once.
     Recompute {
-        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
-        database_url: String,
+        #[command(flatten)]
+        database: Database,
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
     },
@@ -131,8 +131,8 @@ async fn run(command: Command) -> Result<(), String> {
     let registry = Registry::embedded();
     let text = |e: &dyn std::fmt::Display| e.to_string();
     match command {
-        Command::Migrate { database_url } => {
-            let pool = connect(&database_url, Use::Migrate).await?;
+        Command::Migrate { database } => {
+            let pool = connect(&database, Use::Migrate).await?;
             let mut conn = pool.acquire().await.map_err(|e| text(&e))?;
             let report = migrate::run(&mut conn, registry)
                 .await
@@ -157,8 +157,8 @@ async fn run(command: Command) -> Result<(), String> {
             GraphFormat::Mermaid => print!("{}", registry::to_mermaid(registry)),
             GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
         },
-        Command::Demo { database_url } => {
-            let pool = connect(&database_url, Use::Service).await?;
+        Command::Demo { database } => {
+            let pool = connect(&database, Use::Service).await?;
             let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
             println!(
                 "{}",
@@ -173,8 +173,8 @@ async fn run(command: Command) -> Result<(), String> {
                 demo::summary(&pool, registry).await.map_err(|e| text(&e))?
             );
         }
-        Command::Summary { database_url } => {
-            let pool = connect(&database_url, Use::Service).await?;
+        Command::Summary { database } => {
+            let pool = connect(&database, Use::Service).await?;
             print!(
                 "{}",
                 demo::summary(&pool, registry).await.map_err(|e| text(&e))?
@@ -243,10 +243,10 @@ async fn run(command: Command) -> Result<(), String> {
             print!("{}", render(&event, &values));
         }
         Command::Recompute {
-            database_url,
+            database,
             batch_size,
         } => {
-            let pool = connect(&database_url, Use::Recompute).await?;
+            let pool = connect(&database, Use::Recompute).await?;
             let report = recompute::run(&pool, registry, batch_size.max(1))
                 .await
                 .map_err(|e| text(&e))?;
@@ -283,34 +283,47 @@ async fn run(command: Command) -> Result<(), String> {
     Ok(())
 }
 
-/// What a command connects for: the settings it takes from the environment
-/// differ as they do between the functions in template.yaml.
+/// The database a command works on: the URL and the pooler in front of it go
+/// together, on the command line or both from the environment.
+#[derive(Args)]
+struct Database {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+    /// `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy):
+    /// unnamed statements, as the functions send there.
+    #[arg(long, env = "DATABASE_POOLER_MODE", default_value = "session", value_parser = ["session", "transaction"])]
+    pooler_mode: String,
+}
+
+/// What a command connects for: its statement limit is the one its function
+/// has in template.yaml.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Use {
-    /// Reads and writes as the routes make them.
+    /// Reads and writes as the routes make them (DATABASE_STATEMENT_TIMEOUT_MS,
+    /// 7 s by default).
     Service,
-    /// The recompute: long set-based statements (the template's 60 s limit).
+    /// The recompute: long set-based statements (60 s unless
+    /// DATABASE_STATEMENT_TIMEOUT_MS says otherwise).
     Recompute,
-    /// Migrations: a session of its own and no statement limit, as the
-    /// `migrate` function has.
+    /// Migrations: a session of their own and no statement limit.
     Migrate,
 }
 
-/// A pool on the command's database URL, with the rest of the database
-/// settings read from the environment as the functions read them (above all
-/// `DATABASE_POOLER_MODE`: behind a transaction pooler a command must send
-/// unnamed statements, as the service does). It fails at once if the database
-/// cannot be reached.
-async fn connect(database_url: &str, use_: Use) -> Result<db::Pool, String> {
-    let mut settings = DatabaseSettings::from_source(&CommandLine { database_url, use_ })
+/// A pool on the command's database, with the other `DATABASE_*` settings read
+/// from the environment as the functions read them. It fails at once if the
+/// database cannot be reached.
+async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
+    let mut settings = DatabaseSettings::from_source(&CommandLine { database, use_ })
         .map_err(|e| e.to_string())?;
     // The recompute needs two connections (one holds its lock).
     settings.max_connections = settings.max_connections.max(2);
+    // By hand, right after a database starts, waiting a little longer is right.
+    settings.acquire_timeout = settings.acquire_timeout.max(db::TOOL_ACQUIRE_TIMEOUT);
     if use_ == Use::Migrate {
         if settings.pooler_mode == PoolerMode::Transaction {
             return Err(
-                "migrate takes session-level locks: point DATABASE_URL at PostgreSQL itself \
-                 (or a session-mode pooler) and unset DATABASE_POOLER_MODE"
+                "migrate takes session-level locks: point --database-url at PostgreSQL itself \
+                 (or a session-mode pooler) with --pooler-mode session"
                     .into(),
             );
         }
@@ -321,17 +334,18 @@ async fn connect(database_url: &str, use_: Use) -> Result<db::Pool, String> {
     Ok(pool)
 }
 
-/// The environment, with the command's database URL, and the statement limit
-/// the command's function has in template.yaml when the environment sets none.
+/// The environment, with the command's database and the statement limit of
+/// its function when the environment sets none.
 struct CommandLine<'a> {
-    database_url: &'a str,
+    database: &'a Database,
     use_: Use,
 }
 
 impl Source for CommandLine<'_> {
     fn get(&self, name: &str) -> Option<String> {
         match name {
-            "DATABASE_URL" => Some(self.database_url.to_owned()),
+            "DATABASE_URL" => Some(self.database.database_url.clone()),
+            "DATABASE_POOLER_MODE" => Some(self.database.pooler_mode.clone()),
             "DATABASE_STATEMENT_TIMEOUT_MS" if self.use_ == Use::Recompute => {
                 Some(Environment.get(name).unwrap_or_else(|| "60000".into()))
             }

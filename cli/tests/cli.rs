@@ -57,7 +57,12 @@ async fn migrate_creates_every_schema_then_is_a_no_op_then_fails_on_drift(pool: 
         text(&first.stdout)
     );
 
-    let second = fasttrack(&["migrate"], Some(&url));
+    // The pooler mode given on the command line wins over the environment's.
+    let second = fasttrack_with(
+        &["migrate", "--pooler-mode", "session"],
+        Some(&url),
+        &[("DATABASE_POOLER_MODE", "transaction")],
+    );
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(
         text(&second.stdout),
@@ -121,7 +126,10 @@ async fn demo_summary_token_and_recompute_run_again_and_again_behind_a_transacti
     let direct = url_of(&pool).await;
     let migrated = fasttrack(&["migrate"], Some(&direct));
     assert!(migrated.status.success(), "{}", text(&migrated.stderr));
-    let database = direct.rsplit_once('/').unwrap().1;
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     let through_pooler = format!("{}/{database}", pooler.trim_end_matches('/'));
     let run = |args: &[&str]| {
         let out = fasttrack_with(

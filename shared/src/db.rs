@@ -133,7 +133,7 @@ impl managed::Manager for Manager {
 }
 
 /// The acquire timeout of the pools tools and tests make.
-const TOOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const TOOL_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Early = JoinHandle<Result<Object<Manager>, sqlx::Error>>;
 
