@@ -302,6 +302,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Puts `user`'s tool back to locked, as an unlock that was missed.
+    pub async fn relock(&self, user: &TestUser, slug: &str) {
+        sqlx::query(
+            "update shared.user_progress set status = 'locked', unlocked_at = null
+             where user_id = $1 and tool_slug = $2",
+        )
+        .bind(user.id)
+        .bind(slug)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
+
     pub async fn status_of(&self, user: &TestUser, slug: &str) -> String {
         sqlx::query_scalar(
             "select status::text from shared.user_progress where user_id = $1 and tool_slug = $2",

@@ -19,11 +19,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
         .await
         .unwrap();
     // An unlock missed by an earlier version of the service.
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'energy'")
-        .bind(ana.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.relock(&ana, "energy").await;
 
     let report = recompute::run(&app.app.pool, Registry::embedded(), 1)
         .await
@@ -53,11 +49,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
 async fn recompute_skips_when_another_run_holds_the_lock(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
-    sqlx::query("update shared.user_progress set status = 'locked' where user_id = $1 and tool_slug = 'woop'")
-        .bind(ana.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.relock(&ana, "woop").await;
     let mut holder = app.pool.begin().await.unwrap();
     sqlx::query("select pg_advisory_xact_lock(7377304608616639234)")
         .execute(&mut *holder)
@@ -125,11 +117,8 @@ async fn recompute_leaves_a_tool_locked_when_a_completed_producer_lacks_a_requir
     .execute(&app.pool)
     .await
     .unwrap();
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug in ('dream', 'energy')")
-        .bind(ana.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.relock(&ana, "dream").await;
+    app.relock(&ana, "energy").await;
 
     let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
@@ -208,11 +197,7 @@ async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_ru
     .unwrap();
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'woop'")
-        .bind(ana.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.relock(&ana, "woop").await;
     // A save of ana's woop holds its row for 2 s: the batch that unlocks woop
     // waits for it, and the run's own transaction sits idle meanwhile. (The
     // limit is not shorter, so that the test's other short idle moments, on a

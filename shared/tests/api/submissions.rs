@@ -459,11 +459,7 @@ async fn a_locked_tool_whose_fields_are_all_available_opens_on_save(pool: PgPool
     let ana = app.user("ana", None, "user").await;
     app.submit_complete(&ana, "woop").await;
     // An unlock that was missed: know-thyself's needs are met but it says locked.
-    sqlx::query("update shared.user_progress set status = 'locked', unlocked_at = null where user_id = $1 and tool_slug = 'know-thyself'")
-        .bind(ana.id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    app.relock(&ana, "know-thyself").await;
     let response = app
         .save(&ana, "know-thyself", json!({"dream": "d"}), "draft")
         .await;
