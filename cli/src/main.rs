@@ -4,13 +4,14 @@
 mod openapi;
 mod serve;
 
+use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::app::App;
-use shared::config::{ApiSettings, DatabaseSettings, Environment, Source};
+use shared::config::{ApiSettings, DatabaseSettings, Environment, Layered, Source};
 use shared::db::PoolerMode;
 use shared::http::cors::Cors;
 use shared::http::events::{Placeholders, render};
@@ -313,8 +314,18 @@ enum Use {
 /// from the environment as the functions read them. It fails at once if the
 /// database cannot be reached.
 async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
-    let mut settings = DatabaseSettings::from_source(&CommandLine { database, use_ })
-        .map_err(|e| e.to_string())?;
+    let mut values = HashMap::from([
+        ("DATABASE_URL", database.database_url.clone()),
+        ("DATABASE_POOLER_MODE", database.pooler_mode.clone()),
+    ]);
+    if use_ == Use::Recompute && Environment.get("DATABASE_STATEMENT_TIMEOUT_MS").is_none() {
+        values.insert("DATABASE_STATEMENT_TIMEOUT_MS", "60000".into());
+    }
+    let mut settings = DatabaseSettings::from_source(&Layered {
+        values,
+        fallback: &Environment,
+    })
+    .map_err(|e| e.to_string())?;
     // The recompute needs two connections (one holds its lock).
     settings.max_connections = settings.max_connections.max(2);
     // By hand, right after a database starts, waiting a little longer is right.
@@ -332,26 +343,6 @@ async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
     let pool = db::Pool::new(&settings).map_err(|e| e.to_string())?;
     pool.acquire().await.map_err(|e| e.to_string())?.release();
     Ok(pool)
-}
-
-/// The environment, with the command's database and the statement limit of
-/// its function when the environment sets none.
-struct CommandLine<'a> {
-    database: &'a Database,
-    use_: Use,
-}
-
-impl Source for CommandLine<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        match name {
-            "DATABASE_URL" => Some(self.database.database_url.clone()),
-            "DATABASE_POOLER_MODE" => Some(self.database.pooler_mode.clone()),
-            "DATABASE_STATEMENT_TIMEOUT_MS" if self.use_ == Use::Recompute => {
-                Some(Environment.get(name).unwrap_or_else(|| "60000".into()))
-            }
-            _ => Environment.get(name),
-        }
-    }
 }
 
 async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {

@@ -48,6 +48,21 @@ pub trait Source {
 
 pub struct Environment;
 
+/// Some settings in front of another source: what `values` holds wins.
+pub struct Layered<'a> {
+    pub values: std::collections::HashMap<&'static str, String>,
+    pub fallback: &'a dyn Source,
+}
+
+impl Source for Layered<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.values
+            .get(name)
+            .cloned()
+            .or_else(|| self.fallback.get(name))
+    }
+}
+
 impl Source for Environment {
     fn get(&self, name: &str) -> Option<String> {
         std::env::var(name).ok().filter(|v| !v.is_empty())

@@ -12,7 +12,7 @@ use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_smithy_http_client::tls;
 use serde_json::Value;
 
-use crate::config::{ConfigError, Source};
+use crate::config::{ConfigError, Layered, Source};
 
 /// (variable naming the secret, setting it supplies)
 pub const SECRET_SETTINGS: [(&str, &str); 4] = [
@@ -25,31 +25,17 @@ pub const SECRET_SETTINGS: [(&str, &str); 4] = [
     ("LEARNWORLDS_LAUNCH_SECRET_ARN", "LEARNWORLDS_LAUNCH_SECRET"),
 ];
 
-/// Settings from Secrets Manager in front of another source (the environment).
-pub struct WithSecrets<'a> {
-    secrets: HashMap<&'static str, String>,
-    fallback: &'a dyn Source,
-}
-
-impl Source for WithSecrets<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        self.secrets
-            .get(name)
-            .cloned()
-            .or_else(|| self.fallback.get(name))
-    }
-}
-
-/// Reads every secret the environment names.
-pub async fn resolve(env: &dyn Source) -> Result<WithSecrets<'_>, ConfigError> {
+/// `env`, with the settings its `*_SECRET_ARN` variables name read from
+/// Secrets Manager in front of it.
+pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
     let wanted: Vec<(&'static str, &'static str, String)> = SECRET_SETTINGS
         .iter()
         .filter_map(|&(arn_var, setting)| env.get(arn_var).map(|arn| (arn_var, setting, arn)))
         .collect();
     let mut secrets = HashMap::new();
     if wanted.is_empty() {
-        return Ok(WithSecrets {
-            secrets,
+        return Ok(Layered {
+            values: secrets,
             fallback: env,
         });
     }
@@ -92,8 +78,8 @@ pub async fn resolve(env: &dyn Source) -> Result<WithSecrets<'_>, ConfigError> {
         };
         secrets.insert(setting, value);
     }
-    Ok(WithSecrets {
-        secrets,
+    Ok(Layered {
+        values: secrets,
         fallback: env,
     })
 }
@@ -168,6 +154,6 @@ mod tests {
         let env = std::collections::HashMap::from([("JWT_SECRET", "x")]);
         let resolved = resolve(&env).await.unwrap();
         assert_eq!(resolved.get("JWT_SECRET").as_deref(), Some("x"));
-        assert!(resolved.secrets.is_empty());
+        assert!(resolved.values.is_empty());
     }
 }
