@@ -8,9 +8,10 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use shared::auth::TokenKeys;
+use shared::auth::{self, TokenKeys};
+use shared::config::Secret;
 use shared::registry::{Registry, Tool};
-use shared::{db, progress, submissions, tool_sql};
+use shared::{db, progress, submissions, tool_sql, users, webhooks};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -29,25 +30,60 @@ pub enum Route {
     Progress,
     Resolve,
     Submit,
+    /// sync-user's `POST /webhooks/learnworlds`: a userUpdated delivery for a
+    /// participant, each one a new body (LearnWorlds' deliveries differ).
+    Webhook,
+    /// sync-user's `POST /sessions`: a participant opening a tool from
+    /// LearnWorlds, each launch signed once and used once.
+    Launch,
 }
 
 impl Route {
-    pub const ALL: [Route; 3] = [Route::Progress, Route::Resolve, Route::Submit];
+    pub const ALL: [Route; 5] = [
+        Route::Progress,
+        Route::Resolve,
+        Route::Submit,
+        Route::Webhook,
+        Route::Launch,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Route::Progress => "get-progress",
             Route::Resolve => "resolve-dependencies",
             Route::Submit => "submit-tool",
+            Route::Webhook => "sync-user webhook",
+            Route::Launch => "sync-user session launch",
         }
+    }
+
+    /// A name for files.
+    pub fn slug(self) -> String {
+        self.name().replace(' ', "-")
     }
 }
 
-/// One statement with its binds; `None` binds are SQL NULLs.
+/// A bind's value in the pgbench script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    Null,
+    Value(String),
+    /// A value no other request has (a delivery's digest, a launch's
+    /// signature): a random number drawn for each pgbench transaction.
+    Unique,
+}
+
+impl From<Option<String>> for Bind {
+    fn from(value: Option<String>) -> Self {
+        value.map_or(Bind::Null, Bind::Value)
+    }
+}
+
+/// One statement with its binds, each with the type sqlx sends it as.
 #[derive(Debug, Clone)]
 pub struct Statement {
     pub sql: String,
-    pub binds: Vec<(Option<String>, &'static str)>,
+    pub binds: Vec<(Bind, &'static str)>,
 }
 
 impl Statement {
@@ -64,9 +100,35 @@ impl Statement {
 pub struct Call {
     pub method: &'static str,
     pub path: String,
-    pub token: String,
-    pub body: Option<String>,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
     pub statements: Vec<Statement>,
+}
+
+/// What wrk sends as a call's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    None,
+    Fixed(String),
+    /// Each request replaces `{{N}}` with a text no other request of the
+    /// harness has.
+    Numbered(String),
+    /// Each request takes the next line of its wrk thread's launch file
+    /// ([`launch_files`]): a signed launch is good for one session.
+    Launch,
+}
+
+impl Body {
+    pub fn fixed(self) -> Option<String> {
+        match self {
+            Body::Fixed(body) => Some(body),
+            _ => None,
+        }
+    }
+}
+
+fn bearer(token: String) -> Vec<(&'static str, String)> {
+    vec![("Authorization", format!("Bearer {token}"))]
 }
 
 /// A PostgreSQL array literal of text elements.
@@ -92,6 +154,9 @@ pub async fn sample(
     calls: usize,
     seed: u64,
 ) -> Result<Vec<Call>, String> {
+    if matches!(route, Route::Webhook | Route::Launch) {
+        return sync_calls(pool, registry, route, calls, seed).await;
+    }
     let users: Vec<(Uuid, Option<Uuid>)> = db::query_as(
         "select id, organization_id from shared.users where role = 'user' order by id",
     )
@@ -122,12 +187,9 @@ pub async fn sample(
             Route::Progress => Call {
                 method: "GET",
                 path: "/progress".into(),
-                token,
-                body: None,
-                statements: vec![Statement {
-                    sql: progress::PROGRESS_SQL.to_owned(),
-                    binds: vec![(Some(user_text.clone()), "uuid"), (Some(user_text), "uuid")],
-                }],
+                headers: bearer(token),
+                body: Body::None,
+                statements: vec![progress_statement(user)],
             },
             Route::Resolve => {
                 let fields: Vec<&str> =
@@ -135,17 +197,17 @@ pub async fn sample(
                 Call {
                     method: "GET",
                     path: format!("/tools/{}/dependencies", tool.slug),
-                    token,
-                    body: None,
+                    headers: bearer(token),
+                    body: Body::None,
                     statements: vec![Statement {
                         sql: tool_sql::resolve_dependencies(registry, tool)
                             .as_str()
                             .to_owned(),
                         binds: vec![
-                            (Some(user_text.clone()), "uuid"),
-                            (Some(user_text), "uuid"),
-                            (Some(tool.slug.clone()), "text"),
-                            (Some(pg_array(&fields)), "text[]"),
+                            (Bind::Value(user_text.clone()), "uuid"),
+                            (Bind::Value(user_text), "uuid"),
+                            (Bind::Value(tool.slug.clone()), "text"),
+                            (Bind::Value(pg_array(&fields)), "text[]"),
                         ],
                     }],
                 }
@@ -167,11 +229,219 @@ pub async fn sample(
                 }
                 submit_call(registry, tool, user, organization, token, &mut rng)
             }
+            Route::Webhook | Route::Launch => unreachable!("sampled by sync_calls"),
         };
         out.push(call);
     }
     Ok(out)
 }
+
+/// get-progress's read of `user`'s own progress.
+fn progress_statement(user: Uuid) -> Statement {
+    Statement {
+        sql: progress::PROGRESS_SQL.to_owned(),
+        binds: vec![
+            (Bind::Value(user.to_string()), "uuid"),
+            (Bind::Value(user.to_string()), "uuid"),
+        ],
+    }
+}
+
+/// A generated participant as LearnWorlds knows them.
+#[derive(sqlx::FromRow)]
+struct Participant {
+    id: Uuid,
+    lms_user_id: String,
+    email: String,
+    full_name: String,
+    organization_id: Uuid,
+    organization_slug: String,
+    organization_name: String,
+}
+
+const PARTICIPANTS_SQL: &str = "select u.id, u.lms_user_id::text, u.email::text, u.full_name::text,
+        o.id as organization_id, o.slug::text as organization_slug, o.name::text as organization_name
+    from shared.users u join shared.organizations o on o.id = u.organization_id
+    where u.role = 'user' order by u.id offset $1 limit $2";
+
+/// sync-user's calls for `calls` participants chosen with `seed`: the
+/// statements of a webhook for an existing participant (`webhooks::receive`),
+/// or of their session launch (`App::create_session`: the launch and the
+/// sync in one transaction, then their progress).
+async fn sync_calls(
+    pool: &PgPool,
+    registry: &Registry,
+    route: Route,
+    calls: usize,
+    seed: u64,
+) -> Result<Vec<Call>, String> {
+    let participants: Vec<Participant> = db::query_as(PARTICIPANTS_SQL)
+        .bind(0_i64)
+        .bind(None::<i64>)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("reading participants: {e}"))?;
+    if participants.is_empty() {
+        return Err(
+            "the database has no participants: run `fasttrack-bench generate` first".into(),
+        );
+    }
+    let (slugs, statuses) = users::initial_progress(registry);
+    let (slugs, statuses) = (pg_array(&slugs), pg_array(&statuses));
+    let mut rng = Rng::new(seed);
+    let mut out = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let p = &participants[rng.below(participants.len() as u64) as usize];
+        let sync = |organization: Bind, login: bool| Statement {
+            sql: users::SYNC_SQL.to_owned(),
+            binds: vec![
+                (Bind::Value(p.lms_user_id.clone()), "text"),
+                (Bind::Value(p.email.clone()), "text"),
+                (Bind::Value(p.full_name.clone()), "text"),
+                (organization, "uuid"),
+                (Bind::Value(slugs.clone()), "text[]"),
+                (Bind::Value(statuses.clone()), "text[]"),
+                (Bind::Value(login.to_string()), "bool"),
+            ],
+        };
+        out.push(match route {
+            Route::Webhook => {
+                let body = json!({
+                    "version": 2, "type": "userUpdated", "trigger": "user_updated",
+                    "school_id": "bench-school",
+                    "data": {"user": {
+                        "id": p.lms_user_id, "email": p.email, "username": "u{{N}}",
+                        "first_name": p.full_name, "tags": [format!("org:{}", p.organization_slug)],
+                        "fields": {"company": p.organization_name},
+                    }},
+                })
+                .to_string();
+                let payload = body.replace("{{N}}", "0");
+                Call {
+                    method: "POST",
+                    path: "/webhooks/learnworlds".into(),
+                    headers: vec![(
+                        "Learnworlds-Webhook-Signature",
+                        format!("v1={}", crate::run::WEBHOOK_SECRET),
+                    )],
+                    body: Body::Numbered(body),
+                    statements: vec![
+                        Statement::plain("BEGIN"),
+                        Statement {
+                            sql: webhooks::RECORD_DELIVERY_SQL.to_owned(),
+                            binds: vec![
+                                (Bind::Unique, "bytea"),
+                                (Bind::Value("userUpdated".into()), "text"),
+                                (Bind::Value("user_updated".into()), "text"),
+                                (Bind::Value(p.lms_user_id.clone()), "text"),
+                                (Bind::Value("synced".into()), "text"),
+                                (Bind::Value(payload), "jsonb"),
+                            ],
+                        },
+                        Statement {
+                            sql: users::INSERT_ORGANIZATION_SQL.to_owned(),
+                            binds: vec![
+                                (Bind::Value(p.organization_slug.clone()), "text"),
+                                (Bind::Value(p.organization_name.clone()), "text"),
+                            ],
+                        },
+                        Statement {
+                            sql: users::ORGANIZATION_ID_SQL.to_owned(),
+                            binds: vec![(Bind::Value(p.organization_slug.clone()), "text")],
+                        },
+                        sync(Bind::Value(p.organization_id.to_string()), false),
+                        Statement::plain("COMMIT"),
+                    ],
+                }
+            }
+            Route::Launch => Call {
+                method: "POST",
+                path: "/sessions".into(),
+                headers: vec![],
+                body: Body::Launch,
+                statements: vec![
+                    Statement::plain("BEGIN"),
+                    Statement {
+                        sql: users::CLAIM_LAUNCH_SQL.to_owned(),
+                        binds: vec![
+                            (Bind::Unique, "text"),
+                            (Bind::Value(p.lms_user_id.clone()), "text"),
+                        ],
+                    },
+                    sync(Bind::Null, true),
+                    Statement::plain("COMMIT"),
+                    progress_statement(p.id),
+                ],
+            },
+            _ => unreachable!("sampled by sample"),
+        });
+    }
+    Ok(out)
+}
+
+/// Signed launches for one wrk run, `per_thread` for each of `threads` wrk
+/// threads, one file each (`launches-<thread>.txt`, a launch body a line).
+/// Each participant signs [`LAUNCH_TIMESTAMPS`] launches, one per second
+/// around `now`, all within the server's 300 s limit for the next minute;
+/// `run` picks participants no earlier run used, as a launch is refused a
+/// second time.
+pub async fn launch_files(
+    pool: &PgPool,
+    dir: &Path,
+    run: usize,
+    threads: usize,
+    per_thread: usize,
+    now: i64,
+) -> Result<(), String> {
+    let needed = (threads * per_thread).div_ceil(LAUNCH_TIMESTAMPS);
+    let participants: Vec<Participant> = db::query_as(PARTICIPANTS_SQL)
+        .bind((run * needed) as i64)
+        .bind(needed as i64)
+        .fetch_all(pool)
+        .await
+        .map_err(|e| format!("reading participants: {e}"))?;
+    if participants.len() < needed {
+        return Err(format!(
+            "session launches need {needed} participants a run that no earlier run used; \
+             generate more users"
+        ));
+    }
+    let secret = Secret::new(crate::run::LAUNCH_SECRET.to_owned());
+    let mut launches = Vec::with_capacity(threads * per_thread);
+    'fill: for p in &participants {
+        for offset in 0..LAUNCH_TIMESTAMPS as i64 {
+            if launches.len() == threads * per_thread {
+                break 'fill;
+            }
+            let timestamp = now - 60 + offset;
+            let signature =
+                auth::sign_launch(&secret, &p.lms_user_id, &p.email, &p.full_name, timestamp);
+            launches.push(
+                json!({"lms_user_id": p.lms_user_id, "email": p.email,
+                    "name": p.full_name, "timestamp": timestamp, "signature": signature})
+                .to_string(),
+            );
+        }
+    }
+    // In a random order, so that concurrent launches are of different
+    // participants, as in a school, and do not queue for one user's row.
+    let mut rng = Rng::new(0x5e55_1075 ^ run as u64);
+    for i in (1..launches.len()).rev() {
+        launches.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    let mut files = vec![String::with_capacity(per_thread * 320); threads];
+    for (i, launch) in launches.iter().enumerate() {
+        let _ = writeln!(files[i % threads], "{launch}");
+    }
+    for (i, text) in files.iter().enumerate() {
+        let path = dir.join(format!("launches-{}.txt", i + 1));
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Launches each participant signs for a run (see [`launch_files`]).
+pub const LAUNCH_TIMESTAMPS: usize = 300;
 
 /// A full submit of `tool`, and the four statements a save of an open tool
 /// runs (see `shared::submissions::save`).
@@ -204,13 +474,13 @@ pub fn submit_call(
             requirement_fields.push(dep.field.clone());
         }
     }
-    let user_text = Some(user.to_string());
-    let slug = Some(tool.slug.clone());
+    let user_text = Bind::Value(user.to_string());
+    let slug = Bind::Value(tool.slug.clone());
     Call {
         method: "PUT",
         path: format!("/tools/{}/submission", tool.slug),
-        token,
-        body: Some(json!({"data": data, "status": "submitted"}).to_string()),
+        headers: bearer(token),
+        body: Body::Fixed(json!({"data": data, "status": "submitted"}).to_string()),
         statements: vec![
             Statement::plain("BEGIN"),
             Statement {
@@ -218,8 +488,8 @@ pub fn submit_call(
                 binds: vec![
                     (user_text.clone(), "uuid"),
                     (slug.clone(), "text"),
-                    (None, "text"),
-                    (None, "bytea"),
+                    (Bind::Null, "text"),
+                    (Bind::Null, "bytea"),
                 ],
             },
             Statement {
@@ -228,24 +498,28 @@ pub fn submit_call(
                     .to_owned(),
                 binds: vec![
                     (user_text, "uuid"),
-                    (organization.map(|o| o.to_string()), "uuid"),
-                    (Some(data.to_string()), "jsonb"),
-                    (Some("submitted".into()), "text"),
-                    (Some(pg_array(&fields)), "text[]"),
-                    (Some(pg_array(&values)), "jsonb[]"),
-                    (Some("100".into()), "int4"),
-                    (None, "int4"),
-                    (None, "text"),
+                    (organization.map(|o| o.to_string()).into(), "uuid"),
+                    (Bind::Value(data.to_string()), "jsonb"),
+                    (Bind::Value("submitted".into()), "text"),
+                    (Bind::Value(pg_array(&fields)), "text[]"),
+                    (Bind::Value(pg_array(&values)), "jsonb[]"),
+                    (Bind::Value("100".into()), "int4"),
+                    (Bind::Null, "int4"),
+                    (Bind::Null, "text"),
                     (slug, "text"),
-                    (Some(pg_array(&requirement_tools)), "text[]"),
-                    (Some(pg_array(&requirement_fields)), "text[]"),
-                    (Some(pg_array(&requirement_fields)), "text[]"),
+                    (Bind::Value(pg_array(&requirement_tools)), "text[]"),
+                    (Bind::Value(pg_array(&requirement_fields)), "text[]"),
+                    (Bind::Value(pg_array(&requirement_fields)), "text[]"),
                 ],
             },
             Statement::plain("COMMIT"),
         ],
     }
 }
+
+/// The pgbench variable a script draws afresh for each transaction, for
+/// [`Bind::Unique`].
+const UNIQUE: &str = "unique";
 
 /// The statement with each `$n` replaced by a pgbench variable (a bind
 /// parameter under `-M prepared`) typed as sqlx types it, or a typed NULL.
@@ -264,15 +538,18 @@ pub fn pgbench_statement(statement: &Statement, prefix: &str) -> (String, Vec<(S
             let n: usize = digits.parse().expect("digits");
             let (value, pg_type) = &statement.binds[n - 1];
             match value {
-                Some(value) => {
+                Bind::Value(value) => {
                     let name = format!("{prefix}_{n}");
                     let _ = write!(out, "(:{name})::{pg_type}");
                     if !variables.iter().any(|(v, _)| v == &name) {
                         variables.push((name, value.clone()));
                     }
                 }
-                None => {
+                Bind::Null => {
                     let _ = write!(out, "null::{pg_type}");
+                }
+                Bind::Unique => {
+                    let _ = write!(out, "(:{UNIQUE})::{pg_type}");
                 }
             }
         } else {
@@ -291,21 +568,38 @@ pub fn pgbench_statement(statement: &Statement, prefix: &str) -> (String, Vec<(S
 }
 
 /// The wrk script that sends the calls, one chosen at random per request.
-pub fn wrk_script(calls: &[Call]) -> String {
-    let mut out = String::from("local calls = {}\nlocal specs = {\n");
+/// `tag` makes the numbered bodies of this run unlike any other run's;
+/// `launches` is the directory of this run's launch files.
+pub fn wrk_script(calls: &[Call], tag: &str, launches: &Path) -> String {
+    let mut out = String::from("local specs = {\n");
     for call in calls {
-        let body = call
-            .body
-            .as_ref()
-            .map_or("nil".to_owned(), |b| format!("[==[{b}]==]"));
+        let mut headers: String = call
+            .headers
+            .iter()
+            .map(|(name, value)| format!("[ [==[{name}]==] ] = [==[{value}]==], "))
+            .collect();
+        if call.body != Body::None {
+            headers.push_str(r#"["Content-Type"] = "application/json", "#);
+        }
+        let (body, kind) = match &call.body {
+            Body::None => ("nil".to_owned(), "fixed"),
+            Body::Fixed(body) => (format!("[==[{body}]==]"), "fixed"),
+            Body::Numbered(body) => (format!("[==[{body}]==]"), "numbered"),
+            Body::Launch => ("nil".to_owned(), "launch"),
+        };
         let _ = writeln!(
             out,
-            "  {{ \"{}\", [==[{}]==], [==[{}]==], {} }},",
-            call.method, call.path, call.token, body
+            "  {{ \"{}\", [==[{}]==], {{ {headers}}}, {body}, \"{kind}\" }},",
+            call.method, call.path
         );
     }
+    let _ = writeln!(
+        out,
+        "}}\nlocal tag = [==[{tag}]==]\nlocal launch_dir = [==[{}]==]",
+        launches.display()
+    );
     out.push_str(
-        r#"}
+        r#"local calls, launches, sent = {}, {}, 0
 local threads = 0
 setup = function(thread)
   threads = threads + 1
@@ -313,14 +607,27 @@ setup = function(thread)
 end
 init = function(args)
   for i, s in ipairs(specs) do
-    local headers = { ["Authorization"] = "Bearer " .. s[3] }
-    if s[4] then headers["Content-Type"] = "application/json" end
-    calls[i] = wrk.format(s[1], s[2], headers, s[4])
+    if s[5] == "fixed" then calls[i] = wrk.format(s[1], s[2], s[3], s[4]) end
+    if s[5] == "launch" and #launches == 0 then
+      for line in io.lines(launch_dir .. "/launches-" .. id .. ".txt") do
+        launches[#launches + 1] = line
+      end
+    end
   end
   math.randomseed(7919 * id)
 end
 request = function()
-  return calls[math.random(#calls)]
+  local i = math.random(#specs)
+  local s = specs[i]
+  if s[5] == "fixed" then return calls[i] end
+  sent = sent + 1
+  if s[5] == "numbered" then
+    local body = string.gsub(s[4], "{{N}}", tag .. "-" .. id .. "-" .. sent)
+    return wrk.format(s[1], s[2], s[3], body)
+  end
+  -- A launch used up: the server refuses the replay, and the run fails.
+  local body = launches[sent] or launches[1]
+  return wrk.format(s[1], s[2], s[3], body)
 end
 "#,
     );
@@ -334,6 +641,11 @@ pub struct Throughput {
     pub p99_ms: f64,
 }
 
+/// wrk's threads at `connections`: the machine's two cores.
+pub fn wrk_threads(connections: usize) -> usize {
+    connections.clamp(1, 2)
+}
+
 /// Runs wrk for `seconds` at `connections` and reads its report. Any non-2xx
 /// answer or socket error fails the run: the load must be valid requests.
 pub fn run_wrk(
@@ -342,7 +654,7 @@ pub fn run_wrk(
     connections: usize,
     seconds: u64,
 ) -> Result<Throughput, String> {
-    let threads = connections.clamp(1, 2);
+    let threads = wrk_threads(connections);
     let output = Command::new("wrk")
         .args([
             "-t",
@@ -415,6 +727,13 @@ pub fn pgbench_args(calls: &[Call], dir: &Path) -> Result<Vec<String>, String> {
     let mut args = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let mut script = String::new();
+        if call
+            .statements
+            .iter()
+            .any(|s| s.binds.iter().any(|(b, _)| *b == Bind::Unique))
+        {
+            let _ = writeln!(script, "\\set {UNIQUE} random(1, 4000000000000000000)");
+        }
         for (j, statement) in call.statements.iter().enumerate() {
             let (text, variables) = pgbench_statement(statement, &format!("c{i}s{j}"));
             script.push_str(&text);
@@ -487,7 +806,7 @@ mod tests {
             binds: (1..=10)
                 .map(|n| {
                     (
-                        (n != 2).then(|| format!("v{n}")),
+                        (n != 2).then(|| format!("v{n}")).into(),
                         if n == 10 { "jsonb" } else { "uuid" },
                     )
                 })
@@ -524,6 +843,72 @@ mod tests {
             assert!(!text.contains("--") && !text.contains('\n'), "{text}");
             assert!(!text.contains('$'), "every bind became a variable: {text}");
         }
+    }
+
+    #[test]
+    fn a_unique_bind_is_drawn_afresh_in_each_pgbench_transaction() {
+        let dir = std::env::temp_dir().join(format!("bench-unique-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let call = Call {
+            method: "POST",
+            path: "/sessions".into(),
+            headers: vec![],
+            body: Body::Launch,
+            statements: vec![Statement {
+                sql: "insert into t values ($1, $2)".into(),
+                binds: vec![(Bind::Unique, "bytea"), (Bind::Value("x".into()), "text")],
+            }],
+        };
+        let args = pgbench_args(std::slice::from_ref(&call), &dir).unwrap();
+        let script = std::fs::read_to_string(dir.join("call-0.sql")).unwrap();
+        assert_eq!(
+            script,
+            "\\set unique random(1, 4000000000000000000)\n\
+             insert into t values ((:unique)::bytea, (:c0s0_2)::text);\n"
+        );
+        assert!(args.contains(&"c0s0_2=x".to_owned()), "{args:?}");
+
+        // Without a unique bind, no variable is drawn.
+        let mut fixed = call;
+        fixed.statements[0].binds[0].0 = Bind::Null;
+        pgbench_args(&[fixed], &dir).unwrap();
+        let script = std::fs::read_to_string(dir.join("call-0.sql")).unwrap();
+        assert!(!script.contains("\\set"), "{script}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_wrk_script_sends_fixed_numbered_and_launch_bodies_as_each_call_says() {
+        let call = |path: &str, body: Body| Call {
+            method: "POST",
+            path: path.into(),
+            headers: vec![("X-Test", "yes".into())],
+            body,
+            statements: vec![],
+        };
+        let script = wrk_script(
+            &[
+                call("/a", Body::None),
+                call("/b", Body::Fixed("{}".into())),
+                call("/c", Body::Numbered(r#"{"n": "{{N}}"}"#.into())),
+                call("/d", Body::Launch),
+            ],
+            "run-7",
+            Path::new("/tmp/launch-dir"),
+        );
+        let specs: Vec<&str> = script.lines().filter(|l| l.starts_with("  { ")).collect();
+        assert_eq!(specs.len(), 4, "{script}");
+        assert!(specs[0].ends_with("nil, \"fixed\" },") && !specs[0].contains("Content-Type"));
+        assert!(specs[1].contains(r#"["Content-Type"] = "application/json""#));
+        assert!(specs[2].ends_with(r#"[==[{"n": "{{N}}"}]==], "numbered" },"#));
+        assert!(specs[3].ends_with("nil, \"launch\" },"));
+        assert!(
+            specs
+                .iter()
+                .all(|s| s.contains("[ [==[X-Test]==] ] = [==[yes]==]"))
+        );
+        assert!(script.contains("local tag = [==[run-7]==]"));
+        assert!(script.contains("local launch_dir = [==[/tmp/launch-dir]==]"));
     }
 
     #[test]

@@ -22,8 +22,8 @@ use crate::load::{self, Route};
 use crate::report::{self, Budget, Row};
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
-const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
-const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+pub const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 const SEED: u64 = 42;
 
 /// The Lambda functions, as `cargo build --release` names their binaries.
@@ -450,14 +450,19 @@ async fn load_against_pgbench(
             SEED + i as u64,
         )
         .await?;
-        let dir = work.join(route.name());
+        let dir = work.join(route.slug());
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let script = dir.join("wrk.lua");
-        std::fs::write(&script, load::wrk_script(&calls)).map_err(|e| e.to_string())?;
         let pgbench_args = load::pgbench_args(&calls, &dir)?;
-        workloads.push((route, script, pgbench_args));
+        workloads.push((route, calls, dir, pgbench_args));
     }
-    large_pool.close().await;
+    let load_began: chrono::DateTime<chrono::Utc> = db::query_scalar("select current_timestamp")
+        .fetch_one(&large_pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    // Each wrk run's bodies are its own: deliveries numbered with the run,
+    // launches signed for it (a launch is good once).
+    let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
+    let (mut wrk_runs, mut launch_runs) = (0, 0);
     let mut rows = Vec::new();
     for &c in &options.concurrency {
         step(&format!("load at concurrency {c}"));
@@ -467,10 +472,26 @@ async fn load_against_pgbench(
             c,
             &work.join(format!("server-c{c}.log")),
         )?;
-        for (route, script, pgbench_args) in &workloads {
+        for (route, calls, dir, pgbench_args) in &workloads {
             let (mut ours, mut anchor, mut p50, mut p99) = (vec![], vec![], vec![], vec![]);
             for _ in 0..options.runs.max(1) {
-                let t = load::run_wrk(server.port, script, c, options.seconds)
+                let script = dir.join("wrk.lua");
+                let script_text = load::wrk_script(calls, &format!("{tag}-{wrk_runs}"), dir);
+                std::fs::write(&script, script_text).map_err(|e| e.to_string())?;
+                if *route == Route::Launch {
+                    load::launch_files(
+                        &large_pool,
+                        dir,
+                        launch_runs,
+                        load::wrk_threads(c),
+                        LAUNCHES_PER_SECOND * options.seconds as usize,
+                        chrono::Utc::now().timestamp(),
+                    )
+                    .await?;
+                    launch_runs += 1;
+                }
+                wrk_runs += 1;
+                let t = load::run_wrk(server.port, &script, c, options.seconds)
                     .map_err(|e| format!("{} at c={c}: {e}", route.name()))?;
                 ours.push(t.per_second);
                 p50.push(t.p50_ms);
@@ -507,8 +528,27 @@ async fn load_against_pgbench(
         }
         drop(server);
     }
+    // The deliveries and launches the load recorded go, so that a later run
+    // with --reuse starts from the generated data (and its recompute does not
+    // spend a pass deleting expired launches).
+    for sql in [
+        "delete from shared.webhook_events where received_at >= $1",
+        "delete from shared.session_launches where used_at >= $1",
+    ] {
+        db::query(sql)
+            .bind(load_began)
+            .execute(&large_pool)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    large_pool.close().await;
     Ok(rows)
 }
+
+/// Signed launches made for each wrk thread and second of a run: well over
+/// what a wrk thread sends on this machine (about 3,000 a second), since a
+/// launch cannot be used twice.
+const LAUNCHES_PER_SECOND: usize = 10_000;
 
 /// A LearnWorlds delivery of `body`, signed the way the bench's server expects.
 pub fn webhook_request(body: String) -> http::Request {
@@ -612,7 +652,7 @@ async fn round_trips(
     let mut drafts = Vec::new();
     for user in &fresh {
         let call = load::submit_call(registry, woop, *user, None, String::new(), &mut rng);
-        unlocking.push(put(*user, "woop", call.body.unwrap_or_default())?);
+        unlocking.push(put(*user, "woop", call.body.fixed().unwrap_or_default())?);
         drafts.push(put(
             *user,
             "know-thyself",

@@ -307,17 +307,12 @@ impl App {
         let user = self
             .pool
             .transaction(async |tx| {
-                let first_use: bool = db::query_scalar(
-                    "insert into shared.session_launches (signature_sha256, lms_user_id)
-                     values (sha256(convert_to($1, 'UTF8')), $2)
-                     on conflict (signature_sha256) do nothing
-                     returning true",
-                )
-                .bind(launch.signature.to_ascii_lowercase())
-                .bind(&launch.lms_user_id)
-                .fetch_optional(&mut *tx)
-                .await?
-                .unwrap_or(false);
+                let first_use: bool = db::query_scalar(users::CLAIM_LAUNCH_SQL)
+                    .bind(launch.signature.to_ascii_lowercase())
+                    .bind(&launch.lms_user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .unwrap_or(false);
                 if !first_use {
                     return Err(ApiError::Unauthorized(
                         "this launch was already used; open the tool from LearnWorlds again",

@@ -100,36 +100,11 @@ pub fn is_word_char(c: char) -> bool {
     c > ' ' && c != '\x7f' && !c.is_whitespace()
 }
 
-/// Upserts the user by LearnWorlds id and, for a new user, creates one progress
-/// row per registry tool. Re-syncing never touches progress. An email held by a
-/// different LearnWorlds id (compared case-insensitively) is a 409.
-pub async fn sync(
-    conn: &mut PgConnection,
-    registry: &Registry,
-    user: &LmsUser,
-    record_login: bool,
-) -> Result<User, ApiError> {
-    user.validate()?;
-    let organization_id = match &user.organization {
-        Some(org) => Some(organization(conn, org).await?),
-        None => None,
-    };
-    let (slugs, statuses): (Vec<&str>, Vec<&str>) = registry
-        .tools()
-        .iter()
-        .map(|t| {
-            (
-                t.slug.as_str(),
-                if t.starts_unlocked() {
-                    "unlocked"
-                } else {
-                    "locked"
-                },
-            )
-        })
-        .unzip();
-    let synced = db::query_as::<User>(
-        r"with upserted as (
+/// The upsert of a user by LearnWorlds id, with a new user's progress rows.
+/// Binds: $1 LearnWorlds id, $2 email, $3 full name, $4 organization, $5 and
+/// $6 every tool's slug and starting status ([`initial_progress`]), $7 whether
+/// this is a login.
+pub const SYNC_SQL: &str = r"with upserted as (
             insert into shared.users as u (lms_user_id, email, full_name, organization_id, last_login)
             values ($1, $2, $3, $4, case when $7 then current_timestamp end)
             on conflict (lms_user_id) do update set
@@ -145,47 +120,93 @@ pub async fn sync(
             where upserted.created
             on conflict (user_id, tool_slug) do nothing
         )
-        select id, lms_user_id::text, email::text, full_name::text, role::text, organization_id, created from upserted",
-    )
-    .bind(&user.lms_user_id)
-    .bind(user.email.trim())
-    .bind(&user.full_name)
-    .bind(organization_id)
-    .bind(&slugs)
-    .bind(&statuses)
-    .bind(record_login)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(|e| match e.as_database_error().and_then(|d| d.constraint()) {
-        Some("users_email_key" | "users_email_lower_key") => ApiError::Conflict {
-            code: "email_conflict",
-            message: "this email address belongs to another LearnWorlds account".into(),
-            details: serde_json::json!({ "email": user.email.trim() }),
-        },
-        _ => ApiError::from(e),
-    })?;
+        select id, lms_user_id::text, email::text, full_name::text, role::text, organization_id, created from upserted";
+
+/// A new organization; no row when the slug exists. Binds: $1 slug, $2 name.
+pub const INSERT_ORGANIZATION_SQL: &str = "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing returning id";
+
+/// An organization's id by slug. Binds: $1 slug.
+pub const ORGANIZATION_ID_SQL: &str = "select id from shared.organizations where slug = $1";
+
+/// Records a session launch's first use; no row when it was used before.
+/// Binds: $1 the launch's signature (lowercase hex), $2 LearnWorlds id.
+pub const CLAIM_LAUNCH_SQL: &str =
+    "insert into shared.session_launches (signature_sha256, lms_user_id)
+     values (sha256(convert_to($1, 'UTF8')), $2)
+     on conflict (signature_sha256) do nothing
+     returning true";
+
+/// A new user's progress rows: every tool's slug, and its starting status.
+pub fn initial_progress(registry: &Registry) -> (Vec<&str>, Vec<&'static str>) {
+    registry
+        .tools()
+        .iter()
+        .map(|t| {
+            (
+                t.slug.as_str(),
+                if t.starts_unlocked() {
+                    "unlocked"
+                } else {
+                    "locked"
+                },
+            )
+        })
+        .unzip()
+}
+
+/// Upserts the user by LearnWorlds id and, for a new user, creates one progress
+/// row per registry tool. Re-syncing never touches progress. An email held by a
+/// different LearnWorlds id (compared case-insensitively) is a 409.
+pub async fn sync(
+    conn: &mut PgConnection,
+    registry: &Registry,
+    user: &LmsUser,
+    record_login: bool,
+) -> Result<User, ApiError> {
+    user.validate()?;
+    let organization_id = match &user.organization {
+        Some(org) => Some(organization(conn, org).await?),
+        None => None,
+    };
+    let (slugs, statuses) = initial_progress(registry);
+    let synced = db::query_as::<User>(SYNC_SQL)
+        .bind(&user.lms_user_id)
+        .bind(user.email.trim())
+        .bind(&user.full_name)
+        .bind(organization_id)
+        .bind(&slugs)
+        .bind(&statuses)
+        .bind(record_login)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(
+            |e| match e.as_database_error().and_then(|d| d.constraint()) {
+                Some("users_email_key" | "users_email_lower_key") => ApiError::Conflict {
+                    code: "email_conflict",
+                    message: "this email address belongs to another LearnWorlds account".into(),
+                    details: serde_json::json!({ "email": user.email.trim() }),
+                },
+                _ => ApiError::from(e),
+            },
+        )?;
     Ok(synced)
 }
 
 /// The organization with this slug, created if new.
 async fn organization(conn: &mut PgConnection, org: &OrganizationTag) -> Result<Uuid, ApiError> {
-    let inserted: Option<Uuid> = db::query_scalar(
-        "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing returning id",
-    )
-    .bind(&org.slug)
-    .bind(&org.name)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let inserted: Option<Uuid> = db::query_scalar(INSERT_ORGANIZATION_SQL)
+        .bind(&org.slug)
+        .bind(&org.name)
+        .fetch_optional(&mut *conn)
+        .await?;
     if let Some(id) = inserted {
         return Ok(id);
     }
     // A new statement sees the row even when a concurrent sync created it.
-    Ok(
-        db::query_scalar("select id from shared.organizations where slug = $1")
-            .bind(&org.slug)
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(db::query_scalar(ORGANIZATION_ID_SQL)
+        .bind(&org.slug)
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 #[cfg(test)]

@@ -172,6 +172,14 @@ pub struct Receipt {
     pub user_id: Option<Uuid>,
 }
 
+/// Records a delivery once; no row for a body seen before. Binds: $1 the
+/// body's SHA-256, $2 event type, $3 trigger, $4 LearnWorlds id, $5 outcome,
+/// $6 payload.
+pub const RECORD_DELIVERY_SQL: &str = "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+     values ($1, $2, $3, $4, $5, $6)
+     on conflict (body_sha256) do nothing
+     returning id";
+
 /// Records the delivery and, for events that carry a user, syncs the user, in
 /// one transaction: on any error nothing is written, so LearnWorlds' retry can
 /// succeed later.
@@ -193,20 +201,15 @@ pub async fn receive(
     };
     let receipt = pool
         .transaction(async |tx| {
-            let event_id: Option<Uuid> = db::query_scalar(
-                "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
-                 values ($1, $2, $3, $4, $5, $6)
-                 on conflict (body_sha256) do nothing
-                 returning id",
-            )
-            .bind(&digest)
-            .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
-            .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
-            .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
-            .bind(outcome)
-            .bind(payload)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let event_id: Option<Uuid> = db::query_scalar(RECORD_DELIVERY_SQL)
+                .bind(&digest)
+                .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
+                .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
+                .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
+                .bind(outcome)
+                .bind(payload)
+                .fetch_optional(&mut *tx)
+                .await?;
             let Some(event_id) = event_id else {
                 return Ok::<_, ApiError>(Receipt {
                     outcome: "duplicate",
