@@ -69,6 +69,23 @@ impl Row {
         }
     }
 
+    /// Two decimals, or more (up to four) when two would put the ratio on
+    /// the other side of its budget's bound: 0.4959 against `>= 0.5` reads
+    /// 0.496, not 0.50.
+    fn ratio_text(&self, ratio: f64) -> String {
+        let bound = match self.budget {
+            Budget::RatioAtLeast(bound) | Budget::RatioAtMost(bound) => bound,
+            _ => return format!("{ratio:.2}"),
+        };
+        (2..=4)
+            .map(|places| format!("{ratio:.places$}"))
+            .find(|text| {
+                let shown: f64 = text.parse().expect("a formatted number");
+                (shown >= bound) == (ratio >= bound) && (shown <= bound) == (ratio <= bound)
+            })
+            .unwrap_or_else(|| format!("{ratio:.4}"))
+    }
+
     fn cells(&self) -> [String; 6] {
         let budget = match self.budget {
             Budget::None => "-".to_owned(),
@@ -85,7 +102,7 @@ impl Row {
             self.anchor.as_ref().map_or("-".to_owned(), |(name, v)| {
                 format!("{} ({name})", number(*v))
             }),
-            self.ratio().map_or("-".to_owned(), |r| format!("{r:.2}")),
+            self.ratio().map_or("-".to_owned(), |r| self.ratio_text(r)),
             budget,
             match self.passed() {
                 None => "info".to_owned(),
@@ -210,6 +227,24 @@ mod tests {
             .against("pgbench", 1000.0)
             .budget(Budget::RatioAtLeast(0.5));
         assert_eq!(slow.passed(), Some(false));
+    }
+
+    #[test]
+    fn a_ratio_next_to_its_bound_shows_the_decimals_that_tell_its_side() {
+        let ratio = |value: f64, budget: Budget| {
+            Row::info("x", value, "req/s")
+                .against("pgbench", 10_000.0)
+                .budget(budget)
+                .cells()[3]
+                .clone()
+        };
+        assert_eq!(ratio(4_959.0, Budget::RatioAtLeast(0.5)), "0.496");
+        assert_eq!(ratio(4_999.9, Budget::RatioAtLeast(0.5)), "0.5000");
+        assert_eq!(ratio(5_000.0, Budget::RatioAtLeast(0.5)), "0.50");
+        assert_eq!(ratio(5_120.0, Budget::RatioAtLeast(0.5)), "0.51");
+        assert_eq!(ratio(19_996.0, Budget::RatioAtMost(2.0)), "1.9996");
+        assert_eq!(ratio(20_040.0, Budget::RatioAtMost(2.0)), "2.004");
+        assert_eq!(ratio(4_959.0, Budget::None), "0.50");
     }
 
     #[test]
