@@ -110,7 +110,10 @@ pub async fn generate(
     spec: &Spec,
 ) -> Result<Counts, sqlx::Error> {
     let mut rng = Rng::new(spec.seed);
+    // Two connections, so that PostgreSQL loads on both cores: the database,
+    // not the generator, is the slow side of a COPY.
     let mut conn = pool.acquire().await?;
+    let mut second = pool.acquire().await?;
     let run = rng.next() % 1_000_000;
 
     let mut organizations = Vec::with_capacity(spec.organizations);
@@ -204,33 +207,35 @@ pub async fn generate(
             }
             bar.inc(1);
         }
+        // The users first (every other row refers to them), then the rest on
+        // both connections: the progress and every other tool on one, the
+        // remaining tools on the other. Each table is still written by one
+        // connection in batch order, so the database is the same either way.
         copy_in(
             &mut conn,
             "shared.users (id, lms_user_id, email, full_name, organization_id, role)",
             &users,
         )
         .await?;
-        copy_in(
-            &mut conn,
-            "shared.user_progress (user_id, tool_slug, status, progress_percentage, unlocked_at, started_at, completed_at)",
-            &progress,
-        )
-        .await?;
-        for (tool, rows) in tools.iter().zip(&per_tool) {
-            let s = tool.schema.quoted();
+        let tool_rows = |parity: usize| {
+            tools
+                .iter()
+                .zip(&per_tool)
+                .enumerate()
+                .filter(move |(i, _)| i % 2 == parity)
+                .map(|(_, pair)| pair)
+        };
+        let first = async {
             copy_in(
                 &mut conn,
-                &format!("{s}.submissions (id, user_id, organization_id, data, submitted_data, status, version, submitted_at, completed_at)"),
-                &rows.submissions,
+                "shared.user_progress (user_id, tool_slug, status, progress_percentage, unlocked_at, started_at, completed_at)",
+                &progress,
             )
             .await?;
-            copy_in(
-                &mut conn,
-                &format!("{s}.field_outputs (submission_id, field_id, field_value)"),
-                &rows.outputs,
-            )
-            .await?;
-        }
+            copy_tools(&mut conn, tool_rows(0)).await
+        };
+        let other = copy_tools(&mut second, tool_rows(1));
+        tokio::try_join!(first, other)?;
         start = end;
     }
     bar.finish();
@@ -283,6 +288,29 @@ fn submission(
             counts.field_outputs += 1;
         }
     }
+}
+
+/// Each tool's submissions, then the outputs that refer to them.
+async fn copy_tools<'a>(
+    conn: &mut sqlx::PgConnection,
+    tools: impl Iterator<Item = (&'a Tool, &'a ToolRows)>,
+) -> Result<(), sqlx::Error> {
+    for (tool, rows) in tools {
+        let s = tool.schema.quoted();
+        copy_in(
+            conn,
+            &format!("{s}.submissions (id, user_id, organization_id, data, submitted_data, status, version, submitted_at, completed_at)"),
+            &rows.submissions,
+        )
+        .await?;
+        copy_in(
+            conn,
+            &format!("{s}.field_outputs (submission_id, field_id, field_value)"),
+            &rows.outputs,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 async fn copy_in(
