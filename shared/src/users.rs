@@ -104,9 +104,17 @@ pub fn is_word_char(c: char) -> bool {
 /// Binds: $1 LearnWorlds id, $2 email, $3 full name, $4 organization, $5 and
 /// $6 every tool's slug and starting status ([`initial_progress`]), $7 whether
 /// this is a login.
+///
+/// Syncs of one LearnWorlds id take turns (a transaction-scoped advisory lock
+/// on the id, before the insert): `ON CONFLICT` covers only its arbiter index,
+/// and two upserts of one user racing each other could otherwise fail on the
+/// email's unique index, a 409 for the user's own address. LearnWorlds sends
+/// several deliveries for one user at once (a sign-up is a userUpdated, an
+/// enrolment and a tag), and a launch may come meanwhile.
 pub const SYNC_SQL: &str = r"with upserted as (
             insert into shared.users as u (lms_user_id, email, full_name, organization_id, last_login)
-            values ($1, $2, $3, $4, case when $7 then current_timestamp end)
+            select $1, $2, $3, $4, case when $7 then current_timestamp end
+            from (select pg_advisory_xact_lock(1718908275, hashtext($1))) as one_sync_per_user
             on conflict (lms_user_id) do update set
                 email = excluded.email,
                 full_name = excluded.full_name,
