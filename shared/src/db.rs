@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Connection, FromRow, PgConnection, Postgres, SqlSafeStr};
+use sqlx::{Connection, FromRow, PgConnection, Postgres, Row, SqlSafeStr};
 use tokio::task::JoinHandle;
 
 use crate::config::{ConfigError, DatabaseSettings};
@@ -414,9 +414,10 @@ impl Drop for Conn {
 }
 
 /// Sends what the connection still owes the server (a queued ROLLBACK) and
-/// reads what it still owes us, then gives it back; closes it if that fails.
+/// reads what it still owes us, ends a transaction a given-up `begin()` left
+/// open, then gives it back; closes it if that fails.
 async fn flush(mut object: Object<Manager>) {
-    match tokio::time::timeout(FLUSH_TIMEOUT, object.conn.ping()).await {
+    match tokio::time::timeout(FLUSH_TIMEOUT, settle(&mut object.conn)).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => {
             tracing::debug!(%error, "closing a connection that failed to flush");
@@ -427,4 +428,23 @@ async fn flush(mut object: Object<Manager>) {
             drop(Object::take(object));
         }
     }
+}
+
+/// Brings a connection given back mid-exchange to rest outside any
+/// transaction. Running a statement first sends what sqlx queued (a
+/// transaction's ROLLBACK) and reads what is left of an answer. sqlx queues
+/// no ROLLBACK for a `begin()` given up after its BEGIN went out, so the
+/// statement also asks whether it runs inside an older transaction (only a
+/// transaction's first statement sees its start as `now()`) and, if so, ends
+/// it. One round trip, two for that rare case; the simple protocol, so it
+/// suits a transaction pooler too.
+async fn settle(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let inside: bool = sqlx::raw_sql("select now() <> statement_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+    if inside {
+        sqlx::raw_sql("rollback").execute(&mut *conn).await?;
+    }
+    Ok(())
 }

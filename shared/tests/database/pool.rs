@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use shared::db::Pool;
-use sqlx::{Connection, PgPool};
+use sqlx::{Connection, PgPool, Row};
 
 async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
     sqlx::query_scalar("select pg_backend_pid()")
@@ -57,6 +57,39 @@ async fn a_transaction_abandoned_by_an_error_rolls_back_at_once(pool: PgPool) {
         .await
         .expect("the abandoned transaction no longer holds the row");
     assert_eq!(note, "before");
+}
+
+/// sqlx queues no ROLLBACK for a `begin()` given up after its BEGIN went out
+/// (a client that hung up, a request timeout): the server would stay in that
+/// transaction, and the connection's next user would run inside it (and hold
+/// its snapshot, or pin a pooler's server) until someone's COMMIT. The load
+/// harness's server logs showed it as "there is already a transaction in
+/// progress" at the end of a wrk run.
+#[sqlx::test(migrations = false)]
+async fn a_connection_given_up_inside_its_begin_comes_back_outside_any_transaction(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 1);
+    let mut conn = service.acquire().await.unwrap();
+    // The BEGIN reaches the server, which answers late; the caller gives up
+    // before the answer.
+    let begin = Connection::begin_with(&mut *conn, "begin; select pg_sleep(0.3)");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), begin)
+            .await
+            .is_err()
+    );
+    drop(conn);
+
+    let mut conn = service.acquire().await.unwrap();
+    // A statement sent alone (the simple protocol) outside a transaction is
+    // its own transaction, and sees its start as `now()`; a statement inside an
+    // older transaction does not.
+    let fresh: bool = sqlx::raw_sql("select now() = statement_timestamp()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+        .get(0);
+    assert!(fresh, "the connection came back inside the abandoned BEGIN");
+    conn.release();
 }
 
 #[sqlx::test(migrations = false)]
