@@ -8,8 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use shared::auth::{self, TokenKeys};
-use shared::config::Secret;
+use shared::auth::TokenKeys;
 use shared::registry::{Registry, Tool};
 use shared::{db, progress, submissions, tool_sql, users, webhooks};
 use sqlx::PgPool;
@@ -320,10 +319,7 @@ async fn sync_calls(
                 Call {
                     method: "POST",
                     path: "/webhooks/learnworlds".into(),
-                    headers: vec![(
-                        "Learnworlds-Webhook-Signature",
-                        format!("v1={}", crate::run::WEBHOOK_SECRET),
-                    )],
+                    headers: vec![crate::run::webhook_signature()],
                     body: Body::Numbered(body),
                     statements: vec![
                         Statement::plain("BEGIN"),
@@ -406,21 +402,18 @@ pub async fn launch_files(
              generate more users"
         ));
     }
-    let secret = Secret::new(crate::run::LAUNCH_SECRET.to_owned());
     let mut launches = Vec::with_capacity(threads * per_thread);
     'fill: for p in &participants {
         for offset in 0..LAUNCH_TIMESTAMPS as i64 {
             if launches.len() == threads * per_thread {
                 break 'fill;
             }
-            let timestamp = now - 60 + offset;
-            let signature =
-                auth::sign_launch(&secret, &p.lms_user_id, &p.email, &p.full_name, timestamp);
-            launches.push(
-                json!({"lms_user_id": p.lms_user_id, "email": p.email,
-                    "name": p.full_name, "timestamp": timestamp, "signature": signature})
-                .to_string(),
-            );
+            launches.push(crate::run::launch_body(
+                &p.lms_user_id,
+                &p.email,
+                &p.full_name,
+                now - 60 + offset,
+            ));
         }
     }
     // In a random order, so that concurrent launches are of different

@@ -22,8 +22,8 @@ use crate::load::{self, Route};
 use crate::report::{self, Budget, Row};
 
 const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
-pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
-pub const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
+const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 const SEED: u64 = 42;
 
 /// The Lambda functions, as `cargo build --release` names their binaries.
@@ -550,6 +550,15 @@ async fn load_against_pgbench(
 /// launch cannot be used twice.
 const LAUNCHES_PER_SECOND: usize = 10_000;
 
+/// The webhook signature header the bench's server expects (its default,
+/// shared-secret mode).
+pub fn webhook_signature() -> (&'static str, String) {
+    (
+        "learnworlds-webhook-signature",
+        format!("v1={WEBHOOK_SECRET}"),
+    )
+}
+
 /// A LearnWorlds delivery of `body`, signed the way the bench's server expects.
 pub fn webhook_request(body: String) -> http::Request {
     http::Request {
@@ -557,13 +566,19 @@ pub fn webhook_request(body: String) -> http::Request {
         path: "/webhooks/learnworlds".into(),
         headers: vec![
             ("content-type", "application/json".into()),
-            (
-                "learnworlds-webhook-signature",
-                format!("v1={WEBHOOK_SECRET}"),
-            ),
+            webhook_signature(),
         ],
         body: Some(body),
     }
+}
+
+/// The body of `POST /sessions`: a launch signed with the bench's launch secret.
+pub fn launch_body(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
+    let secret = Secret::new(LAUNCH_SECRET.to_owned());
+    let signature = auth::sign_launch(&secret, lms_user_id, email, name, timestamp);
+    serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
+        "timestamp": timestamp, "signature": signature})
+    .to_string()
 }
 
 struct RoundTripCase {
@@ -696,7 +711,6 @@ async fn round_trips(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let launch_secret = Secret::new(LAUNCH_SECRET.to_owned());
     let (mut webhooks, mut launches) = (Vec::new(), Vec::new());
     for i in 0..k {
         let lms = format!("64d{:021x}", rng.next() as u128 * 100 + i as u128);
@@ -707,16 +721,11 @@ async fn round_trips(
                 .replace("event@example.com", &format!("webhook-{lms}@bench.test")),
         ));
         let email = format!("launch-{lms}@bench.test");
-        let signature = auth::sign_launch(&launch_secret, lms, &email, "Launch Bench", now);
         launches.push(http::Request {
             method: "POST",
             path: "/sessions".into(),
             headers: vec![("content-type", "application/json".into())],
-            body: Some(
-                serde_json::json!({"lms_user_id": lms, "email": email, "name": "Launch Bench",
-                    "timestamp": now, "signature": signature})
-                .to_string(),
-            ),
+            body: Some(launch_body(lms, &email, "Launch Bench", now)),
         });
     }
     cases.push(RoundTripCase {
