@@ -99,19 +99,11 @@ async fn parallel_syncs_of_one_user_all_succeed_and_never_see_their_own_email_as
     pool: PgPool,
 ) {
     let app = TestApp::new(pool.clone()).await;
-    let user = LmsUser {
-        lms_user_id: "64a0f00000000000000000bb".into(),
-        email: "busy@example.test".into(),
-        full_name: "Busy".into(),
-        organization: None,
-    };
-    let mut conn = pool.acquire().await.unwrap();
-    let id = shared::users::sync(&mut conn, Registry::embedded(), &user, false)
-        .await
-        .unwrap()
-        .id;
+    let id = app.user("busy", None, "user").await.id;
+    let user = TestApp::lms_user("busy", None);
     // Other users after it fill its page, as in a real table, so that its
     // updates move it to another page and add index entries (not HOT).
+    let mut conn = pool.acquire().await.unwrap();
     sqlx::query(
         "insert into shared.users (lms_user_id, email, full_name)
          select 'filler-' || n, 'filler-' || n || '@example.test', 'Filler ' || n

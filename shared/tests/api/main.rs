@@ -244,16 +244,22 @@ impl TestApp {
             .await
     }
 
-    /// A user synced the way LearnWorlds would sync them, with a role set by an admin.
-    pub async fn user(&self, name: &str, organization: Option<&str>, role: &str) -> TestUser {
-        let lms_user_id = format!("lms-{name}");
-        let user = LmsUser {
-            lms_user_id: lms_user_id.clone(),
+    /// The LearnWorlds side of [`TestApp::user`]: what a webhook or a launch
+    /// for `name` carries.
+    pub fn lms_user(name: &str, organization: Option<&str>) -> LmsUser {
+        LmsUser {
+            lms_user_id: format!("lms-{name}"),
             email: format!("{name}@example.test"),
             full_name: name.to_owned(),
             organization: organization
                 .and_then(|org| OrganizationTag::from_tags([format!("org:{org}").as_str()], None)),
-        };
+        }
+    }
+
+    /// A user synced the way LearnWorlds would sync them, with a role set by an admin.
+    pub async fn user(&self, name: &str, organization: Option<&str>, role: &str) -> TestUser {
+        let user = Self::lms_user(name, organization);
+        let lms_user_id = user.lms_user_id.clone();
         let mut conn = self.pool.acquire().await.unwrap();
         let synced = shared::users::sync(&mut conn, self.registry(), &user, false)
             .await

@@ -13,6 +13,17 @@ async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
         .unwrap()
 }
 
+/// Gives up on `exchange` before its answer (it must take longer than
+/// 50 ms), as a client that hung up or a request timeout would.
+async fn give_up_on<T>(exchange: impl std::future::Future<Output = T>) {
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), exchange)
+            .await
+            .is_err(),
+        "the exchange answered before it was given up"
+    );
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_released_connection_is_reused_as_it_is(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 4);
@@ -71,12 +82,11 @@ async fn a_connection_given_up_inside_its_begin_comes_back_outside_any_transacti
     let mut conn = service.acquire().await.unwrap();
     // The BEGIN reaches the server, which answers late; the caller gives up
     // before the answer.
-    let begin = Connection::begin_with(&mut *conn, "begin; select pg_sleep(0.3)");
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), begin)
-            .await
-            .is_err()
-    );
+    give_up_on(Connection::begin_with(
+        &mut *conn,
+        "begin; select pg_sleep(0.3)",
+    ))
+    .await;
     drop(conn);
 
     let mut conn = service.acquire().await.unwrap();
@@ -96,12 +106,8 @@ async fn a_connection_given_up_inside_its_begin_comes_back_outside_any_transacti
 async fn a_connection_given_up_mid_statement_answers_its_next_user_correctly(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 1);
     let mut conn = service.acquire().await.unwrap();
-    let slow = sqlx::query_scalar::<_, i32>("select 7 from pg_sleep(0.3)").fetch_one(&mut *conn);
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), slow)
-            .await
-            .is_err()
-    );
+    give_up_on(sqlx::query_scalar::<_, i32>("select 7 from pg_sleep(0.3)").fetch_one(&mut *conn))
+        .await;
     drop(conn);
     // The one connection is flushed (the slow answer read and discarded) before
     // this acquire gets it back.
