@@ -5,10 +5,13 @@
 
 use std::collections::HashSet;
 use std::fmt::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use shared::registry::{Registry, Tool};
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 /// SplitMix64: tiny, fast, and the same sequence for the same seed everywhere.
@@ -113,7 +116,7 @@ pub async fn generate(
     // Two connections, so that PostgreSQL loads on both cores: the database,
     // not the generator, is the slow side of a COPY.
     let mut conn = pool.acquire().await?;
-    let mut second = pool.acquire().await?;
+    let second = pool.acquire().await?;
     let run = rng.next() % 1_000_000;
 
     let mut organizations = Vec::with_capacity(spec.organizations);
@@ -123,11 +126,12 @@ pub async fn generate(
         organizations.push(id);
         let _ = writeln!(csv_orgs, "{id},\"Bench Org {i}\",\"bench-{run}-org-{i}\"");
     }
-    let mut copy = conn
-        .copy_in_raw("copy shared.organizations (id, name, slug) from stdin with (format csv)")
-        .await?;
-    copy.send(csv_orgs.as_bytes()).await?;
-    copy.finish().await?;
+    copy_in(
+        &mut conn,
+        "shared.organizations (id, name, slug)",
+        &csv_orgs,
+    )
+    .await?;
 
     let bar = ProgressBar::new(spec.users as u64);
     bar.set_style(
@@ -138,109 +142,175 @@ pub async fn generate(
     );
     bar.set_prefix("generate");
     let mut counts = Counts::default();
-    let tools = registry.tools();
+    // A batch is written while the next one is made; batches are still
+    // written one after another, so the database does not depend on timing.
+    let mut writing: JoinHandle<Result<Connections, sqlx::Error>> =
+        tokio::spawn(async move { Ok((conn, second)) });
     let mut start = 0;
     while start < spec.users {
         let end = (start + spec.batch).min(spec.users);
-        let mut users = String::new();
-        let mut progress = String::new();
-        let mut per_tool: Vec<ToolRows> = tools
-            .iter()
-            .map(|_| ToolRows {
-                submissions: String::new(),
-                outputs: String::new(),
-            })
-            .collect();
-        for i in start..end {
-            let user = rng.uuid();
-            let org = organizations[rng.below(organizations.len() as u64) as usize];
-            let role = if rng.chance(2) { "guru" } else { "user" };
-            let _ = writeln!(
-                users,
-                "{user},\"bench-{run}-{i:08}\",\"bench{run}-{i}@bench.fasttrack.test\",\"Bench User {i}\",{org},{role}"
-            );
-            counts.users += 1;
-            // How far this user has come: a sprint they are working on.
-            let frontier = rng.below(tools.len() as u64 + 1) as u8;
-            let mut available: HashSet<&str> = HashSet::new();
-            for (index, tool) in tools.iter().enumerate() {
-                let unlocked = tool
-                    .required_dependencies()
-                    .all(|d| available.contains(d.field.as_str()));
-                let status = if !unlocked {
-                    "locked"
-                } else if tool.sprint < frontier && !(tool.optional && rng.chance(50)) {
-                    "completed"
-                } else if tool.sprint == frontier {
-                    "in_progress"
-                } else {
-                    "unlocked"
-                };
-                let at = timestamp(&mut rng);
-                let (percentage, started, completed) = match status {
-                    "completed" => (100, at.as_str(), at.as_str()),
-                    "in_progress" => (50, at.as_str(), ""),
-                    _ => (0, "", ""),
-                };
-                let unlocked_at = if status == "locked" { "" } else { at.as_str() };
-                let _ = writeln!(
-                    progress,
-                    "{user},{},{status},{percentage},{unlocked_at},{started},{completed}",
-                    tool.slug
-                );
-                counts.progress_rows += 1;
-                if status == "completed" || status == "in_progress" {
-                    submission(
-                        &mut rng,
-                        &mut per_tool[index],
-                        tool,
-                        user,
-                        org,
-                        status == "completed",
-                        &at,
-                        &mut counts,
-                    );
-                    if status == "completed" {
-                        available.extend(tool.outputs.iter().map(|o| o.field.as_str()));
-                    }
-                }
-            }
-            bar.inc(1);
-        }
-        // The users first (every other row refers to them), then the rest on
-        // both connections: the progress and every other tool on one, the
-        // remaining tools on the other. Each table is still written by one
-        // connection in batch order, so the database is the same either way.
-        copy_in(
-            &mut conn,
-            "shared.users (id, lms_user_id, email, full_name, organization_id, role)",
-            &users,
-        )
-        .await?;
-        let tool_rows = |parity: usize| {
-            tools
-                .iter()
-                .zip(&per_tool)
-                .enumerate()
-                .filter(move |(i, _)| i % 2 == parity)
-                .map(|(_, pair)| pair)
-        };
-        let first = async {
-            copy_in(
-                &mut conn,
-                "shared.user_progress (user_id, tool_slug, status, progress_percentage, unlocked_at, started_at, completed_at)",
-                &progress,
-            )
-            .await?;
-            copy_tools(&mut conn, tool_rows(0)).await
-        };
-        let other = copy_tools(&mut second, tool_rows(1));
-        tokio::try_join!(first, other)?;
+        let batch = make_batch(
+            &mut rng,
+            registry.tools(),
+            &organizations,
+            run,
+            start..end,
+            &mut counts,
+        );
+        let connections = writing.await.map_err(join_error)??;
+        bar.inc((end - start) as u64);
+        writing = tokio::spawn(write_batch(connections, batch));
         start = end;
     }
+    let (mut conn, _) = writing.await.map_err(join_error)??;
     bar.finish();
     sqlx::query("analyze").execute(&mut *conn).await?;
     Ok(counts)
+}
+
+type Connections = (PoolConnection<Postgres>, PoolConnection<Postgres>);
+
+fn join_error(e: tokio::task::JoinError) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("writing a batch: {e}"))
+}
+
+/// One batch's rows, as COPY text: the users, and the jobs that follow them.
+struct Batch {
+    users: String,
+    /// The progress, and each tool's submissions then their outputs: each job
+    /// is a list of (table and columns, rows), written in order.
+    jobs: Vec<Vec<(String, String)>>,
+}
+
+fn make_batch(
+    rng: &mut Rng,
+    tools: &[Tool],
+    organizations: &[Uuid],
+    run: u64,
+    range: std::ops::Range<usize>,
+    counts: &mut Counts,
+) -> Batch {
+    let mut users = String::new();
+    let mut progress = String::new();
+    let mut per_tool: Vec<ToolRows> = tools
+        .iter()
+        .map(|_| ToolRows {
+            submissions: String::new(),
+            outputs: String::new(),
+        })
+        .collect();
+    for i in range {
+        let user = rng.uuid();
+        let org = organizations[rng.below(organizations.len() as u64) as usize];
+        let role = if rng.chance(2) { "guru" } else { "user" };
+        let _ = writeln!(
+            users,
+            "{user},\"bench-{run}-{i:08}\",\"bench{run}-{i}@bench.fasttrack.test\",\"Bench User {i}\",{org},{role}"
+        );
+        counts.users += 1;
+        // How far this user has come: a sprint they are working on.
+        let frontier = rng.below(tools.len() as u64 + 1) as u8;
+        let mut available: HashSet<&str> = HashSet::new();
+        for (index, tool) in tools.iter().enumerate() {
+            let unlocked = tool
+                .required_dependencies()
+                .all(|d| available.contains(d.field.as_str()));
+            let status = if !unlocked {
+                "locked"
+            } else if tool.sprint < frontier && !(tool.optional && rng.chance(50)) {
+                "completed"
+            } else if tool.sprint == frontier {
+                "in_progress"
+            } else {
+                "unlocked"
+            };
+            let at = timestamp(rng);
+            let (percentage, started, completed) = match status {
+                "completed" => (100, at.as_str(), at.as_str()),
+                "in_progress" => (50, at.as_str(), ""),
+                _ => (0, "", ""),
+            };
+            let unlocked_at = if status == "locked" { "" } else { at.as_str() };
+            let _ = writeln!(
+                progress,
+                "{user},{},{status},{percentage},{unlocked_at},{started},{completed}",
+                tool.slug
+            );
+            counts.progress_rows += 1;
+            if status == "completed" || status == "in_progress" {
+                submission(
+                    rng,
+                    &mut per_tool[index],
+                    tool,
+                    user,
+                    org,
+                    status == "completed",
+                    &at,
+                    counts,
+                );
+                if status == "completed" {
+                    available.extend(tool.outputs.iter().map(|o| o.field.as_str()));
+                }
+            }
+        }
+    }
+    let mut jobs = vec![vec![(
+        "shared.user_progress (user_id, tool_slug, status, progress_percentage, unlocked_at, started_at, completed_at)".to_owned(),
+        progress,
+    )]];
+    jobs.extend(tools.iter().zip(per_tool).map(|(tool, rows)| {
+        let s = tool.schema.quoted();
+        vec![
+            (
+                format!("{s}.submissions (id, user_id, organization_id, data, submitted_data, status, version, submitted_at, completed_at)"),
+                rows.submissions,
+            ),
+            (
+                format!("{s}.field_outputs (submission_id, field_id, field_value)"),
+                rows.outputs,
+            ),
+        ]
+    }));
+    // The largest first, so that the two connections finish together.
+    jobs.sort_by_key(|job| {
+        std::cmp::Reverse(job.iter().map(|(_, rows)| rows.len()).sum::<usize>())
+    });
+    Batch { users, jobs }
+}
+
+/// The users first (every other row refers to them), then the jobs on both
+/// connections, each taking the next job left. Each table is written by one
+/// connection, so the database is the same whichever connection takes a job.
+async fn write_batch(
+    (mut conn, mut second): Connections,
+    batch: Batch,
+) -> Result<Connections, sqlx::Error> {
+    copy_in(
+        &mut conn,
+        "shared.users (id, lms_user_id, email, full_name, organization_id, role)",
+        &batch.users,
+    )
+    .await?;
+    let next = AtomicUsize::new(0);
+    tokio::try_join!(
+        copy_jobs(&mut conn, &batch.jobs, &next),
+        copy_jobs(&mut second, &batch.jobs, &next)
+    )?;
+    Ok((conn, second))
+}
+
+/// Takes the next job until none is left.
+async fn copy_jobs(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[Vec<(String, String)>],
+    next: &AtomicUsize,
+) -> Result<(), sqlx::Error> {
+    while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+        for (target, rows) in job {
+            copy_in(conn, target, rows).await?;
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -288,29 +358,6 @@ fn submission(
             counts.field_outputs += 1;
         }
     }
-}
-
-/// Each tool's submissions, then the outputs that refer to them.
-async fn copy_tools<'a>(
-    conn: &mut sqlx::PgConnection,
-    tools: impl Iterator<Item = (&'a Tool, &'a ToolRows)>,
-) -> Result<(), sqlx::Error> {
-    for (tool, rows) in tools {
-        let s = tool.schema.quoted();
-        copy_in(
-            conn,
-            &format!("{s}.submissions (id, user_id, organization_id, data, submitted_data, status, version, submitted_at, completed_at)"),
-            &rows.submissions,
-        )
-        .await?;
-        copy_in(
-            conn,
-            &format!("{s}.field_outputs (submission_id, field_id, field_value)"),
-            &rows.outputs,
-        )
-        .await?;
-    }
-    Ok(())
 }
 
 async fn copy_in(
