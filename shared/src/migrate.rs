@@ -104,9 +104,11 @@ pub async fn run(
             .await?;
     }
     // Whatever create_tool_schema made must now be complete, or nothing is committed.
-    let (drift, _) = compare(registry, &tool_schema_objects(&mut tx).await?);
-    if !drift.is_empty() {
-        return Err(MigrateError::Drift(drift));
+    if !to_create.is_empty() {
+        let (drift, _) = compare(registry, &tool_schema_objects(&mut tx).await?);
+        if !drift.is_empty() {
+            return Err(MigrateError::Drift(drift));
+        }
     }
     tx.commit().await?;
 
@@ -131,7 +133,9 @@ async fn applied_versions(conn: &mut PgConnection) -> Result<BTreeSet<i64>, sqlx
     Ok(versions.into_iter().collect())
 }
 
-/// Every `sprint_*` schema with the names of the tables, indexes and triggers in it.
+/// Every `sprint_*` schema with the names of the tables, indexes and triggers in it:
+/// one pass over the catalog, joined to the schemas by hash (a scan of `pg_class`
+/// per schema cost 5 ms with 31 tools).
 async fn tool_schema_objects(
     conn: &mut sqlx::PgConnection,
 ) -> Result<BTreeMap<String, BTreeSet<String>>, sqlx::Error> {
@@ -139,17 +143,16 @@ async fn tool_schema_objects(
         r"
         select n.nspname::text, objects.name
         from pg_namespace n
-        left join lateral (
-            select 'table ' || c.relname::text as name
-            from pg_class c where c.relnamespace = n.oid and c.relkind in ('r', 'p')
+        left join (
+            select c.relnamespace as namespace,
+                   case when c.relkind in ('r', 'p') then 'table ' else 'index ' end
+                   || c.relname::text as name
+            from pg_class c where c.relkind in ('r', 'p', 'i', 'I')
             union all
-            select 'index ' || c.relname::text
-            from pg_class c where c.relnamespace = n.oid and c.relkind in ('i', 'I')
-            union all
-            select 'trigger ' || t.tgname::text
+            select c.relnamespace, 'trigger ' || t.tgname::text
             from pg_trigger t join pg_class c on c.oid = t.tgrelid
-            where c.relnamespace = n.oid and not t.tgisinternal
-        ) objects on true
+            where not t.tgisinternal
+        ) objects on objects.namespace = n.oid
         where n.nspname like 'sprint\_%'
         ",
     )
