@@ -70,8 +70,9 @@ pub struct Options {
     /// Users in the small database (recompute growth).
     #[arg(long, default_value_t = 10_000)]
     pub small_users: usize,
-    /// Seconds per load measurement.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds per load measurement (4 keeps a first `make bench`, release
+    /// build included, under the 15 minutes).
+    #[arg(long, default_value_t = 4)]
     pub seconds: u64,
     /// Repeats of each measurement; the table shows medians.
     #[arg(long, default_value_t = 3)]
