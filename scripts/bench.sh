@@ -8,7 +8,8 @@
 # transaction mode), peak memory and binary sizes. Prints one table and writes
 # bench/results/<date>.md.
 #
-#   make bench                       the full run (about 10-14 minutes)
+#   make bench                       the full run (about 9-10 minutes; 13.4 with a first
+#                                    release build)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
 #   BENCH_ARGS="--reuse --only load --concurrency 16" make bench
 #                                    one section (recompute, load, round-trips,
