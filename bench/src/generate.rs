@@ -144,6 +144,8 @@ pub async fn generate(
     let mut counts = Counts::default();
     // A batch is written while the next one is made; batches are still
     // written one after another, so the database does not depend on timing.
+    // `writing` always holds the last write, which hands both connections
+    // back; it starts as a write of nothing.
     let mut writing: JoinHandle<Result<Connections, sqlx::Error>> =
         tokio::spawn(async move { Ok((conn, second)) });
     let mut start = 0;
