@@ -125,7 +125,8 @@ pub async fn run(
         // statement is costly to plan (a branch per producer schema).
         let (in_range, present, candidates): (i64, i64, i64) = masks
             .bind_candidates(
-                db::query_as(tool_sql::RECOMPUTE_SURVEY),
+                // Unnamed, for a plan that sees this batch's bounds.
+                db::query_as(tool_sql::RECOMPUTE_SURVEY).persistent(false),
                 first_excluded,
                 last,
                 &slugs,
@@ -156,7 +157,8 @@ pub async fn run(
                         unlock_sql
                             .get_or_insert_with(|| tool_sql::recompute_unlocks(registry))
                             .clone(),
-                    ),
+                    )
+                    .persistent(false),
                     first_excluded,
                     last,
                     &slugs,

@@ -219,45 +219,46 @@ pub fn save_submission(registry: &Registry, tool: &Tool) -> Sql {
 /// writes its outputs and completes the tool in one statement), so one pass over
 /// the batch's progress rows finds the candidates; only those are checked
 /// against the producers' `field_outputs`, which decide. Tools and fields are
-/// bits of bit strings, passed as text (`'0100'`); a user's completed tools are
-/// one string.
+/// bits of bit strings, passed as text (`'0100'`). The pass folds each user's
+/// rows into one row (`batch`): how many registry rows they have, and their
+/// completed and their locked tools as two strings; a candidate is then a
+/// locked tool whose producers are all among the completed ones.
 ///
 /// Binds: $1 exclusive lower and $2 inclusive upper user id; $3 every registry
 /// slug, with $4 the bits of its required fields, $5 its own bit, $6 the bits of
 /// the tools producing its required fields; $7 the all-zero tool string.
+///
+/// The range's size is known only from its bounds, so a generic plan (which a
+/// named statement gets after five runs) guesses it badly: run these unnamed.
 macro_rules! recompute_candidates {
     () => {
-        r"progress as materialized (
-            select p.id, p.user_id, p.tool_slug::text as tool_slug, p.status::text as status
-            from shared.user_progress p
-            where p.user_id > $1 and p.user_id <= $2
-        ), tools as (
+        r"tools as (
             select t.tool_slug, t.needs::varbit as needs, t.bit::varbit as bit,
                    t.producers::varbit as producers
             from unnest($3::text[], $4::text[], $5::text[], $6::text[])
                 as t(tool_slug, needs, bit, producers)
-        ), completed as (
-            select p.user_id, bit_or(t.bit) as tools
-            from progress p join tools t on t.tool_slug = p.tool_slug
-            where p.status = 'completed'
+        ), batch as (
+            select p.user_id, count(*) as present,
+                   coalesce(bit_or(t.bit) filter (where p.status = 'completed'), $7::varbit) as completed,
+                   coalesce(bit_or(t.bit) filter (where p.status = 'locked'), $7::varbit) as locked
+            from shared.user_progress p join tools t on t.tool_slug = p.tool_slug::text
+            where p.user_id > $1 and p.user_id <= $2
             group by p.user_id
         ), candidates as materialized (
-            select p.id, p.user_id, t.needs
-            from progress p
-            join tools t on t.tool_slug = p.tool_slug
-            left join completed d on d.user_id = p.user_id
-            where p.status = 'locked'
-              and (coalesce(d.tools, $7::varbit) & t.producers) = t.producers
+            select b.user_id, t.tool_slug, t.needs
+            from batch b join tools t
+              on (b.locked & t.bit) <> $7::varbit
+             and (b.completed & t.producers) = t.producers
         )"
     };
 }
 
 /// What one batch of the scheduled recompute needs, and in the steady state
 /// its only work besides reading the batch's user ids: how many users the id
-/// range `($1, $2]` holds, how many progress rows they have for registry tools
-/// ($3), and how many unlock candidates (`recompute_candidates!`, binds $1 to
-/// $7). All three come from one snapshot, so a user created in the range since
-/// the batch was read counts on both sides; rows are missing unless present =
+/// range `($1, $2]` holds, how many progress rows they have for registry tools,
+/// and how many unlock candidates (`recompute_candidates!`, binds $1 to $7).
+/// All three come from one snapshot, so a user created in the range since the
+/// batch was read counts on both sides; rows are missing unless present =
 /// users x tools (a user has at most one row per tool). Nothing here depends
 /// on the tool schemas, so it is cheap to plan; the unlock statement
 /// ([`recompute_unlocks`]), with a branch per producer schema, runs only when
@@ -268,7 +269,7 @@ pub const RECOMPUTE_SURVEY: &str = concat!(
     recompute_candidates!(),
     r"
     select (select count(*) from shared.users u where u.id > $1 and u.id <= $2) as users,
-           (select count(*) from progress p where p.tool_slug = any($3::text[])) as present,
+           (select coalesce(sum(present), 0)::bigint from batch) as present,
            (select count(*) from candidates) as candidates"
 );
 
@@ -321,7 +322,7 @@ pub fn recompute_unlocks(registry: &Registry) -> Sql {
         update shared.user_progress p set status = 'unlocked', unlocked_at = current_timestamp
         from candidates c
         left join have h on h.user_id = c.user_id
-        where p.id = c.id and p.status = 'locked'
+        where p.user_id = c.user_id and p.tool_slug = c.tool_slug and p.status = 'locked'
           and (coalesce(h.fields, $10::varbit) & c.needs) = c.needs
         returning p.user_id, p.tool_slug::text",
         candidates = recompute_candidates!(),
