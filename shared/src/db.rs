@@ -7,7 +7,9 @@
 //! apply the pooler mode (`DATABASE_POOLER_MODE`):
 //!
 //! - `session` (a direct connection, or a session-mode pooler): named prepared
-//!   statements, cached per connection; a read is one round trip.
+//!   statements, cached per connection; a read is one round trip. (The
+//!   recompute's survey and unlock opt out with `.persistent(false)`: a named
+//!   statement's generic plan guesses a batch's size badly.)
 //! - `transaction` (PgBouncer, RDS Proxy or Supabase's pooler in transaction
 //!   mode): unnamed statements, and even a single-statement read runs inside an
 //!   explicit transaction, because sqlx prepares and executes in two exchanges and
