@@ -335,13 +335,6 @@ async fn sync_calls(
                             ],
                         },
                         Statement {
-                            sql: users::INSERT_ORGANIZATION_SQL.to_owned(),
-                            binds: vec![
-                                (Bind::Value(p.organization_slug.clone()), "text"),
-                                (Bind::Value(p.organization_name.clone()), "text"),
-                            ],
-                        },
-                        Statement {
                             sql: users::ORGANIZATION_ID_SQL.to_owned(),
                             binds: vec![(Bind::Value(p.organization_slug.clone()), "text")],
                         },

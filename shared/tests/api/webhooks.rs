@@ -4,10 +4,10 @@ use http::Method;
 use serde_json::{Value, json};
 use shared::auth::sign_webhook;
 use shared::config::Secret;
-use sqlx::PgPool;
+use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
-use crate::{TestApp, TestResponse, WEBHOOK_SECRET};
+use crate::{RoundTripCounter, TestApp, TestResponse, WEBHOOK_SECRET};
 
 fn user_updated(id: &str, email: &str, tags: &[&str]) -> Value {
     json!({
@@ -154,6 +154,36 @@ async fn resyncing_updates_email_and_name_but_never_progress(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(progress_before, progress_after);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_sync_finds_a_known_organization_in_one_statement(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let counter = RoundTripCounter::new(&app.pool).await;
+    let mut conn = counter.pool.acquire().await.unwrap();
+    let sync = async |conn: &mut shared::db::Conn, name: &str| {
+        let mut tx = conn.begin().await.unwrap();
+        let user = TestApp::lms_user(name, Some("acme"));
+        let synced = shared::users::sync(&mut tx, app.registry(), &user, false)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        synced.organization_id.expect("in acme")
+    };
+    // The first creates the organization, the second warms the statements.
+    let created = sync(&mut conn, "ana").await;
+    assert_eq!(sync(&mut conn, "ben").await, created);
+    counter.reset();
+
+    assert_eq!(sync(&mut conn, "cleo").await, created);
+    // BEGIN, the organization's id, the user's upsert, COMMIT. Behind a
+    // transaction pooler each statement is prepared unnamed: two exchanges.
+    assert_eq!(counter.count(), if crate::behind_pooler() { 6 } else { 4 });
+    let organizations: i64 = sqlx::query_scalar("select count(*) from shared.organizations")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(organizations, 1);
 }
 
 #[sqlx::test(migrations = false)]
