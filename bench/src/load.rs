@@ -324,7 +324,7 @@ async fn sync_calls(
                     statements: vec![
                         Statement::plain("BEGIN"),
                         Statement {
-                            sql: webhooks::RECORD_DELIVERY_SQL.to_owned(),
+                            sql: webhooks::RECORD_USER_DELIVERY_SQL.to_owned(),
                             binds: vec![
                                 (Bind::Unique, "bytea"),
                                 (Bind::Value("userUpdated".into()), "text"),

@@ -534,6 +534,7 @@ async fn load_against_pgbench(
     // spend a pass deleting expired launches).
     for sql in [
         "delete from shared.webhook_events where received_at >= $1",
+        "delete from shared.webhook_last_deliveries where received_at >= $1",
         "delete from shared.session_launches where used_at >= $1",
     ] {
         db::query(sql)

@@ -166,18 +166,36 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
-    /// `synced`, `ignored`, or `duplicate` for a body already received.
+    /// `synced`, `ignored`, or `duplicate` for a retry of a delivery already
+    /// received (for a user event: the user's last one).
     pub outcome: &'static str,
     pub event_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
 }
 
-/// Records a delivery once; no row for a body seen before. Binds: $1 the
-/// body's SHA-256, $2 event type, $3 trigger, $4 LearnWorlds id, $5 outcome,
-/// $6 payload.
-pub const RECORD_DELIVERY_SQL: &str = "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+/// Records a delivery of a user event; no row when its body is the last one
+/// applied for that user (a retry of it). LearnWorlds sends no event id, so
+/// the body is the delivery's identity, and only the user's last one counts: a
+/// user set back to an earlier state arrives as an earlier body, and applies.
+/// The upsert locks the user's row, so two copies of one delivery arriving at
+/// once apply once. Binds: $1 the body's SHA-256, $2 event type, $3 trigger,
+/// $4 LearnWorlds id, $5 outcome, $6 payload.
+pub const RECORD_USER_DELIVERY_SQL: &str = "with last as (
+         insert into shared.webhook_last_deliveries (lms_user_id, body_sha256) values ($4, $1)
+         on conflict (lms_user_id) do update
+             set body_sha256 = excluded.body_sha256, received_at = excluded.received_at
+             where webhook_last_deliveries.body_sha256 <> excluded.body_sha256
+         returning 1
+     )
+     insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+     select $1, $2, $3, $4, $5, $6 where exists (select from last)
+     returning id";
+
+/// Records a delivery of an event without a user, once per body; no row for a
+/// body seen before. Binds as [`RECORD_USER_DELIVERY_SQL`] ($4 null).
+pub const RECORD_OTHER_DELIVERY_SQL: &str = "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
      values ($1, $2, $3, $4, $5, $6)
-     on conflict (body_sha256) do nothing
+     on conflict (body_sha256) where outcome = 'ignored' do nothing
      returning id";
 
 /// Records the delivery and, for events that carry a user, syncs the user, in
@@ -201,7 +219,11 @@ pub async fn receive(
     };
     let receipt = pool
         .transaction(async |tx| {
-            let event_id: Option<Uuid> = db::query_scalar(RECORD_DELIVERY_SQL)
+            let record = match event.user {
+                Some(_) => RECORD_USER_DELIVERY_SQL,
+                None => RECORD_OTHER_DELIVERY_SQL,
+            };
+            let event_id: Option<Uuid> = db::query_scalar(record)
                 .bind(&digest)
                 .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
                 .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))

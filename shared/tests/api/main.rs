@@ -286,6 +286,7 @@ impl TestApp {
             "shared.user_progress",
             "shared.idempotency_keys",
             "shared.webhook_events",
+            "shared.webhook_last_deliveries",
             "shared.session_launches",
         ]
         .map(str::to_owned)

@@ -200,6 +200,96 @@ async fn a_duplicate_delivery_has_no_second_effect(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn a_user_set_back_to_an_earlier_state_is_synced_again(pool: PgPool) {
+    // LearnWorlds sends no event id: moving a user to another organization
+    // and back delivers, the third time, the very body of the first.
+    let app = TestApp::new(pool).await;
+    let id = "64a0f0000000000000000013";
+    let acme = user_updated(id, "back@example.test", &["org:acme"]);
+    let beta = user_updated(id, "back@example.test", &["org:beta"]);
+    let organization = async || -> String {
+        sqlx::query_scalar(
+            "select o.slug::text from shared.users u join shared.organizations o on o.id = u.organization_id
+             where u.lms_user_id = $1",
+        )
+        .bind(id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    for (payload, outcome, org) in [
+        (&acme, "synced", "acme"),
+        (&beta, "synced", "beta"),
+        (&beta, "duplicate", "beta"),
+        (&acme, "synced", "acme"),
+        (&acme, "duplicate", "acme"),
+    ] {
+        let response = signed(&app, payload).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        assert_eq!(response.body["outcome"], outcome, "{org}");
+        assert_eq!(organization().await, org);
+    }
+    let recorded: i64 =
+        sqlx::query_scalar("select count(*) from shared.webhook_events where lms_user_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(recorded, 3, "each delivery applied is recorded, no retry");
+}
+
+#[sqlx::test(migrations = false)]
+async fn copies_of_one_delivery_arriving_at_once_are_applied_and_recorded_once(pool: PgPool) {
+    let app = std::sync::Arc::new(TestApp::new(pool).await);
+    let payload = user_updated(
+        "64a0f0000000000000000014",
+        "copies@example.test",
+        &["org:acme"],
+    );
+    let copies = (0..8).map(|_| {
+        let (app, payload) = (std::sync::Arc::clone(&app), payload.clone());
+        tokio::spawn(async move { signed(&app, &payload).await })
+    });
+    let mut outcomes = Vec::new();
+    for copy in copies {
+        let response = copy.await.unwrap();
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        outcomes.push(response.body["outcome"].as_str().unwrap().to_owned());
+    }
+    outcomes.sort();
+    let mut expected = vec!["duplicate".to_owned(); 7];
+    expected.push("synced".to_owned());
+    assert_eq!(outcomes, expected);
+    let (events, users): (i64, i64) = sqlx::query_as(
+        "select (select count(*) from shared.webhook_events), (select count(*) from shared.users)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((events, users), (1, 1));
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_event_without_a_user_is_recorded_once_per_body(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let lead = |email: &str| json!({"version": 2, "type": "leadCreated", "trigger": "lead_created", "data": {"lead": {"email": email}}});
+    for (payload, outcome) in [
+        (lead("x@example.test"), "ignored"),
+        (lead("x@example.test"), "duplicate"),
+        (lead("y@example.test"), "ignored"),
+    ] {
+        let response = signed(&app, &payload).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        assert_eq!(response.body["outcome"], outcome);
+    }
+    let recorded: i64 = sqlx::query_scalar("select count(*) from shared.webhook_events")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 2);
+}
+
+#[sqlx::test(migrations = false)]
 async fn events_the_service_does_not_act_on_are_acknowledged_and_recorded(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let payload = json!({"version": 2, "type": "leadCreated", "trigger": "lead_created", "data": {"lead": {"email": "x@example.test"}}});

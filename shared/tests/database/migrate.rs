@@ -221,17 +221,7 @@ async fn the_sql_files_apply_with_plain_psql_in_file_order(pool: PgPool) {
     files.sort();
     assert!(!files.is_empty());
     for file in &files {
-        let out = std::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url, "-f"])
-            .arg(file)
-            .output()
-            .expect("psql is installed");
-        assert!(
-            out.status.success(),
-            "psql -f {}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        psql_file(&url, file);
     }
     let mut psql = std::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &url])
@@ -253,4 +243,82 @@ async fn the_sql_files_apply_with_plain_psql_in_file_order(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(schemas as usize, Registry::embedded().tools().len() + 1);
+}
+
+fn psql_file(url: &str, file: &std::path::Path) {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
+        .arg(file)
+        .output()
+        .expect("psql is installed");
+    assert!(
+        out.status.success(),
+        "psql -f {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn upgrading_to_0005_keeps_each_users_last_delivery_as_the_one_a_retry_repeats(pool: PgPool) {
+    let url = crate::url_of(&pool).await;
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"));
+    for file in [
+        "0001_shared_schema.sql",
+        "0002_create_tool_schema.sql",
+        "0003_api_support.sql",
+        "0004_runtime_role.sql",
+    ] {
+        psql_file(&url, &dir.join(file));
+    }
+    // Deliveries received before the upgrade: two for one user, one for
+    // another, and an event without a user.
+    sqlx::query(
+        "insert into shared.webhook_events (body_sha256, lms_user_id, outcome, payload, received_at) values
+             ('\\x01', 'lms-a', 'synced', '{}', now() - interval '2 days'),
+             ('\\x02', 'lms-a', 'synced', '{}', now() - interval '1 day'),
+             ('\\x03', 'lms-b', 'synced', '{}', now() - interval '3 days'),
+             ('\\x04', null, 'ignored', '{}', now())",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    psql_file(&url, &dir.join("0005_webhook_last_deliveries.sql"));
+
+    let last: Vec<(String, Vec<u8>)> = sqlx::query_as(
+        "select lms_user_id::text, body_sha256 from shared.webhook_last_deliveries order by 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        last,
+        [("lms-a".to_owned(), vec![2]), ("lms-b".to_owned(), vec![3])]
+    );
+    // Every delivery is still there; a body seen before may now be recorded
+    // again for a user, and still only once for an event without one.
+    let insert = "insert into shared.webhook_events (body_sha256, lms_user_id, outcome, payload) values ($1, $2, $3, '{}')";
+    sqlx::query(insert)
+        .bind(vec![1u8])
+        .bind("lms-a")
+        .bind("synced")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let again = sqlx::query(insert)
+        .bind(vec![4u8])
+        .bind(None::<&str>)
+        .bind("ignored")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        again.as_database_error().and_then(|e| e.constraint()),
+        Some("webhook_events_ignored_body_key")
+    );
+    let events: i64 = sqlx::query_scalar("select count(*) from shared.webhook_events")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(events, 5);
 }
