@@ -173,12 +173,55 @@ async fn the_runtime_role_reads_and_writes_every_table_the_api_uses(owner: PgPoo
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
         }
     }
-    sqlx::query("delete from shared.users where id = $1")
-        .bind(user)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
     tx.commit().await.unwrap();
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_runtime_role_cannot_make_an_admin_or_erase_the_webhook_log(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    let user: uuid::Uuid = sqlx::query_scalar(
+        "insert into shared.users (lms_user_id, email, full_name) values ('lms-1', 'a@example.test', 'A') returning id",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into shared.webhook_events (body_sha256, outcome, payload) values ('\\x01', 'ignored', '{}')",
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    let before = sqlx::query_scalar::<_, String>(
+        "select md5(string_agg(t::text, '|' order by t::text)) from (
+             select u::text as t from shared.users u union all select e::text from shared.webhook_events e) s",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    for sql in [
+        format!("update shared.users set role = 'admin' where id = '{user}'"),
+        format!("update shared.users set id = gen_random_uuid() where id = '{user}'"),
+        "insert into shared.users (lms_user_id, email, full_name, role) values ('lms-2', 'b@example.test', 'B', 'admin')".to_owned(),
+        format!("delete from shared.users where id = '{user}'"),
+        "update shared.webhook_events set outcome = 'ignored'".to_owned(),
+        "delete from shared.webhook_events".to_owned(),
+        "update shared.organizations set name = 'x'".to_owned(),
+        "delete from shared.organizations".to_owned(),
+        format!("delete from shared.user_progress where user_id = '{user}'"),
+        format!("update shared.user_progress set user_id = '{user}'"),
+        "delete from shared.webhook_last_deliveries".to_owned(),
+        "update shared.session_launches set used_at = now()".to_owned(),
+    ] {
+        assert_eq!(refused(&runtime, &sql).await, "42501", "{sql}");
+    }
+    let after = sqlx::query_scalar::<_, String>(
+        "select md5(string_agg(t::text, '|' order by t::text)) from (
+             select u::text as t from shared.users u union all select e::text from shared.webhook_events e) s",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert_eq!(after, before);
 }
 
 #[sqlx::test(migrations = false)]
