@@ -304,7 +304,10 @@ impl App {
             organization: None,
         };
         user.validate()?;
-        let user = self
+        // The answer is made inside the transaction that uses up the launch:
+        // if anything fails before the commit, the launch is still unused,
+        // and the 503's retry can succeed instead of meeting "already used".
+        let (user, token, expires_at, progress) = self
             .pool
             .transaction(async |tx| {
                 let first_use: bool = db::query_scalar(users::CLAIM_LAUNCH_SQL)
@@ -318,14 +321,13 @@ impl App {
                         "this launch was already used; open the tool from LearnWorlds again",
                     ));
                 }
-                users::sync(tx, self.registry, &user, true).await
+                let user = users::sync(tx, self.registry, &user, true).await?;
+                let (token, expires_at) = self.issue_token(user.id)?;
+                let progress = progress::for_user(tx, self.registry, user.id, user.id).await?;
+                Ok((user, token, expires_at, progress))
             })
             .await?;
         log.user_id = Some(user.id);
-        let (token, expires_at) = self.issue_token(user.id)?;
-        let progress = self
-            .read(async |conn| progress::for_user(conn, self.registry, user.id, user.id).await)
-            .await?;
         Ok(json_response(
             StatusCode::OK,
             &json!({

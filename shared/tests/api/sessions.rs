@@ -68,6 +68,40 @@ async fn a_signed_launch_creates_the_user_and_returns_a_working_token(pool: PgPo
 }
 
 #[sqlx::test(migrations = false)]
+async fn a_launch_whose_answer_fails_is_not_used_up_and_its_retry_succeeds(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let id = "64a0f0000000000000000009";
+    let first = launch(id, "retry@example.test", "Retry", now() - 1, LAUNCH_SECRET);
+    assert_eq!(post(&app, &first).await.status, 200);
+    // The answer's progress read fails after the launch was claimed and the
+    // user synced: for a moment the service may read every progress column
+    // but the completion time, which only the answer reads.
+    for sql in [
+        "revoke select on shared.user_progress from fasttrack_runtime",
+        "grant select (id, user_id, tool_slug, status, progress_percentage, unlocked_at, started_at)
+             on shared.user_progress to fasttrack_runtime",
+    ] {
+        sqlx::query(sql).execute(&app.pool).await.unwrap();
+    }
+    let second = launch(id, "retry@example.test", "Retry", now(), LAUNCH_SECRET);
+    let failed = post(&app, &second).await;
+    assert_eq!(failed.status, 500, "{:?}", failed.body);
+    let used: i64 = sqlx::query_scalar("select count(*) from shared.session_launches")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(used, 1, "only the first launch is used up");
+    sqlx::query("grant select on shared.user_progress to fasttrack_runtime")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let retried = post(&app, &second).await;
+    assert_eq!(retried.status, 200, "{:?}", retried.body);
+    assert_eq!(retried.body["progress"]["total"], 31);
+    assert_eq!(post(&app, &second).await.status, 401, "and then it is used");
+}
+
+#[sqlx::test(migrations = false)]
 async fn the_token_lifetime_is_configurable(pool: PgPool) {
     let app = TestApp::with_settings(pool, crate::settings(&[("TOKEN_TTL_SECONDS", "600")])).await;
     let response = post(
