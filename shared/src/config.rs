@@ -99,17 +99,24 @@ fn seconds(
     source: &dyn Source,
     name: &'static str,
     default: u64,
-    min: u64,
+    allowed: std::ops::RangeInclusive<u64>,
 ) -> Result<Duration, ConfigError> {
     let value: u64 = parsed(source, name, default)?;
-    if value < min {
-        return Err(ConfigError::Invalid {
-            name,
-            reason: format!("must be at least {min}"),
-        });
+    if !allowed.contains(&value) {
+        let reason = match allowed.end() {
+            &u64::MAX => format!("must be at least {}", allowed.start()),
+            end => format!("must be from {} to {end}", allowed.start()),
+        };
+        return Err(ConfigError::Invalid { name, reason });
     }
     Ok(Duration::from_secs(value))
 }
+
+/// The longest `LAUNCH_MAX_AGE_SECONDS`. A launch is accepted this far either
+/// side of its timestamp, and a used one is remembered for a day (the
+/// recompute deletes older records): any longer and a used launch could be
+/// replayed once its record is gone.
+pub const LAUNCH_MAX_AGE_LIMIT: u64 = 12 * 3600;
 
 #[derive(Debug, Clone)]
 pub struct DatabaseSettings {
@@ -144,7 +151,7 @@ impl DatabaseSettings {
         Ok(Self {
             url: Secret::new(url),
             max_connections,
-            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1)?,
+            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=u64::MAX)?,
             pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
             statement_timeout: match parsed(source, "DATABASE_STATEMENT_TIMEOUT_MS", 7000u64)? {
                 0 => None,
@@ -228,7 +235,7 @@ impl ApiSettings {
             jwt_audience: source
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "fasttrack-api".into()),
-            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60)?,
+            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60..=u64::MAX)?,
             webhook_secret: optional_secret("LEARNWORLDS_WEBHOOK_SECRET")?,
             webhook_signature_mode: parsed(
                 source,
@@ -236,7 +243,12 @@ impl ApiSettings {
                 SignatureMode::SharedSecret,
             )?,
             launch_secret: optional_secret("LEARNWORLDS_LAUNCH_SECRET")?,
-            launch_max_age: seconds(source, "LAUNCH_MAX_AGE_SECONDS", 300, 1)?,
+            launch_max_age: seconds(
+                source,
+                "LAUNCH_MAX_AGE_SECONDS",
+                300,
+                1..=LAUNCH_MAX_AGE_LIMIT,
+            )?,
             max_body_bytes,
             request_timeout: Duration::from_millis(parsed(source, "REQUEST_TIMEOUT_MS", 8000u64)?),
         })
@@ -309,6 +321,27 @@ mod tests {
         assert!(err.to_string().contains("DATABASE_POOLER_MODE is invalid"));
         let err = DatabaseSettings::from_source(&HashMap::new()).unwrap_err();
         assert_eq!(err.to_string(), "configuration: DATABASE_URL is not set");
+    }
+
+    #[test]
+    fn a_launch_max_age_longer_than_used_launches_are_remembered_is_refused() {
+        let settings = |age: &str| {
+            ApiSettings::from_source(&HashMap::from([
+                ("JWT_SECRET", SECRET),
+                ("LAUNCH_MAX_AGE_SECONDS", age),
+            ]))
+        };
+        assert_eq!(
+            settings("43200").unwrap().launch_max_age,
+            Duration::from_secs(43200)
+        );
+        for age in ["43201", "86400", "0"] {
+            let err = settings(age).unwrap_err().to_string();
+            assert!(
+                err.contains("LAUNCH_MAX_AGE_SECONDS is invalid: must be from 1 to 43200"),
+                "{age}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -180,7 +180,8 @@ pub async fn run(
     }
 
     // In the run's own transaction, as one statement without parameters: the
-    // simple protocol answers it in one round trip.
+    // simple protocol answers it in one round trip. A used launch is kept a
+    // day, twice the longest launch age (`config::LAUNCH_MAX_AGE_LIMIT`).
     let expired: i64 = sqlx::raw_sql(
         "with keys as (
              delete from shared.idempotency_keys
