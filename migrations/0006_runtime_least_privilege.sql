@@ -12,13 +12,15 @@
 --   user_progress            INSERT, UPDATE of the progress       syncs, saves, the recompute
 --                            columns
 --   idempotency_keys         INSERT, UPDATE, DELETE               saves; the recompute expires them
---   webhook_events           INSERT                               the webhook log, append only
+--   webhook_events           INSERT, UPDATE of received_at        the webhook log: a body applied
+--                                                                 again takes the new time
 --   webhook_last_deliveries  INSERT, UPDATE                       the webhook's retry check
 --   session_launches         INSERT, DELETE                       launches; the recompute expires them
 --
 -- Tool schemas keep full DML (create_tool_schema grants it): saves insert,
 -- update and delete there. A table a later migration adds to `shared` gets no
--- privilege by default: that migration grants what the service needs.
+-- privilege by default (the defaults 0004 set, as the role that runs the
+-- migrations, are revoked): that migration grants what the service needs.
 
 REVOKE ALL ON ALL TABLES IN SCHEMA shared FROM fasttrack_runtime;
 ALTER DEFAULT PRIVILEGES IN SCHEMA shared
@@ -34,7 +36,8 @@ GRANT INSERT (user_id, tool_slug, status, unlocked_at),
       UPDATE (status, progress_percentage, unlocked_at, started_at, completed_at)
     ON shared.user_progress TO fasttrack_runtime;
 GRANT INSERT, UPDATE, DELETE ON shared.idempotency_keys TO fasttrack_runtime;
-GRANT INSERT (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+GRANT INSERT (body_sha256, event_type, trigger, lms_user_id, outcome, payload),
+      UPDATE (received_at)
     ON shared.webhook_events TO fasttrack_runtime;
 GRANT INSERT (lms_user_id, body_sha256), UPDATE (body_sha256, received_at)
     ON shared.webhook_last_deliveries TO fasttrack_runtime;

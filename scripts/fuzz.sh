@@ -46,13 +46,15 @@ for target in "${targets[@]}"; do
         >"$out" 2>&1
     status=$?
     set -e
+    # A run that never started (a build error, say) prints neither.
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -1)
     if [ -z "$execs" ]; then
-        execs=$(grep -oE '^#[0-9]+' "$out" | tail -1 | tr -d '#')
+        execs=$(grep -oE '^#[0-9]+' "$out" | tail -1 | tr -d '#' || true)
     fi
     crashes=$(( $(find "artifacts/$target" -type f | wc -l) - before ))
     if [ "$status" -ne 0 ] && [ "$crashes" -eq 0 ]; then
         crashes=1
+        tail -20 "$out" >&2
     fi
     corpus=$(find "corpus/$target" -type f | wc -l)
     line=$(printf '%-16s %8s s  %12s executions  %3s crashes  %6s corpus inputs' \

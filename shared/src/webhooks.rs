@@ -1,8 +1,10 @@
 //! LearnWorlds webhooks: which deliveries carry a user, where the user sits in
-//! the payload, and recording every delivery exactly once.
+//! the payload, and telling a retry from a new delivery.
 //!
 //! LearnWorlds sends no event id and retries failed deliveries, so a delivery is
-//! identified by the SHA-256 of its raw body: the same body twice has one effect.
+//! identified by the SHA-256 of its raw body. A retry (for a user event: the
+//! user's last body again) has no second effect; a user set back to an earlier
+//! state arrives as an earlier body, and is applied.
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -176,10 +178,11 @@ pub struct Receipt {
 /// Records a delivery of a user event; no row when its body is the last one
 /// applied for that user (a retry of it). LearnWorlds sends no event id, so
 /// the body is the delivery's identity, and only the user's last one counts: a
-/// user set back to an earlier state arrives as an earlier body, and applies.
-/// The upsert locks the user's row, so two copies of one delivery arriving at
-/// once apply once. Binds: $1 the body's SHA-256, $2 event type, $3 trigger,
-/// $4 LearnWorlds id, $5 outcome, $6 payload.
+/// user set back to an earlier state arrives as an earlier body, and applies
+/// (its row in `webhook_events`, one per distinct body, then takes the new
+/// receipt time). The upsert locks the user's row, so two copies of one
+/// delivery arriving at once apply once. Binds: $1 the body's SHA-256, $2
+/// event type, $3 trigger, $4 LearnWorlds id, $5 outcome, $6 payload.
 pub const RECORD_USER_DELIVERY_SQL: &str = "with last as (
          insert into shared.webhook_last_deliveries (lms_user_id, body_sha256) values ($4, $1)
          on conflict (lms_user_id) do update
@@ -187,15 +190,16 @@ pub const RECORD_USER_DELIVERY_SQL: &str = "with last as (
              where webhook_last_deliveries.body_sha256 <> excluded.body_sha256
          returning 1
      )
-     insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+     insert into shared.webhook_events as e (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
      select $1, $2, $3, $4, $5, $6 where exists (select from last)
-     returning id";
+     on conflict (body_sha256) do update set received_at = excluded.received_at
+     returning e.id";
 
 /// Records a delivery of an event without a user, once per body; no row for a
 /// body seen before. Binds as [`RECORD_USER_DELIVERY_SQL`] ($4 null).
 pub const RECORD_OTHER_DELIVERY_SQL: &str = "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
      values ($1, $2, $3, $4, $5, $6)
-     on conflict (body_sha256) where outcome = 'ignored' do nothing
+     on conflict (body_sha256) do nothing
      returning id";
 
 /// Records the delivery and, for events that carry a user, syncs the user, in
