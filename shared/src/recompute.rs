@@ -38,6 +38,14 @@ const GUARD_IDLE_TIMEOUT: &str = "15min";
 /// The connections a run uses: one holds the run's lock, one runs the batches.
 pub const CONNECTIONS: usize = 2;
 
+/// A batch's transaction, in one round trip (the simple protocol). Its
+/// statements are costly enough for PostgreSQL to JIT-compile each one
+/// (`jit_above_cost`), and none runs long enough to pay the compilation back:
+/// over a copy of the 100k-user database with a quarter of the unlocks undone,
+/// a pass took 7.4 and 6.0 s with the JIT, 6.2 and 5.1 s without, with the
+/// same tools unlocked; a steady batch of 5,000 users, 80 against 72 ms.
+const BEGIN_BATCH: &str = "begin; set local jit = off";
+
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
     /// Another run held the lock; nothing was done.
@@ -102,7 +110,7 @@ pub async fn run(
     let mut after = Uuid::nil();
     loop {
         let mut conn = pool.acquire().await?;
-        let mut tx = conn.begin().await?;
+        let mut tx = conn.begin_with(BEGIN_BATCH).await?;
         let users: Vec<Uuid> =
             db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
                 .bind(after)
