@@ -200,7 +200,41 @@ mod raw {
     #[serde(deny_unknown_fields)]
     pub struct DependenciesFile {
         /// Keyed by tool slug, in the shape design.md shows.
+        #[serde(deserialize_with = "each_tool_once")]
         pub tools: BTreeMap<String, ToolFields>,
+    }
+
+    /// The `tools` object, refusing a slug listed twice: serde's maps keep the
+    /// last of two equal keys without a word, which would drop a tool's
+    /// dependencies and outputs from a registry that still validates.
+    fn each_tool_once<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, ToolFields>, D::Error> {
+        struct Tools;
+        impl<'de> serde::de::Visitor<'de> for Tools {
+            type Value = BTreeMap<String, ToolFields>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object keyed by tool slug")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut tools = BTreeMap::new();
+                while let Some((slug, fields)) = map.next_entry::<String, ToolFields>()? {
+                    if tools.contains_key(&slug) {
+                        return Err(serde::de::Error::custom(format!(
+                            "tool `{slug}` is listed twice"
+                        )));
+                    }
+                    tools.insert(slug, fields);
+                }
+                Ok(tools)
+            }
+        }
+        deserializer.deserialize_map(Tools)
     }
 
     #[derive(Deserialize)]

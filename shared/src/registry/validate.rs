@@ -154,6 +154,9 @@ pub(super) fn build(
 
     let mut tools = Vec::with_capacity(raw_tools.len());
     let mut by_slug = Index::default();
+    // Every slug and alias, with the tool that claimed it first, whether or
+    // not that tool is kept: the index above holds only the kept ones.
+    let mut claimed: HashMap<String, String> = HashMap::new();
     let mut by_sprint: HashMap<u8, String> = HashMap::new();
     for t in raw_tools {
         let names = std::iter::once(&t.slug).chain(&t.aliases);
@@ -161,14 +164,13 @@ pub(super) fn build(
             if !is_slug(name) {
                 problems.push(ConfigProblem::InvalidSlug { slug: name.clone() });
             }
-            if let Some(&other) = by_slug.get(name) {
-                let other: &Tool = &tools[other];
+            if let Some(other) = claimed.get(name) {
                 problems.push(ConfigProblem::DuplicateSlug {
                     slug: name.clone(),
-                    other: other.slug.clone(),
+                    other: other.clone(),
                 });
             } else {
-                by_slug.insert(name.clone(), tools.len());
+                claimed.insert(name.clone(), t.slug.clone());
             }
         }
         if t.sprint > 99 {
@@ -205,6 +207,9 @@ pub(super) fn build(
             continue;
         };
         let (dependencies, outputs) = tool_fields(&t.slug, fields, &mut problems);
+        for name in std::iter::once(&t.slug).chain(&t.aliases) {
+            by_slug.entry(name.clone()).or_insert(tools.len());
+        }
         tools.push(Tool {
             sprint: t.sprint,
             slug: t.slug,
@@ -217,8 +222,6 @@ pub(super) fn build(
             outputs,
         });
     }
-    // Tools skipped above must not leave dangling indexes behind.
-    by_slug.retain(|_, &mut i| i < tools.len());
     for slug in dependencies.tools.into_keys() {
         problems.push(ConfigProblem::UnknownTool { slug });
     }
@@ -726,6 +729,43 @@ mod tests {
             message.contains("tool `A_b`: its slug must be lowercase words"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_clash_with_a_tool_that_has_other_problems_names_that_tool() {
+        // `b` has no entry in dependencies.json, so it is not kept; `c` claims
+        // its slug as an alias. The report names `b`, and nothing panics.
+        let (mut registry, mut dependencies) = catalogue();
+        dependencies["tools"].as_object_mut().unwrap().remove("b");
+        registry["tools"][2]["aliases"] = json!(["b"]);
+        let (_, message) = problems(&registry, &dependencies);
+        assert!(
+            message.contains("tool `b` has no entry in config/dependencies.json"),
+            "{message}"
+        );
+        assert!(
+            message.contains("tool `b`: the slug is already used by tool `b`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_tool_listed_twice_in_dependencies_json_is_rejected() {
+        // serde's maps keep the last of two equal keys without a word.
+        let (registry, _) = catalogue();
+        let dependencies = r#"{"tools": {
+            "a": {"dependencies": [], "outputs": ["m.a.out"]},
+            "b": {"dependencies": ["m.a.out"], "outputs": ["m.b.out"]},
+            "c": {"dependencies": ["m.b.out"], "outputs": ["m.c.out"]},
+            "b": {"dependencies": [], "outputs": ["m.b.other"]}
+        }}"#;
+        let err = Registry::from_json(&registry.to_string(), dependencies).unwrap_err();
+        let message = err.to_string();
+        assert!(
+            message.starts_with("config/dependencies.json is not valid"),
+            "{message}"
+        );
+        assert!(message.contains("tool `b` is listed twice"), "{message}");
     }
 
     #[test]
