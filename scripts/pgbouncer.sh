@@ -10,6 +10,10 @@
 # after the test, and sqlx's DROP DATABASE at its end does not wait 5 s for
 # those sessions and then fail.
 
+# The port: FASTTRACK_PGBOUNCER_PORT, or the first of 54330..54339 it can
+# listen on. Those lie in Linux's ephemeral range (32768-60999), so a client
+# connection can hold one as its local port for a while: "Address already in
+# use" then means the next port, not a failed run.
 PGBOUNCER_PORT="${FASTTRACK_PGBOUNCER_PORT:-54330}"
 PGBOUNCER_DIR="${FASTTRACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/.pgdata/pgbouncer"
 
@@ -26,9 +30,33 @@ pgbouncer_up() {
     [ "$port" = "$upstream" ] && port=5432
     local user="${DATABASE_URL#*://}"; user="${user%%@*}"; user="${user%%:*}"
     mkdir -p "$PGBOUNCER_DIR"
+    # The test database's owner, and the login role the API tests serve as.
+    printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
+    pgbouncer_down
+    local first="$PGBOUNCER_PORT" last="$PGBOUNCER_PORT"
+    [ -z "${FASTTRACK_PGBOUNCER_PORT:-}" ] && last=$((first + 9))
+    for PGBOUNCER_PORT in $(seq "$first" "$last"); do
+        if pgbouncer_start "$host" "$port"; then
+            PGBOUNCER_URL="postgres://$user@127.0.0.1:$PGBOUNCER_PORT"
+            export PGBOUNCER_URL
+            log "PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
+            return 0
+        fi
+        # Only a port someone else holds is worth another try.
+        grep -q "Address already in use" "$PGBOUNCER_DIR/pgbouncer.log" 2>/dev/null || break
+        log "port $PGBOUNCER_PORT is in use; trying the next"
+    done
+    log "PgBouncer did not start:"
+    tail -n 20 "$PGBOUNCER_DIR/pgbouncer.log" >&2
+    return 1
+}
+
+# Starts PgBouncer on $PGBOUNCER_PORT in front of host $1, port $2; fails if
+# it is not listening after a few tries (its log says why).
+pgbouncer_start() {
     cat >"$PGBOUNCER_DIR/pgbouncer.ini" <<INI
 [databases]
-* = host=$host port=$port
+* = host=$1 port=$2
 
 [pgbouncer]
 listen_addr = 127.0.0.1
@@ -44,14 +72,12 @@ ignore_startup_parameters = extra_float_digits,options
 logfile = $PGBOUNCER_DIR/pgbouncer.log
 pidfile = $PGBOUNCER_DIR/pgbouncer.pid
 INI
-    # The test database's owner, and the login role the API tests serve as.
-    printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
+    rm -f "$PGBOUNCER_DIR/pgbouncer.log"
     if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$PGBOUNCER_DIR"; fi
-    pgbouncer_down
     local _
     for _ in $(seq 50); do pgbouncer_listening || break; sleep 0.1; done
     if pgbouncer_listening; then
-        log "port $PGBOUNCER_PORT is still in use: is another PgBouncer running?"
+        echo "port $PGBOUNCER_PORT: Address already in use (something answers on it)" >>"$PGBOUNCER_DIR/pgbouncer.log"
         return 1
     fi
     # A daemon that cannot start exits after `-d` has returned 0: it is up once
@@ -61,18 +87,12 @@ INI
         # PgBouncer, like PostgreSQL, refuses to run as root.
         as_pg_owner pgbouncer -d -q "$PGBOUNCER_DIR/pgbouncer.ini" || sleep 0.5
         for _ in $(seq 50); do
-            pgbouncer_listening && pgbouncer_alive "$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null)" && break 2
+            pgbouncer_listening && pgbouncer_alive "$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null)" && return 0
             sleep 0.1
         done
+        grep -q "Address already in use" "$PGBOUNCER_DIR/pgbouncer.log" 2>/dev/null && return 1
     done
-    if ! pgbouncer_listening; then
-        log "PgBouncer did not start:"
-        tail -n 20 "$PGBOUNCER_DIR/pgbouncer.log" >&2
-        return 1
-    fi
-    PGBOUNCER_URL="postgres://$user@127.0.0.1:$PGBOUNCER_PORT"
-    export PGBOUNCER_URL
-    log "PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
+    pgbouncer_listening
 }
 
 pgbouncer_listening() {
