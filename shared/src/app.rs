@@ -554,7 +554,9 @@ async fn cold_start_pool(
     database: &DatabaseSettings,
     connections: usize,
 ) -> Result<db::Pool, ConfigError> {
-    let pool = db::Pool::new(database)?;
+    // On Lambda the URL comes from a secret, which a rotation may change
+    // while this container is warm: the pool reads it again if refused.
+    let pool = db::Pool::following(database, secrets::database_url_reader(&Environment))?;
     pool.connect_early(connections).await;
     Registry::embedded();
     pool.finish_connecting().await;

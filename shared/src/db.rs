@@ -110,9 +110,50 @@ pub struct Pooled {
     idle_since: Instant,
 }
 
+/// Reads the database URL again (the secret's current value), for credentials
+/// rotated since the cold start; `None` when it cannot be read.
+pub type ReadUrl = Arc<dyn Fn() -> BoxFuture<Option<String>> + Send + Sync>;
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// How often, at most, a refused login makes the pool read its URL again.
+pub const REREAD_URL_AT_MOST_EVERY: Duration = Duration::from_secs(10);
+
 /// Opens connections for the pool and checks idle ones before reuse.
 pub struct Manager {
-    options: PgConnectOptions,
+    options: Mutex<PgConnectOptions>,
+    reread: Option<Reread>,
+}
+
+/// What a pool needs to follow rotated credentials: the settings its options
+/// were built from, and where the URL is read again.
+struct Reread {
+    settings: DatabaseSettings,
+    read_url: ReadUrl,
+    last: Mutex<Option<Instant>>,
+}
+
+impl Manager {
+    /// A warm function keeps the URL it read at its cold start. When the
+    /// database refuses those credentials (a password rotated, a role replaced
+    /// by alternating-users rotation), the secret is read again, at most every
+    /// [`REREAD_URL_AT_MOST_EVERY`], and the new options kept for every later
+    /// connection. `None` when there is nothing new to try.
+    async fn reread_url(&self) -> Option<PgConnectOptions> {
+        let reread = self.reread.as_ref()?;
+        {
+            let mut last = reread.last.lock().expect("not poisoned");
+            if last.is_some_and(|at| at.elapsed() < REREAD_URL_AT_MOST_EVERY) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        tracing::warn!("the database refused the credentials; reading the database secret again");
+        let url = (reread.read_url)().await?;
+        let options = connect_options(&url, &reread.settings).ok()?;
+        *self.options.lock().expect("not poisoned") = options.clone();
+        Some(options)
+    }
 }
 
 impl managed::Manager for Manager {
@@ -120,8 +161,16 @@ impl managed::Manager for Manager {
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<Pooled, sqlx::Error> {
+        let options = self.options.lock().expect("not poisoned").clone();
+        let conn = match PgConnection::connect_with(&options).await {
+            Err(error) if credentials_refused(&error) => match self.reread_url().await {
+                Some(options) => PgConnection::connect_with(&options).await?,
+                None => return Err(error),
+            },
+            connected => connected?,
+        };
         Ok(Pooled {
-            conn: PgConnection::connect_with(&self.options).await?,
+            conn,
             idle_since: Instant::now(),
         })
     }
@@ -152,27 +201,30 @@ impl Pool {
     /// The service's pool, from its settings. Nothing connects yet: connections
     /// open on first use, or from [`Pool::connect_early`].
     pub fn new(settings: &DatabaseSettings) -> Result<Self, ConfigError> {
-        // The parse error is not shown: it could echo the password.
-        let mut options = PgConnectOptions::from_str(settings.url.expose()).map_err(|_| {
-            ConfigError::Invalid {
-                name: "DATABASE_URL",
-                reason: "not a valid PostgreSQL connection URL".into(),
-            }
-        })?;
-        let transaction_pooler = settings.pooler_mode == PoolerMode::Transaction;
-        TRANSACTION_POOLER.store(transaction_pooler, Ordering::Relaxed);
-        if transaction_pooler {
-            // Poolers drop or refuse startup options: set the timeouts on the role.
-            options = options.statement_cache_capacity(0);
-        } else if let Some(timeout) = settings.statement_timeout {
-            let ms = timeout.as_millis().to_string();
-            options = options.options([
-                ("statement_timeout", ms.as_str()),
-                ("lock_timeout", ms.as_str()),
-            ]);
-        }
-        Ok(Self::with_options(
-            options,
+        Self::following(settings, None)
+    }
+
+    /// [`Pool::new`], reading the URL again with `read_url` when the database
+    /// refuses the credentials (see `Manager::reread_url`).
+    pub fn following(
+        settings: &DatabaseSettings,
+        read_url: Option<ReadUrl>,
+    ) -> Result<Self, ConfigError> {
+        let options = connect_options(settings.url.expose(), settings)?;
+        TRANSACTION_POOLER.store(
+            settings.pooler_mode == PoolerMode::Transaction,
+            Ordering::Relaxed,
+        );
+        let manager = Manager {
+            options: Mutex::new(options),
+            reread: read_url.map(|read_url| Reread {
+                settings: settings.clone(),
+                read_url,
+                last: Mutex::new(None),
+            }),
+        };
+        Ok(Self::with_manager(
+            manager,
             settings.max_connections as usize,
             settings.acquire_timeout,
         ))
@@ -184,7 +236,15 @@ impl Pool {
         max_connections: usize,
         acquire_timeout: Duration,
     ) -> Self {
-        let inner = managed::Pool::builder(Manager { options })
+        let manager = Manager {
+            options: Mutex::new(options),
+            reread: None,
+        };
+        Self::with_manager(manager, max_connections, acquire_timeout)
+    }
+
+    fn with_manager(manager: Manager, max_connections: usize, acquire_timeout: Duration) -> Self {
+        let inner = managed::Pool::builder(manager)
             .max_size(max_connections.max(1))
             // The most recently used connection first: the others idle out and
             // are checked, rather than every connection staying barely warm.
@@ -338,6 +398,37 @@ impl Pool {
             let _ = pooled.conn.close().await;
         }
     }
+}
+
+/// The options of `url` for the service: the settings' pooler mode and
+/// timeouts applied.
+fn connect_options(
+    url: &str,
+    settings: &DatabaseSettings,
+) -> Result<PgConnectOptions, ConfigError> {
+    // The parse error is not shown: it could echo the password.
+    let options = PgConnectOptions::from_str(url).map_err(|_| ConfigError::Invalid {
+        name: "DATABASE_URL",
+        reason: "not a valid PostgreSQL connection URL".into(),
+    })?;
+    Ok(if settings.pooler_mode == PoolerMode::Transaction {
+        // Poolers drop or refuse startup options: set the timeouts on the role.
+        options.statement_cache_capacity(0)
+    } else if let Some(timeout) = settings.statement_timeout {
+        let ms = timeout.as_millis().to_string();
+        options.options([
+            ("statement_timeout", ms.as_str()),
+            ("lock_timeout", ms.as_str()),
+        ])
+    } else {
+        options
+    })
+}
+
+/// The database refused the login itself: a wrong password (28P01), or a role
+/// that does not exist or may not log in (28000).
+fn credentials_refused(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("28P01" | "28000")))
 }
 
 /// A new connection was refused in a way that passes: nothing listening yet

@@ -119,6 +119,30 @@ fn encode(part: &str) -> String {
         .collect()
 }
 
+/// The database URL that `DATABASE_SECRET_ARN` names, read again: for a pool
+/// whose credentials were refused since the cold start (`db::Pool::following`).
+/// `None`, logged, when the variable is unset or the secret cannot be read.
+pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
+    let arn = env.get("DATABASE_SECRET_ARN")?;
+    Some(std::sync::Arc::new(move || {
+        let arn = arn.clone();
+        Box::pin(async move {
+            let config = aws_config::defaults(BehaviorVersion::latest())
+                .http_client(sdk_http_client())
+                .load()
+                .await;
+            let client = aws_sdk_secretsmanager::Client::new(&config);
+            match client.get_secret_value().secret_id(&arn).send().await {
+                Ok(output) => output.secret_string().and_then(database_url),
+                Err(error) => {
+                    tracing::error!(error = %DisplayErrorContext(&error), "reading DATABASE_SECRET_ARN again failed");
+                    None
+                }
+            }
+        })
+    }))
+}
+
 /// The AWS SDK's HTTPS client: rustls with ring, the crypto sqlx already links
 /// (the SDK's default client would add aws-lc-rs; see Cargo.toml).
 pub fn sdk_http_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {

@@ -244,3 +244,97 @@ async fn a_connection_refused_for_a_moment_is_retried_until_it_succeeds(pool: Pg
     drop(conn);
     opened.abort();
 }
+
+/// A pool on `url` in session mode, following `current` when its login is
+/// refused; counts how often it read the URL again.
+fn following(
+    url: &str,
+    current: &std::sync::Arc<std::sync::Mutex<String>>,
+    reads: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Pool {
+    let settings = shared::config::DatabaseSettings {
+        url: shared::config::Secret::new(url.to_owned()),
+        max_connections: 2,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: None,
+        pooler_mode: shared::db::PoolerMode::Session,
+    };
+    let (current, reads) = (current.clone(), reads.clone());
+    let read_url: shared::db::ReadUrl = std::sync::Arc::new(move || {
+        reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let url = current.lock().unwrap().clone();
+        Box::pin(async move { Some(url) })
+    });
+    Pool::following(&settings, Some(read_url)).unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn credentials_rotated_while_warm_are_read_again_once_the_database_refuses_them(
+    pool: PgPool,
+) {
+    // Alternating-users rotation: the secret moves from one login role to
+    // another, and the first may no longer log in.
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let (before, after) = (
+        format!("rotation_{suffix}_a"),
+        format!("rotation_{suffix}_b"),
+    );
+    for role in [&before, &after] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("create role {role} login")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let base = crate::url_of(&pool).await;
+    let url_of_role = |role: &str| {
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let host_and_path = rest.rsplit_once('@').map_or(rest, |(_, after)| after);
+        format!("{scheme}://{role}@{host_and_path}")
+    };
+    let current = std::sync::Arc::new(std::sync::Mutex::new(url_of_role(&before)));
+    let reads = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let service = following(&url_of_role(&before), &current, &reads);
+    let who = async |conn: &mut sqlx::PgConnection| -> String {
+        sqlx::query_scalar("select current_user::text")
+            .fetch_one(conn)
+            .await
+            .unwrap()
+    };
+    let mut first = service.acquire().await.unwrap();
+    assert_eq!(who(&mut first).await, before);
+
+    *current.lock().unwrap() = url_of_role(&after);
+    sqlx::query(sqlx::AssertSqlSafe(format!("alter role {before} nologin")))
+        .execute(&pool)
+        .await
+        .unwrap();
+    // A second connection, opened after the rotation: refused as `before`,
+    // then opened as `after`, which the pool keeps for later connections.
+    let mut second = service.acquire().await.unwrap();
+    assert_eq!(who(&mut second).await, after);
+    assert_eq!(reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    second.release();
+    first.release();
+    service.close().await;
+
+    // Without a way to read the URL again, the refusal is the answer.
+    let stuck = Pool::with_options(
+        url_of_role(&before).parse().unwrap(),
+        1,
+        Duration::from_secs(2),
+    );
+    let refused = stuck.acquire().await.err().expect("refused");
+    assert_eq!(
+        refused
+            .as_database_error()
+            .and_then(|e| e.code())
+            .as_deref(),
+        Some("28000")
+    );
+    for role in [&before, &after] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("drop role {role}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+}
