@@ -39,11 +39,7 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
             fallback: env,
         });
     }
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(sdk_http_client())
-        .load()
-        .await;
-    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let client = client().await;
     let mut reads = tokio::task::JoinSet::new();
     for (arn_var, setting, arn) in wanted {
         let client = client.clone();
@@ -119,20 +115,31 @@ fn encode(part: &str) -> String {
         .collect()
 }
 
-/// The database URL that `DATABASE_SECRET_ARN` names, read again: for a pool
-/// whose credentials were refused since the cold start (`db::Pool::following`).
-/// `None`, logged, when the variable is unset or the secret cannot be read.
+/// A Secrets Manager client on the SDK's default configuration.
+async fn client() -> aws_sdk_secretsmanager::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(sdk_http_client())
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&config)
+}
+
+/// Reads the database URL that `DATABASE_SECRET_ARN` names again, for a pool
+/// whose credentials were refused since the cold start (`db::Pool::following`);
+/// a read that fails is logged and gives `None`. No reader when the variable
+/// is unset (local use: the URL comes from `DATABASE_URL`).
 pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
     let arn = env.get("DATABASE_SECRET_ARN")?;
     Some(std::sync::Arc::new(move || {
         let arn = arn.clone();
         Box::pin(async move {
-            let config = aws_config::defaults(BehaviorVersion::latest())
-                .http_client(sdk_http_client())
-                .load()
-                .await;
-            let client = aws_sdk_secretsmanager::Client::new(&config);
-            match client.get_secret_value().secret_id(&arn).send().await {
+            match client()
+                .await
+                .get_secret_value()
+                .secret_id(&arn)
+                .send()
+                .await
+            {
                 Ok(output) => output.secret_string().and_then(database_url),
                 Err(error) => {
                     tracing::error!(error = %DisplayErrorContext(&error), "reading DATABASE_SECRET_ARN again failed");
