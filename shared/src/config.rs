@@ -95,22 +95,54 @@ where
     }
 }
 
+/// A number that must lie in `allowed`: past the ends it is a named error at
+/// cold start, not a panic or a timeout on every request later.
+fn bounded<T>(
+    source: &dyn Source,
+    name: &'static str,
+    default: T,
+    allowed: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display,
+    T::Err: fmt::Display,
+{
+    let value = parsed(source, name, default)?;
+    if !allowed.contains(&value) {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: format!("must be from {} to {}", allowed.start(), allowed.end()),
+        });
+    }
+    Ok(value)
+}
+
 fn seconds(
     source: &dyn Source,
     name: &'static str,
     default: u64,
     allowed: std::ops::RangeInclusive<u64>,
 ) -> Result<Duration, ConfigError> {
-    let value: u64 = parsed(source, name, default)?;
-    if !allowed.contains(&value) {
-        let reason = match allowed.end() {
-            &u64::MAX => format!("must be at least {}", allowed.start()),
-            end => format!("must be from {} to {end}", allowed.start()),
-        };
-        return Err(ConfigError::Invalid { name, reason });
-    }
-    Ok(Duration::from_secs(value))
+    bounded(source, name, default, allowed).map(Duration::from_secs)
 }
+
+fn millis(
+    source: &dyn Source,
+    name: &'static str,
+    default: u64,
+    allowed: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    bounded(source, name, default, allowed).map(Duration::from_millis)
+}
+
+/// PostgreSQL's limit for `statement_timeout`, in milliseconds.
+const POSTGRES_TIMEOUT_LIMIT_MS: u64 = i32::MAX as u64;
+
+/// A Lambda function runs for at most 15 minutes.
+const LAMBDA_TIMEOUT_LIMIT_MS: u64 = 15 * 60 * 1000;
+
+/// API Gateway passes a Lambda function at most 6 MB.
+const BODY_LIMIT_BYTES: usize = 6 * 1024 * 1024;
 
 /// The longest `LAUNCH_MAX_AGE_SECONDS`. A launch is accepted this far either
 /// side of its timestamp, and a used one is remembered for a day (the
@@ -141,22 +173,18 @@ impl DatabaseSettings {
                 reason: "must start with postgres:// or postgresql://".into(),
             });
         }
-        let max_connections = parsed(source, "DATABASE_MAX_CONNECTIONS", 2u32)?;
-        if max_connections == 0 {
-            return Err(ConfigError::Invalid {
-                name: "DATABASE_MAX_CONNECTIONS",
-                reason: "must be at least 1".into(),
-            });
-        }
         Ok(Self {
             url: Secret::new(url),
-            max_connections,
-            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=u64::MAX)?,
+            max_connections: bounded(source, "DATABASE_MAX_CONNECTIONS", 2, 1..=1000)?,
+            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=300)?,
             pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
-            statement_timeout: match parsed(source, "DATABASE_STATEMENT_TIMEOUT_MS", 7000u64)? {
-                0 => None,
-                ms => Some(Duration::from_millis(ms)),
-            },
+            statement_timeout: Some(millis(
+                source,
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                7000,
+                0..=POSTGRES_TIMEOUT_LIMIT_MS,
+            )?)
+            .filter(|limit| !limit.is_zero()),
         })
     }
 }
@@ -220,13 +248,6 @@ impl ApiSettings {
                 other => Ok(other.map(Secret::new)),
             }
         };
-        let max_body_bytes = parsed(source, "MAX_BODY_BYTES", 256 * 1024usize)?;
-        if max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid {
-                name: "MAX_BODY_BYTES",
-                reason: "must be at least 1024".into(),
-            });
-        }
         Ok(Self {
             jwt_secret: Secret::new(jwt_secret),
             jwt_issuer: source
@@ -235,7 +256,7 @@ impl ApiSettings {
             jwt_audience: source
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "fasttrack-api".into()),
-            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60..=u64::MAX)?,
+            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60..=30 * 24 * 3600)?,
             webhook_secret: optional_secret("LEARNWORLDS_WEBHOOK_SECRET")?,
             webhook_signature_mode: parsed(
                 source,
@@ -249,8 +270,18 @@ impl ApiSettings {
                 300,
                 1..=LAUNCH_MAX_AGE_LIMIT,
             )?,
-            max_body_bytes,
-            request_timeout: Duration::from_millis(parsed(source, "REQUEST_TIMEOUT_MS", 8000u64)?),
+            max_body_bytes: bounded(
+                source,
+                "MAX_BODY_BYTES",
+                256 * 1024,
+                1024..=BODY_LIMIT_BYTES,
+            )?,
+            request_timeout: millis(
+                source,
+                "REQUEST_TIMEOUT_MS",
+                8000,
+                100..=LAMBDA_TIMEOUT_LIMIT_MS,
+            )?,
         })
     }
 }
@@ -342,6 +373,66 @@ mod tests {
                 "{age}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn numbers_past_what_the_service_can_use_are_refused_at_start_up() {
+        let api = |name: &str, value: &str| {
+            ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET), (name, value)]))
+                .map(|_| ())
+        };
+        let db = |name: &str, value: &str| {
+            DatabaseSettings::from_source(&HashMap::from([
+                ("DATABASE_URL", "postgres://x@h/db"),
+                (name, value),
+            ]))
+        };
+        // Each of these once passed, and then panicked or failed every request.
+        let refused = [
+            (
+                "TOKEN_TTL_SECONDS",
+                "18446744073709551615",
+                api("TOKEN_TTL_SECONDS", "18446744073709551615"),
+            ),
+            (
+                "MAX_BODY_BYTES",
+                "18446744073709551615",
+                api("MAX_BODY_BYTES", "18446744073709551615"),
+            ),
+            ("REQUEST_TIMEOUT_MS", "0", api("REQUEST_TIMEOUT_MS", "0")),
+            (
+                "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
+                "10000000000000000000",
+                db("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "10000000000000000000").map(|_| ()),
+            ),
+            (
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                "3000000000",
+                db("DATABASE_STATEMENT_TIMEOUT_MS", "3000000000").map(|_| ()),
+            ),
+            (
+                "DATABASE_MAX_CONNECTIONS",
+                "0",
+                db("DATABASE_MAX_CONNECTIONS", "0").map(|_| ()),
+            ),
+        ];
+        for (name, value, result) in refused {
+            let err = result.expect_err(value).to_string();
+            assert!(
+                err.contains(&format!("{name} is invalid: must be from ")),
+                "{err}"
+            );
+        }
+        // The ends themselves are accepted; a statement timeout of 0 is "none".
+        assert!(api("MAX_BODY_BYTES", "6291456").is_ok());
+        assert!(api("TOKEN_TTL_SECONDS", "2592000").is_ok());
+        let unlimited = db("DATABASE_STATEMENT_TIMEOUT_MS", "0").unwrap();
+        assert_eq!(unlimited.statement_timeout, None);
+        let longest = db("DATABASE_STATEMENT_TIMEOUT_MS", "2147483647").unwrap();
+        assert_eq!(
+            longest.statement_timeout,
+            Some(Duration::from_millis(2_147_483_647))
+        );
     }
 
     #[test]
