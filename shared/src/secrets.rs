@@ -70,7 +70,9 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
                 reason: "expected a postgres:// URL or RDS's JSON (host, port, username, password, dbname)".into(),
             })?
         } else {
-            value.to_owned()
+            // A secret stored from a file (`--secret-string file://key.txt`)
+            // usually ends in a newline that LearnWorlds' key does not have.
+            value.trim().to_owned()
         };
         secrets.insert(setting, value);
     }

@@ -207,7 +207,11 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let database_arn = moto
         .store("fasttrack/test/database", &database_secret.to_string())
         .await;
-    let jwt_arn = moto.store("fasttrack/test/jwt", JWT_SECRET).await;
+    // Stored as `--secret-string file://...` stores it, with a final newline,
+    // which the function must not make part of the key.
+    let jwt_arn = moto
+        .store("fasttrack/test/jwt", &format!("{JWT_SECRET}\n"))
+        .await;
 
     let settings = ApiSettings::from_source(&std::collections::HashMap::from([(
         "JWT_SECRET",
