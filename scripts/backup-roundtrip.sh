@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
-# Backup and restore as the README documents it (pg_dump, then psql), proven on
-# the demo data: restore into an empty database and compare every table.
+# Backup and restore exactly as the README documents them (pg_dump -Fc, then
+# pg_restore and the database-level grants), proven on the demo data: restore
+# into an empty database, then compare every table and every privilege.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/db.sh
 db_up
+cargo build -q --locked -p fasttrack-cli
 
-server="${DATABASE_URL%/*}"
-source_url="$server/fasttrack_backup_source"
-restored_url="$server/fasttrack_backup_restored"
+maintenance_url=$(url_with_database postgres)
+source_url=$(url_with_database fasttrack_backup_source)
+restored_url=$(url_with_database fasttrack_backup_restored)
 dump=$(mktemp)
-trap 'rm -f "$dump"' EXIT
+drop_databases() {
+    for db in fasttrack_backup_source fasttrack_backup_restored; do
+        psql -X -q "$maintenance_url" -c "drop database if exists $db with (force)" >/dev/null
+    done
+}
+trap 'rm -f "$dump"; drop_databases; db_down_if_started' EXIT
+drop_databases
 for db in fasttrack_backup_source fasttrack_backup_restored; do
-    psql -X -q "$server/postgres" -c "drop database if exists $db" -c "create database $db" >/dev/null
+    psql -X -q -v ON_ERROR_STOP=1 "$maintenance_url" -c "create database $db" >/dev/null
 done
 
 fasttrack() { "${CARGO_TARGET_DIR:-target}/debug/fasttrack" "$@"; }
 DATABASE_URL="$source_url" fasttrack migrate >/dev/null
 DATABASE_URL="$source_url" fasttrack demo >/dev/null
 
-# The README's commands.
-pg_dump "$source_url" > "$dump"
-psql -X -q -v ON_ERROR_STOP=1 "$restored_url" < "$dump" >/dev/null
+# The README's commands (the group role exists already: one cluster).
+pg_dump -Fc -f "$dump" "$source_url"
+pg_restore --exit-on-error --single-transaction -d "$restored_url" "$dump"
+psql -X -q -v ON_ERROR_STOP=1 "$restored_url" >/dev/null <<'SQL'
+select format('revoke temporary on database %I from public', current_database()) \gexec
+select format('grant connect on database %I to fasttrack_runtime', current_database()) \gexec
+SQL
 
 # A checksum per table, computed the same way in both databases.
 checksums() {
@@ -32,8 +44,28 @@ checksums() {
                          order by 1" \
         | psql -X -tA -v ON_ERROR_STOP=1 "$1"
 }
+# Who may do what: table and column grants, schema grants, and the database's own.
+privileges() {
+    psql -X -tA -v ON_ERROR_STOP=1 "$1" -c "
+        select 'table ' || table_schema || '.' || table_name || ' ' || grantee || ' ' || privilege_type
+          from information_schema.role_table_grants
+         where table_schema = 'shared' or table_schema like 'sprint\_%'
+        union all
+        select 'column ' || table_schema || '.' || table_name || '.' || column_name || ' ' || grantee || ' ' || privilege_type
+          from information_schema.column_privileges
+         where table_schema = 'shared' or table_schema like 'sprint\_%'
+        union all
+        select 'schema ' || nspname || ' ' || coalesce(nspacl::text, 'default')
+          from pg_namespace where nspname = 'public' or nspname = 'shared' or nspname like 'sprint\_%'
+        union all
+        select 'database ' || array_to_string(array(select a::text from unnest(datacl) a order by 1), ',')
+          from pg_database where datname = current_database()
+        order by 1"
+}
 before=$(checksums "$source_url")
 after=$(checksums "$restored_url")
+granted_before=$(privileges "$source_url")
+granted_after=$(privileges "$restored_url")
 tables=$(echo "$before" | wc -l)
 # shared (6 tables), two per tool schema, and the migrations table.
 if [ "$tables" -lt 60 ]; then
@@ -46,8 +78,11 @@ if [ "$before" != "$after" ]; then
     log "backup round trip: the restored database differs"
     exit 1
 fi
+if [ "$granted_before" != "$granted_after" ]; then
+    diff <(echo "$granted_before") <(echo "$granted_after") >&2 || true
+    log "backup round trip: the restored database grants other privileges"
+    exit 1
+fi
+grants=$(echo "$granted_after" | wc -l)
 DATABASE_URL="$restored_url" fasttrack migrate | grep -q "up to date" || { log "backup round trip: migrate is not a no-op on the restore"; exit 1; }
-for db in fasttrack_backup_source fasttrack_backup_restored; do
-    psql -X -q "$server/postgres" -c "drop database $db" >/dev/null
-done
-log "backup round trip: $tables tables identical after pg_dump | psql ($rows sample rows); migrate is a no-op on the restore"
+log "backup round trip: $tables tables and $grants privileges identical after pg_dump -Fc | pg_restore ($rows sample rows); migrate is a no-op on the restore"

@@ -49,6 +49,13 @@ as_pg_owner() {
 
 local_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"; }
 
+# DATABASE_URL naming another database on the same server; its query
+# (`?sslmode=verify-full&sslrootcert=...`) is kept.
+url_with_database() {
+    local base="${DATABASE_URL%%\?*}"
+    echo "${base%/*}/$1${DATABASE_URL:${#base}}"
+}
+
 cluster_running() {
     [ -f "$PG_DATA/PG_VERSION" ] && as_pg_owner "$(pg_bindir)/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
 }

@@ -33,18 +33,18 @@ mkdir -p "$REPORT_DIR"
 
 tools_up
 db_up
-server_url="${DATABASE_URL%/*}"
-owner_url="$server_url/$DB_NAME"
+owner_url=$(url_with_database "$DB_NAME")
+maintenance_url=$(url_with_database postgres)
 server_pid=""
 cleanup() {
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    psql -X -q "$server_url/postgres" -c "drop database if exists $DB_NAME with (force)" >/dev/null 2>&1 || true
+    psql -X -q "$maintenance_url" -c "drop database if exists $DB_NAME with (force)" >/dev/null 2>&1 || true
     db_down_if_started
 }
 trap cleanup EXIT
 
 log "schemathesis: a fresh database $DB_NAME with the demo data"
-psql -X -q -v ON_ERROR_STOP=1 "$server_url/postgres" \
+psql -X -q -v ON_ERROR_STOP=1 "$maintenance_url" \
     -c "drop database if exists $DB_NAME with (force)" -c "create database $DB_NAME" >/dev/null
 cargo build -q --locked -p fasttrack-cli
 fasttrack() { "${CARGO_TARGET_DIR:-target}/debug/fasttrack" "$@"; }
@@ -57,8 +57,8 @@ DO \$\$ BEGIN
     END IF;
 END \$\$;
 SQL
-host_port="${server_url#*://}"; host_port="${host_port#*@}"
-runtime_url="postgres://$RUNTIME_LOGIN:$RUNTIME_PASSWORD@$host_port/$DB_NAME"
+host_port="${owner_url#*://}"; host_port="${host_port#*@}"
+runtime_url="postgres://$RUNTIME_LOGIN:$RUNTIME_PASSWORD@$host_port"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 log "schemathesis: the local server on 127.0.0.1:$port (as $RUNTIME_LOGIN)"
@@ -72,12 +72,12 @@ for _ in $(seq 100); do
 done
 
 token_for() { DATABASE_URL="$runtime_url" fasttrack token --email "$1"; }
-declare -A tokens=(
-    [user]=$(token_for alice@demo.fasttrack.test)
-    [guru]=$(token_for guru@demo.fasttrack.test)
-    [admin]=$(token_for admin@demo.fasttrack.test)
-    [none]=""
-)
+# One assignment each: a failing $(...) inside `declare -A (...)` would not stop
+# the script, and a pass would run without its token.
+declare -A tokens=([none]="")
+tokens[user]=$(token_for alice@demo.fasttrack.test)
+tokens[guru]=$(token_for guru@demo.fasttrack.test)
+tokens[admin]=$(token_for admin@demo.fasttrack.test)
 
 summary=()
 failed=0

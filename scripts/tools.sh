@@ -13,7 +13,10 @@ tools_up() {
     TOOLS_VENV="${FASTTRACK_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/fasttrack/tools-$hash}"
     if [ ! -f "$TOOLS_VENV/.complete" ]; then
         log "installing cargo-lambda, zig, cfn-lint, the SAM CLI and moto into $TOOLS_VENV"
-        if ! python3 -m venv --help >/dev/null 2>&1; then
+        # Debian ships the venv module with Python but its ensurepip, which
+        # creating a venv needs, only in python3-venv.
+        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
         fi
         rm -rf "$TOOLS_VENV"
