@@ -301,6 +301,8 @@ async fn sync_calls(
                 (Bind::Value(slugs.clone()), "text[]"),
                 (Bind::Value(statuses.clone()), "text[]"),
                 (Bind::Value(login.to_string()), "bool"),
+                // A launch keeps the organization; the webhook's tags name it.
+                (Bind::Value(login.to_string()), "bool"),
             ],
         };
         out.push(match route {

@@ -619,7 +619,7 @@ async fn round_trips(
             lms_user_id: lms[..24].to_owned(),
             email: format!("rt-{lms}@bench.test"),
             full_name: format!("Round Trip {i}"),
-            organization: None,
+            organization: shared::users::Membership::Unchanged,
         };
         let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
         let synced = shared::users::sync(&mut conn, registry, &user, false)

@@ -301,7 +301,7 @@ impl App {
             lms_user_id: launch.lms_user_id.clone(),
             email: launch.email.clone(),
             full_name: launch.name.clone(),
-            organization: None,
+            organization: users::Membership::Unchanged,
         };
         user.validate()?;
         // The answer is made inside the transaction that uses up the launch:

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::registry::Registry;
 use crate::submissions::{self, SaveKind, SaveRequest};
 use crate::tool_sql;
-use crate::users::{self, LmsUser, OrganizationTag};
+use crate::users::{self, LmsUser, Membership};
 
 pub struct DemoUser {
     pub lms_user_id: &'static str,
@@ -90,7 +90,7 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
             lms_user_id: user.lms_user_id.into(),
             email: user.email.into(),
             full_name: user.full_name.into(),
-            organization: OrganizationTag::from_tags([tag.as_str()], company),
+            organization: Membership::from_tags([tag.as_str()], company),
         };
         let synced = pool
             .transaction(async |conn| {

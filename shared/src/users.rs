@@ -14,8 +14,27 @@ pub struct LmsUser {
     pub lms_user_id: String,
     pub email: String,
     pub full_name: String,
-    /// From a tag `org:<slug>`; `None` leaves the user's organization as it is.
-    pub organization: Option<OrganizationTag>,
+    pub organization: Membership,
+}
+
+/// What a sync does to the user's organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Membership {
+    /// The sync does not say: a session launch, a tag event (its tags may be
+    /// only the added or removed ones), a user object without `tags`.
+    Unchanged,
+    /// The first `org:<slug>` tag of the user's tags.
+    In(OrganizationTag),
+    /// The user's whole tag list has no `org:` tag: in no organization, so no
+    /// guru reads their work any more.
+    None,
+}
+
+impl Membership {
+    /// From the user's whole tag list.
+    pub fn from_tags<'a>(tags: impl IntoIterator<Item = &'a str>, company: Option<&str>) -> Self {
+        OrganizationTag::from_tags(tags, company).map_or(Self::None, Self::In)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +122,8 @@ pub fn is_word_char(c: char) -> bool {
 /// The upsert of a user by LearnWorlds id, with a new user's progress rows.
 /// Binds: $1 LearnWorlds id, $2 email, $3 full name, $4 organization, $5 and
 /// $6 every tool's slug and starting status ([`initial_progress`]), $7 whether
-/// this is a login.
+/// this is a login, $8 whether an existing user keeps their organization
+/// ([`Membership::Unchanged`]; otherwise they take $4, which may be null).
 ///
 /// Syncs of one LearnWorlds id take turns (a transaction-scoped advisory lock
 /// on the id, before the insert): `ON CONFLICT` covers only its arbiter index,
@@ -118,7 +138,7 @@ pub const SYNC_SQL: &str = r"with upserted as (
             on conflict (lms_user_id) do update set
                 email = excluded.email,
                 full_name = excluded.full_name,
-                organization_id = coalesce(excluded.organization_id, u.organization_id),
+                organization_id = case when $8 then u.organization_id else excluded.organization_id end,
                 last_login = coalesce(excluded.last_login, u.last_login)
             returning u.id, u.lms_user_id, u.email, u.full_name, u.role, u.organization_id, (u.xmax = 0) as created
         ), progress as (
@@ -173,8 +193,8 @@ pub async fn sync(
 ) -> Result<User, ApiError> {
     user.validate()?;
     let organization_id = match &user.organization {
-        Some(org) => Some(organization(conn, org).await?),
-        None => None,
+        Membership::In(org) => Some(organization(conn, org).await?),
+        Membership::Unchanged | Membership::None => None,
     };
     let (slugs, statuses) = initial_progress(registry);
     let synced = db::query_as::<User>(SYNC_SQL)
@@ -185,6 +205,7 @@ pub async fn sync(
         .bind(&slugs)
         .bind(&statuses)
         .bind(record_login)
+        .bind(user.organization == Membership::Unchanged)
         .fetch_one(&mut *conn)
         .await
         .map_err(
@@ -256,7 +277,7 @@ mod tests {
             lms_user_id: "64a0f0000000000000000001".into(),
             email: "ana@example.test".into(),
             full_name: "Ana".into(),
-            organization: None,
+            organization: Membership::Unchanged,
         };
         assert!(ok.validate().is_ok());
         for bad in [

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::db;
 use crate::error::ApiError;
 use crate::registry::Registry;
-use crate::users::{self, LmsUser, OrganizationTag};
+use crate::users::{self, LmsUser, Membership, OrganizationTag};
 
 /// Where an event type carries its user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,20 +139,23 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
         .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
     // A display name: longer than the column, it is cut, not refused.
     let full_name = truncate(&full_name, 255);
-    // A userTagDeleted event may list the removed tags, which must not move the user.
-    let organization = if event_type.as_deref() == Some("userTagDeleted") {
-        None
-    } else {
-        let tags: Vec<&str> = user
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|tags| tags.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        let company = user
-            .get("fields")
-            .and_then(|f| f.get("company"))
-            .and_then(Value::as_str);
-        OrganizationTag::from_tags(tags, company)
+    // A tag event may list only the tags it added or removed: it can put the
+    // user in an organization, never take them out of one. Other events carry
+    // the whole user, whose tags are the whole list.
+    let tags = user
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| tags.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+    let company = user
+        .get("fields")
+        .and_then(|f| f.get("company"))
+        .and_then(Value::as_str);
+    let organization = match (event_type.as_deref(), tags) {
+        (Some("userTagDeleted"), _) | (_, None) => Membership::Unchanged,
+        (Some("userTagAdded"), Some(tags)) => {
+            OrganizationTag::from_tags(tags, company).map_or(Membership::Unchanged, Membership::In)
+        }
+        (_, Some(tags)) => Membership::from_tags(tags, company),
     };
     Ok(Event {
         event_type,
@@ -297,14 +300,42 @@ mod tests {
             assert_eq!(user.lms_user_id, "64a0f0000000000000000001");
             assert_eq!(user.email, "ana@example.test");
             assert_eq!(user.full_name, "Ana Lopes");
-            assert_eq!(user.organization.unwrap().name, "Acme Ltd");
+            let Membership::In(organization) = user.organization else {
+                panic!("no organization in {payload}")
+            };
+            assert_eq!(organization.name, "Acme Ltd");
         }
     }
 
     #[test]
     fn a_tag_deletion_never_moves_the_user_between_organizations() {
         let event = interpret(&json!({"type": "userTagDeleted", "data": user()})).unwrap();
-        assert_eq!(event.user.unwrap().organization, None);
+        assert_eq!(event.user.unwrap().organization, Membership::Unchanged);
+    }
+
+    #[test]
+    fn only_a_whole_tag_list_without_an_org_tag_takes_the_user_out_of_their_organization() {
+        let membership = |payload: Value| interpret(&payload).unwrap().user.unwrap().organization;
+        let untagged =
+            json!({"id": "64a0f0000000000000000001", "email": "ana@example.test", "tags": ["vip"]});
+        let no_tags = json!({"id": "64a0f0000000000000000001", "email": "ana@example.test"});
+        assert_eq!(
+            membership(json!({"type": "userUpdated", "data": {"user": untagged}})),
+            Membership::None
+        );
+        assert_eq!(
+            membership(json!({"type": "productBought", "data": {"user": untagged}})),
+            Membership::None
+        );
+        // Without `tags` the event says nothing; a tag event lists only its tags.
+        assert_eq!(
+            membership(json!({"type": "userUpdated", "data": {"user": no_tags}})),
+            Membership::Unchanged
+        );
+        assert_eq!(
+            membership(json!({"type": "userTagAdded", "data": untagged})),
+            Membership::Unchanged
+        );
     }
 
     #[test]

@@ -187,7 +187,7 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
         lms_user_id: "64c000000000000000000001".into(),
         email: "cold@example.test".into(),
         full_name: "Cold Start".into(),
-        organization: None,
+        organization: shared::users::Membership::Unchanged,
     };
     let mut conn = pool.acquire().await.unwrap();
     let user = shared::users::sync(&mut conn, Registry::embedded(), &user, false)

@@ -53,7 +53,7 @@ async fn parallel_first_syncs_of_a_new_user_create_one_user_and_one_set_of_progr
         lms_user_id: "64a0f00000000000000000aa".into(),
         email: "race@example.test".into(),
         full_name: "Race".into(),
-        organization: shared::users::OrganizationTag::from_tags(["org:racers"], None),
+        organization: shared::users::Membership::from_tags(["org:racers"], None),
     };
     let syncs = (0..12).map(|_| {
         let (pool, user) = (pool.clone(), user.clone());

@@ -29,7 +29,7 @@ use serde_json::{Value, json};
 use shared::app::App;
 use shared::config::ApiSettings;
 use shared::registry::Registry;
-use shared::users::{LmsUser, OrganizationTag};
+use shared::users::{LmsUser, Membership};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
@@ -251,8 +251,10 @@ impl TestApp {
             lms_user_id: format!("lms-{name}"),
             email: format!("{name}@example.test"),
             full_name: name.to_owned(),
-            organization: organization
-                .and_then(|org| OrganizationTag::from_tags([format!("org:{org}").as_str()], None)),
+            organization: match organization {
+                Some(org) => Membership::from_tags([format!("org:{org}").as_str()], None),
+                None => Membership::Unchanged,
+            },
         }
     }
 

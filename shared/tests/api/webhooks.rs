@@ -241,6 +241,46 @@ async fn a_user_set_back_to_an_earlier_state_is_synced_again(pool: PgPool) {
     assert_eq!(recorded, ["org:beta", "org:acme"]);
 }
 
+#[sqlx::test(migrations = false)]
+async fn a_user_whose_org_tag_is_removed_leaves_the_organization_and_its_guru_loses_sight(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await;
+    let guru = app.user("coach", Some("acme"), "guru").await;
+    let id = "64a0f0000000000000000014";
+    let tagged = signed(
+        &app,
+        &user_updated(id, "leaver@example.test", &["org:acme"]),
+    )
+    .await;
+    assert_eq!(tagged.body["outcome"], "synced", "{:?}", tagged.body);
+    let user_id = tagged.body["user_id"].as_str().unwrap().to_owned();
+    let path = format!("/users/{user_id}/progress");
+    assert_eq!(app.get(&path, &guru.token).await.status, 200);
+
+    // An event that carries the whole user without its `tags` changes nothing.
+    let mut untouched = user_updated(id, "leaver@example.test", &[]);
+    untouched["data"]["user"]
+        .as_object_mut()
+        .unwrap()
+        .remove("tags");
+    assert_eq!(signed(&app, &untouched).await.body["outcome"], "synced");
+    assert_eq!(app.get(&path, &guru.token).await.status, 200);
+
+    // The whole tag list without an `org:` tag: in no organization.
+    let untagged = signed(&app, &user_updated(id, "leaver@example.test", &["vip"])).await;
+    assert_eq!(untagged.body["outcome"], "synced", "{:?}", untagged.body);
+    let organization: Option<Uuid> =
+        sqlx::query_scalar("select organization_id from shared.users where lms_user_id = $1")
+            .bind(id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(organization, None);
+    let hidden = app.get(&path, &guru.token).await;
+    assert_eq!(hidden.status, 404, "{:?}", hidden.body);
+}
+
 /// Eight copies of `payload` delivered at once: their outcomes, sorted.
 async fn deliver_copies(app: &std::sync::Arc<TestApp>, payload: &Value) -> Vec<String> {
     let copies = (0..8).map(|_| {
