@@ -1,6 +1,7 @@
-//! The runtime role (migration 0004): the service's login role is a member of
-//! `fasttrack_runtime`, which may read and write every table the API uses and
-//! create nothing anywhere. Migrations run as the owner.
+//! The runtime role (migrations 0004, 0006 and 0007): the service's login role
+//! is a member of `fasttrack_runtime`, which may read every table the API uses,
+//! write only what the service writes, and create nothing anywhere. Migrations
+//! run as the owner.
 
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -222,6 +223,62 @@ async fn the_runtime_role_cannot_make_an_admin_or_erase_the_webhook_log(owner: P
 }
 
 #[sqlx::test(migrations = false)]
+async fn the_runtime_role_cannot_erase_or_reassign_anyones_work(owner: PgPool) {
+    let runtime = runtime_pool(&owner).await;
+    let (user, other): (uuid::Uuid, uuid::Uuid) = sqlx::query_as(
+        "with u as (insert into shared.users (lms_user_id, email, full_name)
+                    values ('lms-1', 'a@example.test', 'A'), ('lms-2', 'b@example.test', 'B') returning id, lms_user_id)
+         select (select id from u where lms_user_id = 'lms-1'), (select id from u where lms_user_id = 'lms-2')",
+    )
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    for schema in tool_schemas(&owner).await {
+        sqlx::query(AssertSqlSafe(format!(
+            "with s as (insert into \"{schema}\".submissions (user_id, data, status) values ($1, '{{}}', 'submitted') returning id)
+             insert into \"{schema}\".field_outputs (submission_id, field_id, field_value) select id, 'a.b', '1' from s"
+        )))
+        .bind(user)
+        .execute(&owner)
+        .await
+        .unwrap();
+    }
+    // Every submission and output, as the owner sees them.
+    let digest = async || -> String {
+        let schemas = tool_schemas(&owner).await;
+        let parts: Vec<String> = schemas
+            .iter()
+            .map(|s| {
+                format!(
+                    "select s::text as t from \"{s}\".submissions s union all select f::text from \"{s}\".field_outputs f"
+                )
+            })
+            .collect();
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "select md5(string_agg(t, '|' order by t)) from ({}) all_rows",
+            parts.join(" union all ")
+        )))
+        .fetch_one(&owner)
+        .await
+        .unwrap()
+    };
+    let before = digest().await;
+    for schema in tool_schemas(&owner).await {
+        for sql in [
+            format!("delete from \"{schema}\".submissions"),
+            format!("update \"{schema}\".submissions set user_id = '{other}'"),
+            format!("update \"{schema}\".submissions set id = gen_random_uuid()"),
+            format!("update \"{schema}\".submissions set created_at = now()"),
+            format!("update \"{schema}\".field_outputs set submission_id = gen_random_uuid()"),
+            format!("update \"{schema}\".field_outputs set field_id = 'x.y'"),
+        ] {
+            assert_eq!(refused(&runtime, &sql).await, "42501", "{sql}");
+        }
+    }
+    assert_eq!(digest().await, before);
+}
+
+#[sqlx::test(migrations = false)]
 async fn a_tool_schema_created_later_is_granted_to_the_runtime_role(owner: PgPool) {
     let runtime = runtime_pool(&owner).await;
     // What migrate does for a tool added to the registry after the role existed.
@@ -237,12 +294,11 @@ async fn a_tool_schema_created_later_is_granted_to_the_runtime_role(owner: PgPoo
             .await
             .expect("the new schema's tables are readable by the runtime role");
     assert_eq!(rows, 0);
-    assert_eq!(
-        refused(
-            &runtime,
-            "create table sprint_30_program_overview.probe (id int)"
-        )
-        .await,
-        "42501"
-    );
+    for sql in [
+        "create table sprint_30_program_overview.probe (id int)",
+        "delete from sprint_30_program_overview.submissions",
+        "update sprint_30_program_overview.submissions set user_id = gen_random_uuid()",
+    ] {
+        assert_eq!(refused(&runtime, sql).await, "42501", "{sql}");
+    }
 }
