@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -75,17 +75,28 @@ async fn forward(
     app: &App,
     request: hyper::Request<Incoming>,
 ) -> http::Response<lambda_http::Body> {
-    let (parts, body) = request.into_parts();
-    // Read one byte past the limit, so the app sees an oversized body and answers 413.
+    let (parts, mut body) = request.into_parts();
+    // Up to one byte past the limit: the app answers an oversized body with its
+    // 413 after routing and authentication, as on Lambda, with its request id.
     let limit = app.settings.max_body_bytes;
-    let body = match Limited::new(body, limit + 1).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => return error_response(&ApiError::PayloadTooLarge { limit }, "local"),
-    };
-    let body = if body.is_empty() {
+    let mut read = Vec::new();
+    while read.len() <= limit {
+        let Some(frame) = body.frame().await else {
+            break;
+        };
+        let Ok(frame) = frame else {
+            let unreadable = ApiError::BadRequest("the request body could not be read".into());
+            return error_response(&unreadable, "local");
+        };
+        if let Ok(data) = frame.into_data() {
+            read.extend_from_slice(&data);
+        }
+    }
+    read.truncate(limit + 1);
+    let body = if read.is_empty() {
         lambda_http::Body::Empty
     } else {
-        lambda_http::Body::Binary(body.to_vec())
+        lambda_http::Body::Binary(read)
     };
     app.handle(http::Request::from_parts(parts, body)).await
 }

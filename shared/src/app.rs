@@ -116,15 +116,23 @@ impl App {
         log: &mut RequestLog,
     ) -> Result<Response<Body>, ApiError> {
         if request.uri().path() == HEALTH_PATH && self.function.is_none() {
+            if request.method() != Method::GET {
+                return Err(ApiError::MethodNotAllowed { allow: vec!["GET"] });
+            }
             return Ok(json_response(StatusCode::OK, &json!({ "status": "ok" })));
         }
-        let serves = |f: Function| self.function.is_none_or(|own| own == f);
-        let (route, params) =
-            match routes::match_route(request.method(), request.uri().path(), serves) {
-                Matched::Route(route, params) => (route, params),
-                Matched::WrongMethod(allow) => return Err(ApiError::MethodNotAllowed { allow }),
-                Matched::NotFound => return Err(ApiError::NotFound("route_not_found")),
-            };
+        let (route, params) = match routes::match_route(request.method(), request.uri().path()) {
+            Matched::Route(route, params)
+                if self.function.is_none_or(|own| own == route.function) =>
+            {
+                (route, params)
+            }
+            // Another function's route: API Gateway routes it there, never here.
+            Matched::Route(..) | Matched::NotFound => {
+                return Err(ApiError::NotFound("route_not_found"));
+            }
+            Matched::WrongMethod(allow) => return Err(ApiError::MethodNotAllowed { allow }),
+        };
         let call = Call::new(&request, &self.settings)?;
         match route.endpoint {
             Endpoint::LearnWorldsWebhook => self.webhook(&call, log).await,
@@ -379,14 +387,22 @@ impl<'a> Call<'a> {
     }
 
     /// A header that changes what a write does: present but not visible ASCII
-    /// is a 400, never "absent".
+    /// is a 400, never "absent"; so is one sent twice, which API Gateway would
+    /// join with a comma and the local server would not.
     fn strict_header(&self, name: &'static str) -> Result<Option<&'a str>, ApiError> {
-        match self.headers.get(name) {
-            None => Ok(None),
-            Some(value) => value.to_str().map(Some).map_err(|_| {
-                ApiError::BadRequest(format!("the {name} header must be visible ASCII"))
-            }),
+        let mut values = self.headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "the {name} header must be sent once"
+            )));
         }
+        value
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("the {name} header must be visible ASCII")))
     }
 
     /// The body as strict JSON: size, then Content-Type, then syntax.

@@ -145,11 +145,14 @@ pub struct Idempotency {
 
 impl Idempotency {
     pub fn new(key: &str, tool: &Tool, body: &Value) -> Result<Self, ApiError> {
-        let valid =
-            !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+        // No comma: API Gateway joins a repeated header's values with commas.
+        let valid = !key.is_empty()
+            && key.len() <= 255
+            && key.bytes().all(|b| b.is_ascii_graphic() && b != b',');
         if !valid {
             return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
+                    .into(),
             ));
         }
         // serde_json's maps are sorted, so equal bodies serialize equally.

@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_norway::Value;
 use shared::app::App;
 use shared::http::cors;
-use shared::http::routes::{Function, ROUTES};
+use shared::http::routes::{Function, ROUTES, UNMATCHED};
 use shared::registry::Registry;
 
 type Route = (String, String, String); // (METHOD, path, function binary)
@@ -42,6 +42,7 @@ fn str_of<'a>(value: &'a Value, keys: &[&str]) -> Option<&'a str> {
 fn the_sam_template_declares_exactly_the_route_table() {
     let template = template();
     let mut declared = BTreeSet::new();
+    let mut unmatched = Vec::new();
     let resources = template["Resources"].as_mapping().unwrap();
     for (_, resource) in resources {
         if str_of(resource, &["Type"]) != Some("AWS::Serverless::Function") {
@@ -72,11 +73,18 @@ fn the_sam_template_declares_exactly_the_route_table() {
                     .unwrap()
                     .to_uppercase();
                 let path = str_of(event, &["Properties", "Path"]).unwrap().to_owned();
-                declared.insert((method, path, binary.to_owned()));
+                if path == "/$default" {
+                    assert_eq!(method, "ANY");
+                    unmatched.push(binary.to_owned());
+                } else {
+                    declared.insert((method, path, binary.to_owned()));
+                }
             }
         }
     }
     assert_eq!(declared, the_table());
+    // The gateway's catch-all goes to the one function meant to answer it.
+    assert_eq!(unmatched, [UNMATCHED.binary()]);
 }
 
 #[test]

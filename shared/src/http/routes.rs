@@ -99,6 +99,11 @@ pub static ROUTES: [Route; 7] = [
 /// The local server's health check; it needs no authentication and no Lambda.
 pub const HEALTH_PATH: &str = "/health";
 
+/// The function behind API Gateway's `$default` route, which gets every request
+/// no route matches: it answers them with the local server's 404 or 405 (a
+/// known path with another method), instead of the gateway's own bare 404.
+pub const UNMATCHED: Function = Function::GetProgress;
+
 pub enum Matched<'a> {
     Route(&'a Route, Vec<String>),
     /// The path exists, not with this method.
@@ -106,15 +111,12 @@ pub enum Matched<'a> {
     NotFound,
 }
 
-/// Matches a request against the routes `serves` accepts. Path parameters are
-/// returned in order, percent-decoded.
-pub fn match_route(
-    method: &Method,
-    path: &str,
-    serves: impl Fn(Function) -> bool,
-) -> Matched<'static> {
+/// Matches a request against the route table. Path parameters are returned in
+/// order, percent-decoded. Paths match exactly, as API Gateway matches them: a
+/// trailing slash is another path.
+pub fn match_route(method: &Method, path: &str) -> Matched<'static> {
     let mut allowed = Vec::new();
-    for route in ROUTES.iter().filter(|r| serves(r.function)) {
+    for route in &ROUTES {
         let Some(params) = match_path(route.path, path) else {
             continue;
         };
@@ -131,10 +133,6 @@ pub fn match_route(
 }
 
 fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
-    let path = path
-        .strip_suffix('/')
-        .filter(|p| !p.is_empty())
-        .unwrap_or(path);
     let mut pattern_parts = pattern.split('/');
     let mut path_parts = path.split('/');
     let mut params = Vec::new();
@@ -172,20 +170,15 @@ fn percent_decode(segment: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn all(_: Function) -> bool {
-        true
-    }
-
     #[test]
     fn paths_match_with_their_parameters() {
-        let Matched::Route(route, params) =
-            match_route(&Method::GET, "/tools/dream/dependencies", all)
+        let Matched::Route(route, params) = match_route(&Method::GET, "/tools/dream/dependencies")
         else {
             panic!("no match")
         };
         assert_eq!(route.endpoint, Endpoint::ToolDependencies);
         assert_eq!(params, ["dream"]);
-        let Matched::Route(route, _) = match_route(&Method::GET, "/progress/", all) else {
+        let Matched::Route(route, _) = match_route(&Method::GET, "/progress") else {
             panic!("no match")
         };
         assert_eq!(route.endpoint, Endpoint::OwnProgress);
@@ -193,8 +186,7 @@ mod tests {
 
     #[test]
     fn a_known_path_with_another_method_lists_the_allowed_ones() {
-        let Matched::WrongMethod(allow) =
-            match_route(&Method::DELETE, "/tools/dream/submission", all)
+        let Matched::WrongMethod(allow) = match_route(&Method::DELETE, "/tools/dream/submission")
         else {
             panic!("expected 405")
         };
@@ -202,18 +194,17 @@ mod tests {
     }
 
     #[test]
-    fn unknown_paths_and_other_functions_routes_are_not_found() {
+    fn unknown_paths_and_paths_with_a_trailing_slash_are_not_found() {
         assert!(matches!(
-            match_route(&Method::GET, "/tools/dream", all),
+            match_route(&Method::GET, "/tools/dream"),
             Matched::NotFound
         ));
         assert!(matches!(
-            match_route(&Method::GET, "/tools//dependencies", all),
+            match_route(&Method::GET, "/tools//dependencies"),
             Matched::NotFound
         ));
-        let only_progress = |f| f == Function::GetProgress;
         assert!(matches!(
-            match_route(&Method::PUT, "/tools/dream/submission", only_progress),
+            match_route(&Method::GET, "/progress/"),
             Matched::NotFound
         ));
     }
@@ -221,17 +212,17 @@ mod tests {
     #[test]
     fn parameters_are_percent_decoded_and_traversal_stays_one_segment() {
         let Matched::Route(_, params) =
-            match_route(&Method::GET, "/tools/..%2F..%2Fetc/dependencies", all)
+            match_route(&Method::GET, "/tools/..%2F..%2Fetc/dependencies")
         else {
             panic!("no match")
         };
         assert_eq!(params, ["../../etc"]);
         assert!(matches!(
-            match_route(&Method::GET, "/tools/%zz/dependencies", all),
+            match_route(&Method::GET, "/tools/%zz/dependencies"),
             Matched::NotFound
         ));
         assert!(matches!(
-            match_route(&Method::GET, "/tools/%ff/dependencies", all),
+            match_route(&Method::GET, "/tools/%ff/dependencies"),
             Matched::NotFound
         ));
     }

@@ -143,6 +143,33 @@ async fn each_kind_of_bad_input_gets_its_status_and_writes_nothing(pool: PgPool)
             )
         },
         Case {
+            headers: vec![
+                ("idempotency-key", "retry-1".into()),
+                ("idempotency-key", "retry-1".into()),
+            ],
+            ..put(
+                "Idempotency-Key sent twice",
+                "{\"data\": {}, \"status\": \"draft\"}",
+                400,
+            )
+        },
+        Case {
+            headers: vec![("idempotency-key", "retry-1,retry-1".into())],
+            ..put(
+                "Idempotency-Key as API Gateway joins two",
+                "{\"data\": {}, \"status\": \"draft\"}",
+                400,
+            )
+        },
+        Case {
+            headers: vec![("if-match", "\"1\"".into()), ("if-match", "\"2\"".into())],
+            ..put(
+                "If-Match sent twice",
+                "{\"data\": {}, \"status\": \"draft\"}",
+                400,
+            )
+        },
+        Case {
             headers: vec![("if-match", "W/\"1\"".into())],
             ..put(
                 "weak If-Match",
@@ -411,4 +438,69 @@ async fn the_statement_timeout_reaches_the_server_and_a_timeout_is_a_503(pool: P
         .unwrap_err();
     let error = shared::error::ApiError::from(err);
     assert_eq!(error.status().as_u16(), 503);
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_function_behind_the_gateways_catch_all_answers_as_the_local_server_does(pool: PgPool) {
+    let function = shared::http::routes::UNMATCHED;
+    let app = TestApp::serving(pool, settings(&[]), Some(function)).await;
+    let local = TestApp::new(app.pool.clone()).await;
+    // What API Gateway's `$default` route hands it: nothing a route matched.
+    for (method, path, status, code, allow) in [
+        (
+            Method::DELETE,
+            "/tools/woop/submission",
+            405,
+            "method_not_allowed",
+            Some("GET, PUT"),
+        ),
+        (
+            Method::HEAD,
+            "/progress",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (
+            Method::POST,
+            "/users/x/progress",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
+        (Method::GET, "/nope", 404, "route_not_found", None),
+        (Method::GET, "/progress/", 404, "route_not_found", None),
+        (Method::GET, "/tools/woop", 404, "route_not_found", None),
+    ] {
+        for (who, app) in [("function", &app), ("local server", &local)] {
+            let response = app.request(method.clone(), path, &[], None).await;
+            assert_eq!(response.status, status, "{who}: {method} {path}");
+            assert_eq!(response.code(), code, "{who}: {method} {path}");
+            assert_eq!(response.header("allow"), allow, "{who}: {method} {path}");
+            assert_eq!(
+                response.header("x-request-id"),
+                response.body["error"]["request_id"].as_str(),
+                "{who}: {method} {path}"
+            );
+        }
+    }
+    // Another function's route never reaches it, and is not served if it does.
+    let other = app
+        .request(Method::GET, "/tools/woop/dependencies", &[], None)
+        .await;
+    assert_eq!(other.status, 404);
+    // Health is the local server's, for GET only.
+    assert_eq!(
+        app.request(Method::GET, "/health", &[], None).await.status,
+        404
+    );
+    assert_eq!(
+        local
+            .request(Method::GET, "/health", &[], None)
+            .await
+            .status,
+        200
+    );
+    let posted = local.request(Method::POST, "/health", &[], None).await;
+    assert_eq!((posted.status, posted.header("allow")), (405, Some("GET")));
 }

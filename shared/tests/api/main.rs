@@ -154,6 +154,15 @@ impl TestApp {
     /// logs in as the runtime role, as the Lambdas do: no route may need DDL.
     /// With FASTTRACK_TEST_POOLER_URL, that pool goes through the pooler.
     pub async fn with_settings(pool: PgPool, settings: ApiSettings) -> Self {
+        Self::serving(pool, settings, None).await
+    }
+
+    /// The app as one Lambda function builds it: `None` is the local server.
+    pub async fn serving(
+        pool: PgPool,
+        settings: ApiSettings,
+        function: Option<shared::http::routes::Function>,
+    ) -> Self {
         init_logs();
         shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
             .await
@@ -162,7 +171,7 @@ impl TestApp {
             service_pool(&pool).await,
             Registry::embedded(),
             settings,
-            None,
+            function,
         );
         Self { app, pool }
     }
