@@ -255,6 +255,82 @@ mod tests {
 
     const SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!!";
 
+    // Signatures computed outside this code, by OpenSSL, so that a change to
+    // the message or its encoding fails here instead of at LearnWorlds:
+    //   printf '%s' "$BODY" | openssl dgst -sha256 -hmac known-answer-webhook-secret
+    //   printf '64a0f0000000000000000001\nana@example.test\nAna Lopes\n1795537333' \
+    //     | openssl dgst -sha256 -hmac known-answer-launch-secret
+    const KNOWN_WEBHOOK_BODY: &str = r#"{"type":"userUpdated","data":{"user":{"id":"64a0f0000000000000000001","email":"ana@example.test"}}}"#;
+    const KNOWN_WEBHOOK_SIGNATURE: &str =
+        "00ab3c6998875d0d7b90af0f3290745e6da4b6472d37bc45b65fb5250de076d4";
+    const KNOWN_LAUNCH_SIGNATURE: &str =
+        "6f1b7ef76202836fc6e27bd0c606ed455352f2ab8e5dd5c8f11ad9e9845f8cbe";
+
+    #[test]
+    fn signatures_made_by_openssl_are_accepted_and_ours_match_them() {
+        let webhook_secret = Secret::new("known-answer-webhook-secret");
+        let header = format!("v1={KNOWN_WEBHOOK_SIGNATURE}");
+        verify_webhook(
+            Some(&webhook_secret),
+            SignatureMode::HmacSha256,
+            Some(&header),
+            KNOWN_WEBHOOK_BODY.as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(
+            sign_webhook(&webhook_secret, KNOWN_WEBHOOK_BODY.as_bytes()),
+            KNOWN_WEBHOOK_SIGNATURE
+        );
+
+        let launch_secret = Secret::new("known-answer-launch-secret");
+        let launch = Launch {
+            lms_user_id: "64a0f0000000000000000001".into(),
+            email: "ana@example.test".into(),
+            name: "Ana Lopes".into(),
+            timestamp: 1_795_537_333,
+            signature: KNOWN_LAUNCH_SIGNATURE.into(),
+        };
+        verify_launch(
+            Some(&launch_secret),
+            &launch,
+            1_795_537_333,
+            Duration::from_secs(300),
+        )
+        .unwrap();
+        assert_eq!(
+            sign_launch(
+                &launch_secret,
+                &launch.lms_user_id,
+                &launch.email,
+                &launch.name,
+                launch.timestamp
+            ),
+            KNOWN_LAUNCH_SIGNATURE
+        );
+    }
+
+    #[test]
+    fn a_launch_field_holding_a_newline_is_refused_even_when_correctly_signed() {
+        // "a\nb" as the id and "c" as the email sign the same message as "a"
+        // and "b\nc": without the check, one signature would serve two users.
+        let secret = Secret::new("known-answer-launch-secret");
+        let signature = sign_launch(&secret, "a\nb", "c@example.test", "N", 1_795_537_333);
+        let launch = Launch {
+            lms_user_id: "a\nb".into(),
+            email: "c@example.test".into(),
+            name: "N".into(),
+            timestamp: 1_795_537_333,
+            signature,
+        };
+        let refused = verify_launch(
+            Some(&secret),
+            &launch,
+            1_795_537_333,
+            Duration::from_secs(300),
+        );
+        assert_eq!(refused.unwrap_err().status().as_u16(), 401);
+    }
+
     fn settings() -> ApiSettings {
         ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET)])).unwrap()
     }

@@ -7,7 +7,7 @@ use shared::registry::Registry;
 use shared::users::LmsUser;
 use sqlx::PgPool;
 
-use crate::TestApp;
+use crate::{TestApp, blocked_on_a_lock};
 
 #[sqlx::test(migrations = false)]
 async fn twenty_parallel_saves_of_one_tool_leave_one_row_with_one_version_per_write(pool: PgPool) {
@@ -159,7 +159,6 @@ async fn parallel_syncs_of_one_user_all_succeed_and_never_see_their_own_email_as
 #[sqlx::test(migrations = false)]
 async fn a_submit_racing_a_save_of_the_tool_it_unlocks_never_deadlocks(pool: PgPool) {
     let app = Arc::new(TestApp::new(pool).await);
-    let mut outcomes = Vec::new();
     for round in 0..30 {
         let user = Arc::new(app.user(&format!("racer-{round}"), None, "user").await);
         let submit = {
@@ -185,7 +184,77 @@ async fn a_submit_racing_a_save_of_the_tool_it_unlocks_never_deadlocks(pool: PgP
             draft.status,
             draft.body
         );
-        outcomes.push(draft.status);
     }
-    assert_eq!(outcomes.len(), 30);
+}
+
+/// The mechanism behind the parallel-syncs guard above, shown directly: a sync
+/// of a user waits for another sync of that user to end its transaction.
+#[sqlx::test(migrations = false)]
+async fn a_sync_waits_for_another_sync_of_the_same_user_to_finish(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let user = TestApp::lms_user("turns", None);
+    let mut first = pool.begin().await.unwrap();
+    shared::users::sync(&mut first, Registry::embedded(), &user, false)
+        .await
+        .unwrap();
+    let second = {
+        let (pool, user) = (pool.clone(), user.clone());
+        tokio::spawn(async move {
+            let mut conn = pool.acquire().await.unwrap();
+            shared::users::sync(&mut conn, Registry::embedded(), &user, true)
+                .await
+                .unwrap()
+        })
+    };
+    let waiting = blocked_on_a_lock(&pool, "one_sync_per_user").await;
+    let (lock, granted): (String, bool) =
+        sqlx::query_as("select locktype, granted from pg_locks where pid = $1 and not granted")
+            .bind(waiting)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!((lock.as_str(), granted), ("advisory", false));
+    first.commit().await.unwrap();
+    let synced = second.await.unwrap();
+    let users: i64 = sqlx::query_scalar("select count(*) from shared.users where email = $1")
+        .bind(&user.email)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!((synced.email, users), (user.email, 1));
+}
+
+/// The lock order behind the deadlock guard above, shown directly: a save that
+/// finds its user locked waits there, before it has locked any progress row.
+#[sqlx::test(migrations = false)]
+async fn a_save_locks_its_user_before_any_progress_row(pool: PgPool) {
+    let app = Arc::new(TestApp::new(pool.clone()).await);
+    let ana = Arc::new(app.user("ana", None, "user").await);
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from shared.users where id = $1 for update")
+        .bind(ana.id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let submit = {
+        let (app, ana) = (Arc::clone(&app), Arc::clone(&ana));
+        tokio::spawn(async move {
+            app.save(&ana, "woop", crate::complete_data("woop"), "submitted")
+                .await
+        })
+    };
+    blocked_on_a_lock(&pool, "for no key update").await;
+    // Every one of the user's progress rows is still free to lock.
+    let free: i64 = sqlx::query_scalar(
+        "select count(*) from (select 1 from shared.user_progress where user_id = $1
+                               for update skip locked) rows",
+    )
+    .bind(ana.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(free, 31);
+    holder.commit().await.unwrap();
+    let submitted = submit.await.unwrap();
+    assert_eq!(submitted.status, 201, "{:?}", submitted.body);
 }

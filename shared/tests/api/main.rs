@@ -462,3 +462,30 @@ async fn forward_counting(
         to.write_all(&payload).await?;
     }
 }
+
+/// Waits until a backend running a statement that contains `text` is blocked
+/// on a lock, and returns its pid.
+pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
+    for _ in 0..600 {
+        let pid: Option<i32> = sqlx::query_scalar(
+            "select pid from pg_stat_activity
+             where wait_event_type = 'Lock' and position($1 in query) > 0 and pid <> pg_backend_pid()",
+        )
+        .bind(text)
+        .fetch_optional(pool)
+        .await
+        .unwrap();
+        if let Some(pid) = pid {
+            return pid;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let activity: Vec<(Option<String>, Option<String>, Option<String>, String)> = sqlx::query_as(
+        "select state, wait_event_type, wait_event, left(query, 120) from pg_stat_activity
+         where datname = current_database() and pid <> pg_backend_pid()",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    panic!("no statement containing `{text}` came to wait on a lock: {activity:#?}");
+}

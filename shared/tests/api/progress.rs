@@ -50,8 +50,14 @@ async fn progress_summary_counts_equal_the_rows(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
     for slug in ["woop", "know-thyself", "dream"] {
-        app.submit_complete(&ana, slug).await;
+        let submitted = app.submit_complete(&ana, slug).await;
+        assert_eq!(submitted.status, 201, "{slug}: {:?}", submitted.body);
     }
+    let draft = serde_json::json!({"data": {}, "status": "draft"});
+    let saved = app
+        .put("/tools/values/submission", &ana.token, &draft, &[])
+        .await;
+    assert_eq!(saved.status, 201, "{:?}", saved.body);
     let response = app.get("/progress", &ana.token).await;
     let rows: Vec<(String, i64)> = sqlx::query_as(
         "select status::text, count(*) from shared.user_progress where user_id = $1 group by 1",
@@ -60,9 +66,15 @@ async fn progress_summary_counts_equal_the_rows(pool: PgPool) {
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    for (status, count) in rows {
-        assert_eq!(response.body["summary"][&status], count, "{status}");
+    let rows: std::collections::HashMap<String, i64> = rows.into_iter().collect();
+    // Every status, those with no row too, and the total.
+    for status in ["completed", "in_progress", "unlocked", "locked"] {
+        let count = rows.get(status).copied().unwrap_or(0);
+        assert_eq!(response.body["summary"][status], count, "{status}");
     }
+    assert_eq!(rows["completed"], 3);
+    assert_eq!(rows["in_progress"], 1);
+    assert_eq!(response.body["summary"]["total"], 31);
 }
 
 #[sqlx::test(migrations = false)]

@@ -90,15 +90,35 @@ async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
+    // Used launches: one past a day, one used 13 hours ago, which must stay
+    // remembered (a launch is valid up to 12 hours either side of its time).
+    sqlx::query(
+        "insert into shared.session_launches (signature_sha256, lms_user_id, used_at) values
+             (sha256('expired'), 'lms-ana', now() - interval '25 hours'),
+             (sha256('kept'), 'lms-ana', now() - interval '13 hours')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
     let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
         .await
         .unwrap();
-    assert_eq!(report.expired_deleted, 1);
+    assert_eq!(report.expired_deleted, 2);
     let keys: Vec<String> = sqlx::query_scalar("select key::text from shared.idempotency_keys")
         .fetch_all(&app.pool)
         .await
         .unwrap();
     assert_eq!(keys, ["new"]);
+    let launches: Vec<Vec<u8>> =
+        sqlx::query_scalar("select signature_sha256 from shared.session_launches")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    let kept: Vec<u8> = sqlx::query_scalar("select sha256('kept')")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(launches, [kept]);
 }
 
 #[sqlx::test(migrations = false)]
@@ -199,10 +219,10 @@ async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_ru
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
     app.relock(&ana, "woop").await;
-    // A save of ana's woop holds its row for 2 s: the batch that unlocks woop
-    // waits for it, and the run's own transaction sits idle meanwhile. (The
-    // limit is not shorter, so that the test's other short idle moments, on a
-    // loaded machine, stay well within it.)
+    // Ana's woop row is held until the batch that unlocks woop waits for it and
+    // the run's own transaction has sat idle past the limit. (The limit is not
+    // shorter, so that the test's other short idle moments, on a loaded
+    // machine, stay well within it.)
     let mut holder = app.pool.begin().await.unwrap();
     sqlx::query("set local idle_in_transaction_session_timeout = 0")
         .execute(&mut *holder)
@@ -215,10 +235,37 @@ async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_ru
     .execute(&mut *holder)
     .await
     .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("select pg_backend_pid()")
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
     let service = app.app.pool.clone();
     let run =
         tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await });
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // The batch's unlock (its text, cut at track_activity_query_size, begins
+    // with the candidates; the survey that shares them never waits).
+    crate::blocked_on_a_lock(&app.pool, "with tools as").await;
+    let mut idle_past_the_limit = false;
+    for _ in 0..600 {
+        idle_past_the_limit = sqlx::query_scalar(
+            "select exists (select 1 from pg_stat_activity
+                            where datname = current_database() and pid <> $1
+                              and state = 'idle in transaction'
+                              and clock_timestamp() - state_change > interval '1500 milliseconds')",
+        )
+        .bind(holder_pid)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if idle_past_the_limit {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        idle_past_the_limit,
+        "the run's transaction never sat idle past 1 s"
+    );
     holder.commit().await.unwrap();
 
     let report = run
