@@ -480,9 +480,9 @@ pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let activity: Vec<(Option<String>, Option<String>, Option<String>, String)> = sqlx::query_as(
-        "select state, wait_event_type, wait_event, left(query, 120) from pg_stat_activity
-         where datname = current_database() and pid <> pg_backend_pid()",
+    let activity: Vec<String> = sqlx::query_scalar(
+        "select concat_ws(' | ', state, wait_event_type, wait_event, left(query, 120))
+         from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()",
     )
     .fetch_all(pool)
     .await
