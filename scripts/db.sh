@@ -5,14 +5,31 @@
 #   scripts/db.sh start | stop | status | url
 #
 # When DATABASE_URL is already set, that server is used and nothing is started.
-# Otherwise a private cluster lives in .pgdata/ inside the repo (ignored by git),
+# Otherwise a private cluster lives in .pgdata/ inside the repo (ignored by git;
+# see PG_HOME for a repo root cloned into its private home),
 # listening only on 127.0.0.1 at a fixed high port. PostgreSQL refuses to run as
 # root, so when invoked as root the cluster belongs to the `postgres` OS user.
 
 FASTTRACK_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_PORT="${FASTTRACK_PG_PORT:-54329}"
 PG_DB="fasttrack"
-PG_HOME="$FASTTRACK_ROOT/.pgdata"
+# True when every directory down to $1 lets other users pass (o+x).
+world_traversable() {
+    local dir="$1"
+    while [ "$dir" != / ]; do
+        [ -n "$(find "$dir" -maxdepth 0 -perm -o=x 2>/dev/null)" ] || return 1
+        dir=$(dirname "$dir")
+    done
+}
+
+# The cluster lives in .pgdata/ in the repo, unless root cloned the repo where
+# the `postgres` OS user cannot enter (root's own home is mode 700): then in a
+# directory of its own, named after the repo's path.
+if [ "$(id -u)" -ne 0 ] || world_traversable "$FASTTRACK_ROOT"; then
+    PG_HOME="$FASTTRACK_ROOT/.pgdata"
+else
+    PG_HOME="/var/lib/fasttrack/pg-$(printf %s "$FASTTRACK_ROOT" | sha256sum | cut -c1-12)"
+fi
 PG_DATA="$PG_HOME/data"
 PG_LOG="$PG_HOME/postgres.log"
 PG_STARTED_HERE=0
@@ -44,7 +61,8 @@ ensure_postgres_installed() {
 
 # Runs a PostgreSQL server binary as the cluster's owner.
 as_pg_owner() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, as the owner may not enter the current directory (root's home).
+    if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 
 local_url() { echo "postgres://postgres@127.0.0.1:$PG_PORT/$PG_DB"; }
@@ -66,12 +84,12 @@ init_cluster() {
     if [ "$(id -u)" -eq 0 ]; then
         chown postgres:postgres "$PG_HOME"
         if ! runuser -u postgres -- test -w "$PG_HOME"; then
-            log "the postgres OS user cannot reach $PG_HOME (a parent directory is private)."
-            log "Set DATABASE_URL to a server of your own, or clone the repo somewhere world-traversable."
+            log "the postgres OS user cannot reach $PG_HOME."
+            log "Set DATABASE_URL to a server of your own, or clone the repo elsewhere."
             return 1
         fi
     fi
-    log "creating a private PostgreSQL cluster in .pgdata/ (port $PG_PORT)"
+    log "creating a private PostgreSQL cluster in $PG_HOME (port $PG_PORT)"
     as_pg_owner "$bin/initdb" -D "$PG_DATA" -U postgres --auth=trust --encoding=UTF8 --no-locale >/dev/null
     # A disposable development cluster: loopback only, no Unix socket, and no
     # fsync (an OS crash may lose it; a PostgreSQL restart loses nothing).

@@ -15,7 +15,7 @@
 # connection can hold one as its local port for a while: "Address already in
 # use" then means the next port, not a failed run.
 PGBOUNCER_PORT="${FASTTRACK_PGBOUNCER_PORT:-54330}"
-PGBOUNCER_DIR="${FASTTRACK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}/.pgdata/pgbouncer"
+PGBOUNCER_DIR="$PG_HOME/pgbouncer"   # PG_HOME: scripts/db.sh, sourced first
 
 pgbouncer_up() {
     if ! command -v pgbouncer >/dev/null; then
@@ -28,10 +28,18 @@ pgbouncer_up() {
     local upstream="${DATABASE_URL#*://}"; upstream="${upstream#*@}"; upstream="${upstream%%/*}"
     local host="${upstream%%:*}" port="${upstream##*:}"
     [ "$port" = "$upstream" ] && port=5432
-    local user="${DATABASE_URL#*://}"; user="${user%%@*}"; user="${user%%:*}"
+    local credentials="${DATABASE_URL#*://}"; credentials="${credentials%%@*}"
+    local user="${credentials%%:*}" password=""
+    if [ "$credentials" != "$user" ]; then
+        password="${credentials#*:}"
+        password=$(printf '%b' "${password//%/\\x}")   # percent-decoded
+    fi
     mkdir -p "$PGBOUNCER_DIR"
-    # The test database's owner, and the login role the API tests serve as.
-    printf '"%s" ""\n' "$user" fasttrack_test_runtime >"$PGBOUNCER_DIR/userlist.txt"
+    # The test database's owner, and the login role the API tests serve as
+    # (shared/tests/support/runtime_role.rs), with the passwords PgBouncer
+    # gives the server when it asks for one.
+    printf '"%s" "%s"\n' "$user" "${password//\"/\"\"}" \
+        fasttrack_test_runtime runtime-test-password-not-deployed >"$PGBOUNCER_DIR/userlist.txt"
     pgbouncer_down
     local first="$PGBOUNCER_PORT" last="$PGBOUNCER_PORT"
     [ -z "${FASTTRACK_PGBOUNCER_PORT:-}" ] && last=$((first + 9))
@@ -108,6 +116,11 @@ pgbouncer_alive() {
 pgbouncer_down() {
     local pid _
     pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null) || return 0
+    # A pid file left by a reboot or a killed job may name another process now.
+    if ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$PGBOUNCER_DIR/pgbouncer.ini"; then
+        rm -f "$PGBOUNCER_DIR/pgbouncer.pid"
+        return 0
+    fi
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do pgbouncer_alive "$pid" || break; sleep 0.1; done
     if pgbouncer_alive "$pid"; then

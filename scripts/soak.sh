@@ -36,7 +36,7 @@ log "soak: service connections terminated mid-load"
 soak --fault terminate
 if [ "$DATABASE_URL" = "$(local_url)" ] && cluster_running; then
     log "soak: PostgreSQL restarted mid-load"
-    soak --fault restart --restart-command "$PWD/scripts/db.sh restart"
+    soak --fault restart --restart-command "$(printf %q "$PWD/scripts/db.sh") restart"
 else
     log "soak: the restart run needs the private cluster; skipped for this DATABASE_URL"
 fi
