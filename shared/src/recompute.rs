@@ -143,13 +143,17 @@ pub async fn run(
             .await?;
 
         // New rows start locked; the unlock below opens those whose needs are
-        // met (including tools with no required dependencies).
+        // met (including tools with no required dependencies). The users are
+        // read again, key-share locked: one an operator deleted since the batch
+        // read its ids is skipped, not a foreign-key error that ends the run.
         let missing = present < in_range * slugs.len() as i64;
         if missing {
             report.rows_created += db::query(
                 "insert into shared.user_progress (user_id, tool_slug, status)
-                 select u, t, 'locked' from unnest($1::uuid[]) as u cross join unnest($2::text[]) as t
-                 where not exists (select 1 from shared.user_progress p where p.user_id = u and p.tool_slug = t)
+                 select u.id, t, 'locked'
+                 from (select id from shared.users where id = any($1::uuid[]) for key share) as u
+                 cross join unnest($2::text[]) as t
+                 where not exists (select 1 from shared.user_progress p where p.user_id = u.id and p.tool_slug = t)
                  on conflict (user_id, tool_slug) do nothing",
             )
             .bind(&users)

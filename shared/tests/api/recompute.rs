@@ -275,3 +275,30 @@ async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_ru
     assert_eq!(report.unlocked.get("woop"), Some(&1), "{report:?}");
     assert_eq!(app.status_of(&ana, "woop").await, "unlocked");
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_user_deleted_while_a_batch_runs_is_skipped_and_the_run_goes_on(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let bob = app.user("bob", None, "user").await;
+    // Both lack a progress row, so the batch inserts the missing ones.
+    sqlx::query("delete from shared.user_progress where tool_slug = 'program-overview'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    // An operator deletes ana, and has not committed yet when the batch reads its users.
+    let mut operator = app.pool.begin().await.unwrap();
+    sqlx::query("delete from shared.users where id = $1")
+        .bind(ana.id)
+        .execute(&mut *operator)
+        .await
+        .unwrap();
+    let service = app.app.pool.clone();
+    let run =
+        tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await });
+    crate::blocked_on_a_lock(&app.pool, "insert into shared.user_progress").await;
+    operator.commit().await.unwrap();
+    let report = run.await.unwrap().expect("the run goes on without ana");
+    assert_eq!(report.rows_created, 1, "{report:?}");
+    assert_eq!(app.status_of(&bob, "program-overview").await, "locked");
+}
