@@ -184,13 +184,17 @@ pub struct Receipt {
 /// user set back to an earlier state arrives as an earlier body, and applies
 /// (its row in `webhook_events`, one per distinct body, then takes the new
 /// receipt time). The upsert locks the user's row, so two copies of one
-/// delivery arriving at once apply once. Binds: $1 the body's SHA-256, $2
-/// event type, $3 trigger, $4 LearnWorlds id, $5 outcome, $6 payload.
+/// delivery arriving at once apply once. A later delivery in `webhook_events`
+/// means the last-delivery row is stale (code before migration 0005, after a
+/// rollback, does not keep it), and the body applies. Binds: $1 the body's
+/// SHA-256, $2 event type, $3 trigger, $4 LearnWorlds id, $5 outcome, $6 payload.
 pub const RECORD_USER_DELIVERY_SQL: &str = "with last as (
-         insert into shared.webhook_last_deliveries (lms_user_id, body_sha256) values ($4, $1)
+         insert into shared.webhook_last_deliveries as l (lms_user_id, body_sha256) values ($4, $1)
          on conflict (lms_user_id) do update
              set body_sha256 = excluded.body_sha256, received_at = excluded.received_at
-             where webhook_last_deliveries.body_sha256 <> excluded.body_sha256
+             where l.body_sha256 <> excluded.body_sha256
+                or exists (select from shared.webhook_events e
+                           where e.lms_user_id = l.lms_user_id and e.received_at > l.received_at)
          returning 1
      )
      insert into shared.webhook_events as e (body_sha256, event_type, trigger, lms_user_id, outcome, payload)

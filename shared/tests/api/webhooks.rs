@@ -281,6 +281,57 @@ async fn a_user_whose_org_tag_is_removed_leaves_the_organization_and_its_guru_lo
     assert_eq!(hidden.status, 404, "{:?}", hidden.body);
 }
 
+#[sqlx::test(migrations = false)]
+async fn after_a_rollback_to_code_that_kept_no_last_delivery_a_user_set_back_is_synced(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await;
+    let id = "64a0f0000000000000000015";
+    let acme = user_updated(id, "rolled@example.test", &["org:acme"]);
+    assert_eq!(signed(&app, &acme).await.body["outcome"], "synced");
+    // The code before migration 0005, rolled back to for a while, applies a
+    // move to beta: it logs the delivery and syncs, and keeps no last delivery.
+    let beta = user_updated(id, "rolled@example.test", &["org:beta"]);
+    let body = beta.to_string();
+    sqlx::query(
+        "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
+         values (sha256($1::bytea), 'userUpdated', 'user_updated', $2, 'synced', $3::jsonb)
+         on conflict (body_sha256) do nothing",
+    )
+    .bind(body.as_bytes())
+    .bind(id)
+    .bind(&body)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let mut conn = app.pool.acquire().await.unwrap();
+    let moved = shared::users::LmsUser {
+        lms_user_id: id.into(),
+        email: "rolled@example.test".into(),
+        full_name: "Ana Lopes".into(),
+        organization: shared::users::Membership::from_tags(["org:beta"], None),
+    };
+    shared::users::sync(&mut conn, app.registry(), &moved, false)
+        .await
+        .unwrap();
+    drop(conn);
+    // Rolled forward, the move back to acme is the body of the last delivery
+    // this code recorded, and still applies.
+    let back = signed(&app, &acme).await;
+    assert_eq!(back.body["outcome"], "synced", "{:?}", back.body);
+    let organization: String = sqlx::query_scalar(
+        "select o.slug::text from shared.users u join shared.organizations o on o.id = u.organization_id
+         where u.lms_user_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(organization, "acme");
+    // And a retry of it now is one.
+    assert_eq!(signed(&app, &acme).await.body["outcome"], "duplicate");
+}
+
 /// Eight copies of `payload` delivered at once: their outcomes, sorted.
 async fn deliver_copies(app: &std::sync::Arc<TestApp>, payload: &Value) -> Vec<String> {
     let copies = (0..8).map(|_| {
