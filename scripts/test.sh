@@ -11,6 +11,12 @@ source scripts/tools.sh
 for tool in cargo rustfmt cargo-clippy rustup; do
     command -v "$tool" >/dev/null || { log "$tool is missing: install the Rust toolchain with rustup (rustfmt and clippy components)"; exit 1; }
 done
+# The API checks wait for the local server with curl.
+if ! command -v curl >/dev/null; then
+    log "installing curl with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+fi
 
 log "cargo fmt --check"
 cargo fmt --all --check
