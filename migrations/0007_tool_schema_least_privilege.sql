@@ -47,13 +47,17 @@ REVOKE EXECUTE ON FUNCTION shared.create_tool_schema_tables(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION shared.grant_tool_schema(text) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION shared.create_tool_schema(text) FROM PUBLIC;
 
--- The tool schemas that exist already.
+-- The tool schemas that exist already, with their tables. One created empty
+-- by hand, ahead of its tool, gets its tables and grants from migrate later.
 DO $$
 DECLARE
     tool_schema text;
 BEGIN
     FOR tool_schema IN
-        SELECT nspname FROM pg_namespace WHERE nspname ~ '^sprint_[0-9]{2}_[a-z0-9_]+$'
+        SELECT nspname FROM pg_namespace
+        WHERE nspname ~ '^sprint_[0-9]{2}_[a-z0-9_]+$'
+          AND to_regclass(format('%I.submissions', nspname)) IS NOT NULL
+          AND to_regclass(format('%I.field_outputs', nspname)) IS NOT NULL
     LOOP
         PERFORM shared.grant_tool_schema(tool_schema);
     END LOOP;

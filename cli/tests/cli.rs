@@ -299,20 +299,22 @@ async fn the_local_server_routes_and_authenticates_a_request_before_refusing_its
         &secrets,
     );
     let token = text(&token.stdout).trim().to_owned();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_fasttrack"))
-        .arg("serve")
-        .env("DATABASE_URL", &url)
-        .env("PORT", port.to_string())
-        .envs(secrets)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Below Linux's ephemeral range, so no other test's connection takes it meanwhile.
+    let port = (20_000 + std::process::id() % 10_000 + 1..32_000)
+        .map(|p| p as u16)
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below the ephemeral range");
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_fasttrack"))
+            .arg("serve")
+            .env("DATABASE_URL", &url)
+            .env("PORT", port.to_string())
+            .envs(secrets)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let mut up = false;
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -352,6 +354,14 @@ async fn the_local_server_routes_and_authenticates_a_request_before_refusing_its
             assert_eq!(error["error"]["request_id"], request_id, "{method} {path}");
         }
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+}
+
+/// A child process that is stopped however the test ends.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

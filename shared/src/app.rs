@@ -121,6 +121,18 @@ impl App {
             }
             return Ok(json_response(StatusCode::OK, &json!({ "status": "ok" })));
         }
+        // A CORS preflight. Behind API Gateway it reaches the function of the
+        // `$default` route, and the gateway adds the CORS headers it is
+        // configured with; the local server answers preflights before this.
+        if request.method() == Method::OPTIONS
+            && request
+                .headers()
+                .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+        {
+            let mut response = Response::new(Body::Empty);
+            *response.status_mut() = StatusCode::NO_CONTENT;
+            return Ok(response);
+        }
         let (route, params) = match routes::match_route(request.method(), request.uri().path()) {
             Matched::Route(route, params)
                 if self.function.is_none_or(|own| own == route.function) =>

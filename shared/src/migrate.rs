@@ -38,6 +38,14 @@ pub enum MigrateError {
     Database(#[from] sqlx::Error),
     #[error("the database has drifted from the tool registry:\n{}", list(.0))]
     Drift(Vec<Drift>),
+    /// A concurrent index build that failed (a migration run outside a
+    /// transaction) leaves its index invalid, and `IF NOT EXISTS` then skips it.
+    #[error(
+        "invalid indexes, left by a failed concurrent build: {}; drop each \
+         (DROP INDEX CONCURRENTLY <name>) and run migrate again",
+        .0.join(", ")
+    )]
+    InvalidIndexes(Vec<String>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -86,6 +94,18 @@ pub async fn run(
         .difference(&before)
         .copied()
         .collect();
+    let invalid: Vec<String> = db::query_scalar(
+        "select format('%I.%I', n.nspname, c.relname)
+         from pg_index i join pg_class c on c.oid = i.indexrelid
+         join pg_namespace n on n.oid = c.relnamespace
+         where not i.indisvalid and (n.nspname = 'shared' or n.nspname like 'sprint\\_%')
+         order by 1",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !invalid.is_empty() {
+        return Err(MigrateError::InvalidIndexes(invalid));
+    }
 
     let mut tx = conn.begin().await?;
     db::query("select pg_advisory_xact_lock($1)")

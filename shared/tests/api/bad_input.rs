@@ -480,6 +480,24 @@ async fn the_function_behind_the_gateways_catch_all_answers_as_the_local_server_
             );
         }
     }
+    // A browser's preflight reaches it too: an empty 204, to which API Gateway
+    // adds the CORS headers it is configured with.
+    let preflight = app
+        .request(
+            Method::OPTIONS,
+            "/tools/woop/submission",
+            &[
+                ("origin", "https://app.example.test"),
+                ("access-control-request-method", "PUT"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(preflight.status, 204, "{:?}", preflight.body);
     // Another function's route never reaches it, and is not served if it does.
     let other = app
         .request(Method::GET, "/tools/woop/dependencies", &[], None)

@@ -469,7 +469,8 @@ pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
     for _ in 0..600 {
         let pid: Option<i32> = sqlx::query_scalar(
             "select pid from pg_stat_activity
-             where wait_event_type = 'Lock' and position($1 in query) > 0 and pid <> pg_backend_pid()",
+             where datname = current_database() and wait_event_type = 'Lock'
+               and position($1 in query) > 0 and pid <> pg_backend_pid()",
         )
         .bind(text)
         .fetch_optional(pool)

@@ -311,3 +311,72 @@ async fn upgrading_to_0005_keeps_each_users_last_delivery_and_the_previous_code_
     .unwrap();
     assert_eq!(previous, None);
 }
+
+#[sqlx::test(migrations = false)]
+async fn upgrading_to_0007_leaves_a_tool_schema_created_empty_by_hand_for_migrate_to_complete(
+    pool: PgPool,
+) {
+    let url = crate::url_of(&pool).await;
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"));
+    for file in [
+        "0001_shared_schema.sql",
+        "0002_create_tool_schema.sql",
+        "0003_api_support.sql",
+        "0004_runtime_role.sql",
+        "0005_webhook_last_deliveries.sql",
+        "0006_runtime_least_privilege.sql",
+    ] {
+        psql_file(&url, &dir.join(file));
+    }
+    // A complete tool schema, and one an operator created ahead of its tool.
+    sqlx::query("select shared.create_tool_schema('sprint_00_woop')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("create schema sprint_02_dream")
+        .execute(&pool)
+        .await
+        .unwrap();
+    psql_file(&url, &dir.join("0007_tool_schema_least_privilege.sql"));
+
+    let deletable: bool = sqlx::query_scalar(
+        "select has_table_privilege('fasttrack_runtime', 'sprint_00_woop.submissions', 'DELETE')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(!deletable, "0007 took DELETE away on the existing schema");
+    sqlx::query("select shared.create_tool_schema('sprint_02_dream')")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (tables, deletable): (i64, bool) = sqlx::query_as(
+        "select (select count(*) from pg_tables where schemaname = 'sprint_02_dream'),
+                has_table_privilege('fasttrack_runtime', 'sprint_02_dream.submissions', 'DELETE')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((tables, deletable), (2, false));
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_refuses_to_finish_while_an_index_is_invalid(pool: PgPool) {
+    migrated(&pool).await;
+    // What a failed CREATE INDEX CONCURRENTLY (0008) leaves behind.
+    sqlx::query(
+        "update pg_index set indisvalid = false
+         where indexrelid = 'shared.idx_webhook_events_user_received'::regclass",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let error = migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("shared.idx_webhook_events_user_received"),
+        "{error}"
+    );
+}
