@@ -387,37 +387,20 @@ mod tests {
                 (name, value),
             ]))
         };
+        let check = |name: &str, value: &str| match name.starts_with("DATABASE_") {
+            true => db(name, value).map(|_| ()),
+            false => api(name, value),
+        };
         // Each of these once passed, and then panicked or failed every request.
-        let refused = [
-            (
-                "TOKEN_TTL_SECONDS",
-                "18446744073709551615",
-                api("TOKEN_TTL_SECONDS", "18446744073709551615"),
-            ),
-            (
-                "MAX_BODY_BYTES",
-                "18446744073709551615",
-                api("MAX_BODY_BYTES", "18446744073709551615"),
-            ),
-            ("REQUEST_TIMEOUT_MS", "0", api("REQUEST_TIMEOUT_MS", "0")),
-            (
-                "DATABASE_ACQUIRE_TIMEOUT_SECONDS",
-                "10000000000000000000",
-                db("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "10000000000000000000").map(|_| ()),
-            ),
-            (
-                "DATABASE_STATEMENT_TIMEOUT_MS",
-                "3000000000",
-                db("DATABASE_STATEMENT_TIMEOUT_MS", "3000000000").map(|_| ()),
-            ),
-            (
-                "DATABASE_MAX_CONNECTIONS",
-                "0",
-                db("DATABASE_MAX_CONNECTIONS", "0").map(|_| ()),
-            ),
-        ];
-        for (name, value, result) in refused {
-            let err = result.expect_err(value).to_string();
+        for (name, value) in [
+            ("TOKEN_TTL_SECONDS", "18446744073709551615"),
+            ("MAX_BODY_BYTES", "18446744073709551615"),
+            ("REQUEST_TIMEOUT_MS", "0"),
+            ("DATABASE_ACQUIRE_TIMEOUT_SECONDS", "10000000000000000000"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", "3000000000"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+        ] {
+            let err = check(name, value).expect_err(value).to_string();
             assert!(
                 err.contains(&format!("{name} is invalid: must be from ")),
                 "{err}"
