@@ -27,13 +27,13 @@ pub enum Membership {
     In(OrganizationTag),
     /// The user's whole tag list has no `org:` tag: in no organization, so no
     /// guru reads their work any more.
-    None,
+    NoOrganization,
 }
 
 impl Membership {
     /// From the user's whole tag list.
     pub fn from_tags<'a>(tags: impl IntoIterator<Item = &'a str>, company: Option<&str>) -> Self {
-        OrganizationTag::from_tags(tags, company).map_or(Self::None, Self::In)
+        OrganizationTag::from_tags(tags, company).map_or(Self::NoOrganization, Self::In)
     }
 }
 
@@ -194,7 +194,7 @@ pub async fn sync(
     user.validate()?;
     let organization_id = match &user.organization {
         Membership::In(org) => Some(organization(conn, org).await?),
-        Membership::Unchanged | Membership::None => None,
+        Membership::Unchanged | Membership::NoOrganization => None,
     };
     let (slugs, statuses) = initial_progress(registry);
     let synced = db::query_as::<User>(SYNC_SQL)

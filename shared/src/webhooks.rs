@@ -325,11 +325,11 @@ mod tests {
         let no_tags = json!({"id": "64a0f0000000000000000001", "email": "ana@example.test"});
         assert_eq!(
             membership(json!({"type": "userUpdated", "data": {"user": untagged}})),
-            Membership::None
+            Membership::NoOrganization
         );
         assert_eq!(
             membership(json!({"type": "productBought", "data": {"user": untagged}})),
-            Membership::None
+            Membership::NoOrganization
         );
         // Without `tags` the event says nothing; a tag event lists only its tags.
         assert_eq!(
