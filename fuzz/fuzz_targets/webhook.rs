@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 "{user:?}"
             );
         }
-        if let Some(org) = &user.organization {
+        if let shared::users::Membership::In(org) = &user.organization {
             assert!(org.slug.chars().count() <= 255 && org.name.chars().count() <= 255);
             assert!(
                 !org.slug.is_empty() && !org.name.trim().is_empty(),
