@@ -24,6 +24,9 @@ cargo fmt --all --check
 log "cargo clippy --all-targets -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "cargo check of the fuzz targets (fuzz/ has a lock file of its own)"
+cargo check -q --manifest-path fuzz/Cargo.toml --locked --bins --target-dir "${CARGO_TARGET_DIR:-target}/fuzz-check"
+
 log "dependencies: cargo deny (scripts/deny.sh)"
 scripts/deny.sh
 
