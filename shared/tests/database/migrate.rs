@@ -212,13 +212,7 @@ async fn create_tool_schema_is_idempotent(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn the_sql_files_apply_with_plain_psql_in_file_order(pool: PgPool) {
     let url = crate::url_of(&pool).await;
-    let mut files: Vec<_> =
-        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-    files.sort();
+    let files = migration_files();
     assert!(!files.is_empty());
     for file in &files {
         psql_file(&url, file);
@@ -245,6 +239,27 @@ async fn the_sql_files_apply_with_plain_psql_in_file_order(pool: PgPool) {
     assert_eq!(schemas as usize, Registry::embedded().tools().len() + 1);
 }
 
+/// The files in `migrations/`, in the order they apply.
+fn migration_files() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+    files.sort();
+    files
+}
+
+/// Applies with psql the migrations whose file name `wanted` accepts.
+fn psql_migrations(url: &str, wanted: impl Fn(&str) -> bool) {
+    for file in migration_files() {
+        if wanted(&file.file_name().unwrap().to_string_lossy()) {
+            psql_file(url, &file);
+        }
+    }
+}
+
 fn psql_file(url: &str, file: &std::path::Path) {
     let out = std::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"])
@@ -264,15 +279,7 @@ async fn upgrading_to_0005_keeps_each_users_last_delivery_and_the_previous_code_
     pool: PgPool,
 ) {
     let url = crate::url_of(&pool).await;
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"));
-    for file in [
-        "0001_shared_schema.sql",
-        "0002_create_tool_schema.sql",
-        "0003_api_support.sql",
-        "0004_runtime_role.sql",
-    ] {
-        psql_file(&url, &dir.join(file));
-    }
+    psql_migrations(&url, |name| name < "0005");
     // Deliveries received before the upgrade: two for one user, one for
     // another, and an event without a user.
     sqlx::query(
@@ -285,7 +292,7 @@ async fn upgrading_to_0005_keeps_each_users_last_delivery_and_the_previous_code_
     .execute(&pool)
     .await
     .unwrap();
-    psql_file(&url, &dir.join("0005_webhook_last_deliveries.sql"));
+    psql_migrations(&url, |name| name.starts_with("0005"));
 
     let last: Vec<(String, Vec<u8>)> = sqlx::query_as(
         "select lms_user_id::text, body_sha256 from shared.webhook_last_deliveries order by 1",
@@ -317,17 +324,7 @@ async fn upgrading_to_0007_leaves_a_tool_schema_created_empty_by_hand_for_migrat
     pool: PgPool,
 ) {
     let url = crate::url_of(&pool).await;
-    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations"));
-    for file in [
-        "0001_shared_schema.sql",
-        "0002_create_tool_schema.sql",
-        "0003_api_support.sql",
-        "0004_runtime_role.sql",
-        "0005_webhook_last_deliveries.sql",
-        "0006_runtime_least_privilege.sql",
-    ] {
-        psql_file(&url, &dir.join(file));
-    }
+    psql_migrations(&url, |name| name < "0007");
     // A complete tool schema, and one an operator created ahead of its tool.
     sqlx::query("select shared.create_tool_schema('sprint_00_woop')")
         .execute(&pool)
@@ -337,7 +334,7 @@ async fn upgrading_to_0007_leaves_a_tool_schema_created_empty_by_hand_for_migrat
         .execute(&pool)
         .await
         .unwrap();
-    psql_file(&url, &dir.join("0007_tool_schema_least_privilege.sql"));
+    psql_migrations(&url, |name| name.starts_with("0007"));
 
     let deletable: bool = sqlx::query_scalar(
         "select has_table_privilege('fasttrack_runtime', 'sprint_00_woop.submissions', 'DELETE')",
