@@ -466,8 +466,8 @@ async fn forward_counting(
 /// Waits until a backend running a statement that contains `text` is blocked
 /// on a lock, and returns its pid.
 pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
-    for _ in 0..600 {
-        let pid: Option<i32> = sqlx::query_scalar(
+    let blocked = eventually(async || {
+        sqlx::query_scalar(
             "select pid from pg_stat_activity
              where datname = current_database() and wait_event_type = 'Lock'
                and position($1 in query) > 0 and pid <> pg_backend_pid()",
@@ -475,11 +475,11 @@ pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
         .bind(text)
         .fetch_optional(pool)
         .await
-        .unwrap();
-        if let Some(pid) = pid {
-            return pid;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        .unwrap()
+    })
+    .await;
+    if let Some(pid) = blocked {
+        return pid;
     }
     let activity: Vec<String> = sqlx::query_scalar(
         "select concat_ws(' | ', state, wait_event_type, wait_event, left(query, 120))
@@ -489,4 +489,16 @@ pub async fn blocked_on_a_lock(pool: &PgPool, text: &str) -> i32 {
     .await
     .unwrap();
     panic!("no statement containing `{text}` came to wait on a lock: {activity:#?}");
+}
+
+/// `probe`'s first `Some`, asked every 50 ms for at most 30 s: for a state
+/// another task reaches in its own time.
+pub async fn eventually<T>(mut probe: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..600 {
+        if let Some(found) = probe().await {
+            return Some(found);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    None
 }

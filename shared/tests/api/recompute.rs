@@ -239,31 +239,24 @@ async fn a_recompute_outlives_an_idle_in_transaction_timeout_shorter_than_the_ru
         .fetch_one(&mut *holder)
         .await
         .unwrap();
-    let service = app.app.pool.clone();
-    let run =
-        tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await });
+    let run = spawn_recompute(&app);
     // The batch's unlock (its text, cut at track_activity_query_size, begins
     // with the candidates; the survey that shares them never waits).
     crate::blocked_on_a_lock(&app.pool, "with tools as").await;
-    let mut idle_past_the_limit = false;
-    for _ in 0..600 {
-        idle_past_the_limit = sqlx::query_scalar(
-            "select exists (select 1 from pg_stat_activity
-                            where datname = current_database() and pid <> $1
-                              and state = 'idle in transaction'
-                              and clock_timestamp() - state_change > interval '1500 milliseconds')",
+    let idle_past_the_limit = crate::eventually(async || {
+        sqlx::query_scalar::<_, i32>(
+            "select pid from pg_stat_activity
+             where datname = current_database() and pid <> $1 and state = 'idle in transaction'
+               and clock_timestamp() - state_change > interval '1500 milliseconds'",
         )
         .bind(holder_pid)
-        .fetch_one(&app.pool)
+        .fetch_optional(&app.pool)
         .await
-        .unwrap();
-        if idle_past_the_limit {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+        .unwrap()
+    })
+    .await;
     assert!(
-        idle_past_the_limit,
+        idle_past_the_limit.is_some(),
         "the run's transaction never sat idle past 1 s"
     );
     holder.commit().await.unwrap();
@@ -293,12 +286,18 @@ async fn a_user_deleted_while_a_batch_runs_is_skipped_and_the_run_goes_on(pool: 
         .execute(&mut *operator)
         .await
         .unwrap();
-    let service = app.app.pool.clone();
-    let run =
-        tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await });
+    let run = spawn_recompute(&app);
     crate::blocked_on_a_lock(&app.pool, "insert into shared.user_progress").await;
     operator.commit().await.unwrap();
     let report = run.await.unwrap().expect("the run goes on without ana");
     assert_eq!(report.rows_created, 1, "{report:?}");
     assert_eq!(app.status_of(&bob, "program-overview").await, "locked");
+}
+
+/// A recompute pass over `app`'s database, running beside the test.
+fn spawn_recompute(
+    app: &TestApp,
+) -> tokio::task::JoinHandle<Result<recompute::Report, sqlx::Error>> {
+    let service = app.app.pool.clone();
+    tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await })
 }
