@@ -117,24 +117,6 @@ where
     Ok(value)
 }
 
-fn seconds(
-    source: &dyn Source,
-    name: &'static str,
-    default: u64,
-    allowed: std::ops::RangeInclusive<u64>,
-) -> Result<Duration, ConfigError> {
-    bounded(source, name, default, allowed).map(Duration::from_secs)
-}
-
-fn millis(
-    source: &dyn Source,
-    name: &'static str,
-    default: u64,
-    allowed: std::ops::RangeInclusive<u64>,
-) -> Result<Duration, ConfigError> {
-    bounded(source, name, default, allowed).map(Duration::from_millis)
-}
-
 /// PostgreSQL's limit for `statement_timeout`, in milliseconds.
 const POSTGRES_TIMEOUT_LIMIT_MS: u64 = i32::MAX as u64;
 
@@ -176,14 +158,18 @@ impl DatabaseSettings {
         Ok(Self {
             url: Secret::new(url),
             max_connections: bounded(source, "DATABASE_MAX_CONNECTIONS", 2, 1..=1000)?,
-            acquire_timeout: seconds(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=300)?,
+            acquire_timeout: bounded(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=300)
+                .map(Duration::from_secs)?,
             pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
-            statement_timeout: Some(millis(
-                source,
-                "DATABASE_STATEMENT_TIMEOUT_MS",
-                7000,
-                0..=POSTGRES_TIMEOUT_LIMIT_MS,
-            )?)
+            statement_timeout: Some(
+                bounded(
+                    source,
+                    "DATABASE_STATEMENT_TIMEOUT_MS",
+                    7000,
+                    0..=POSTGRES_TIMEOUT_LIMIT_MS,
+                )
+                .map(Duration::from_millis)?,
+            )
             .filter(|limit| !limit.is_zero()),
         })
     }
@@ -256,7 +242,8 @@ impl ApiSettings {
             jwt_audience: source
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "fasttrack-api".into()),
-            token_ttl: seconds(source, "TOKEN_TTL_SECONDS", 3600, 60..=30 * 24 * 3600)?,
+            token_ttl: bounded(source, "TOKEN_TTL_SECONDS", 3600, 60..=30 * 24 * 3600)
+                .map(Duration::from_secs)?,
             webhook_secret: optional_secret("LEARNWORLDS_WEBHOOK_SECRET")?,
             webhook_signature_mode: parsed(
                 source,
@@ -264,24 +251,26 @@ impl ApiSettings {
                 SignatureMode::SharedSecret,
             )?,
             launch_secret: optional_secret("LEARNWORLDS_LAUNCH_SECRET")?,
-            launch_max_age: seconds(
+            launch_max_age: bounded(
                 source,
                 "LAUNCH_MAX_AGE_SECONDS",
                 300,
                 1..=LAUNCH_MAX_AGE_LIMIT,
-            )?,
+            )
+            .map(Duration::from_secs)?,
             max_body_bytes: bounded(
                 source,
                 "MAX_BODY_BYTES",
                 256 * 1024,
                 1024..=BODY_LIMIT_BYTES,
             )?,
-            request_timeout: millis(
+            request_timeout: bounded(
                 source,
                 "REQUEST_TIMEOUT_MS",
                 8000,
                 100..=LAMBDA_TIMEOUT_LIMIT_MS,
-            )?,
+            )
+            .map(Duration::from_millis)?,
         })
     }
 }
