@@ -22,9 +22,7 @@ source scripts/db.sh
 
 ensure_wrk() {
     command -v wrk >/dev/null && return 0
-    log "installing wrk with apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+    apt_install wrk
 }
 
 ensure_wrk

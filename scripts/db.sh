@@ -50,12 +50,16 @@ as_root() {
     fi
 }
 
+# Installs Debian packages, lists refreshed first (a fresh machine has none).
+apt_install() {
+    log "installing $* with apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 ensure_postgres_installed() {
     if [ -n "$(pg_bindir)" ] && command -v psql >/dev/null; then return 0; fi
-    log "installing PostgreSQL with apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        postgresql postgresql-contrib >/dev/null
+    apt_install postgresql postgresql-contrib
     [ -n "$(pg_bindir)" ] || { log "PostgreSQL installed but initdb not found"; return 1; }
 }
 

@@ -19,10 +19,7 @@ PGBOUNCER_DIR="$PG_HOME/pgbouncer"   # PG_HOME: scripts/db.sh, sourced first
 
 pgbouncer_up() {
     if ! command -v pgbouncer >/dev/null; then
-        log "installing PgBouncer with apt-get"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null \
-            || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq &&
-                 as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null; }
+        apt_install pgbouncer
     fi
     # The upstream server: the one DATABASE_URL names.
     local upstream="${DATABASE_URL#*://}"; upstream="${upstream#*@}"; upstream="${upstream%%/*}"

@@ -13,9 +13,7 @@ for tool in cargo rustfmt cargo-clippy rustup; do
 done
 # The API checks wait for the local server with curl.
 if ! command -v curl >/dev/null; then
-    log "installing curl with apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl >/dev/null
+    apt_install curl
 fi
 
 log "cargo fmt --check"

@@ -16,8 +16,7 @@ tools_up() {
         # Debian ships the venv module with Python but its ensurepip, which
         # creating a venv needs, only in python3-venv.
         if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv python3-pip >/dev/null
+            apt_install python3-venv python3-pip
         fi
         rm -rf "$TOOLS_VENV"
         python3 -m venv "$TOOLS_VENV"
