@@ -270,7 +270,8 @@ impl Pool {
     /// A pool for tools (the CLI, the bench) that fails at once if the database
     /// cannot be reached.
     pub async fn connect(database_url: &str, max_connections: usize) -> Result<Self, sqlx::Error> {
-        let pool = Self::with_options(database_url.parse()?, max_connections, TOOL_ACQUIRE_TIMEOUT);
+        let options = without_pooler_refused_parameters(database_url.parse()?);
+        let pool = Self::with_options(options, max_connections, TOOL_ACQUIRE_TIMEOUT);
         pool.acquire().await?.release();
         Ok(pool)
     }
@@ -318,6 +319,11 @@ impl Pool {
         self.inner.status().size
     }
 
+    /// Connections idle in the pool now, ready to be handed out.
+    pub fn idle(&self) -> usize {
+        self.inner.status().available
+    }
+
     /// A connection, within the acquire timeout (`PoolTimedOut` after it).
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         let early = self.early.lock().expect("not poisoned").pop();
@@ -356,7 +362,10 @@ impl Pool {
     }
 
     /// Runs `f` in a transaction on one connection: committed when `f` returns
-    /// `Ok`, rolled back (at once) when it returns `Err`.
+    /// `Ok`, rolled back when it returns `Err`, before either result is
+    /// returned. (Left to the connection's flush on drop, the rollback would run
+    /// in a background task: on Lambda, which freezes the environment once the
+    /// answer is out, the transaction's row locks could outlive the request.)
     pub async fn transaction<T, E>(
         &self,
         f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
@@ -366,10 +375,21 @@ impl Pool {
     {
         let mut conn = self.acquire().await?;
         let mut tx = Connection::begin(&mut *conn).await?;
-        let value = f(&mut *tx).await?;
-        tx.commit().await?;
-        conn.release();
-        Ok(value)
+        match f(&mut *tx).await {
+            Ok(value) => {
+                tx.commit().await?;
+                conn.release();
+                Ok(value)
+            }
+            Err(error) => {
+                // If the rollback fails, the connection is dropped and flushed
+                // or closed; the caller gets the error it caused.
+                if tx.rollback().await.is_ok() {
+                    conn.release();
+                }
+                Err(error)
+            }
+        }
     }
 
     /// Runs one request's reads: on a plain connection, or behind a transaction
@@ -407,10 +427,12 @@ fn connect_options(
     settings: &DatabaseSettings,
 ) -> Result<PgConnectOptions, ConfigError> {
     // The parse error is not shown: it could echo the password.
-    let options = PgConnectOptions::from_str(url).map_err(|_| ConfigError::Invalid {
-        name: "DATABASE_URL",
-        reason: "not a valid PostgreSQL connection URL".into(),
-    })?;
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            reason: "not a valid PostgreSQL connection URL".into(),
+        })
+        .map(without_pooler_refused_parameters)?;
     Ok(if settings.pooler_mode == PoolerMode::Transaction {
         // Poolers drop or refuse startup options: set the timeouts on the role.
         options.statement_cache_capacity(0)
@@ -423,6 +445,15 @@ fn connect_options(
     } else {
         options
     })
+}
+
+/// `options` without the startup parameter that sqlx adds on its own,
+/// `extra_float_digits`, which PgBouncer refuses ("unsupported startup
+/// parameter") unless its `ignore_startup_parameters` lists it. PostgreSQL 12
+/// and later already send floats exactly at the default, and floats go in
+/// binary anyway.
+pub fn without_pooler_refused_parameters(options: PgConnectOptions) -> PgConnectOptions {
+    options.extra_float_digits(None)
 }
 
 /// The database refused the login itself: a wrong password (28P01), or a role

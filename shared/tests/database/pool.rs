@@ -70,6 +70,34 @@ async fn a_transaction_abandoned_by_an_error_rolls_back_at_once(pool: PgPool) {
     assert_eq!(note, "before");
 }
 
+/// On Lambda the environment freezes once the answer is out, and a task
+/// spawned to flush the connection may not have run by then: a failed
+/// transaction must be rolled back, and its connection idle again, by the time
+/// the call returns. The test runtime has one thread, so nothing spawned runs
+/// between the call's return and the check.
+#[sqlx::test(migrations = false)]
+async fn a_failed_transaction_is_over_and_its_connection_idle_when_the_call_returns(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 2);
+    let result = service
+        .transaction(async |tx| {
+            sqlx::query("select 1").execute(&mut *tx).await?;
+            Err::<(), _>(sqlx::Error::RowNotFound)
+        })
+        .await;
+    assert!(matches!(result, Err(sqlx::Error::RowNotFound)));
+    assert_eq!((service.size(), service.idle()), (1, 1));
+
+    let mut conn = service.acquire().await.unwrap();
+    let pid = backend_pid(&mut conn).await;
+    conn.release();
+    let state: String = sqlx::query_scalar("select state from pg_stat_activity where pid = $1")
+        .bind(pid)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(state, "idle");
+}
+
 /// sqlx queues no ROLLBACK for a `begin()` given up after its BEGIN went out
 /// (a client that hung up, a request timeout): the server would stay in that
 /// transaction, and the connection's next user would run inside it (and hold
