@@ -22,6 +22,7 @@ pgbouncer_up() {
         apt_install pgbouncer
     fi
     # The upstream server: the one DATABASE_URL names.
+    : "${DATABASE_URL:?pgbouncer_up needs DATABASE_URL (scripts/db.sh start prints it)}"
     local upstream="${DATABASE_URL#*://}"; upstream="${upstream#*@}"; upstream="${upstream%%/*}"
     local host="${upstream%%:*}" port="${upstream##*:}"
     [ "$port" = "$upstream" ] && port=5432
@@ -73,7 +74,6 @@ pool_mode = transaction
 max_client_conn = 400
 default_pool_size = 20
 server_idle_timeout = ${FASTTRACK_PGBOUNCER_SERVER_IDLE_TIMEOUT:-600}
-ignore_startup_parameters = extra_float_digits,options
 logfile = $PGBOUNCER_DIR/pgbouncer.log
 pidfile = $PGBOUNCER_DIR/pgbouncer.pid
 INI

@@ -187,10 +187,13 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
 /// statements), failing at once if the database cannot be reached.
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, String> {
+    let options = database_url
+        .parse()
+        .map_err(|e| format!("the database URL: {e}"))?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect(database_url)
+        .connect_with(shared::db::without_pooler_refused_parameters(options))
         .await
         .map_err(|e| format!("connecting to the database: {e}"))
 }
