@@ -50,14 +50,46 @@ pub fn init_local(default: LevelFilter) {
         .try_init();
 }
 
+/// Crates that log each whole event at TRACE: `lambda_runtime` logs the raw API
+/// Gateway event, with its `Authorization` header, the webhook's signature
+/// header (in `shared-secret` mode, the secret itself) and a launch's signed
+/// body. Targets starting with these are held at DEBUG whatever the directives
+/// say (a target matches by prefix, as `tracing`'s own filters match it, so
+/// the runtime's API client is held too).
+const WHOLE_EVENTS_AT_TRACE: [&str; 2] = ["lambda_runtime", "lambda_http"];
+
 /// `directives` (`info`, `warn,shared=debug`) as a filter; `default` when they
-/// are absent or not valid, so a typo never silences the logs.
+/// are absent or not valid, so a typo never silences the logs. Never TRACE for
+/// [`WHOLE_EVENTS_AT_TRACE`].
 pub fn filter(directives: Option<&str>, default: LevelFilter) -> Targets {
-    directives
+    let targets = directives
         .map(str::trim)
         .filter(|d| !d.is_empty())
         .and_then(|d| Targets::from_str(d).ok())
-        .unwrap_or_else(|| Targets::new().with_default(default))
+        .unwrap_or_else(|| Targets::new().with_default(default));
+    let logs_whole_events = |target: &str| {
+        WHOLE_EVENTS_AT_TRACE
+            .iter()
+            .any(|krate| target.starts_with(krate))
+    };
+    let mut capped = match targets.default_level() {
+        Some(level) => Targets::new().with_default(level),
+        None => Targets::new(),
+    };
+    for (target, level) in &targets {
+        let level = if logs_whole_events(target) {
+            level.min(LevelFilter::DEBUG)
+        } else {
+            level
+        };
+        capped = capped.with_target(target, level);
+    }
+    for krate in WHOLE_EVENTS_AT_TRACE {
+        if capped.would_enable(krate, &tracing::Level::TRACE) {
+            capped = capped.with_target(krate, LevelFilter::DEBUG);
+        }
+    }
+    capped
 }
 
 #[cfg(test)]
@@ -77,6 +109,33 @@ mod tests {
         assert!(mixed.would_enable("sqlx::query", &Level::WARN));
         // Lambda's advanced logging controls write levels in capitals.
         assert!(filter(Some("DEBUG"), LevelFilter::INFO).would_enable("x", &Level::DEBUG));
+    }
+
+    #[test]
+    fn the_lambda_runtime_never_logs_whole_events_whatever_the_directives() {
+        let raw_event = "lambda_runtime::layers::api_response";
+        for directives in [
+            "trace",
+            "TRACE",
+            "info,lambda_runtime=trace",
+            "info,lambda_runtime::layers=trace",
+            "info,lambda_runtime::layers::api_response=trace,lambda_http=trace",
+        ] {
+            let f = filter(Some(directives), LevelFilter::INFO);
+            assert!(!f.would_enable(raw_event, &Level::TRACE), "{directives}");
+            assert!(
+                !f.would_enable("lambda_http", &Level::TRACE),
+                "{directives}"
+            );
+            assert!(f.would_enable(raw_event, &Level::DEBUG), "{directives}");
+        }
+        // Everything else keeps its level, and nothing is raised.
+        let trace = filter(Some("trace"), LevelFilter::INFO);
+        assert!(trace.would_enable("shared::app", &Level::TRACE));
+        assert!(trace.would_enable("hyper", &Level::TRACE));
+        let info = filter(Some("info"), LevelFilter::INFO);
+        assert!(!info.would_enable(raw_event, &Level::DEBUG));
+        assert!(info.would_enable(raw_event, &Level::INFO));
     }
 
     #[test]

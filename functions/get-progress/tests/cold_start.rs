@@ -7,6 +7,7 @@
 //! `make test` installs and passes in as FASTTRACK_MOTO_SERVER.
 
 use std::convert::Infallible;
+use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -169,10 +170,46 @@ fn function(runtime_api: &str, vars: &[(&str, &str)]) -> Command {
     command
 }
 
-fn output_of(mut child: Child) -> String {
-    let _ = child.kill();
-    let output = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+/// Reads the child's output as it comes, so that a verbose one never fills
+/// its pipe and blocks; `logs()` stops it and gives everything it wrote.
+struct Running {
+    child: Child,
+    readers: Vec<std::thread::JoinHandle<String>>,
+}
+
+impl Running {
+    fn start(mut command: Command) -> Self {
+        let mut child = command.spawn().unwrap();
+        let stdout = child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>);
+        let stderr = child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>);
+        let readers = [stdout, stderr]
+            .into_iter()
+            .flatten()
+            .map(|mut pipe| {
+                std::thread::spawn(move || {
+                    let mut text = Vec::new();
+                    let _ = pipe.read_to_end(&mut text);
+                    String::from_utf8_lossy(&text).into_owned()
+                })
+            })
+            .collect();
+        Self { child, readers }
+    }
+
+    fn logs(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap())
+            .collect()
+    }
 }
 
 #[sqlx::test(migrations = false)]
@@ -229,13 +266,13 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let event = render(
         &event,
         &Placeholders {
-            token: Some(token),
+            token: Some(token.clone()),
             ..Placeholders::default()
         },
     );
 
     let mut runtime = RuntimeApi::start(event).await;
-    let child = function(
+    let running = Running::start(function(
         &runtime.address,
         &[
             ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
@@ -243,19 +280,19 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("DATABASE_SECRET_ARN", database_arn.as_str()),
             ("JWT_SECRET_ARN", jwt_arn.as_str()),
+            // The most a deployment can log: nothing secret even then.
+            ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
         ],
-    )
-    .spawn()
-    .unwrap();
+    ));
     let result = tokio::time::timeout(Duration::from_secs(30), runtime.results.recv()).await;
-    let logs = output_of(child);
+    let logs = running.logs();
     let (path, response) = result.expect("the function answered in time").unwrap();
     assert!(path.ends_with("/response"), "{path}: {response}\n{logs}");
     assert_eq!(response["statusCode"], 200, "{response}\n{logs}");
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["user_id"], user.id.to_string());
     assert_eq!(body["summary"]["total"], Registry::embedded().tools().len());
-    for secret in [JWT_SECRET, "unused-with-trust-auth"] {
+    for secret in [JWT_SECRET, "unused-with-trust-auth", token.as_str()] {
         assert!(
             !logs.contains(secret),
             "a secret appeared in the logs:\n{logs}"
