@@ -455,17 +455,18 @@ async fn replay(
             .await?;
     if fingerprint != idempotency.fingerprint {
         // A conflict with what the key already stands for, not a fault in this
-        // request's content: 409, as for a key still in use.
+        // request's content: 409.
         return Err(ApiError::Conflict {
             code: "idempotency_key_reused",
             message: "this Idempotency-Key was used with a different request".into(),
             details: Value::Null,
         });
     }
-    let response = response.ok_or_else(|| ApiError::Conflict {
-        code: "idempotency_key_in_use",
-        message: "a request with this Idempotency-Key is still being processed".into(),
-        details: Value::Null,
+    // A key is claimed and its response stored in one transaction, after the
+    // user's row is locked: a retry sent while the first request runs waits
+    // for it, so it never sees a key without a response.
+    let response = response.ok_or_else(|| {
+        ApiError::Internal("an idempotency key was committed without its response".into())
     })?;
     let outcome = serde_json::from_value(response)
         .map_err(|e| ApiError::Internal(format!("reading a stored outcome: {e}")))?;

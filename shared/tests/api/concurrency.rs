@@ -258,3 +258,72 @@ async fn a_save_locks_its_user_before_any_progress_row(pool: PgPool) {
     let submitted = submit.await.unwrap();
     assert_eq!(submitted.status, 201, "{:?}", submitted.body);
 }
+
+/// A retry sent while its first request still runs (a client that timed out
+/// too early) waits for it and gets its answer: one write, two equal answers.
+#[sqlx::test(migrations = false)]
+async fn a_retry_sent_while_its_first_request_runs_waits_and_gets_the_same_answer(pool: PgPool) {
+    let app = Arc::new(TestApp::new(pool.clone()).await);
+    let ana = Arc::new(app.user("ana", None, "user").await);
+    let body = Arc::new(json!({"data": crate::complete_data("woop"), "status": "submitted"}));
+    // Both requests queue behind a lock on the user's row, so the first is
+    // still running when the second arrives.
+    let mut holder = pool.begin().await.unwrap();
+    sqlx::query("select 1 from shared.users where id = $1 for update")
+        .bind(ana.id)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let send = || {
+        let (app, ana, body) = (Arc::clone(&app), Arc::clone(&ana), Arc::clone(&body));
+        tokio::spawn(async move {
+            app.put(
+                "/tools/woop/submission",
+                &ana.token,
+                &body,
+                &[("idempotency-key", "slow-network-1")],
+            )
+            .await
+        })
+    };
+    let first = send();
+    let waiting = blocked_on_a_lock(&pool, "for no key update").await;
+    let retry = send();
+    crate::eventually(async || {
+        let blocked: i64 = sqlx::query_scalar(
+            "select count(*) from pg_stat_activity
+             where datname = current_database() and wait_event_type = 'Lock' and pid <> $1",
+        )
+        .bind(waiting)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        (blocked > 0).then_some(())
+    })
+    .await
+    .expect("the retry came to wait behind the first request");
+    holder.commit().await.unwrap();
+
+    let (first, retry) = (first.await.unwrap(), retry.await.unwrap());
+    let mut replayed = [
+        first.header("idempotent-replayed"),
+        retry.header("idempotent-replayed"),
+    ];
+    replayed.sort();
+    assert_eq!(
+        replayed,
+        [None, Some("true")],
+        "{:?} {:?}",
+        first.body,
+        retry.body
+    );
+    assert_eq!((first.status, retry.status), (201, 201), "{:?}", retry.body);
+    assert_eq!(first.body, retry.body);
+    let versions: i32 =
+        sqlx::query_scalar("select version from sprint_00_woop.submissions where user_id = $1")
+            .bind(ana.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(versions, 1, "one write");
+}
