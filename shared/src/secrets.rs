@@ -3,7 +3,8 @@
 //! concurrently, and nothing is asked of AWS when none is set (local use).
 //!
 //! A secret's value is its plain `SecretString`. The database secret may also be
-//! RDS's JSON (`host`, `port`, `username`, `password`, `dbname`).
+//! RDS's JSON (`host`, `port`, `username`, `password`, `dbname`), whose place
+//! `DATABASE_HOST` and `DATABASE_NAME` may give instead (see [`Endpoint`]).
 
 use std::collections::HashMap;
 
@@ -39,6 +40,7 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
             fallback: env,
         });
     }
+    let endpoint = Endpoint::from_env(env);
     let client = client().await;
     let mut reads = tokio::task::JoinSet::new();
     for (arn_var, setting, arn) in wanted {
@@ -65,9 +67,9 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
             reason: "the secret has no SecretString".into(),
         })?;
         let value = if setting == "DATABASE_URL" {
-            database_url(value).ok_or(ConfigError::Invalid {
+            database_url(value, &endpoint).map_err(|reason| ConfigError::Invalid {
                 name: arn_var,
-                reason: "expected a postgres:// URL or RDS's JSON (host, port, username, password, dbname)".into(),
+                reason: reason.into(),
             })?
         } else {
             // A secret stored from a file (`--secret-string file://key.txt`)
@@ -82,26 +84,68 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
     })
 }
 
-/// A postgres:// URL as is, or one built from RDS's secret JSON.
-fn database_url(secret: &str) -> Option<String> {
+/// Where the connection of an RDS JSON secret goes when the environment says
+/// so, for a secret whose host is not where the functions connect:
+/// - `DATABASE_HOST` (`host` or `host:port`) instead of the secret's host and
+///   port: RDS Proxy's endpoint, while the functions read the very secret the
+///   proxy logs in with and a rotation keeps current;
+/// - `DATABASE_NAME` instead of its `dbname` (RDS's managed master-user secret
+///   holds only a username and a password).
+#[derive(Debug, Clone, Default)]
+struct Endpoint {
+    host: Option<String>,
+    name: Option<String>,
+}
+
+impl Endpoint {
+    fn from_env(env: &dyn Source) -> Self {
+        Self {
+            host: env.get("DATABASE_HOST"),
+            name: env.get("DATABASE_NAME"),
+        }
+    }
+}
+
+const NOT_A_DATABASE_SECRET: &str =
+    "expected a postgres:// URL or RDS's JSON (host, port, username, password, dbname)";
+
+/// A postgres:// URL as is, or one built from RDS's secret JSON and `endpoint`.
+fn database_url(secret: &str, endpoint: &Endpoint) -> Result<String, &'static str> {
     let secret = secret.trim();
     if secret.starts_with("postgres://") || secret.starts_with("postgresql://") {
-        return Some(secret.to_owned());
+        if endpoint.host.is_some() || endpoint.name.is_some() {
+            return Err(
+                "DATABASE_HOST and DATABASE_NAME apply to RDS's JSON secrets; this one is a URL: put the place in it",
+            );
+        }
+        return Ok(secret.to_owned());
     }
-    let json: Value = serde_json::from_str(secret).ok()?;
+    let json: Value = serde_json::from_str(secret).map_err(|_| NOT_A_DATABASE_SECRET)?;
     let text = |key: &str| json.get(key).and_then(Value::as_str);
-    let port = match json.get("port") {
+    let secret_port = match json.get("port") {
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::String(s)) => s.clone(),
         _ => "5432".to_owned(),
     };
-    Some(format!(
+    let (host, port) = match &endpoint.host {
+        Some(place) => match place.rsplit_once(':') {
+            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.to_owned()),
+            _ => (place.as_str(), "5432".to_owned()),
+        },
+        None => (text("host").ok_or(NOT_A_DATABASE_SECRET)?, secret_port),
+    };
+    let name = endpoint
+        .name
+        .as_deref()
+        .or(text("dbname"))
+        .unwrap_or("postgres");
+    Ok(format!(
         "postgres://{}:{}@{}:{}/{}",
-        encode(text("username")?),
-        encode(text("password")?),
-        text("host")?,
+        encode(text("username").ok_or(NOT_A_DATABASE_SECRET)?),
+        encode(text("password").ok_or(NOT_A_DATABASE_SECRET)?),
+        host,
         port,
-        encode(text("dbname").unwrap_or("postgres")),
+        encode(name),
     ))
 }
 
@@ -132,8 +176,9 @@ async fn client() -> aws_sdk_secretsmanager::Client {
 /// is unset (local use: the URL comes from `DATABASE_URL`).
 pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
     let arn = env.get("DATABASE_SECRET_ARN")?;
+    let endpoint = Endpoint::from_env(env);
     Some(std::sync::Arc::new(move || {
-        let arn = arn.clone();
+        let (arn, endpoint) = (arn.clone(), endpoint.clone());
         Box::pin(async move {
             match client()
                 .await
@@ -142,7 +187,9 @@ pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
                 .send()
                 .await
             {
-                Ok(output) => output.secret_string().and_then(database_url),
+                Ok(output) => output
+                    .secret_string()
+                    .and_then(|secret| database_url(secret, &endpoint).ok()),
                 Err(error) => {
                     tracing::error!(error = %DisplayErrorContext(&error), "reading DATABASE_SECRET_ARN again failed");
                     None
@@ -170,16 +217,46 @@ mod tests {
     fn rds_json_becomes_a_url_with_the_password_encoded() {
         let secret = r#"{"engine": "postgres", "host": "db.example.internal", "port": 5432,
                          "username": "fasttrack_app", "password": "p@ss:w/rd?#", "dbname": "fasttrack"}"#;
+        let none = Endpoint::default();
         assert_eq!(
-            database_url(secret).unwrap(),
+            database_url(secret, &none).unwrap(),
             "postgres://fasttrack_app:p%40ss%3Aw%2Frd%3F%23@db.example.internal:5432/fasttrack"
         );
         assert_eq!(
-            database_url(" postgres://u@h/d ").unwrap(),
+            database_url(" postgres://u@h/d ", &none).unwrap(),
             "postgres://u@h/d"
         );
-        assert!(database_url(r#"{"host": "h"}"#).is_none());
-        assert!(database_url("not a url").is_none());
+        assert!(database_url(r#"{"host": "h"}"#, &none).is_err());
+        assert!(database_url("not a url", &none).is_err());
+    }
+
+    #[test]
+    fn the_environment_places_an_rds_secret_that_names_another_host_or_none() {
+        // The secret RDS Proxy logs in with names the instance: the functions
+        // connect to the proxy instead.
+        let proxied = r#"{"engine": "postgres", "host": "db.internal", "port": 5432,
+                          "username": "fasttrack_lambda", "password": "pw", "dbname": "fasttrack"}"#;
+        let proxy = Endpoint {
+            host: Some("proxy.internal".into()),
+            name: None,
+        };
+        assert_eq!(
+            database_url(proxied, &proxy).unwrap(),
+            "postgres://fasttrack_lambda:pw@proxy.internal:5432/fasttrack"
+        );
+        // RDS's managed master-user secret: a username and a password only.
+        let managed = r#"{"username": "postgres", "password": "pw"}"#;
+        assert!(database_url(managed, &Endpoint::default()).is_err());
+        let instance = Endpoint {
+            host: Some("db.internal:6543".into()),
+            name: Some("fasttrack".into()),
+        };
+        assert_eq!(
+            database_url(managed, &instance).unwrap(),
+            "postgres://postgres:pw@db.internal:6543/fasttrack"
+        );
+        // A URL is complete as it is: a place given beside it is a mistake.
+        assert!(database_url("postgres://u@h/d", &proxy).is_err());
     }
 
     #[tokio::test]
