@@ -231,16 +231,19 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
         .await
         .unwrap();
 
-    // The database secret in RDS's JSON shape, pointing at this test's database.
+    // The database secret in RDS's JSON shape, naming another host, as the
+    // secret behind RDS Proxy names the instance: DATABASE_HOST gives the
+    // place to connect to, here this test's server.
     let options = pool.connect_options();
     let database: String = sqlx::query_scalar("select current_database()")
         .fetch_one(&pool)
         .await
         .unwrap();
     let database_secret = json!({
-        "engine": "postgres", "host": options.get_host(), "port": options.get_port(),
+        "engine": "postgres", "host": "instance.invalid", "port": 5432,
         "username": options.get_username(), "password": "unused-with-trust-auth", "dbname": database,
     });
+    let place = format!("{}:{}", options.get_host(), options.get_port());
     let database_arn = moto
         .store("fasttrack/test/database", &database_secret.to_string())
         .await;
@@ -279,6 +282,7 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("DATABASE_SECRET_ARN", database_arn.as_str()),
+            ("DATABASE_HOST", place.as_str()),
             ("JWT_SECRET_ARN", jwt_arn.as_str()),
             // The most a deployment can log: nothing secret even then.
             ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
