@@ -13,5 +13,10 @@ log "migrating"
 fasttrack migrate
 log "loading demo data"
 fasttrack demo
-log "PostgreSQL: psql $DATABASE_URL  (make db-stop stops it)"
+if [ "$PG_STARTED_HERE" = 1 ] || [ "$DATABASE_URL" = "$(local_url)" ]; then
+    log "PostgreSQL: psql $DATABASE_URL  (make db-stop stops it)"
+else
+    # Someone else's server: its password stays out of the terminal.
+    log "PostgreSQL: $(printf '%s' "$DATABASE_URL" | sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#')"
+fi
 exec "${CARGO_TARGET_DIR:-target}/debug/fasttrack" serve

@@ -9,9 +9,9 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use shared::app::App;
-use shared::config::{ApiSettings, DatabaseSettings, Environment, Layered, Source};
+use shared::config::{ApiSettings, DatabaseSettings, Environment, Layered, SignatureMode, Source};
 use shared::db::PoolerMode;
 use shared::http::cors::Cors;
 use shared::http::events::{Placeholders, render};
@@ -43,10 +43,14 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
-    /// Load the demo data (once) and print a summary of the database.
+    /// Load the demo data (once) and print a summary of the database. Only into
+    /// a database on this machine, unless told otherwise: the demo has an admin.
     Demo {
         #[command(flatten)]
         database: Database,
+        /// Load it into a database on another host too.
+        #[arg(long, env = "FASTTRACK_DEMO_ANY_HOST")]
+        any_host: bool,
     },
     /// Print a summary of what is in the database.
     Summary {
@@ -110,9 +114,42 @@ enum GraphFormat {
     Dot,
 }
 
+impl Command {
+    fn database_mut(&mut self) -> Option<&mut Database> {
+        match self {
+            Command::Migrate { database }
+            | Command::Demo { database, .. }
+            | Command::Summary { database }
+            | Command::Recompute { database, .. } => Some(database),
+            _ => None,
+        }
+    }
+}
+
+/// The command line, with `--database-url` and `--pooler-mode` taken as a pair:
+/// a URL given on the command line is never paired with the environment's
+/// pooler mode (it would name another server's), so without `--pooler-mode`
+/// it is reached in session mode.
+fn parse_command_line() -> Command {
+    let matches = Cli::command().get_matches();
+    let mut command = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.exit())
+        .command;
+    let given = |args: &clap::ArgMatches, id: &str| {
+        args.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    if let (Some((_, args)), Some(database)) = (matches.subcommand(), command.database_mut())
+        && given(args, "database_url")
+        && !given(args, "pooler_mode")
+    {
+        database.pooler_mode = "session".into();
+    }
+    command
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let command = Cli::parse().command;
+    let command = parse_command_line();
     let default_level = if matches!(command, Command::Serve { .. } | Command::Recompute { .. }) {
         LevelFilter::INFO
     } else {
@@ -158,7 +195,14 @@ async fn run(command: Command) -> Result<(), String> {
             GraphFormat::Mermaid => print!("{}", registry::to_mermaid(registry)),
             GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
         },
-        Command::Demo { database } => {
+        Command::Demo { database, any_host } => {
+            if !any_host && !on_this_machine(&database.database_url) {
+                return Err(
+                    "the database is not on this machine: the demo data (an admin among it) \
+                     goes into a local database only; pass --any-host to load it there anyway"
+                        .into(),
+                );
+            }
             let pool = connect(&database, Use::Service).await?;
             let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
             println!(
@@ -207,10 +251,26 @@ async fn run(command: Command) -> Result<(), String> {
             email,
             name,
         } => {
-            let settings = ApiSettings::from_source(&Environment).map_err(|e| text(&e))?;
-            let secret = settings
-                .launch_secret
-                .ok_or("LEARNWORLDS_LAUNCH_SECRET is not set")?;
+            let secret = shared::config::Secret::new(
+                Environment
+                    .get("LEARNWORLDS_LAUNCH_SECRET")
+                    .ok_or("LEARNWORLDS_LAUNCH_SECRET is not set")?,
+            );
+            // What `POST /sessions` would refuse is refused here, not signed.
+            shared::users::LmsUser {
+                lms_user_id: lms_user_id.clone(),
+                email: email.clone(),
+                full_name: name.clone(),
+                organization: shared::users::Membership::Unchanged,
+            }
+            .validate()
+            .map_err(|e| text(&e))?;
+            if [&lms_user_id, &email, &name]
+                .iter()
+                .any(|f| f.contains('\n'))
+            {
+                return Err("a launch field may not contain a newline".into());
+            }
             let timestamp = chrono_now();
             let signature = auth::sign_launch(&secret, &lms_user_id, &email, &name, timestamp);
             let body = serde_json::json!({
@@ -241,7 +301,8 @@ async fn run(command: Command) -> Result<(), String> {
                     .map(|s| s.expose().to_owned()),
                 launch_body: launch,
             };
-            print!("{}", render(&event, &values));
+            let rendered = render(&event, &values);
+            print!("{}", sign_rendered_webhook(&app.settings, rendered)?);
         }
         Command::Recompute {
             database,
@@ -359,6 +420,43 @@ async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
     id.ok_or_else(|| format!("no user has the email {email}"))
 }
 
+/// A rendered webhook event in `hmac-sha256` mode carries the HMAC of its body,
+/// not the secret; any other event is returned as it is.
+fn sign_rendered_webhook(settings: &ApiSettings, rendered: String) -> Result<String, String> {
+    const HEADER: &str = "learnworlds-webhook-signature";
+    let (SignatureMode::HmacSha256, Some(secret)) =
+        (settings.webhook_signature_mode, &settings.webhook_secret)
+    else {
+        return Ok(rendered);
+    };
+    let mut event: serde_json::Value =
+        serde_json::from_str(&rendered).map_err(|e| format!("the event is not JSON: {e}"))?;
+    let Some(body) = event["body"].as_str().map(str::to_owned) else {
+        return Ok(rendered);
+    };
+    if let Some(header) = event["headers"].get_mut(HEADER) {
+        *header = format!("v1={}", auth::sign_webhook(secret, body.as_bytes())).into();
+        return serde_json::to_string_pretty(&event).map_err(|e| e.to_string());
+    }
+    Ok(rendered)
+}
+
+/// Whether the database is on this machine (a loopback address, `localhost`
+/// or a Unix socket): demo data and printed tokens are for such a database.
+fn on_this_machine(database_url: &str) -> bool {
+    let Ok(options) = database_url.parse::<sqlx::postgres::PgConnectOptions>() else {
+        return false;
+    };
+    let host = options.get_host();
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// openapi.yaml, compiled in and served as JSON.
 fn openapi_json() -> Result<Vec<u8>, String> {
     let spec = openapi::document(Registry::embedded())?;
@@ -387,6 +485,13 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
         .await
         .map_err(|e| format!("reading users: {e}"))?;
     println!("\nFast Track API on {base}  (Ctrl-C stops it)\n");
+    let local = Environment
+        .get("DATABASE_URL")
+        .is_some_and(|url| on_this_machine(&url));
+    if !local {
+        println!("  The database is not on this machine: no tokens are printed for its users.\n");
+        return Ok(());
+    }
     if users.len() == 12 {
         println!("  (the first 12 users; `make token EMAIL=...` makes a token for any other)");
     }

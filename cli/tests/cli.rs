@@ -112,6 +112,129 @@ fn migrate_refuses_a_transaction_pooler_before_connecting() {
     );
 }
 
+/// `--database-url` and `--pooler-mode` go together: a URL on the command line
+/// is not paired with a pooler mode the environment set for another server.
+#[sqlx::test(migrations = false)]
+async fn a_database_url_on_the_command_line_ignores_the_environments_pooler_mode(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let out = fasttrack_with(
+        &["migrate", "--database-url", &url],
+        None,
+        &[("DATABASE_POOLER_MODE", "transaction")],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Given with it, the mode is the command line's.
+    let out = fasttrack_with(
+        &[
+            "migrate",
+            "--database-url",
+            &url,
+            "--pooler-mode",
+            "transaction",
+        ],
+        None,
+        &[],
+    );
+    assert!(
+        text(&out.stderr).contains("migrate takes session-level locks"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_data_goes_into_a_database_on_this_machine_only() {
+    // Refused before any connection: nothing answers at that name.
+    let out = fasttrack(
+        &[
+            "demo",
+            "--database-url",
+            "postgres://app@db.example.invalid/fasttrack",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("the database is not on this machine"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Told to, it tries (and here finds no server).
+    let out = fasttrack(
+        &[
+            "demo",
+            "--any-host",
+            "--database-url",
+            "postgres://app@db.example.invalid/fasttrack",
+        ],
+        None,
+    );
+    assert!(
+        !text(&out.stderr).contains("not on this machine"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn launch_needs_only_its_secret_and_signs_only_what_sessions_would_accept() {
+    let launch = |email: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fasttrack"));
+        command
+            .env_clear()
+            .env("LEARNWORLDS_LAUNCH_SECRET", "a-launch-secret-for-tests")
+            .args(["launch", "--lms-user-id", "64f0", "--email", email])
+            .args(["--name", "Ana Lopes"]);
+        command.output().unwrap()
+    };
+    let ok = launch("ana@example.test");
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let body: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(body["signature"].as_str().map(str::len), Some(64));
+    let refused = launch("not an email");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(refused.stdout.is_empty(), "{}", text(&refused.stdout));
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_rendered_webhook_event_is_signed_as_the_signature_mode_says(pool: PgPool) {
+    let url = url_of(&pool).await;
+    for step in [&["migrate"][..], &["demo"][..]] {
+        let out = fasttrack(step, Some(&url));
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+    let event = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../events/learnworlds-webhook.json"
+    );
+    let secret = "a-webhook-secret-for-tests";
+    let render = |mode: &str| -> serde_json::Value {
+        let out = fasttrack_with(
+            &["render-event", event],
+            Some(&url),
+            &[
+                ("JWT_SECRET", "a-test-secret-of-at-least-32-bytes!"),
+                ("LEARNWORLDS_WEBHOOK_SECRET", secret),
+                ("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", mode),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let header = |event: &serde_json::Value| {
+        event["headers"]["learnworlds-webhook-signature"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(header(&render("shared-secret")), format!("v1={secret}"));
+    let signed = render("hmac-sha256");
+    let body = signed["body"].as_str().unwrap();
+    let expected =
+        shared::auth::sign_webhook(&shared::config::Secret::new(secret), body.as_bytes());
+    assert_eq!(header(&signed), format!("v1={expected}"));
+}
+
 /// Behind PgBouncer in transaction mode, `make test`'s second pass runs this
 /// (`--ignored`, with FASTTRACK_TEST_POOLER_URL). The commands must send
 /// unnamed statements there: a named one, prepared on one server by one run,
