@@ -399,7 +399,7 @@ async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
                     .into(),
             );
         }
-        settings.statement_timeout = None;
+        settings.statement_timeout = std::time::Duration::ZERO;
     }
     let pool = db::Pool::new(&settings).map_err(|e| e.to_string())?;
     pool.acquire().await.map_err(|e| e.to_string())?.release();

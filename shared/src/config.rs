@@ -142,8 +142,9 @@ pub struct DatabaseSettings {
     /// Supabase's pooler): see [`crate::db`].
     pub pooler_mode: PoolerMode,
     /// Server-side statement and lock timeout, so a request that gave up does not
-    /// leave its statement waiting. `None` (0): no limit, for migrations.
-    pub statement_timeout: Option<Duration>,
+    /// leave its statement waiting. Zero: no limit (migrations), sent as such so
+    /// that no role or database setting imposes one.
+    pub statement_timeout: Duration,
 }
 
 impl DatabaseSettings {
@@ -161,16 +162,13 @@ impl DatabaseSettings {
             acquire_timeout: bounded(source, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 3, 1..=300)
                 .map(Duration::from_secs)?,
             pooler_mode: parsed(source, "DATABASE_POOLER_MODE", PoolerMode::Session)?,
-            statement_timeout: Some(
-                bounded(
-                    source,
-                    "DATABASE_STATEMENT_TIMEOUT_MS",
-                    7000,
-                    0..=POSTGRES_TIMEOUT_LIMIT_MS,
-                )
-                .map(Duration::from_millis)?,
+            statement_timeout: bounded(
+                source,
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                7000,
+                0..=POSTGRES_TIMEOUT_LIMIT_MS,
             )
-            .filter(|limit| !limit.is_zero()),
+            .map(Duration::from_millis)?,
         })
     }
 }
@@ -399,11 +397,11 @@ mod tests {
         assert!(api("MAX_BODY_BYTES", "6291456").is_ok());
         assert!(api("TOKEN_TTL_SECONDS", "2592000").is_ok());
         let unlimited = db("DATABASE_STATEMENT_TIMEOUT_MS", "0").unwrap();
-        assert_eq!(unlimited.statement_timeout, None);
+        assert_eq!(unlimited.statement_timeout, Duration::ZERO);
         let longest = db("DATABASE_STATEMENT_TIMEOUT_MS", "2147483647").unwrap();
         assert_eq!(
             longest.statement_timeout,
-            Some(Duration::from_millis(2_147_483_647))
+            Duration::from_millis(2_147_483_647)
         );
     }
 

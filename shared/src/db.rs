@@ -436,14 +436,13 @@ fn connect_options(
     Ok(if settings.pooler_mode == PoolerMode::Transaction {
         // Poolers drop or refuse startup options: set the timeouts on the role.
         options.statement_cache_capacity(0)
-    } else if let Some(timeout) = settings.statement_timeout {
-        let ms = timeout.as_millis().to_string();
+    } else {
+        // Zero too, so that "none" overrides a limit set on the role.
+        let ms = settings.statement_timeout.as_millis().to_string();
         options.options([
             ("statement_timeout", ms.as_str()),
             ("lock_timeout", ms.as_str()),
         ])
-    } else {
-        options
     })
 }
 

@@ -40,7 +40,7 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
             fallback: env,
         });
     }
-    let endpoint = Endpoint::from_env(env);
+    let endpoint = Endpoint::from_env(env)?;
     let client = client().await;
     let mut reads = tokio::task::JoinSet::new();
     for (arn_var, setting, arn) in wanted {
@@ -93,17 +93,65 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
 ///   holds only a username and a password).
 #[derive(Debug, Clone, Default)]
 struct Endpoint {
-    host: Option<String>,
+    /// The host as a URL writes it (an IPv6 address in brackets) and its port.
+    host: Option<(String, u16)>,
     name: Option<String>,
 }
 
 impl Endpoint {
-    fn from_env(env: &dyn Source) -> Self {
-        Self {
-            host: env.get("DATABASE_HOST"),
-            name: env.get("DATABASE_NAME"),
+    fn from_env(env: &dyn Source) -> Result<Self, ConfigError> {
+        let invalid = |name: &'static str, reason: &str| ConfigError::Invalid {
+            name,
+            reason: reason.into(),
+        };
+        let host = env
+            .get("DATABASE_HOST")
+            .map(|place| {
+                host_and_port(place.trim()).ok_or_else(|| {
+                    invalid(
+                        "DATABASE_HOST",
+                        "expected a host name or address, with an optional :port",
+                    )
+                })
+            })
+            .transpose()?;
+        let name = env.get("DATABASE_NAME").map(|n| n.trim().to_owned());
+        if name.as_deref().is_some_and(|n| n.is_empty()) {
+            return Err(invalid("DATABASE_NAME", "is blank"));
         }
+        Ok(Self { host, name })
     }
+}
+
+/// `host`, `host:port`, `[ipv6]`, `[ipv6]:port` or a bare IPv6 address, as a
+/// URL's host (brackets around IPv6) and port (5432 unless given).
+fn host_and_port(place: &str) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = place.strip_prefix('[') {
+        let (address, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            _ => Some(after.strip_prefix(':')?),
+        };
+        address.parse::<std::net::Ipv6Addr>().ok()?;
+        (format!("[{address}]"), port)
+    } else if place.parse::<std::net::Ipv6Addr>().is_ok() {
+        (format!("[{place}]"), None)
+    } else {
+        let (host, port) = match place.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (place, None),
+        };
+        let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+        if host.is_empty() || !host.chars().all(name_like) {
+            return None;
+        }
+        (host.to_owned(), port)
+    };
+    let port = match port {
+        Some(port) => port.parse::<u16>().ok().filter(|p| *p != 0)?,
+        None => 5432,
+    };
+    Some((host, port))
 }
 
 const NOT_A_DATABASE_SECRET: &str =
@@ -128,10 +176,7 @@ fn database_url(secret: &str, endpoint: &Endpoint) -> Result<String, &'static st
         _ => "5432".to_owned(),
     };
     let (host, port) = match &endpoint.host {
-        Some(place) => match place.rsplit_once(':') {
-            Some((host, port)) if port.parse::<u16>().is_ok() => (host, port.to_owned()),
-            _ => (place.as_str(), "5432".to_owned()),
-        },
+        Some((host, port)) => (host.as_str(), port.to_string()),
         None => (text("host").ok_or(NOT_A_DATABASE_SECRET)?, secret_port),
     };
     let name = endpoint
@@ -176,7 +221,8 @@ async fn client() -> aws_sdk_secretsmanager::Client {
 /// is unset (local use: the URL comes from `DATABASE_URL`).
 pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
     let arn = env.get("DATABASE_SECRET_ARN")?;
-    let endpoint = Endpoint::from_env(env);
+    // An invalid place already failed the cold start (`resolve`).
+    let endpoint = Endpoint::from_env(env).ok()?;
     Some(std::sync::Arc::new(move || {
         let (arn, endpoint) = (arn.clone(), endpoint.clone());
         Box::pin(async move {
@@ -237,7 +283,7 @@ mod tests {
         let proxied = r#"{"engine": "postgres", "host": "db.internal", "port": 5432,
                           "username": "fasttrack_lambda", "password": "pw", "dbname": "fasttrack"}"#;
         let proxy = Endpoint {
-            host: Some("proxy.internal".into()),
+            host: host_and_port("proxy.internal"),
             name: None,
         };
         assert_eq!(
@@ -248,7 +294,7 @@ mod tests {
         let managed = r#"{"username": "postgres", "password": "pw"}"#;
         assert!(database_url(managed, &Endpoint::default()).is_err());
         let instance = Endpoint {
-            host: Some("db.internal:6543".into()),
+            host: host_and_port("db.internal:6543"),
             name: Some("fasttrack".into()),
         };
         assert_eq!(
@@ -257,6 +303,41 @@ mod tests {
         );
         // A URL is complete as it is: a place given beside it is a mistake.
         assert!(database_url("postgres://u@h/d", &proxy).is_err());
+    }
+
+    #[test]
+    fn a_database_host_is_read_as_a_url_writes_it_or_refused_by_name() {
+        let place = |p: &str| host_and_port(p).map(|(h, port)| format!("{h}:{port}"));
+        assert_eq!(
+            place("proxy.internal").as_deref(),
+            Some("proxy.internal:5432")
+        );
+        assert_eq!(place("10.0.0.5:6432").as_deref(), Some("10.0.0.5:6432"));
+        assert_eq!(place("fd00::1").as_deref(), Some("[fd00::1]:5432"));
+        assert_eq!(place("::1").as_deref(), Some("[::1]:5432"));
+        assert_eq!(place("[fd00::1]:6543").as_deref(), Some("[fd00::1]:6543"));
+        assert_eq!(place("[::1]").as_deref(), Some("[::1]:5432"));
+        for bad in [
+            "",
+            "a/b",
+            "user@host",
+            "host:",
+            "host:0",
+            "host:99999",
+            "h?x",
+            "[::1",
+            "[x]",
+        ] {
+            assert_eq!(place(bad), None, "{bad}");
+        }
+        let env = std::collections::HashMap::from([("DATABASE_HOST", " proxy.internal:6432 \n")]);
+        assert_eq!(
+            Endpoint::from_env(&env).unwrap().host,
+            Some(("proxy.internal".to_owned(), 6432))
+        );
+        let env = std::collections::HashMap::from([("DATABASE_HOST", "p@x")]);
+        let error = Endpoint::from_env(&env).unwrap_err().to_string();
+        assert!(error.contains("DATABASE_HOST"), "{error}");
     }
 
     #[tokio::test]

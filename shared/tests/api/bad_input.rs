@@ -420,7 +420,7 @@ async fn the_statement_timeout_reaches_the_server_and_a_timeout_is_a_503(pool: P
         )
     };
     let mut database = crate::database_settings(url, 1);
-    database.statement_timeout = Some(Duration::from_millis(300));
+    database.statement_timeout = Duration::from_millis(300);
     let app_pool = shared::db::Pool::new(&database).unwrap();
     let mut conn = app_pool.acquire().await.unwrap();
     let shown: String = sqlx::query_scalar("show statement_timeout")

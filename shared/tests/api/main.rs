@@ -49,7 +49,7 @@ pub fn database_settings(url: String, max_connections: u32) -> shared::config::D
         url: shared::config::Secret::new(url),
         max_connections,
         acquire_timeout: std::time::Duration::from_secs(5),
-        statement_timeout: Some(std::time::Duration::from_secs(7)),
+        statement_timeout: std::time::Duration::from_secs(7),
         pooler_mode: if behind_pooler() {
             shared::db::PoolerMode::Transaction
         } else {

@@ -288,7 +288,7 @@ fn following(
         url: shared::config::Secret::new(url.to_owned()),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
-        statement_timeout: None,
+        statement_timeout: Duration::ZERO,
         pooler_mode: shared::db::PoolerMode::Session,
     };
     let (current, reads) = (current.clone(), reads.clone());
@@ -369,4 +369,48 @@ async fn credentials_rotated_while_warm_are_read_again_once_the_database_refuses
             .await
             .unwrap();
     }
+}
+
+/// "No limit" (migrate's zero) is sent as such, so a limit set on the role or
+/// the database for the routes never cuts a migration short.
+#[sqlx::test(migrations = false)]
+async fn a_zero_statement_timeout_overrides_a_limit_set_on_the_database(pool: PgPool) {
+    sqlx::raw_sql(
+        "do $$ begin
+           execute format('alter database %I set statement_timeout = %L', current_database(), '1s');
+           execute format('alter database %I set lock_timeout = %L', current_database(), '1s');
+         end $$",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let url = {
+        let options = pool.connect_options();
+        format!(
+            "postgres://{}@{}:{}/{}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap()
+        )
+    };
+    let settings = |ms: u64| shared::config::DatabaseSettings {
+        url: shared::config::Secret::new(url.clone()),
+        max_connections: 1,
+        acquire_timeout: Duration::from_secs(5),
+        statement_timeout: Duration::from_millis(ms),
+        pooler_mode: shared::db::PoolerMode::Session,
+    };
+    let show = async |ms: u64| -> (String, String) {
+        let service = Pool::new(&settings(ms)).unwrap();
+        let mut conn = service.acquire().await.unwrap();
+        sqlx::query_as(
+            "select current_setting('statement_timeout'), current_setting('lock_timeout')",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap()
+    };
+    assert_eq!(show(0).await, ("0".to_owned(), "0".to_owned()));
+    assert_eq!(show(7000).await, ("7s".to_owned(), "7s".to_owned()));
 }
