@@ -33,17 +33,22 @@ pgbouncer_up() {
         password=$(printf '%b' "${password//%/\\x}")   # percent-decoded
     fi
     mkdir -p "$PGBOUNCER_DIR"
+    pgbouncer_down
     # The test database's owner, and the login role the API tests serve as
     # (shared/tests/support/runtime_role.rs), with the passwords PgBouncer
-    # gives the server when it asks for one.
-    printf '"%s" "%s"\n' "$user" "${password//\"/\"\"}" \
-        fasttrack_test_runtime runtime-test-password-not-deployed >"$PGBOUNCER_DIR/userlist.txt"
-    pgbouncer_down
+    # gives the server when it asks for one. Readable by its owner only, and
+    # removed by pgbouncer_down.
+    (umask 077 && printf '"%s" "%s"\n' "$user" "${password//\"/\"\"}" \
+        fasttrack_test_runtime runtime-test-password-not-deployed >"$PGBOUNCER_DIR/userlist.txt")
+    # A server that asks for a password gets a pooler that asks for it too:
+    # otherwise any local user could reach that server through PgBouncer.
+    PGBOUNCER_AUTH=trust
+    [ -n "$password" ] && PGBOUNCER_AUTH=md5
     local first="$PGBOUNCER_PORT" last="$PGBOUNCER_PORT"
     [ -z "${FASTTRACK_PGBOUNCER_PORT:-}" ] && last=$((first + 9))
     for PGBOUNCER_PORT in $(seq "$first" "$last"); do
         if pgbouncer_start "$host" "$port"; then
-            PGBOUNCER_URL="postgres://$user@127.0.0.1:$PGBOUNCER_PORT"
+            PGBOUNCER_URL="postgres://$credentials@127.0.0.1:$PGBOUNCER_PORT"
             export PGBOUNCER_URL
             log "PgBouncer (transaction mode) on 127.0.0.1:$PGBOUNCER_PORT"
             return 0
@@ -68,7 +73,7 @@ pgbouncer_start() {
 listen_addr = 127.0.0.1
 listen_port = $PGBOUNCER_PORT
 unix_socket_dir =
-auth_type = trust
+auth_type = $PGBOUNCER_AUTH
 auth_file = $PGBOUNCER_DIR/userlist.txt
 pool_mode = transaction
 max_client_conn = 400
@@ -112,6 +117,7 @@ pgbouncer_alive() {
 
 pgbouncer_down() {
     local pid _
+    rm -f "$PGBOUNCER_DIR/userlist.txt"
     pid=$(cat "$PGBOUNCER_DIR/pgbouncer.pid" 2>/dev/null) || return 0
     # A pid file left by a reboot or a killed job may name another process now.
     if ! tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$PGBOUNCER_DIR/pgbouncer.ini"; then
