@@ -230,14 +230,17 @@ async fn run(command: Command) -> Result<(), String> {
             cors_allowed_origins,
         } => {
             let app = App::from_env(None).await.map_err(|e| text(&e))?;
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("serving on {addr}: {e}"))?;
             print_banner(&app, port).await?;
             let local = serve::Local {
                 app,
                 cors: Cors::new(cors_allowed_origins),
                 openapi: openapi_json()?.into(),
             };
-            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-            serve::serve(local, addr)
+            serve::serve(local, listener)
                 .await
                 .map_err(|e| format!("serving on {addr}: {e}"))?;
         }
@@ -324,8 +327,14 @@ async fn run(command: Command) -> Result<(), String> {
             let read = |path: &PathBuf| {
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
             };
-            let checked = Registry::from_json(&read(&registry)?, &read(&dependencies)?)
-                .map_err(|e| text(&e))?;
+            let checked =
+                Registry::from_json(&read(&registry)?, &read(&dependencies)?).map_err(|e| {
+                    format!(
+                        "checking {} and {}: {e}",
+                        registry.display(),
+                        dependencies.display()
+                    )
+                })?;
             println!(
                 "config is valid: {} tools, {} dependency fields, {} outputs",
                 checked.tools().len(),

@@ -4,7 +4,6 @@
 //! OpenAPI document at /openapi.json.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::{BodyExt, Full};
@@ -24,8 +23,9 @@ pub struct Local {
     pub openapi: Bytes,
 }
 
-pub async fn serve(local: Local, addr: SocketAddr) -> std::io::Result<()> {
-    let listener = TcpListener::bind(addr).await?;
+/// Serves on a listener the caller bound first (so nothing is announced for a
+/// port that turns out to be taken), until Ctrl-C.
+pub async fn serve(local: Local, listener: TcpListener) -> std::io::Result<()> {
     let app = Arc::new(local);
     let shutdown = tokio::signal::ctrl_c();
     tokio::pin!(shutdown);

@@ -375,6 +375,12 @@ fn check_config_validates_the_files_on_disk() {
         "{}",
         text(&bad.stderr)
     );
+    // The message names the files that were checked.
+    assert!(
+        text(&bad.stderr).contains(broken.to_str().unwrap()),
+        "{}",
+        text(&bad.stderr)
+    );
 }
 
 #[test]

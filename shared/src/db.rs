@@ -354,7 +354,10 @@ impl Pool {
                 return Err(error);
             }
             if Instant::now() + backoff >= deadline {
-                return Err(sqlx::Error::PoolTimedOut);
+                // The refusal itself, not a bare timeout: the log (and the
+                // CLI's message) then says why, as "connection refused" or
+                // "too many clients" (both still a 503).
+                return Err(error);
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(self.acquire_timeout / 5);

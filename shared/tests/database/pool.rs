@@ -231,6 +231,11 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         Err(error) => error,
     };
     assert!(shared::error::is_unavailable(&error), "{error}");
+    // The error says why, not only that time ran out.
+    assert!(
+        error.to_string().to_lowercase().contains("refused"),
+        "{error}"
+    );
     // Refused at once each time, it kept trying, backing off, into its 500 ms
     // timeout (it stops when the next wait would pass it).
     let waited = started.elapsed();
