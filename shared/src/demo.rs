@@ -66,12 +66,14 @@ pub const USERS: [DemoUser; 5] = [
 
 /// Loads the demo data unless the demo admin already exists, through the same
 /// code paths as the API (user sync, save and submit). Returns whether anything
-/// was written.
+/// was written. The admin is written last, so a run cut short is completed by
+/// the next one (the syncs are upserts) rather than taken for done.
 pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError> {
+    let (admin, others) = USERS.split_first().expect("the demo has users");
     let exists: bool = pool
         .read(async |conn| {
             db::query_scalar("select exists (select 1 from shared.users where lms_user_id = $1)")
-                .bind(USERS[0].lms_user_id)
+                .bind(admin.lms_user_id)
                 .fetch_one(conn)
                 .await
         })
@@ -80,34 +82,11 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
         return Ok(false);
     }
     let mut ids = Vec::new();
-    for user in &USERS {
-        let company = ORGANIZATIONS
-            .iter()
-            .find(|(slug, _)| *slug == user.organization)
-            .map(|(_, name)| *name);
-        let tag = format!("org:{}", user.organization);
-        let lms_user = LmsUser {
-            lms_user_id: user.lms_user_id.into(),
-            email: user.email.into(),
-            full_name: user.full_name.into(),
-            organization: Membership::from_tags([tag.as_str()], company),
-        };
-        let synced = pool
-            .transaction(async |conn| {
-                let synced = users::sync(conn, registry, &lms_user, false).await?;
-                // Roles are granted by this service's admins, never by LearnWorlds.
-                db::query("update shared.users set role = $2 where id = $1")
-                    .bind(synced.id)
-                    .bind(user.role)
-                    .execute(&mut *conn)
-                    .await?;
-                Ok::<_, ApiError>(synced)
-            })
-            .await?;
-        ids.push(synced.id);
+    for user in others {
+        ids.push(sync_user(pool, registry, user).await?);
     }
 
-    let (alice, bob) = (ids[2], ids[3]);
+    let (alice, bob) = (ids[1], ids[2]);
     let woop = json!({
         "wish": "Grow the bakery into three neighbourhood shops",
         "outcome": "A second shop open and profitable within a year",
@@ -127,7 +106,38 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
     .await?;
     let woop_draft = json!({ "wish": "Launch the workshop's online store" });
     save(pool, registry, "woop", bob, woop_draft, SaveKind::Draft).await?;
+    sync_user(pool, registry, admin).await?;
     Ok(true)
+}
+
+/// One demo user, synced as a LearnWorlds event would, then given its role.
+async fn sync_user(
+    pool: &db::Pool,
+    registry: &Registry,
+    user: &DemoUser,
+) -> Result<Uuid, ApiError> {
+    let company = ORGANIZATIONS
+        .iter()
+        .find(|(slug, _)| *slug == user.organization)
+        .map(|(_, name)| *name);
+    let tag = format!("org:{}", user.organization);
+    let lms_user = LmsUser {
+        lms_user_id: user.lms_user_id.into(),
+        email: user.email.into(),
+        full_name: user.full_name.into(),
+        organization: Membership::from_tags([tag.as_str()], company),
+    };
+    pool.transaction(async |conn| {
+        let synced = users::sync(conn, registry, &lms_user, false).await?;
+        // Roles are granted by this service's admins, never by LearnWorlds.
+        db::query("update shared.users set role = $2 where id = $1")
+            .bind(synced.id)
+            .bind(user.role)
+            .execute(&mut *conn)
+            .await?;
+        Ok::<_, ApiError>(synced.id)
+    })
+    .await
 }
 
 async fn save(

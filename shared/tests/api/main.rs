@@ -4,6 +4,7 @@
 mod bad_input;
 mod chain;
 mod concurrency;
+mod demo;
 mod dependencies;
 mod events;
 mod hostile;
