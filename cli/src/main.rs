@@ -268,10 +268,7 @@ async fn run(command: Command) -> Result<(), String> {
             }
             .validate()
             .map_err(|e| text(&e))?;
-            if [&lms_user_id, &email, &name]
-                .iter()
-                .any(|f| f.contains('\n'))
-            {
+            if !auth::launch_fields_signable([&lms_user_id, &email, &name]) {
                 return Err("a launch field may not contain a newline".into());
             }
             let timestamp = chrono_now();

@@ -144,6 +144,12 @@ impl Launch {
     }
 }
 
+/// Whether launch fields can be signed: joined by newlines, none may hold one
+/// (or two launches could sign the same text).
+pub fn launch_fields_signable(fields: [&str; 3]) -> bool {
+    !fields.iter().any(|f| f.contains('\n'))
+}
+
 /// The signed text: the four fields joined by newlines (fields may not contain one).
 pub fn launch_message(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
     format!("{lms_user_id}\n{email}\n{name}\n{timestamp}")
@@ -172,8 +178,7 @@ pub fn verify_launch(
     let secret = secret.ok_or(ApiError::Unauthorized(
         "session launches are not configured",
     ))?;
-    let fields = [&launch.lms_user_id, &launch.email, &launch.name];
-    if fields.iter().any(|f| f.contains('\n')) {
+    if !launch_fields_signable([&launch.lms_user_id, &launch.email, &launch.name]) {
         return Err(ApiError::Unauthorized("the launch signature is invalid"));
     }
     let signature = hex::decode(&launch.signature)
