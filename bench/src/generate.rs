@@ -431,8 +431,8 @@ mod tests {
             "{counts:?}"
         );
         // The recompute finds nothing to create or unlock: statuses match the data.
-        let service = shared::db::Pool::on_same_database(&pool, 2);
-        let report = shared::recompute::run(&service, Registry::embedded(), 100)
+        let service = shared::foundation::db::Pool::on_same_database(&pool, 2);
+        let report = shared::unlocks::recompute::run(&service, Registry::embedded(), 100)
             .await
             .unwrap();
         assert!(!report.changed_anything(), "{report:?}");

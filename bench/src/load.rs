@@ -8,9 +8,12 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::{Value, json};
-use shared::auth::TokenKeys;
+use shared::foundation::db;
+use shared::identity::{users, webhooks};
 use shared::registry::{Registry, Tool};
-use shared::{db, progress, submissions, tool_sql, users, webhooks};
+use shared::sessions::TokenKeys;
+use shared::sessions::launch::CLAIM_LAUNCH_SQL;
+use shared::{dependencies, progress, submissions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -199,7 +202,7 @@ pub async fn sample(
                     headers: bearer(token),
                     body: Body::None,
                     statements: vec![Statement {
-                        sql: tool_sql::resolve_dependencies(registry, tool)
+                        sql: dependencies::sql::resolve(registry, tool)
                             .as_str()
                             .to_owned(),
                         binds: vec![
@@ -286,6 +289,7 @@ async fn sync_calls(
         );
     }
     let (slugs, statuses) = users::initial_progress(registry);
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
     let (slugs, statuses) = (pg_array(&slugs), pg_array(&statuses));
     let mut rng = Rng::new(seed);
     let mut out = Vec::with_capacity(calls);
@@ -353,7 +357,7 @@ async fn sync_calls(
                 statements: vec![
                     Statement::plain("BEGIN"),
                     Statement {
-                        sql: users::CLAIM_LAUNCH_SQL.to_owned(),
+                        sql: CLAIM_LAUNCH_SQL.to_owned(),
                         binds: vec![
                             (Bind::Unique, "text"),
                             (Bind::Value(p.lms_user_id.clone()), "text"),
@@ -472,7 +476,7 @@ pub fn submit_call(
         statements: vec![
             Statement::plain("BEGIN"),
             Statement {
-                sql: submissions::LOCK_PROGRESS_SQL.to_owned(),
+                sql: submissions::sql::LOCK_PROGRESS_SQL.to_owned(),
                 binds: vec![
                     (user_text.clone(), "uuid"),
                     (slug.clone(), "text"),
@@ -481,7 +485,7 @@ pub fn submit_call(
                 ],
             },
             Statement {
-                sql: tool_sql::save_submission(registry, tool)
+                sql: submissions::sql::save_submission(registry, tool)
                     .as_str()
                     .to_owned(),
                 binds: vec![

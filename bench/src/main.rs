@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
-use shared::{Registry, db, migrate, recompute};
+use shared::foundation::db;
+use shared::unlocks::recompute;
+use shared::{Registry, migrate};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
@@ -193,7 +195,9 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool,
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(shared::db::without_pooler_refused_parameters(options))
+        .connect_with(shared::foundation::db::without_pooler_refused_parameters(
+            options,
+        ))
         .await
         .map_err(|e| format!("connecting to the database: {e}"))
 }

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use shared::auth::{self, TokenKeys};
-use shared::config::{ApiSettings, Secret};
+use shared::foundation::config::{ApiSettings, Secret};
+use shared::foundation::db;
 use shared::http::events::{Placeholders, render};
 use shared::registry::Registry;
-use shared::{db, recompute};
+use shared::sessions::TokenKeys;
+use shared::sessions::launch::sign_launch;
+use shared::unlocks::recompute;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -577,7 +579,7 @@ pub fn webhook_request(body: String) -> http::Request {
 /// The body of `POST /sessions`: a launch signed with the bench's launch secret.
 pub fn launch_body(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
     let secret = Secret::new(LAUNCH_SECRET.to_owned());
-    let signature = auth::sign_launch(&secret, lms_user_id, email, name, timestamp);
+    let signature = sign_launch(&secret, lms_user_id, email, name, timestamp);
     serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
         "timestamp": timestamp, "signature": signature})
     .to_string()
@@ -615,14 +617,14 @@ async fn round_trips(
     let mut rng = Rng::new(SEED ^ now as u64);
     for i in 0..k {
         let lms = format!("{:024x}", rng.next() as u128 * 1_000 + i as u128);
-        let user = shared::users::LmsUser {
+        let user = shared::identity::users::LmsUser {
             lms_user_id: lms[..24].to_owned(),
             email: format!("rt-{lms}@bench.test"),
             full_name: format!("Round Trip {i}"),
-            organization: shared::users::Membership::Unchanged,
+            organization: shared::identity::users::Membership::Unchanged,
         };
         let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-        let synced = shared::users::sync(&mut conn, registry, &user, false)
+        let synced = shared::identity::users::sync(&mut conn, registry, &user, false)
             .await
             .map_err(|e| e.to_string())?;
         fresh.push(synced.id);

@@ -15,9 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use shared::auth::TokenKeys;
+use shared::foundation::db;
 use shared::registry::Registry;
-use shared::{db, submissions};
+use shared::sessions::TokenKeys;
+use shared::submissions;
 use uuid::Uuid;
 
 use crate::generate::{self, Rng};

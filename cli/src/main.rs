@@ -11,11 +11,17 @@ use std::process::ExitCode;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use shared::app::App;
-use shared::config::{ApiSettings, DatabaseSettings, Environment, Layered, SignatureMode, Source};
-use shared::db::PoolerMode;
+use shared::foundation::config::PoolerMode;
+use shared::foundation::config::{
+    ApiSettings, DatabaseSettings, Environment, Layered, SignatureMode, Source,
+};
+use shared::foundation::db;
 use shared::http::cors::Cors;
 use shared::http::events::{Placeholders, render};
-use shared::{Registry, auth, db, demo, migrate, recompute, registry};
+use shared::identity::signature::sign_webhook;
+use shared::sessions::launch::{launch_fields_signable, sign_launch};
+use shared::unlocks::recompute;
+use shared::{Registry, demo, migrate, registry};
 use tracing::level_filters::LevelFilter;
 
 #[derive(Parser)]
@@ -155,7 +161,7 @@ async fn main() -> ExitCode {
     } else {
         LevelFilter::WARN
     };
-    shared::logging::init_local(default_level);
+    shared::foundation::logging::init_local(default_level);
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -254,25 +260,25 @@ async fn run(command: Command) -> Result<(), String> {
             email,
             name,
         } => {
-            let secret = shared::config::Secret::new(
+            let secret = shared::foundation::config::Secret::new(
                 Environment
                     .get("LEARNWORLDS_LAUNCH_SECRET")
                     .ok_or("LEARNWORLDS_LAUNCH_SECRET is not set")?,
             );
             // What `POST /sessions` would refuse is refused here, not signed.
-            shared::users::LmsUser {
+            shared::identity::users::LmsUser {
                 lms_user_id: lms_user_id.clone(),
                 email: email.clone(),
                 full_name: name.clone(),
-                organization: shared::users::Membership::Unchanged,
+                organization: shared::identity::users::Membership::Unchanged,
             }
             .validate()
             .map_err(|e| text(&e))?;
-            if !auth::launch_fields_signable([&lms_user_id, &email, &name]) {
+            if !launch_fields_signable([&lms_user_id, &email, &name]) {
                 return Err("a launch field may not contain a newline".into());
             }
             let timestamp = chrono_now();
-            let signature = auth::sign_launch(&secret, &lms_user_id, &email, &name, timestamp);
+            let signature = sign_launch(&secret, &lms_user_id, &email, &name, timestamp);
             let body = serde_json::json!({
                 "lms_user_id": lms_user_id, "email": email, "name": name,
                 "timestamp": timestamp, "signature": signature,
@@ -284,10 +290,10 @@ async fn run(command: Command) -> Result<(), String> {
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let app = App::from_env(None).await.map_err(|e| text(&e))?;
             let user = user_by_email(&app, &email).await?;
-            let launch = app.settings.launch_secret.as_ref().map(|secret| {
+            let launch = app.context.settings.launch_secret.as_ref().map(|secret| {
                 let timestamp = chrono_now();
                 let (id, mail, name) = ("64b000000000000000000003", "invoked@example.com", "Invoked Locally");
-                let signature = auth::sign_launch(secret, id, mail, name, timestamp);
+                let signature = sign_launch(secret, id, mail, name, timestamp);
                 serde_json::json!({"lms_user_id": id, "email": mail, "name": name, "timestamp": timestamp, "signature": signature})
                     .to_string()
             });
@@ -295,6 +301,7 @@ async fn run(command: Command) -> Result<(), String> {
                 token: Some(app.issue_token(user).map_err(|e| text(&e))?.0),
                 user_id: Some(user.to_string()),
                 webhook_secret: app
+                    .context
                     .settings
                     .webhook_secret
                     .as_ref()
@@ -302,7 +309,10 @@ async fn run(command: Command) -> Result<(), String> {
                 launch_body: launch,
             };
             let rendered = render(&event, &values);
-            print!("{}", sign_rendered_webhook(&app.settings, rendered)?);
+            print!(
+                "{}",
+                sign_rendered_webhook(&app.context.settings, rendered)?
+            );
         }
         Command::Recompute {
             database,
@@ -414,6 +424,7 @@ async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
 
 async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
     let id: Option<uuid::Uuid> = app
+        .context
         .pool
         .read(async |conn| {
             db::query_scalar("select id from shared.users where lower(email) = lower($1)")
@@ -441,7 +452,7 @@ fn sign_rendered_webhook(settings: &ApiSettings, rendered: String) -> Result<Str
         return Ok(rendered);
     };
     if let Some(header) = event["headers"].get_mut(HEADER) {
-        *header = format!("v1={}", auth::sign_webhook(secret, body.as_bytes())).into();
+        *header = format!("v1={}", sign_webhook(secret, body.as_bytes())).into();
         return serde_json::to_string_pretty(&event).map_err(|e| e.to_string());
     }
     Ok(rendered)
@@ -480,6 +491,7 @@ fn chrono_now() -> i64 {
 async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     let base = format!("http://127.0.0.1:{port}");
     let users: Vec<(uuid::Uuid, String, String)> = app
+        .context
         .pool
         .read(async |conn| {
             db::query_as(

@@ -11,9 +11,10 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use shared::app::{App, error_response};
-use shared::error::ApiError;
+use shared::app::App;
+use shared::foundation::error::ApiError;
 use shared::http::cors::Cors;
+use shared::http::response;
 use tokio::net::TcpListener;
 
 /// What the local server adds around the app.
@@ -78,7 +79,7 @@ async fn forward(
     let (parts, mut body) = request.into_parts();
     // Up to one byte past the limit: the app answers an oversized body with its
     // 413 after routing and authentication, as on Lambda, with its request id.
-    let limit = app.settings.max_body_bytes;
+    let limit = app.context.settings.max_body_bytes;
     let mut read = Vec::new();
     while read.len() <= limit {
         let Some(frame) = body.frame().await else {
@@ -86,7 +87,7 @@ async fn forward(
         };
         let Ok(frame) = frame else {
             let unreadable = ApiError::BadRequest("the request body could not be read".into());
-            return error_response(&unreadable, "local");
+            return response::error(&unreadable, "local");
         };
         if let Ok(data) = frame.into_data() {
             read.extend_from_slice(&data);

@@ -230,8 +230,10 @@ async fn a_rendered_webhook_event_is_signed_as_the_signature_mode_says(pool: PgP
     assert_eq!(header(&render("shared-secret")), format!("v1={secret}"));
     let signed = render("hmac-sha256");
     let body = signed["body"].as_str().unwrap();
-    let expected =
-        shared::auth::sign_webhook(&shared::config::Secret::new(secret), body.as_bytes());
+    let expected = shared::identity::signature::sign_webhook(
+        &shared::foundation::config::Secret::new(secret),
+        body.as_bytes(),
+    );
     assert_eq!(header(&signed), format!("v1={expected}"));
 }
 

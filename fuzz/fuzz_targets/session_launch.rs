@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use shared::auth::{self, Launch};
-use shared::config::Secret;
+use shared::foundation::config::Secret;
 use shared::http::body;
-use shared::users::LmsUser;
+use shared::identity::users::LmsUser;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         lms_user_id: launch.lms_user_id,
         email: launch.email,
         full_name: launch.name,
-        organization: shared::users::Membership::Unchanged,
+        organization: shared::identity::users::Membership::Unchanged,
     };
     if user.validate().is_ok() {
         // What validate() lets through fits the VARCHAR(255) columns it goes into.

@@ -8,9 +8,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use shared::auth;
-use shared::config::{Secret, SignatureMode};
+use shared::foundation::config::{Secret, SignatureMode};
 use shared::http::body;
-use shared::webhooks;
+use shared::identity::webhooks;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -54,7 +54,7 @@ fuzz_target!(|data: &[u8]| {
                 "{user:?}"
             );
         }
-        if let shared::users::Membership::In(org) = &user.organization {
+        if let shared::identity::users::Membership::In(org) = &user.organization {
             assert!(org.slug.chars().count() <= 255 && org.name.chars().count() <= 255);
             assert!(
                 !org.slug.is_empty() && !org.name.trim().is_empty(),

@@ -6,12 +6,12 @@ use std::fmt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::db;
-use crate::error::ApiError;
+use crate::foundation::db;
+use crate::foundation::error::ApiError;
+use crate::identity::users::{self, LmsUser, Membership};
 use crate::registry::Registry;
-use crate::submissions::{self, SaveKind, SaveRequest};
-use crate::tool_sql;
-use crate::users::{self, LmsUser, Membership};
+use crate::registry::sql::{Branches, Sql, expand};
+use crate::submissions::{self, Save, SaveRequest, SubmissionStatus};
 
 pub struct DemoUser {
     pub lms_user_id: &'static str,
@@ -93,7 +93,15 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
         "obstacle": "I try to do every job myself",
         "plan": "If I catch myself doing a task someone else can do, I hand it over that day",
     });
-    save(pool, registry, "woop", alice, woop, SaveKind::Submit).await?;
+    save(
+        pool,
+        registry,
+        "woop",
+        alice,
+        woop,
+        SubmissionStatus::Submitted,
+    )
+    .await?;
     let know_thyself = json!({ "dream": "Bread that brings the street together" });
     save(
         pool,
@@ -101,11 +109,19 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
         "know-thyself",
         alice,
         know_thyself,
-        SaveKind::Draft,
+        SubmissionStatus::Draft,
     )
     .await?;
     let woop_draft = json!({ "wish": "Launch the workshop's online store" });
-    save(pool, registry, "woop", bob, woop_draft, SaveKind::Draft).await?;
+    save(
+        pool,
+        registry,
+        "woop",
+        bob,
+        woop_draft,
+        SubmissionStatus::Draft,
+    )
+    .await?;
     sync_user(pool, registry, admin).await?;
     Ok(true)
 }
@@ -146,22 +162,20 @@ async fn save(
     slug: &str,
     user: Uuid,
     data: Value,
-    kind: SaveKind,
+    status: SubmissionStatus,
 ) -> Result<(), ApiError> {
     let tool = registry.tool(slug).expect("demo tools are in the registry");
     let Value::Object(data) = data else {
         unreachable!("demo data are objects")
     };
-    submissions::save(
-        pool,
-        registry,
+    let save = Save {
         tool,
         user,
-        &SaveRequest { data, kind },
-        None,
-        None,
-    )
-    .await?;
+        request: SaveRequest { data, status },
+        if_match: None,
+        idempotency: None,
+    };
+    submissions::save(pool, registry, &save).await?;
     Ok(())
 }
 
@@ -201,17 +215,15 @@ async fn summarize(
     )
     .fetch_all(&mut *conn)
     .await?;
-    let counts: Vec<(i32, i64, i64, i64)> = db::query_as(tool_sql::submission_counts(registry))
+    let counts: Vec<(i32, i64, i64, i64)> = db::query_as(submission_counts(registry))
         .fetch_all(&mut *conn)
         .await?;
     let submissions = counts
         .into_iter()
         .filter(|(_, drafts, submitted, _)| drafts + submitted > 0)
-        .filter_map(|(sprint, drafts, submitted, outputs)| {
-            let tool = registry
-                .tools()
-                .iter()
-                .find(|t| i32::from(t.sprint) == sprint)?;
+        .filter_map(|(position, drafts, submitted, outputs)| {
+            let tool = registry.tools().get(usize::try_from(position).ok()?)?;
+            let sprint = i32::from(tool.sprint);
             Some((sprint, tool.slug.clone(), drafts, submitted, outputs))
         })
         .collect();
@@ -222,6 +234,22 @@ async fn summarize(
         progress_by_status,
         submissions,
     })
+}
+
+/// Submissions and outputs per tool, across every tool schema, in one
+/// statement: one row per registry tool, by its position in the registry.
+fn submission_counts(registry: &Registry) -> Sql {
+    expand(
+        "{branches}\norder by position",
+        None,
+        Some(Branches {
+            each: "select {i}::int as position, count(*) filter (where status = 'draft') as drafts, \
+                   count(*) filter (where status = 'submitted') as submitted, \
+                   (select count(*) from {s}.field_outputs) as outputs from {s}.submissions",
+            none: "select 0 as position, 0::bigint, 0::bigint, 0::bigint where false",
+            schemas: registry.tools().iter().map(|t| &t.schema).collect(),
+        }),
+    )
 }
 
 impl fmt::Display for Summary {

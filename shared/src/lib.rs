@@ -1,32 +1,35 @@
-//! The Fast Track backend's one library. The Lambda binaries in `functions/` and
-//! the `fasttrack` CLI are thin shells around what lives here.
+//! The Fast Track backend's one library. The Lambda binaries in `functions/`
+//! and the `fasttrack` CLI are thin shells around what lives here.
 //!
-//! - `registry`: the tool catalogue from `config/`, validated, and schema names;
-//! - `migrate`: SQL migrations and tool schemas, with drift detection;
-//! - `tool_sql`: the only place SQL text is assembled at run time;
-//! - `users`, `progress`, `dependencies`, `submissions`, `recompute`, `webhooks`:
-//!   the domain, each module about one thing the service does;
-//! - `auth`, `config`, `error`, `http`, `rfc3339`, `app`: how requests get in and out;
-//! - `logging`: the log setup every binary shares.
+//! From the bottom up (a module imports only from the layers below it; see
+//! docs/architecture.md):
+//!
+//! - [`foundation`]: settings, secrets, the pool, the error type, logging;
+//! - [`registry`]: the tool catalogue from `config/`, validated; schema names
+//!   and the only place run-time SQL is made ([`registry::sql`]);
+//! - [`access`]: who may see whose rows, the one rule every read joins through;
+//! - [`http`]: the route table, requests, answers, CORS;
+//! - the features, each with its rules, its SQL and its handler:
+//!   [`progress`], [`dependencies`], [`submissions`], [`identity`] (users,
+//!   organizations, webhooks), [`sessions`] (launches and tokens), and
+//!   [`unlocks`] (the scheduled recompute);
+//! - [`migrate`] (schemas and migrations) and [`demo`] (the local demo data);
+//! - [`startup`] (every function's cold start) and [`app`] (the façade that
+//!   dispatches a route to its feature).
 
+pub mod access;
 pub mod app;
-pub mod auth;
-pub mod config;
-pub mod db;
 pub mod demo;
 pub mod dependencies;
-pub mod error;
+pub mod foundation;
 pub mod http;
-pub mod logging;
+pub mod identity;
 pub mod migrate;
 pub mod progress;
-pub mod recompute;
 pub mod registry;
-pub mod rfc3339;
-pub mod secrets;
+pub mod sessions;
+pub mod startup;
 pub mod submissions;
-pub mod tool_sql;
-pub mod users;
-pub mod webhooks;
+pub mod unlocks;
 
 pub use registry::Registry;

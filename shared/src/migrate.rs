@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 
-use crate::db;
+use crate::foundation::db;
 use crate::registry::{Registry, SchemaName};
 
 /// The files in `migrations/`, embedded at compile time.
@@ -194,8 +194,8 @@ fn expected_objects() -> impl Iterator<Item = String> {
 }
 
 /// Splits the database's tool schemas into drift, and registry schemas still to
-/// create. A schema that exists but is empty counts as "to create": design.md's
-/// own procedure creates the schema first and then calls the function.
+/// create. A schema that exists but is empty counts as "to create": the manual
+/// procedure creates the schema first and then calls `shared.create_tool_schema`.
 fn compare(
     registry: &Registry,
     objects: &BTreeMap<String, BTreeSet<String>>,

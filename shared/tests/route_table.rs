@@ -209,17 +209,16 @@ fn events_hold_one_api_gateway_event_per_route_and_a_schedule_event() {
 /// body), never 404/405: the app serving all functions knows every route.
 #[tokio::test]
 async fn the_local_server_serves_every_route() {
-    let settings = shared::config::ApiSettings::from_source(&std::collections::HashMap::from([(
-        "JWT_SECRET",
-        "route-table-test-secret-of-32-bytes!",
-    )]))
+    let settings = shared::foundation::config::ApiSettings::from_source(
+        &std::collections::HashMap::from([("JWT_SECRET", "route-table-test-secret-of-32-bytes!")]),
+    )
     .unwrap();
-    let database = shared::config::DatabaseSettings::from_source(&std::collections::HashMap::from(
-        [("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")],
-    ))
+    let database = shared::foundation::config::DatabaseSettings::from_source(
+        &std::collections::HashMap::from([("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")]),
+    )
     .unwrap();
     let app = App::new(
-        shared::db::Pool::new(&database).unwrap(),
+        shared::foundation::db::Pool::new(&database).unwrap(),
         Registry::embedded(),
         settings,
         None,

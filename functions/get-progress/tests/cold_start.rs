@@ -18,7 +18,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use shared::config::ApiSettings;
+use shared::foundation::config::ApiSettings;
 use shared::http::events::{Placeholders, render};
 use shared::registry::Registry;
 use sqlx::PgPool;
@@ -127,7 +127,7 @@ impl Moto {
 
     async fn store(&self, name: &str, value: &str) -> String {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(shared::secrets::sdk_http_client())
+            .http_client(shared::foundation::secrets::sdk_http_client())
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
@@ -220,14 +220,14 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
         .await
         .unwrap();
-    let user = shared::users::LmsUser {
+    let user = shared::identity::users::LmsUser {
         lms_user_id: "64c000000000000000000001".into(),
         email: "cold@example.test".into(),
         full_name: "Cold Start".into(),
-        organization: shared::users::Membership::Unchanged,
+        organization: shared::identity::users::Membership::Unchanged,
     };
     let mut conn = pool.acquire().await.unwrap();
-    let user = shared::users::sync(&mut conn, Registry::embedded(), &user, false)
+    let user = shared::identity::users::sync(&mut conn, Registry::embedded(), &user, false)
         .await
         .unwrap();
 
@@ -258,7 +258,7 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
         JWT_SECRET,
     )]))
     .unwrap();
-    let (token, _) = shared::auth::TokenKeys::new(&settings)
+    let (token, _) = shared::sessions::TokenKeys::new(&settings)
         .issue(user.id, jsonwebtoken::get_current_timestamp())
         .unwrap();
     let event = std::fs::read_to_string(concat!(

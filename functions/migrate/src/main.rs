@@ -3,12 +3,12 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::{Value, json};
-use shared::app::{exit_on_config_error, pool_from_env};
+use shared::startup::{exit_on_config_error, pool_from_env};
 use shared::{Registry, migrate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::logging::init_lambda();
+    shared::foundation::logging::init_lambda();
     let pool = exit_on_config_error(pool_from_env(1).await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {

@@ -3,12 +3,13 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::Value;
-use shared::app::{exit_on_config_error, pool_from_env};
-use shared::{Registry, recompute};
+use shared::Registry;
+use shared::startup::{exit_on_config_error, pool_from_env};
+use shared::unlocks::recompute;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    shared::logging::init_lambda();
+    shared::foundation::logging::init_lambda();
     let pool = exit_on_config_error(pool_from_env(recompute::CONNECTIONS).await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {

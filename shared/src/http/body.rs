@@ -8,7 +8,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 
-use crate::error::ApiError;
+use crate::foundation::error::ApiError;
 
 /// Deepest nesting of arrays and objects accepted, counting the body itself.
 pub const MAX_DEPTH: usize = 32;
@@ -126,7 +126,7 @@ impl<'de> DeserializeSeed<'de> for StrictValue<'_> {
 impl<'de> Visitor<'de> for StrictValue<'_> {
     type Value = Value;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 

@@ -35,7 +35,7 @@ impl Cors {
     }
 
     fn allowed_origin<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        let origin = headers.get(header::ORIGIN)?.to_str().ok()?;
+        let origin = super::request::header(headers, header::ORIGIN)?;
         self.origins
             .iter()
             .any(|o| o == "*" || o.eq_ignore_ascii_case(origin))

@@ -3,6 +3,8 @@
 
 use http::Method;
 
+use super::percent::{self, Part};
+
 /// The Lambda function that serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Function {
@@ -140,30 +142,12 @@ fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
         match (pattern_parts.next(), path_parts.next()) {
             (None, None) => return Some(params),
             (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => {
-                params.push(percent_decode(s)?)
+                params.push(percent::decode(s, Part::Path)?);
             }
             (Some(p), Some(s)) if p == s => {}
             _ => return None,
         }
     }
-}
-
-/// Decodes `%XX` escapes; rejects malformed escapes and non-UTF-8 results.
-fn percent_decode(segment: &str) -> Option<String> {
-    let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = segment.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 mod graph;
 mod schema_name;
+pub mod sql;
 mod validate;
 
 use std::collections::HashMap;
@@ -199,7 +200,7 @@ mod raw {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     pub struct DependenciesFile {
-        /// Keyed by tool slug, in the shape design.md shows.
+        /// Keyed by tool slug: `{"tools": {slug: {dependencies, outputs}}}`.
         #[serde(deserialize_with = "each_tool_once")]
         pub tools: BTreeMap<String, ToolFields>,
     }
@@ -214,7 +215,7 @@ mod raw {
         impl<'de> serde::de::Visitor<'de> for Tools {
             type Value = BTreeMap<String, ToolFields>;
 
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object keyed by tool slug")
             }
 
@@ -304,7 +305,7 @@ mod raw {
     impl<'de, T: Deserialize<'de> + LongForm> Visitor<'de> for FieldOrVisitor<T> {
         type Value = FieldOr<T>;
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str(T::EXPECTING)
         }
 

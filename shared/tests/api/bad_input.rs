@@ -331,7 +331,7 @@ async fn a_lost_database_is_a_503_with_retry_after_and_no_leak() {
     );
     // sqlx retries a refused connection until the acquire timeout: that is the bound.
     database.acquire_timeout = Duration::from_secs(2);
-    let pool = shared::db::Pool::new(&database).unwrap();
+    let pool = shared::foundation::db::Pool::new(&database).unwrap();
     let app = App::new(pool, Registry::embedded(), settings(&[]), None);
     let (token, _) = app.issue_token(uuid::Uuid::new_v4()).unwrap();
     // It answers once the acquire timeout is spent, rather than waiting on.
@@ -363,7 +363,7 @@ async fn a_lost_database_is_a_503_with_retry_after_and_no_leak() {
 async fn health_needs_no_database_and_no_token() {
     let database = crate::database_settings("postgres://x@127.0.0.1:1/x".into(), 1);
     let app = App::new(
-        shared::db::Pool::new(&database).unwrap(),
+        shared::foundation::db::Pool::new(&database).unwrap(),
         Registry::embedded(),
         settings(&[]),
         None,
@@ -421,7 +421,7 @@ async fn the_statement_timeout_reaches_the_server_and_a_timeout_is_a_503(pool: P
     };
     let mut database = crate::database_settings(url, 1);
     database.statement_timeout = Duration::from_millis(300);
-    let app_pool = shared::db::Pool::new(&database).unwrap();
+    let app_pool = shared::foundation::db::Pool::new(&database).unwrap();
     let mut conn = app_pool.acquire().await.unwrap();
     let shown: String = sqlx::query_scalar("show statement_timeout")
         .fetch_one(&mut *conn)
@@ -432,7 +432,7 @@ async fn the_statement_timeout_reaches_the_server_and_a_timeout_is_a_503(pool: P
         .execute(&mut *conn)
         .await
         .unwrap_err();
-    let error = shared::error::ApiError::from(err);
+    let error = shared::foundation::error::ApiError::from(err);
     assert_eq!(error.status().as_u16(), 503);
 }
 

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use shared::identity::users::LmsUser;
 use shared::registry::Registry;
-use shared::users::LmsUser;
 use sqlx::PgPool;
 
 use crate::{TestApp, blocked_on_a_lock};
@@ -53,13 +53,13 @@ async fn parallel_first_syncs_of_a_new_user_create_one_user_and_one_set_of_progr
         lms_user_id: "64a0f00000000000000000aa".into(),
         email: "race@example.test".into(),
         full_name: "Race".into(),
-        organization: shared::users::Membership::from_tags(["org:racers"], None),
+        organization: shared::identity::users::Membership::from_tags(["org:racers"], None),
     };
     let syncs = (0..12).map(|_| {
         let (pool, user) = (pool.clone(), user.clone());
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.unwrap();
-            shared::users::sync(&mut conn, Registry::embedded(), &user, false)
+            shared::identity::users::sync(&mut conn, Registry::embedded(), &user, false)
                 .await
                 .unwrap()
                 .id
@@ -126,7 +126,9 @@ async fn parallel_syncs_of_one_user_all_succeed_and_never_see_their_own_email_as
             let mut conn = pool.acquire().await.unwrap();
             for round in 0..200 {
                 let login = (task + round) % 2 == 0;
-                match shared::users::sync(&mut conn, Registry::embedded(), &user, login).await {
+                match shared::identity::users::sync(&mut conn, Registry::embedded(), &user, login)
+                    .await
+                {
                     Ok(synced) => assert_eq!(synced.id, id),
                     Err(error) => failures.push(format!("{error:?}")),
                 }
@@ -194,14 +196,14 @@ async fn a_sync_waits_for_another_sync_of_the_same_user_to_finish(pool: PgPool) 
     let app = TestApp::new(pool.clone()).await;
     let user = TestApp::lms_user("turns", None);
     let mut first = pool.begin().await.unwrap();
-    shared::users::sync(&mut first, Registry::embedded(), &user, false)
+    shared::identity::users::sync(&mut first, Registry::embedded(), &user, false)
         .await
         .unwrap();
     let second = {
         let (pool, user) = (pool.clone(), user.clone());
         tokio::spawn(async move {
             let mut conn = pool.acquire().await.unwrap();
-            shared::users::sync(&mut conn, Registry::embedded(), &user, true)
+            shared::identity::users::sync(&mut conn, Registry::embedded(), &user, true)
                 .await
                 .unwrap()
         })

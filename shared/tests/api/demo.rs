@@ -1,7 +1,7 @@
 //! The demo data `make run` loads.
 
 use shared::demo::{self, USERS};
-use shared::users::{self, LmsUser, Membership};
+use shared::identity::users::{self, LmsUser, Membership};
 use sqlx::PgPool;
 
 use crate::TestApp;
@@ -23,7 +23,7 @@ async fn a_demo_load_cut_short_is_completed_by_the_next_run(pool: PgPool) {
     users::sync(&mut conn, app.registry(), &squatter, false)
         .await
         .unwrap();
-    let service = shared::db::Pool::on_same_database(&pool, 2);
+    let service = shared::foundation::db::Pool::on_same_database(&pool, 2);
     assert!(demo::seed(&service, app.registry()).await.is_err());
 
     sqlx::query("delete from shared.users where lms_user_id = $1")

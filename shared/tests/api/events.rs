@@ -3,11 +3,11 @@
 //! function that owns the route.
 
 use shared::app::App;
-use shared::auth::sign_launch;
-use shared::config::Secret;
+use shared::foundation::config::Secret;
 use shared::http::events::{Placeholders, render};
 use shared::http::routes::ROUTES;
 use shared::registry::Registry;
+use shared::sessions::launch::sign_launch;
 use sqlx::PgPool;
 
 use crate::{LAUNCH_SECRET, TestApp, WEBHOOK_SECRET, settings};
@@ -46,7 +46,7 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
             .find(|r| r.method.as_str() == method && r.path == route_path)
             .unwrap();
         let app = App::new(
-            test.app.pool.clone(),
+            test.app.context.pool.clone(),
             Registry::embedded(),
             settings(&[]),
             Some(route.function),

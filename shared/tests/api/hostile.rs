@@ -177,8 +177,8 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
     let auth = format!("Bearer {}", ana.token);
     let signature = format!("v1={WEBHOOK_SECRET}");
     let now = now() as i64;
-    let launch_signature = shared::auth::sign_launch(
-        &shared::config::Secret::new(LAUNCH_SECRET),
+    let launch_signature = shared::sessions::launch::sign_launch(
+        &shared::foundation::config::Secret::new(LAUNCH_SECRET),
         "64a0f00000000000000000bb",
         "l@example.test",
         "L",
@@ -191,7 +191,7 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
     let save_at = "{\"data\": {".len();
     // (method, path, headers, a valid body, where a hostile member goes in)
     type Route<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, String, usize);
-    let routes: [Route; 3] = [
+    let routes: [Route<'_>; 3] = [
         (
             Method::PUT,
             "/tools/woop/submission",

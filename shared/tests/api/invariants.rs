@@ -26,10 +26,10 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde_json::{Map, Value, json};
-use shared::auth::sign_launch;
-use shared::config::Secret;
-use shared::recompute;
+use shared::foundation::config::Secret;
 use shared::registry::Registry;
+use shared::sessions::launch::sign_launch;
+use shared::unlocks::recompute;
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
@@ -481,7 +481,7 @@ impl Case<'_> {
                 // Small batches, so a run spans several. What it may change is
                 // checked after the step, on these users' rows.
                 stats.recomputes += 1;
-                let report = recompute::run(&self.app.app.pool, Registry::embedded(), 2)
+                let report = recompute::run(&self.app.app.context.pool, Registry::embedded(), 2)
                     .await
                     .map_err(|e| format!("recompute failed: {e}"))?;
                 check!(!report.skipped, "the recompute skipped: {report:?}");
@@ -904,7 +904,7 @@ impl Case<'_> {
 
         // The recompute, run on the result (as the service's role), changes none of these users' rows.
         recompute::run(
-            &self.app.app.pool,
+            &self.app.app.context.pool,
             Registry::embedded(),
             recompute::DEFAULT_BATCH_SIZE,
         )

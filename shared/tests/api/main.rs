@@ -28,9 +28,9 @@ use http::{HeaderMap, Method};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::app::App;
-use shared::config::ApiSettings;
+use shared::foundation::config::ApiSettings;
+use shared::identity::users::{LmsUser, Membership};
 use shared::registry::Registry;
-use shared::users::{LmsUser, Membership};
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
@@ -45,16 +45,19 @@ pub fn behind_pooler() -> bool {
 
 /// Database settings in this run's pooler mode, so that every pool built in the
 /// process agrees on how statements are sent.
-pub fn database_settings(url: String, max_connections: u32) -> shared::config::DatabaseSettings {
-    shared::config::DatabaseSettings {
-        url: shared::config::Secret::new(url),
+pub fn database_settings(
+    url: String,
+    max_connections: u32,
+) -> shared::foundation::config::DatabaseSettings {
+    shared::foundation::config::DatabaseSettings {
+        url: shared::foundation::config::Secret::new(url),
         max_connections,
         acquire_timeout: std::time::Duration::from_secs(5),
         statement_timeout: std::time::Duration::from_secs(7),
         pooler_mode: if behind_pooler() {
-            shared::db::PoolerMode::Transaction
+            shared::foundation::config::PoolerMode::Transaction
         } else {
-            shared::db::PoolerMode::Session
+            shared::foundation::config::PoolerMode::Session
         },
     }
 }
@@ -68,7 +71,7 @@ pub fn init_logs() {
     INIT.call_once(|| {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
-        let filter = shared::logging::filter(
+        let filter = shared::foundation::logging::filter(
             std::env::var("RUST_LOG").ok().as_deref(),
             tracing::level_filters::LevelFilter::DEBUG,
         );
@@ -92,7 +95,7 @@ pub fn init_logs() {
 
 /// The service's pool on the test's database: the runtime login role, through
 /// the pooler when this run has one.
-pub async fn service_pool(owner: &PgPool) -> shared::db::Pool {
+pub async fn service_pool(owner: &PgPool) -> shared::foundation::db::Pool {
     runtime_role::ensure_runtime_login(owner).await;
     let options = owner.connect_options();
     let (host, port) = match std::env::var("FASTTRACK_TEST_POOLER_URL") {
@@ -105,7 +108,7 @@ pub async fn service_pool(owner: &PgPool) -> shared::db::Pool {
         Err(_) => (options.get_host().to_owned(), options.get_port()),
     };
     let url = runtime_role::runtime_url(owner, &host, port).await;
-    shared::db::Pool::new(&database_settings(url, 10)).unwrap()
+    shared::foundation::db::Pool::new(&database_settings(url, 10)).unwrap()
 }
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
@@ -273,7 +276,7 @@ impl TestApp {
         let user = Self::lms_user(name, organization);
         let lms_user_id = user.lms_user_id.clone();
         let mut conn = self.pool.acquire().await.unwrap();
-        let synced = shared::users::sync(&mut conn, self.registry(), &user, false)
+        let synced = shared::identity::users::sync(&mut conn, self.registry(), &user, false)
             .await
             .unwrap();
         sqlx::query("update shared.users set role = $2 where id = $1")
@@ -363,7 +366,7 @@ pub fn complete_data(slug: &str) -> Value {
 /// pool pinged every connection it took back, after the response).
 pub struct RoundTripCounter {
     count: Arc<AtomicUsize>,
-    pub pool: shared::db::Pool,
+    pub pool: shared::foundation::db::Pool,
 }
 
 impl RoundTripCounter {
@@ -405,7 +408,7 @@ impl RoundTripCounter {
         let user = options.get_username().to_owned();
         let url = format!("postgres://{user}@127.0.0.1:{port}/{database}?sslmode=disable");
         // The service's own pool settings, so the count is what production sees.
-        let pool = shared::db::Pool::new(&database_settings(url, connections)).unwrap();
+        let pool = shared::foundation::db::Pool::new(&database_settings(url, connections)).unwrap();
         Self { count, pool }
     }
 

@@ -13,7 +13,7 @@ async fn the_service_under_test_logs_in_as_the_runtime_role_without_ddl(pool: Pg
                 exists (select from pg_namespace where has_schema_privilege(oid, 'CREATE'))
                 or has_database_privilege(current_database(), 'CREATE, TEMPORARY')",
     )
-    .fetch_one(&mut *app.app.pool.acquire().await.unwrap())
+    .fetch_one(&mut *app.app.context.pool.acquire().await.unwrap())
     .await
     .unwrap();
     assert_eq!(user, crate::runtime_role::RUNTIME_LOGIN);

@@ -1,7 +1,7 @@
 //! The scheduled unlock recompute.
 
-use shared::recompute;
 use shared::registry::Registry;
+use shared::unlocks::recompute;
 use sqlx::PgPool;
 
 use crate::{RoundTripCounter, TestApp};
@@ -21,7 +21,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
     // An unlock missed by an earlier version of the service.
     app.relock(&ana, "energy").await;
 
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 1)
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 1)
         .await
         .unwrap();
     assert!(!report.skipped);
@@ -38,7 +38,7 @@ async fn recompute_creates_missing_rows_unlocks_what_it_should_and_is_idempotent
     assert_eq!(app.status_of(&ana, "know-thyself").await, "completed");
 
     let before = app.snapshot().await;
-    let second = recompute::run(&app.app.pool, Registry::embedded(), 1)
+    let second = recompute::run(&app.app.context.pool, Registry::embedded(), 1)
         .await
         .unwrap();
     assert!(!second.changed_anything(), "{second:?}");
@@ -55,13 +55,13 @@ async fn recompute_skips_when_another_run_holds_the_lock(pool: PgPool) {
         .execute(&mut *holder)
         .await
         .unwrap();
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert!(report.skipped);
     assert_eq!(app.status_of(&ana, "woop").await, "locked");
     holder.rollback().await.unwrap();
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(report.unlocked.get("woop"), Some(&1));
@@ -100,7 +100,7 @@ async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
     .execute(&app.pool)
     .await
     .unwrap();
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(report.expired_deleted, 2);
@@ -140,7 +140,7 @@ async fn recompute_leaves_a_tool_locked_when_a_completed_producer_lacks_a_requir
     app.relock(&ana, "dream").await;
     app.relock(&ana, "energy").await;
 
-    let report = recompute::run(&app.app.pool, Registry::embedded(), 100)
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 100)
         .await
         .unwrap();
     assert_eq!(app.status_of(&ana, "dream").await, "locked", "{report:?}");
@@ -164,7 +164,7 @@ async fn recompute_reaches_every_batch_including_a_last_partial_one(pool: PgPool
             .execute(&app.pool)
             .await
             .unwrap();
-        let report = recompute::run(&app.app.pool, Registry::embedded(), batch_size)
+        let report = recompute::run(&app.app.context.pool, Registry::embedded(), batch_size)
             .await
             .unwrap();
         assert_eq!(report.users, 5, "batches of {batch_size}: {report:?}");
@@ -298,6 +298,6 @@ async fn a_user_deleted_while_a_batch_runs_is_skipped_and_the_run_goes_on(pool: 
 fn spawn_recompute(
     app: &TestApp,
 ) -> tokio::task::JoinHandle<Result<recompute::Report, sqlx::Error>> {
-    let service = app.app.pool.clone();
+    let service = app.app.context.pool.clone();
     tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await })
 }

@@ -3,8 +3,8 @@
 
 use http::Method;
 use serde_json::json;
-use shared::auth::sign_launch;
-use shared::config::Secret;
+use shared::foundation::config::Secret;
+use shared::sessions::launch::sign_launch;
 use sqlx::PgPool;
 
 use crate::{LAUNCH_SECRET, TestApp, WEBHOOK_SECRET};

@@ -2,8 +2,8 @@
 
 use http::Method;
 use serde_json::{Value, json};
-use shared::auth::sign_launch;
-use shared::config::Secret;
+use shared::foundation::config::Secret;
+use shared::sessions::launch::sign_launch;
 use sqlx::PgPool;
 
 use crate::{LAUNCH_SECRET, TestApp, TestResponse};

@@ -2,8 +2,8 @@
 
 use http::Method;
 use serde_json::{Value, json};
-use shared::auth::sign_webhook;
-use shared::config::Secret;
+use shared::foundation::config::Secret;
+use shared::identity::signature::sign_webhook;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
 
@@ -161,10 +161,10 @@ async fn a_sync_finds_a_known_organization_in_one_statement(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let counter = RoundTripCounter::new(&app.pool).await;
     let mut conn = counter.pool.acquire().await.unwrap();
-    let sync = async |conn: &mut shared::db::Conn, name: &str| {
+    let sync = async |conn: &mut shared::foundation::db::Conn, name: &str| {
         let mut tx = conn.begin().await.unwrap();
         let user = TestApp::lms_user(name, Some("acme"));
-        let synced = shared::users::sync(&mut tx, app.registry(), &user, false)
+        let synced = shared::identity::users::sync(&mut tx, app.registry(), &user, false)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -305,13 +305,13 @@ async fn after_a_rollback_to_code_that_kept_no_last_delivery_a_user_set_back_is_
     .await
     .unwrap();
     let mut conn = app.pool.acquire().await.unwrap();
-    let moved = shared::users::LmsUser {
+    let moved = shared::identity::users::LmsUser {
         lms_user_id: id.into(),
         email: "rolled@example.test".into(),
         full_name: "Ana Lopes".into(),
-        organization: shared::users::Membership::from_tags(["org:beta"], None),
+        organization: shared::identity::users::Membership::from_tags(["org:beta"], None),
     };
-    shared::users::sync(&mut conn, app.registry(), &moved, false)
+    shared::identity::users::sync(&mut conn, app.registry(), &moved, false)
         .await
         .unwrap();
     drop(conn);

@@ -1,9 +1,9 @@
-//! The service's connection pool (`shared::db::Pool`): what it gives back as it
+//! The service's connection pool (`shared::foundation::db::Pool`): what it gives back as it
 //! is, what it flushes first, and the connection a cold start opens early.
 
 use std::time::{Duration, Instant};
 
-use shared::db::Pool;
+use shared::foundation::db::Pool;
 use sqlx::{Connection, PgPool, Row};
 
 async fn backend_pid(conn: &mut sqlx::PgConnection) -> i32 {
@@ -230,7 +230,7 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         Ok(_) => panic!("nothing listens on port 1"),
         Err(error) => error,
     };
-    assert!(shared::error::is_unavailable(&error), "{error}");
+    assert!(shared::foundation::error::is_unavailable(&error), "{error}");
     // The error says why, not only that time ran out.
     assert!(
         error.to_string().to_lowercase().contains("refused"),
@@ -289,15 +289,15 @@ fn following(
     current: &std::sync::Arc<std::sync::Mutex<String>>,
     reads: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
 ) -> Pool {
-    let settings = shared::config::DatabaseSettings {
-        url: shared::config::Secret::new(url.to_owned()),
+    let settings = shared::foundation::config::DatabaseSettings {
+        url: shared::foundation::config::Secret::new(url.to_owned()),
         max_connections: 2,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::ZERO,
-        pooler_mode: shared::db::PoolerMode::Session,
+        pooler_mode: shared::foundation::config::PoolerMode::Session,
     };
     let (current, reads) = (current.clone(), reads.clone());
-    let read_url: shared::db::ReadUrl = std::sync::Arc::new(move || {
+    let read_url: shared::foundation::db::ReadUrl = std::sync::Arc::new(move || {
         reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let url = current.lock().unwrap().clone();
         Box::pin(async move { Some(url) })
@@ -399,12 +399,12 @@ async fn a_zero_statement_timeout_overrides_a_limit_set_on_the_database(pool: Pg
             options.get_database().unwrap()
         )
     };
-    let settings = |ms: u64| shared::config::DatabaseSettings {
-        url: shared::config::Secret::new(url.clone()),
+    let settings = |ms: u64| shared::foundation::config::DatabaseSettings {
+        url: shared::foundation::config::Secret::new(url.clone()),
         max_connections: 1,
         acquire_timeout: Duration::from_secs(5),
         statement_timeout: Duration::from_millis(ms),
-        pooler_mode: shared::db::PoolerMode::Session,
+        pooler_mode: shared::foundation::config::PoolerMode::Session,
     };
     let show = async |ms: u64| -> (String, String) {
         let service = Pool::new(&settings(ms)).unwrap();

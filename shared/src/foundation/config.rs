@@ -5,8 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::db::PoolerMode;
-
 /// A secret value: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -139,7 +137,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     /// `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy,
-    /// Supabase's pooler): see [`crate::db`].
+    /// Supabase's pooler): see [`crate::foundation::db`].
     pub pooler_mode: PoolerMode,
     /// Server-side statement and lock timeout, so a request that gave up does not
     /// leave its statement waiting. Zero: no limit (migrations), sent as such so
@@ -170,6 +168,26 @@ impl DatabaseSettings {
             )
             .map(Duration::from_millis)?,
         })
+    }
+}
+
+/// How the service reaches PostgreSQL: directly (or through a session-mode
+/// pooler), or through a transaction-mode pooler. See [`crate::foundation::db`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolerMode {
+    Session,
+    Transaction,
+}
+
+impl FromStr for PoolerMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "session" => Ok(Self::Session),
+            "transaction" => Ok(Self::Transaction),
+            other => Err(format!("`{other}`: expected session or transaction")),
+        }
     }
 }
 

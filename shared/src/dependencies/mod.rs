@@ -1,5 +1,8 @@
 //! What a tool needs from earlier tools, for one user, in one round trip however
-//! many tool schemas the fields come from.
+//! many tool schemas the fields come from ([`sql`]).
+
+pub mod handler;
+pub mod sql;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -7,11 +10,10 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::db;
-use crate::error::ApiError;
+use crate::foundation::db;
+use crate::foundation::error::ApiError;
 use crate::progress::Status;
 use crate::registry::{Registry, Tool};
-use crate::tool_sql;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DependencyValue {
@@ -21,7 +23,7 @@ pub struct DependencyValue {
     pub available: bool,
     pub value: Option<Value>,
     /// When the value was last written (the source tool's last submit).
-    #[serde(serialize_with = "crate::rfc3339::option::serialize")]
+    #[serde(serialize_with = "crate::foundation::rfc3339::option::serialize")]
     pub updated_at: Option<DateTime<Utc>>,
 }
 
@@ -39,7 +41,7 @@ pub struct Resolution {
 struct Row {
     actor_exists: bool,
     target_id: Option<Uuid>,
-    status: Option<String>,
+    status: Option<Status>,
     field_ids: Vec<String>,
     field_values: Vec<Value>,
     updated_ats: Vec<DateTime<Utc>>,
@@ -53,7 +55,7 @@ pub async fn resolve(
     target: Uuid,
 ) -> Result<Resolution, ApiError> {
     let fields: Vec<&str> = tool.dependencies.iter().map(|d| d.field.as_str()).collect();
-    let row: Row = db::query_as(tool_sql::resolve_dependencies(registry, tool))
+    let row: Row = db::query_as(sql::resolve(registry, tool))
         .bind(caller)
         .bind(target)
         .bind(&tool.slug)
@@ -87,11 +89,7 @@ pub async fn resolve(
         .map(|d| d.field_id.clone())
         .collect();
     let default = Status::initial(tool);
-    let status = row
-        .status
-        .as_deref()
-        .and_then(Status::parse)
-        .unwrap_or(default);
+    let status = row.status.unwrap_or(default);
     Ok(Resolution {
         tool: tool.slug.clone(),
         user_id,

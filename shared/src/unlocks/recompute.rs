@@ -24,9 +24,9 @@ use sqlx::query::QueryAs;
 use sqlx::{Connection, Postgres, Row};
 use uuid::Uuid;
 
-use crate::db;
+use super::sql;
+use crate::foundation::db;
 use crate::registry::Registry;
-use crate::tool_sql;
 
 const RECOMPUTE_LOCK: i64 = 0x6661_7374_7472_6b02; // "fasttrk" + 2
 
@@ -134,7 +134,7 @@ pub async fn run(
         let (in_range, present, candidates): (i64, i64, i64) = masks
             .bind_candidates(
                 // Unnamed, for a plan that sees this batch's bounds.
-                db::query_as(tool_sql::RECOMPUTE_SURVEY).persistent(false),
+                db::query_as(sql::SURVEY).persistent(false),
                 first_excluded,
                 last,
                 &slugs,
@@ -167,7 +167,7 @@ pub async fn run(
                 .bind_candidates(
                     db::query_as(
                         unlock_sql
-                            .get_or_insert_with(|| tool_sql::recompute_unlocks(registry))
+                            .get_or_insert_with(|| sql::recompute_unlocks(registry))
                             .clone(),
                     )
                     .persistent(false),
@@ -221,8 +221,8 @@ pub async fn run(
     Ok(report)
 }
 
-/// The bit strings of [`tool_sql::RECOMPUTE_SURVEY`] and
-/// [`tool_sql::recompute_unlocks`]: one bit per required field and one per
+/// The bit strings of [`sql::SURVEY`] and
+/// [`sql::recompute_unlocks`]: one bit per required field and one per
 /// registry tool; for each tool (in registry order) the bits of the fields it
 /// requires and of the tools that produce them.
 struct Masks {

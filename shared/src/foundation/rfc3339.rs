@@ -5,7 +5,7 @@
 //! which serde_json escapes a few characters at a time: measured with callgrind,
 //! that was more than half of a progress answer's serialization.
 //!
-//! Use with `#[serde(with = "crate::rfc3339")]` or `"crate::rfc3339::option"`.
+//! Use with `#[serde(with = "crate::foundation::rfc3339")]` or `"crate::foundation::rfc3339::option"`.
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::{Serialize, Serializer};
@@ -104,10 +104,10 @@ mod tests {
     use super::*;
 
     #[derive(Serialize)]
-    struct Ours(#[serde(with = "crate::rfc3339")] DateTime<Utc>);
+    struct Ours(#[serde(with = "crate::foundation::rfc3339")] DateTime<Utc>);
 
     #[derive(Serialize)]
-    struct OursOption(#[serde(with = "crate::rfc3339::option")] Option<DateTime<Utc>>);
+    struct OursOption(#[serde(with = "crate::foundation::rfc3339::option")] Option<DateTime<Utc>>);
 
     fn assert_as_chrono(t: DateTime<Utc>) {
         let chrono = serde_json::to_string(&t).unwrap();

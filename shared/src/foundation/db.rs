@@ -50,25 +50,7 @@ use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Connection, FromRow, PgConnection, Postgres, Row, SqlSafeStr};
 use tokio::task::JoinHandle;
 
-use crate::config::{ConfigError, DatabaseSettings};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolerMode {
-    Session,
-    Transaction,
-}
-
-impl FromStr for PoolerMode {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "session" => Ok(Self::Session),
-            "transaction" => Ok(Self::Transaction),
-            other => Err(format!("`{other}`: expected session or transaction")),
-        }
-    }
-}
+use crate::foundation::config::{ConfigError, DatabaseSettings, PoolerMode};
 
 /// One process talks to one database, so the mode is process-wide: set once
 /// when the pool is built at cold start.
@@ -94,6 +76,28 @@ where
     (O,): for<'r> FromRow<'r, PgRow>,
 {
     sqlx::query_scalar(sql).persistent(!behind_transaction_pooler())
+}
+
+/// [`query_as`] with its arguments already encoded.
+pub fn query_as_with<'q, O>(
+    sql: impl SqlSafeStr,
+    arguments: PgArguments,
+) -> QueryAs<'q, Postgres, O, PgArguments>
+where
+    O: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as_with(sql, arguments).persistent(!behind_transaction_pooler())
+}
+
+/// [`query_scalar`] with its arguments already encoded.
+pub fn query_scalar_with<'q, O>(
+    sql: impl SqlSafeStr,
+    arguments: PgArguments,
+) -> QueryScalar<'q, Postgres, O, PgArguments>
+where
+    (O,): for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar_with(sql, arguments).persistent(!behind_transaction_pooler())
 }
 
 /// A connection idle this long is pinged before it is handed out again.
@@ -574,3 +578,46 @@ async fn settle(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
     }
     Ok(())
 }
+
+/// Stores an enum in a text column (one with a CHECK constraint on its
+/// values) as its `as_str()`, read back with its `parse()`: bound and decoded
+/// as `text`, so a status is the enum from the row to the answer.
+macro_rules! text_column {
+    ($type:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $type {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::postgres::PgHasArrayType for $type {
+            fn array_type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::postgres::PgHasArrayType>::array_type_info()
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $type {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+
+        impl<'r> sqlx::Decode<'r, sqlx::Postgres> for $type {
+            fn decode(
+                value: sqlx::postgres::PgValueRef<'r>,
+            ) -> Result<Self, sqlx::error::BoxDynError> {
+                let text = <&str as sqlx::Decode<sqlx::Postgres>>::decode(value)?;
+                Self::parse(text)
+                    .ok_or_else(|| format!("`{text}` is not a {}", stringify!($type)).into())
+            }
+        }
+    };
+}
+pub(crate) use text_column;

@@ -13,7 +13,7 @@ use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_smithy_http_client::tls;
 use serde_json::Value;
 
-use crate::config::{ConfigError, Layered, Source};
+use crate::foundation::config::{ConfigError, Layered, Source};
 
 /// (variable naming the secret, setting it supplies)
 pub const SECRET_SETTINGS: [(&str, &str); 4] = [
@@ -219,7 +219,7 @@ async fn client() -> aws_sdk_secretsmanager::Client {
 /// whose credentials were refused since the cold start (`db::Pool::following`);
 /// a read that fails is logged and gives `None`. No reader when the variable
 /// is unset (local use: the URL comes from `DATABASE_URL`).
-pub fn database_url_reader(env: &dyn Source) -> Option<crate::db::ReadUrl> {
+pub fn database_url_reader(env: &dyn Source) -> Option<crate::foundation::db::ReadUrl> {
     let arn = env.get("DATABASE_SECRET_ARN")?;
     // An invalid place already failed the cold start (`resolve`).
     let endpoint = Endpoint::from_env(env).ok()?;

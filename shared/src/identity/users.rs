@@ -4,8 +4,9 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::db;
-use crate::error::ApiError;
+use crate::foundation::db;
+use crate::foundation::error::ApiError;
+use crate::progress::Status;
 use crate::registry::Registry;
 
 /// A user as LearnWorlds describes them.
@@ -156,35 +157,19 @@ pub const INSERT_ORGANIZATION_SQL: &str = "insert into shared.organizations (slu
 /// An organization's id by slug. Binds: $1 slug.
 pub const ORGANIZATION_ID_SQL: &str = "select id from shared.organizations where slug = $1";
 
-/// Records a session launch's first use; no row when it was used before.
-/// Binds: $1 the launch's signature (lowercase hex), $2 LearnWorlds id.
-pub const CLAIM_LAUNCH_SQL: &str =
-    "insert into shared.session_launches (signature_sha256, lms_user_id)
-     values (sha256(convert_to($1, 'UTF8')), $2)
-     on conflict (signature_sha256) do nothing
-     returning true";
-
 /// A new user's progress rows: every tool's slug, and its starting status.
-pub fn initial_progress(registry: &Registry) -> (Vec<&str>, Vec<&'static str>) {
+pub fn initial_progress(registry: &Registry) -> (Vec<&str>, Vec<Status>) {
     registry
         .tools()
         .iter()
-        .map(|t| {
-            (
-                t.slug.as_str(),
-                if t.starts_unlocked() {
-                    "unlocked"
-                } else {
-                    "locked"
-                },
-            )
-        })
+        .map(|t| (t.slug.as_str(), Status::initial(t)))
         .unzip()
 }
 
 /// Upserts the user by LearnWorlds id and, for a new user, creates one progress
-/// row per registry tool. Re-syncing never touches progress. An email held by a
-/// different LearnWorlds id (compared case-insensitively) is a 409.
+/// row per registry tool. Re-syncing never touches progress. The user is
+/// checked first ([`LmsUser::validate`]: a 422); an email held by a different
+/// LearnWorlds id (compared case-insensitively) is a 409.
 pub async fn sync(
     conn: &mut PgConnection,
     registry: &Registry,
@@ -299,7 +284,7 @@ mod tests {
             },
             LmsUser {
                 full_name: "a\0b".into(),
-                ..ok.clone()
+                ..ok
             },
         ] {
             assert_eq!(

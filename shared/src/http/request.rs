@@ -1,0 +1,187 @@
+//! What a handler reads of a request, checked once: headers, the query string,
+//! the path's parameters and the body; and what the request's closing log line
+//! reports.
+
+use std::sync::Mutex;
+
+use http::header::{self, AsHeaderName};
+use http::{HeaderMap, Method};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::body;
+use super::percent::{self, Part};
+use crate::access::Caller;
+use crate::foundation::error::ApiError;
+
+/// A header's value as text; `None` when absent or not visible ASCII. The one
+/// way the service reads a header.
+pub fn header(headers: &HeaderMap, name: impl AsHeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A request matched to a route.
+pub struct Request<'a> {
+    method: &'a Method,
+    headers: &'a HeaderMap,
+    query: Vec<(String, String)>,
+    body: &'a [u8],
+    /// The route's path parameters, in order, percent-decoded.
+    params: Vec<String>,
+    max_body_bytes: usize,
+    log: &'a RequestLog,
+}
+
+/// What a request's closing log line reports besides status and duration,
+/// filled in by whoever learns it (the authentication, the feature).
+#[derive(Default)]
+pub struct RequestLog(Mutex<Logged>);
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Logged {
+    pub user_id: Option<Uuid>,
+    pub tool: Option<&'static str>,
+    pub outcome: Option<&'static str>,
+}
+
+impl RequestLog {
+    pub fn user_id(&self, user_id: Option<Uuid>) {
+        self.fields().user_id = user_id;
+    }
+
+    pub fn tool(&self, slug: &'static str) {
+        self.fields().tool = Some(slug);
+    }
+
+    pub fn outcome(&self, outcome: &'static str) {
+        self.fields().outcome = Some(outcome);
+    }
+
+    pub fn get(&self) -> Logged {
+        *self.fields()
+    }
+
+    fn fields(&self) -> std::sync::MutexGuard<'_, Logged> {
+        // One request's own log: nothing panics while holding it.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<'a> Request<'a> {
+    pub fn new(
+        request: &'a lambda_http::Request,
+        params: Vec<String>,
+        max_body_bytes: usize,
+        log: &'a RequestLog,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            method: request.method(),
+            headers: request.headers(),
+            query: parse_query(request.uri().query().unwrap_or_default())?,
+            body: request.body().as_ref(),
+            params,
+            max_body_bytes,
+            log,
+        })
+    }
+
+    pub fn header(&self, name: impl AsHeaderName) -> Option<&'a str> {
+        header(self.headers, name)
+    }
+
+    /// A header that changes what a write does: present but not visible ASCII
+    /// is a 400, never "absent"; so is one sent twice, which API Gateway would
+    /// join with a comma and the local server would not.
+    pub fn strict_header(&self, name: &'static str) -> Result<Option<&'a str>, ApiError> {
+        let mut values = self.headers.get_all(name).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(ApiError::BadRequest(format!(
+                "the {name} header must be sent once"
+            )));
+        }
+        value
+            .to_str()
+            .map(Some)
+            .map_err(|_| ApiError::BadRequest(format!("the {name} header must be visible ASCII")))
+    }
+
+    /// The raw body, for signatures computed over its bytes.
+    pub fn raw_body(&self) -> &'a [u8] {
+        self.body
+    }
+
+    /// The body as strict JSON: size, then Content-Type, then syntax.
+    pub fn json_body(&self) -> Result<Value, ApiError> {
+        debug_assert!(self.method == Method::POST || self.method == Method::PUT);
+        body::check_size(self.body, self.max_body_bytes)?;
+        body::require_json_content_type(self.header(header::CONTENT_TYPE))?;
+        body::parse_json(self.body)
+    }
+
+    /// Refuses a query parameter not in `allowed`.
+    pub fn allow_query(&self, allowed: &[&str]) -> Result<(), ApiError> {
+        if let Some((name, _)) = self
+            .query
+            .iter()
+            .find(|(name, _)| !allowed.contains(&name.as_str()))
+        {
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The whose-data query parameter: `?user_id=` for a guru or admin reading
+    /// someone else; the caller by default. No other parameter is allowed.
+    pub fn target_user(&self, caller: Caller) -> Result<Uuid, ApiError> {
+        self.allow_query(&["user_id"])?;
+        let mut values = self.query.iter().filter(|(name, _)| name == "user_id");
+        match (values.next(), values.next()) {
+            (None, _) => Ok(caller.id()),
+            (Some((_, value)), None) => parse_uuid(value, "user_id"),
+            (Some(_), Some(_)) => Err(ApiError::BadRequest("`user_id` may be given once".into())),
+        }
+    }
+
+    /// The route's `index`th path parameter.
+    pub fn param(&self, index: usize) -> &str {
+        &self.params[index]
+    }
+
+    /// The route's `index`th path parameter, a UUID named `name`.
+    pub fn uuid_param(&self, index: usize, name: &str) -> Result<Uuid, ApiError> {
+        parse_uuid(self.param(index), name)
+    }
+
+    /// What the request's closing log line will report.
+    pub fn log(&self) -> &'a RequestLog {
+        self.log
+    }
+}
+
+fn parse_query(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match (
+                percent::decode(name, Part::Query),
+                percent::decode(value, Part::Query),
+            ) {
+                (Some(name), Some(value)) => Ok((name, value)),
+                _ => Err(ApiError::BadRequest("the query string is not valid".into())),
+            }
+        })
+        .collect()
+}
+
+fn parse_uuid(value: &str, name: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(value).map_err(|_| ApiError::BadRequest(format!("`{name}` must be a UUID")))
+}

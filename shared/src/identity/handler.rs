@@ -1,0 +1,23 @@
+//! `POST /webhooks/learnworlds`.
+
+use http::StatusCode;
+
+use super::{signature, webhooks};
+use crate::foundation::error::ApiError;
+use crate::http::{Context, Request, Response, response};
+
+pub async fn webhook(ctx: &Context, request: &Request<'_>) -> Result<Response, ApiError> {
+    request.allow_query(&[])?;
+    // The signature is checked on the raw bytes before anything is parsed.
+    signature::verify_webhook(
+        ctx.settings.webhook_secret.as_ref(),
+        ctx.settings.webhook_signature_mode,
+        request.header("learnworlds-webhook-signature"),
+        request.raw_body(),
+    )?;
+    let payload = request.json_body()?;
+    let receipt = webhooks::receive(&ctx.pool, ctx.registry, request.raw_body(), &payload).await?;
+    request.log().user_id(receipt.user_id);
+    request.log().outcome(receipt.outcome);
+    Ok(response::json(StatusCode::OK, &receipt))
+}

@@ -1,0 +1,8 @@
+//! Who the participants are: LearnWorlds users synced into `shared.users`, with
+//! their organization, from webhooks ([`webhooks`], signed as [`signature`]
+//! checks) and from session launches (`crate::sessions`).
+
+pub mod handler;
+pub mod signature;
+pub mod users;
+pub mod webhooks;

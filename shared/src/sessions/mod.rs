@@ -1,0 +1,9 @@
+//! Sessions: a participant opens a tool from LearnWorlds with a signed launch
+//! ([`launch`]: where its signature is checked), and gets a bearer token
+//! ([`tokens`]: minted and verified) for the API calls that follow.
+
+pub mod handler;
+pub mod launch;
+pub mod tokens;
+
+pub use tokens::{TokenKeys, authenticate};

@@ -1,0 +1,83 @@
+//! `GET` and `PUT /tools/{slug}/submission`.
+
+use http::{HeaderValue, StatusCode};
+use serde_json::json;
+
+use super::{Idempotency, IfMatch, Save, SaveRequest, SubmissionStatus};
+use crate::access::Caller;
+use crate::foundation::error::ApiError;
+use crate::http::{Context, Request, Response, response};
+
+pub async fn get(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let target = request.target_user(caller)?;
+    let tool = ctx.tool(request)?;
+    let view = ctx
+        .read(async |conn| super::read::get(conn, tool, caller.id(), target).await)
+        .await?;
+    let etag = view.submission.as_ref().map(|s| s.version);
+    Ok(response::with_etag(
+        response::json(StatusCode::OK, &view),
+        etag,
+    ))
+}
+
+pub async fn put(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    request.allow_query(&[])?;
+    let tool = ctx.tool(request)?;
+    let body = request.json_body()?;
+    let if_match = request
+        .strict_header("if-match")?
+        .map(IfMatch::parse)
+        .transpose()?;
+    // Fingerprint the body before it moves into the request (no copy).
+    let idempotency = request
+        .strict_header("idempotency-key")?
+        .map(|key| Idempotency::new(key, tool, &body))
+        .transpose()?;
+    let save = Save {
+        tool,
+        user: caller.id(),
+        request: SaveRequest::from_json(body)?,
+        if_match,
+        idempotency,
+    };
+    let saved = super::save(&ctx.pool, ctx.registry, &save).await?;
+    request
+        .log()
+        .outcome(match (saved.replayed, save.request.status) {
+            (true, _) => "replayed",
+            (false, SubmissionStatus::Draft) => "draft_saved",
+            (false, SubmissionStatus::Submitted) => "submitted",
+        });
+    let status = if saved.created() {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let outcome = &saved.outcome;
+    let body = json!({
+        "tool": tool.slug,
+        "submission": outcome.submission,
+        "outputs": saved.outputs,
+        "progress": outcome.progress,
+        "unlocked_tools": outcome.unlocked,
+    });
+    let mut answer = response::with_etag(
+        response::json(status, &body),
+        Some(outcome.submission.version),
+    );
+    if saved.replayed {
+        answer
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(answer)
+}

@@ -1,0 +1,210 @@
+//! What a save is asked to do: the body, `If-Match` and `Idempotency-Key`,
+//! each checked before anything reaches the database.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::foundation::db::text_column;
+use crate::foundation::error::ApiError;
+use crate::registry::Tool;
+
+/// A submission's status: a draft is UI state the participant keeps coming
+/// back to; a submitted one is what later tools read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionStatus {
+    Draft,
+    Submitted,
+}
+
+impl SubmissionStatus {
+    /// As it is written in JSON and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Submitted => "submitted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Draft, Self::Submitted]
+            .into_iter()
+            .find(|status| status.as_str() == s)
+    }
+}
+
+text_column!(SubmissionStatus);
+
+/// The body of `PUT /tools/{slug}/submission`, checked.
+#[derive(Debug, Clone)]
+pub struct SaveRequest {
+    pub data: Map<String, Value>,
+    /// What the save makes of the submission.
+    pub status: SubmissionStatus,
+}
+
+impl SaveRequest {
+    pub fn from_json(body: Value) -> Result<Self, ApiError> {
+        let Value::Object(mut body) = body else {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "the body must be an object with `data` and `status`",
+            ));
+        };
+        if let Some(unknown) = body
+            .keys()
+            .find(|k| !matches!(k.as_str(), "data" | "status"))
+        {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                format!("unknown field `{unknown}`; expected `data` and `status`"),
+            ));
+        }
+        let data = match body.remove("data") {
+            Some(Value::Object(data)) => data,
+            Some(_) => {
+                return Err(ApiError::unprocessable(
+                    "invalid_data",
+                    "`data` must be a JSON object",
+                ));
+            }
+            None => {
+                return Err(ApiError::unprocessable(
+                    "invalid_data",
+                    "`data` is required",
+                ));
+            }
+        };
+        let status = match body.remove("status") {
+            Some(Value::String(s)) => SubmissionStatus::parse(&s),
+            _ => None,
+        };
+        let Some(status) = status else {
+            return Err(ApiError::unprocessable(
+                "invalid_status",
+                "`status` must be \"draft\" or \"submitted\"",
+            ));
+        };
+        Ok(Self { data, status })
+    }
+}
+
+/// `If-Match`: a version, or `*` for "any existing submission".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfMatch {
+    Any,
+    Version(i32),
+}
+
+impl IfMatch {
+    /// Accepts `"3"`, `3` and `*` (openapi.yaml's pattern): a version is 1 to 9
+    /// digits without a leading zero. A weak tag (`W/"3"`) never matches:
+    /// If-Match compares strongly (RFC 9110).
+    pub fn parse(header: &str) -> Result<Self, ApiError> {
+        let value = header.trim_matches([' ', '\t']);
+        if value == "*" {
+            return Ok(Self::Any);
+        }
+        if value.starts_with("W/") {
+            return Err(ApiError::BadRequest(
+                "If-Match needs a strong ETag such as \"3\"".into(),
+            ));
+        }
+        let digits = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        let well_formed = (1..=9).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        well_formed
+            .then(|| digits.parse().ok())
+            .flatten()
+            .map(Self::Version)
+            .ok_or_else(|| ApiError::BadRequest("If-Match must be an ETag such as \"3\"".into()))
+    }
+
+    pub fn etag(self) -> String {
+        match self {
+            IfMatch::Any => "*".to_owned(),
+            IfMatch::Version(v) => format!("\"{v}\""),
+        }
+    }
+
+    pub fn bind(self) -> i32 {
+        match self {
+            IfMatch::Any => 0,
+            IfMatch::Version(v) => v,
+        }
+    }
+}
+
+/// A validated Idempotency-Key and the fingerprint of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub fingerprint: Vec<u8>,
+}
+
+impl Idempotency {
+    pub fn new(key: &str, tool: &Tool, body: &Value) -> Result<Self, ApiError> {
+        // No comma: API Gateway joins a repeated header's values with commas.
+        let valid = !key.is_empty()
+            && key.len() <= 255
+            && key.bytes().all(|b| b.is_ascii_graphic() && b != b',');
+        if !valid {
+            return Err(ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
+                    .into(),
+            ));
+        }
+        // serde_json's maps are sorted, so equal bodies serialize equally.
+        let mut hash = Sha256::new();
+        hash.update(tool.slug.as_bytes());
+        hash.update(b"\n");
+        hash.update(body.to_string().as_bytes());
+        Ok(Self {
+            key: key.to_owned(),
+            fingerprint: hash.finalize().to_vec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_save_body_is_checked() {
+        let ok = SaveRequest::from_json(json!({"data": {"a": 1}, "status": "draft"})).unwrap();
+        assert_eq!(ok.status, SubmissionStatus::Draft);
+        for (body, code) in [
+            (json!([]), "invalid_body"),
+            (json!({"data": [], "status": "draft"}), "invalid_data"),
+            (json!({"data": "x", "status": "draft"}), "invalid_data"),
+            (json!({"status": "draft"}), "invalid_data"),
+            (json!({"data": {}, "status": "done"}), "invalid_status"),
+            (json!({"data": {}}), "invalid_status"),
+            (
+                json!({"data": {}, "status": "draft", "user_id": "x"}),
+                "invalid_body",
+            ),
+        ] {
+            let err = SaveRequest::from_json(body.clone()).unwrap_err();
+            assert_eq!((err.status().as_u16(), err.code()), (422, code), "{body}");
+        }
+    }
+
+    #[test]
+    fn if_match_accepts_etags_and_star() {
+        assert_eq!(IfMatch::parse("\"3\"").unwrap(), IfMatch::Version(3));
+        assert!(IfMatch::parse("W/\"3\"").is_err());
+        assert_eq!(IfMatch::parse("*").unwrap(), IfMatch::Any);
+        for bad in ["", "\"x\"", "0", "-1", "99999999999"] {
+            assert!(IfMatch::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
