@@ -10,11 +10,12 @@ run:
 test:
 	@scripts/test.sh
 
-# The benchmark harness (issue 5): one table, and bench/results/<date>.md.
+# The benchmark harness: every figure beside its anchor and budget, in one
+# table and in bench/results/<date>.md (docs/performance.md).
 bench:
 	@scripts/bench.sh
 
-# Load and faults (issue 6): 60 s runs, every acknowledged write checked.
+# Load and faults: 60 s runs, every acknowledged write checked.
 soak:
 	@scripts/soak.sh
 

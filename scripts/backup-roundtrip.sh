@@ -67,7 +67,7 @@ after=$(checksums "$restored_url")
 granted_before=$(privileges "$source_url")
 granted_after=$(privileges "$restored_url")
 tables=$(echo "$before" | wc -l)
-# shared (6 tables), two per tool schema, and the migrations table.
+# shared (7 tables), two per tool schema, and the migrations table.
 if [ "$tables" -lt 60 ]; then
     log "backup round trip: only $tables tables were compared"
     exit 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: the benchmark harness of issue 5, in one command. Builds the
+# `make bench`: the benchmark harness, in one command. Builds the
 # release binaries (the Lambda functions for this machine, the local server,
 # the lambda_runtime hello-world), then runs `fasttrack-bench run`: 100k and
 # 10k generated users, the recompute at both sizes, each route under wrk at

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make soak`: issue 6's load and fault runs against the local server. Three
+# `make soak`: the load and fault runs against the local server. Three
 # runs of `fasttrack-bench soak`, each on a fresh database: sustained load (a mix
 # of reads, saves, submits and syncs from many users), the same with every
 # service connection terminated in the middle, and the same with PostgreSQL

@@ -70,7 +70,7 @@ SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis
 log "soak: load, terminated connections and a PostgreSQL restart, 10 s each"
 SOAK_SECONDS=10 SOAK_PROFILE=debug scripts/soak.sh
 
-log "bench smoke (issue 5's harness at tiny sizes; no timings are judged)"
+log "bench smoke (the harness at tiny sizes; no timings are judged)"
 BENCH_SMOKE=1 scripts/bench.sh
 
 log "backup and restore"

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::TestApp;
 
 /// Submitting each tool in sprint order, and what each submit unlocks. Derived
-/// by hand from ../shared/fasttrack/catalogue.md, independently of the registry.
+/// by hand from the program's curriculum, independently of the registry.
 const WALK: &[(&str, &[&str])] = &[
     ("woop", &["know-thyself"]),
     ("know-thyself", &["dream", "energy"]),

@@ -1,4 +1,4 @@
-//! Issue 6's catalogue of hostile requests, across every route: forged and
+//! A catalogue of hostile requests, across every route: forged and
 //! misused tokens on every route that takes one, and malformed bodies on every
 //! route that takes a body. Each case must get a 4xx and leave every table as
 //! it was. (bad_input.rs, sessions.rs and webhooks.rs hold the rest of the

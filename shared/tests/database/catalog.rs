@@ -1,4 +1,4 @@
-//! The migrated catalog matches design.md column by column and index by index,
+//! The migrated catalog matches docs/database.md column by column and index by index,
 //! read back from information_schema and pg_indexes rather than from our SQL.
 
 use std::collections::BTreeSet;
@@ -8,7 +8,7 @@ use sqlx::PgPool;
 
 use crate::migrated;
 
-/// (column, data type, max length, default, nullable) as design.md writes them.
+/// (column, data type, max length, default, nullable) as docs/database.md writes them.
 type Column = (
     &'static str,
     &'static str,
@@ -84,7 +84,7 @@ const SUBMISSIONS: &[Column] = &[
     ("updated_at", TIMESTAMPTZ, None, NOW, true),
     ("submitted_at", TIMESTAMPTZ, None, None, true),
     ("completed_at", TIMESTAMPTZ, None, None, true),
-    // Not in design.md: the last submitted data, what dependents see (migration 0003).
+    // Beyond the original design: the last submitted data, what dependents see (migration 0003).
     ("submitted_data", "jsonb", None, None, true),
 ];
 
@@ -256,7 +256,7 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "NO ACTION",
         ),
         fk("user_progress", "user_id", "shared.users", "id", "CASCADE"),
-        // Not in design.md: the API's idempotency keys (migration 0003).
+        // Beyond the original design: the API's idempotency keys (migration 0003).
         fk(
             "idempotency_keys",
             "user_id",

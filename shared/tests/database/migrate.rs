@@ -150,7 +150,7 @@ async fn a_tool_added_to_the_registry_gets_its_schema_on_the_next_migrate(pool: 
 
 #[sqlx::test(migrations = false)]
 async fn a_registry_schema_created_empty_by_hand_is_completed(pool: PgPool) {
-    // design.md's procedure: create the schema, then call create_tool_schema.
+    // The manual procedure (docs/database.md): create the schema, then call create_tool_schema.
     migrate::MIGRATOR.run(&pool).await.unwrap();
     sqlx::query("create schema sprint_02_dream")
         .execute(&pool)

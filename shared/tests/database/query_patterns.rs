@@ -1,4 +1,4 @@
-//! design.md's three query patterns run unchanged against the migrated database.
+//! The three query patterns of docs/database.md run unchanged against the migrated database.
 //! The only edit is the schema name: the design's `sprint_01_identity` is an
 //! illustration; the curriculum's sprint 1 is `know-thyself`.
 
