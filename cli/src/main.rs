@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, Result, bail};
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use shared::app::App;
 use shared::config::{ApiSettings, DatabaseSettings, Environment, Layered, SignatureMode, Source};
@@ -158,23 +159,37 @@ async fn main() -> ExitCode {
     shared::logging::init_local(default_level);
     match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(command: Command) -> Result<(), String> {
+/// The error and its causes on one line, `context: cause: ...`. A cause is left
+/// out when the text before it already ends with it (sqlx's errors, for one,
+/// print their source in their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !previous.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        previous = cause;
+    }
+    text
+}
+
+async fn run(command: Command) -> Result<()> {
     let registry = Registry::embedded();
-    let text = |e: &dyn std::fmt::Display| e.to_string();
     match command {
         Command::Migrate { database } => {
             let pool = connect(&database, Use::Migrate).await?;
-            let mut conn = pool.acquire().await.map_err(|e| text(&e))?;
-            let report = migrate::run(&mut conn, registry)
-                .await
-                .map_err(|e| text(&e))?;
+            let mut conn = pool.acquire().await?;
+            let report = migrate::run(&mut conn, registry).await?;
             conn.release();
             if report.is_noop() {
                 println!(
@@ -197,14 +212,13 @@ async fn run(command: Command) -> Result<(), String> {
         },
         Command::Demo { database, any_host } => {
             if !any_host && !on_this_machine(&database.database_url) {
-                return Err(
+                bail!(
                     "the database is not on this machine: the demo data (an admin among it) \
                      goes into a local database only; pass --any-host to load it there anyway"
-                        .into(),
                 );
             }
             let pool = connect(&database, Use::Service).await?;
-            let loaded = demo::seed(&pool, registry).await.map_err(|e| text(&e))?;
+            let loaded = demo::seed(&pool, registry).await?;
             println!(
                 "{}",
                 if loaded {
@@ -213,27 +227,21 @@ async fn run(command: Command) -> Result<(), String> {
                     "demo data already present"
                 }
             );
-            print!(
-                "{}",
-                demo::summary(&pool, registry).await.map_err(|e| text(&e))?
-            );
+            print!("{}", demo::summary(&pool, registry).await?);
         }
         Command::Summary { database } => {
             let pool = connect(&database, Use::Service).await?;
-            print!(
-                "{}",
-                demo::summary(&pool, registry).await.map_err(|e| text(&e))?
-            );
+            print!("{}", demo::summary(&pool, registry).await?);
         }
         Command::Serve {
             port,
             cors_allowed_origins,
         } => {
-            let app = App::from_env(None).await.map_err(|e| text(&e))?;
+            let app = App::from_env(None).await?;
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| format!("serving on {addr}: {e}"))?;
+                .with_context(|| format!("serving on {addr}"))?;
             print_banner(&app, port).await?;
             let local = serve::Local {
                 app,
@@ -242,12 +250,12 @@ async fn run(command: Command) -> Result<(), String> {
             };
             serve::serve(local, listener)
                 .await
-                .map_err(|e| format!("serving on {addr}: {e}"))?;
+                .with_context(|| format!("serving on {addr}"))?;
         }
         Command::Token { email } => {
-            let app = App::from_env(None).await.map_err(|e| text(&e))?;
+            let app = App::from_env(None).await?;
             let id = user_by_email(&app, &email).await?;
-            println!("{}", app.issue_token(id).map_err(|e| text(&e))?.0);
+            println!("{}", app.issue_token(id)?.0);
         }
         Command::Launch {
             lms_user_id,
@@ -257,7 +265,7 @@ async fn run(command: Command) -> Result<(), String> {
             let secret = shared::config::Secret::new(
                 Environment
                     .get("LEARNWORLDS_LAUNCH_SECRET")
-                    .ok_or("LEARNWORLDS_LAUNCH_SECRET is not set")?,
+                    .context("LEARNWORLDS_LAUNCH_SECRET is not set")?,
             );
             // What `POST /sessions` would refuse is refused here, not signed.
             shared::users::LmsUser {
@@ -266,10 +274,9 @@ async fn run(command: Command) -> Result<(), String> {
                 full_name: name.clone(),
                 organization: shared::users::Membership::Unchanged,
             }
-            .validate()
-            .map_err(|e| text(&e))?;
+            .validate()?;
             if !auth::launch_fields_signable([&lms_user_id, &email, &name]) {
-                return Err("a launch field may not contain a newline".into());
+                bail!("a launch field may not contain a newline");
             }
             let timestamp = chrono_now();
             let signature = auth::sign_launch(&secret, &lms_user_id, &email, &name, timestamp);
@@ -281,8 +288,8 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::RenderEvent { file, email } => {
             let event =
-                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
-            let app = App::from_env(None).await.map_err(|e| text(&e))?;
+                std::fs::read_to_string(&file).with_context(|| file.display().to_string())?;
+            let app = App::from_env(None).await?;
             let user = user_by_email(&app, &email).await?;
             let launch = app.settings.launch_secret.as_ref().map(|secret| {
                 let timestamp = chrono_now();
@@ -292,7 +299,7 @@ async fn run(command: Command) -> Result<(), String> {
                     .to_string()
             });
             let values = Placeholders {
-                token: Some(app.issue_token(user).map_err(|e| text(&e))?.0),
+                token: Some(app.issue_token(user)?.0),
                 user_id: Some(user.to_string()),
                 webhook_secret: app
                     .settings
@@ -309,25 +316,20 @@ async fn run(command: Command) -> Result<(), String> {
             batch_size,
         } => {
             let pool = connect(&database, Use::Recompute).await?;
-            let report = recompute::run(&pool, registry, batch_size.max(1))
-                .await
-                .map_err(|e| text(&e))?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).map_err(|e| text(&e))?
-            );
+            let report = recompute::run(&pool, registry, batch_size.max(1)).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
         }
         Command::CheckConfig {
             registry,
             dependencies,
         } => {
             let read = |path: &PathBuf| {
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+                std::fs::read_to_string(path).with_context(|| path.display().to_string())
             };
-            let checked =
-                Registry::from_json(&read(&registry)?, &read(&dependencies)?).map_err(|e| {
+            let checked = Registry::from_json(&read(&registry)?, &read(&dependencies)?)
+                .with_context(|| {
                     format!(
-                        "checking {} and {}: {e}",
+                        "checking {} and {}",
                         registry.display(),
                         dependencies.display()
                     )
@@ -380,7 +382,7 @@ enum Use {
 /// A pool on the command's database, with the other `DATABASE_*` settings read
 /// from the environment as the functions read them. It fails at once if the
 /// database cannot be reached.
-async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
+async fn connect(database: &Database, use_: Use) -> Result<db::Pool> {
     let mut values = HashMap::from([
         ("DATABASE_URL", database.database_url.clone()),
         ("DATABASE_POOLER_MODE", database.pooler_mode.clone()),
@@ -391,28 +393,26 @@ async fn connect(database: &Database, use_: Use) -> Result<db::Pool, String> {
     let mut settings = DatabaseSettings::from_source(&Layered {
         values,
         fallback: &Environment,
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     // The recompute needs two connections (one holds its lock).
     settings.max_connections = settings.max_connections.max(2);
     // By hand, right after a database starts, waiting a little longer is right.
     settings.acquire_timeout = settings.acquire_timeout.max(db::TOOL_ACQUIRE_TIMEOUT);
     if use_ == Use::Migrate {
         if settings.pooler_mode == PoolerMode::Transaction {
-            return Err(
+            bail!(
                 "migrate takes session-level locks: point --database-url at PostgreSQL itself \
                  (or a session-mode pooler) with --pooler-mode session"
-                    .into(),
             );
         }
         settings.statement_timeout = std::time::Duration::ZERO;
     }
-    let pool = db::Pool::new(&settings).map_err(|e| e.to_string())?;
-    pool.acquire().await.map_err(|e| e.to_string())?.release();
+    let pool = db::Pool::new(&settings)?;
+    pool.acquire().await?.release();
     Ok(pool)
 }
 
-async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
+async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid> {
     let id: Option<uuid::Uuid> = app
         .pool
         .read(async |conn| {
@@ -421,14 +421,13 @@ async fn user_by_email(app: &App, email: &str) -> Result<uuid::Uuid, String> {
                 .fetch_optional(conn)
                 .await
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    id.ok_or_else(|| format!("no user has the email {email}"))
+        .await?;
+    id.with_context(|| format!("no user has the email {email}"))
 }
 
 /// A rendered webhook event in `hmac-sha256` mode carries the HMAC of its body,
 /// not the secret; any other event is returned as it is.
-fn sign_rendered_webhook(settings: &ApiSettings, rendered: String) -> Result<String, String> {
+fn sign_rendered_webhook(settings: &ApiSettings, rendered: String) -> Result<String> {
     const HEADER: &str = "learnworlds-webhook-signature";
     let (SignatureMode::HmacSha256, Some(secret)) =
         (settings.webhook_signature_mode, &settings.webhook_secret)
@@ -436,13 +435,13 @@ fn sign_rendered_webhook(settings: &ApiSettings, rendered: String) -> Result<Str
         return Ok(rendered);
     };
     let mut event: serde_json::Value =
-        serde_json::from_str(&rendered).map_err(|e| format!("the event is not JSON: {e}"))?;
+        serde_json::from_str(&rendered).context("the event is not JSON")?;
     let Some(body) = event["body"].as_str().map(str::to_owned) else {
         return Ok(rendered);
     };
     if let Some(header) = event["headers"].get_mut(HEADER) {
         *header = format!("v1={}", auth::sign_webhook(secret, body.as_bytes())).into();
-        return serde_json::to_string_pretty(&event).map_err(|e| e.to_string());
+        return Ok(serde_json::to_string_pretty(&event)?);
     }
     Ok(rendered)
 }
@@ -464,9 +463,9 @@ fn on_this_machine(database_url: &str) -> bool {
 }
 
 /// openapi.yaml, compiled in and served as JSON.
-fn openapi_json() -> Result<Vec<u8>, String> {
+fn openapi_json() -> Result<Vec<u8>> {
     let spec = openapi::document(Registry::embedded())?;
-    serde_json::to_vec(&spec).map_err(|e| e.to_string())
+    Ok(serde_json::to_vec(&spec)?)
 }
 
 fn chrono_now() -> i64 {
@@ -477,7 +476,7 @@ fn chrono_now() -> i64 {
 
 /// What `make run` shows before serving: who the demo users are, their tokens,
 /// and a few requests to try.
-async fn print_banner(app: &App, port: u16) -> Result<(), String> {
+async fn print_banner(app: &App, port: u16) -> Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let users: Vec<(uuid::Uuid, String, String)> = app
         .pool
@@ -489,7 +488,7 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
             .await
         })
         .await
-        .map_err(|e| format!("reading users: {e}"))?;
+        .context("reading users")?;
     println!("\nFast Track API on {base}  (Ctrl-C stops it)\n");
     let local = Environment
         .get("DATABASE_URL")
@@ -503,7 +502,7 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
     }
     let mut first_user_token = None;
     for (id, email, role) in &users {
-        let (token, _) = app.issue_token(*id).map_err(|e| e.to_string())?;
+        let (token, _) = app.issue_token(*id)?;
         println!("  {role:<5} {email:<34} {id}\n        token: {token}");
         if role == "user" && first_user_token.is_none() {
             first_user_token = Some(token);
@@ -526,6 +525,23 @@ async fn print_banner(app: &App, port: u16) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_error_is_described_with_its_context_and_without_repeated_causes() {
+        let io = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        let error = anyhow::Error::new(io).context("serving on 127.0.0.1:3000");
+        assert_eq!(
+            super::describe(&error),
+            "serving on 127.0.0.1:3000: address in use"
+        );
+        // sqlx's message already ends with its source's.
+        let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let error = anyhow::Error::new(refused).context("connecting");
+        assert_eq!(
+            super::describe(&error),
+            "connecting: error communicating with database: connection refused"
+        );
+    }
+
     #[test]
     fn the_openapi_document_is_served_as_json_with_every_path() {
         let json: serde_json::Value =

@@ -7,6 +7,7 @@
 //! schema that requires that tool's keys when `status` is `submitted`).
 //! Everything else is openapi.yaml as written.
 
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use shared::registry::Registry;
 
@@ -63,15 +64,15 @@ fn save_request(keys: &[&str]) -> Value {
 }
 
 /// openapi.yaml with one exact save operation per tool.
-pub fn document(registry: &Registry) -> Result<Value, String> {
-    let mut spec: Value = serde_norway::from_str(include_str!("../../openapi.yaml"))
-        .map_err(|e| format!("openapi.yaml: {e}"))?;
+pub fn document(registry: &Registry) -> Result<Value> {
+    let mut spec: Value =
+        serde_norway::from_str(include_str!("../../openapi.yaml")).context("openapi.yaml")?;
     let paths = spec["paths"]
         .as_object_mut()
-        .ok_or("openapi.yaml has no paths")?;
+        .context("openapi.yaml has no paths")?;
     let item = paths
         .remove(SAVE_PATH)
-        .ok_or("openapi.yaml has no /tools/{slug}/submission")?;
+        .context("openapi.yaml has no /tools/{slug}/submission")?;
     for tool in registry.tools() {
         let mut concrete = serde_json::Map::new();
         for (method, operation) in item.as_object().into_iter().flatten() {
