@@ -9,7 +9,8 @@
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use shared::registry::Registry;
+
+use crate::backend::Registry;
 
 const SAVE_PATH: &str = "/tools/{slug}/submission";
 
@@ -97,9 +98,27 @@ pub fn document(registry: &Registry) -> Result<Value> {
     Ok(spec)
 }
 
+/// openapi.yaml, compiled in and served as JSON.
+pub fn json() -> Result<Vec<u8>> {
+    let spec = document(Registry::embedded())?;
+    Ok(serde_json::to_vec(&spec)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_is_served_as_json_with_every_path() {
+        let json: serde_json::Value = serde_json::from_slice(&super::json().unwrap()).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let paths = json["paths"].as_object().unwrap();
+        for route in &crate::backend::ROUTES {
+            // The save path is served once per tool (see openapi.rs).
+            let path = route.path.replace("{slug}/submission", "woop/submission");
+            assert!(paths.contains_key(&path), "{path}");
+        }
+    }
 
     #[test]
     fn each_tool_gets_a_save_operation_requiring_its_own_keys_on_submit() {

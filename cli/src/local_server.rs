@@ -11,10 +11,9 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use shared::app::{App, error_response};
-use shared::error::ApiError;
-use shared::http::cors::Cors;
 use tokio::net::TcpListener;
+
+use crate::backend::{ApiError, App, Cors, error_response};
 
 /// What the local server adds around the app.
 pub struct Local {

@@ -1,0 +1,14 @@
+//! `fasttrack recompute`: the scheduled unlock recompute, once.
+
+use anyhow::Result;
+
+use crate::args::Database;
+use crate::backend::{Registry, recompute};
+use crate::database::{Use, connect};
+
+pub async fn run(database: &Database, batch_size: i64) -> Result<()> {
+    let pool = connect(database, Use::Recompute).await?;
+    let report = recompute::run(&pool, Registry::embedded(), batch_size.max(1)).await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

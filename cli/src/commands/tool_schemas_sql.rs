@@ -1,0 +1,10 @@
+//! `fasttrack tool-schemas-sql`: the tool schemas as SQL, for psql.
+
+use anyhow::Result;
+
+use crate::backend::{Registry, migrate};
+
+pub fn run() -> Result<()> {
+    print!("{}", migrate::tool_schemas_sql(Registry::embedded()));
+    Ok(())
+}
