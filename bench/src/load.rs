@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use shared::auth::TokenKeys;
 use shared::registry::{Registry, Tool};
@@ -152,7 +153,7 @@ pub async fn sample(
     route: Route,
     calls: usize,
     seed: u64,
-) -> Result<Vec<Call>, String> {
+) -> Result<Vec<Call>> {
     if matches!(route, Route::Webhook | Route::Launch) {
         return sync_calls(pool, registry, route, calls, seed).await;
     }
@@ -161,9 +162,9 @@ pub async fn sample(
     )
     .fetch_all(pool)
     .await
-    .map_err(|e| format!("reading users: {e}"))?;
+    .context("reading users")?;
     if users.is_empty() {
-        return Err("the database has no users: run `fasttrack-bench generate` first".into());
+        bail!("the database has no users: run `fasttrack-bench generate` first");
     }
     let now = chrono::Utc::now().timestamp() as u64;
     let mut rng = Rng::new(seed);
@@ -172,15 +173,11 @@ pub async fn sample(
     while out.len() < calls {
         attempts += 1;
         if attempts > calls * 50 {
-            return Err(format!(
-                "found only {} usable {} calls",
-                out.len(),
-                route.name()
-            ));
+            bail!("found only {} usable {} calls", out.len(), route.name());
         }
         let (user, organization) = users[rng.below(users.len() as u64) as usize];
         let tool = &registry.tools()[rng.below(registry.tools().len() as u64) as usize];
-        let token = keys.issue(user, now).map_err(|e| e.to_string())?.0;
+        let token = keys.issue(user, now)?.0;
         let user_text = user.to_string();
         let call = match route {
             Route::Progress => Call {
@@ -219,7 +216,7 @@ pub async fn sample(
                 .bind(&tool.slug)
                 .fetch_optional(pool)
                 .await
-                .map_err(|e| format!("reading progress: {e}"))?;
+                .context("reading progress")?;
                 if status.as_deref() != Some("unlocked")
                     && status.as_deref() != Some("in_progress")
                     && status.as_deref() != Some("completed")
@@ -273,17 +270,15 @@ async fn sync_calls(
     route: Route,
     calls: usize,
     seed: u64,
-) -> Result<Vec<Call>, String> {
+) -> Result<Vec<Call>> {
     let participants: Vec<Participant> = db::query_as(PARTICIPANTS_SQL)
         .bind(0_i64)
         .bind(None::<i64>)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("reading participants: {e}"))?;
+        .context("reading participants")?;
     if participants.is_empty() {
-        return Err(
-            "the database has no participants: run `fasttrack-bench generate` first".into(),
-        );
+        bail!("the database has no participants: run `fasttrack-bench generate` first");
     }
     let (slugs, statuses) = users::initial_progress(registry);
     let (slugs, statuses) = (pg_array(&slugs), pg_array(&statuses));
@@ -383,19 +378,19 @@ pub async fn launch_files(
     threads: usize,
     per_thread: usize,
     now: i64,
-) -> Result<(), String> {
+) -> Result<()> {
     let needed = (threads * per_thread).div_ceil(LAUNCH_TIMESTAMPS);
     let participants: Vec<Participant> = db::query_as(PARTICIPANTS_SQL)
         .bind((run * needed) as i64)
         .bind(needed as i64)
         .fetch_all(pool)
         .await
-        .map_err(|e| format!("reading participants: {e}"))?;
+        .context("reading participants")?;
     if participants.len() < needed {
-        return Err(format!(
+        bail!(
             "session launches need {needed} participants a run that no earlier run used; \
              generate more users"
-        ));
+        );
     }
     let mut launches = Vec::with_capacity(threads * per_thread);
     'fill: for p in &participants {
@@ -423,7 +418,7 @@ pub async fn launch_files(
     }
     for (i, text) in files.iter().enumerate() {
         let path = dir.join(format!("launches-{}.txt", i + 1));
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| path.display().to_string())?;
     }
     Ok(())
 }
@@ -636,12 +631,7 @@ pub fn wrk_threads(connections: usize) -> usize {
 
 /// Runs wrk for `seconds` at `connections` and reads its report. Any non-2xx
 /// answer or socket error fails the run: the load must be valid requests.
-pub fn run_wrk(
-    port: u16,
-    script: &Path,
-    connections: usize,
-    seconds: u64,
-) -> Result<Throughput, String> {
+pub fn run_wrk(port: u16, script: &Path, connections: usize, seconds: u64) -> Result<Throughput> {
     let threads = wrk_threads(connections);
     let output = Command::new("wrk")
         .args([
@@ -657,37 +647,37 @@ pub fn run_wrk(
         .arg(script)
         .arg(format!("http://127.0.0.1:{port}"))
         .output()
-        .map_err(|e| format!("running wrk (apt-get install wrk): {e}"))?;
+        .context("running wrk (apt-get install wrk)")?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return Err(format!(
+        bail!(
             "wrk failed: {text}{}",
             String::from_utf8_lossy(&output.stderr)
-        ));
+        );
     }
     parse_wrk(&text)
 }
 
-pub fn parse_wrk(text: &str) -> Result<Throughput, String> {
+pub fn parse_wrk(text: &str) -> Result<Throughput> {
     if let Some(line) = text
         .lines()
         .find(|l| l.contains("Non-2xx or 3xx responses"))
     {
-        return Err(format!("the load got error answers: {}", line.trim()));
+        bail!("the load got error answers: {}", line.trim());
     }
     if let Some(line) = text.lines().find(|l| l.contains("Socket errors")) {
-        return Err(format!("the load had socket errors: {}", line.trim()));
+        bail!("the load had socket errors: {}", line.trim());
     }
     let per_second = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no Requests/sec in wrk's output: {text}"))?;
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))?;
     let percentile = |p: &str| {
         text.lines()
             .find_map(|l| l.trim().strip_prefix(p))
             .and_then(|v| duration_ms(v.trim()))
-            .ok_or_else(|| format!("no {p} latency in wrk's output: {text}"))
+            .with_context(|| format!("no {p} latency in wrk's output: {text}"))
     };
     Ok(Throughput {
         per_second,
@@ -711,7 +701,7 @@ fn duration_ms(text: &str) -> Option<f64> {
 
 /// Writes one pgbench script per call into `dir` and returns pgbench's
 /// arguments for them (scripts and variables).
-pub fn pgbench_args(calls: &[Call], dir: &Path) -> Result<Vec<String>, String> {
+pub fn pgbench_args(calls: &[Call], dir: &Path) -> Result<Vec<String>> {
     let mut args = Vec::new();
     for (i, call) in calls.iter().enumerate() {
         let mut script = String::new();
@@ -732,7 +722,7 @@ pub fn pgbench_args(calls: &[Call], dir: &Path) -> Result<Vec<String>, String> {
             }
         }
         let path = dir.join(format!("call-{i}.sql"));
-        std::fs::write(&path, script).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(&path, script).with_context(|| path.display().to_string())?;
         args.push("-f".into());
         args.push(path.display().to_string());
     }
@@ -747,7 +737,7 @@ pub fn run_pgbench(
     script_args: &[String],
     clients: usize,
     seconds: u64,
-) -> Result<f64, String> {
+) -> Result<f64> {
     let output = Command::new(pgbench)
         .args(["-n", "-M", "prepared", "-c"])
         .arg(clients.to_string())
@@ -758,29 +748,29 @@ pub fn run_pgbench(
         .args(script_args)
         .arg(database_url)
         .output()
-        .map_err(|e| format!("running {}: {e}", pgbench.display()))?;
+        .with_context(|| format!("running {}", pgbench.display()))?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
     if !output.status.success() {
-        return Err(format!(
+        bail!(
             "pgbench failed: {text}{}",
             String::from_utf8_lossy(&output.stderr)
-        ));
+        );
     }
     parse_pgbench(&text)
 }
 
-pub fn parse_pgbench(text: &str) -> Result<f64, String> {
+pub fn parse_pgbench(text: &str) -> Result<f64> {
     if let Some(line) = text
         .lines()
         .find(|l| l.starts_with("number of failed transactions:") && !l.contains(": 0 "))
     {
-        return Err(format!("pgbench transactions failed: {line}"));
+        bail!("pgbench transactions failed: {line}");
     }
     text.lines()
         .find_map(|l| l.strip_prefix("tps = "))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no tps in pgbench's output: {text}"))
+        .with_context(|| format!("no tps in pgbench's output: {text}"))
 }
 
 #[cfg(test)]
@@ -926,7 +916,12 @@ Transfer/sec:    600.00KB
             "Requests/sec",
             "  Non-2xx or 3xx responses: 12\nRequests/sec",
         );
-        assert!(parse_wrk(&failing).unwrap_err().contains("Non-2xx"));
+        assert!(
+            parse_wrk(&failing)
+                .unwrap_err()
+                .to_string()
+                .contains("Non-2xx")
+        );
     }
 
     #[test]

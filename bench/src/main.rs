@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::{Context, Result, bail, ensure};
 use clap::{Parser, Subcommand};
 use shared::{Registry, db, migrate, recompute};
 use sqlx::PgPool;
@@ -86,16 +87,33 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// The error and its causes on one line, `context: cause: ...`. A cause is left
+/// out when the text before it already ends with it (sqlx's errors, for one,
+/// print their source in their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !previous.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        previous = cause;
+    }
+    text
+}
+
+async fn run(cli: Cli) -> Result<()> {
     if cli.database_url.is_empty() {
-        return Err("DATABASE_URL is not set".into());
+        bail!("DATABASE_URL is not set");
     }
     if let Command::Run(options) = cli.command {
         let rows = run::run(&cli.database_url, options).await?;
@@ -124,11 +142,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             judge_memory: seconds >= 60,
         })
         .await?;
-        return if pass {
-            Ok(())
-        } else {
-            Err("the soak found failures (above)".into())
-        };
+        ensure!(pass, "the soak found failures (above)");
+        return Ok(());
     }
     let registry = Registry::embedded();
     let pool = connect(&cli.database_url, 2).await?;
@@ -147,9 +162,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 seed,
                 batch: batch.max(1),
             };
-            let counts = generate::generate(&pool, registry, &spec)
-                .await
-                .map_err(|e| e.to_string())?;
+            let counts = generate::generate(&pool, registry, &spec).await?;
             println!(
                 "generated {} users, {} progress rows, {} submissions, {} field outputs in {:.1} s (seed {seed})",
                 counts.users,
@@ -164,9 +177,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let mut seconds = Vec::new();
             for run in 1..=runs.max(1) {
                 let started = Instant::now();
-                let report = recompute::run(&pool, registry, batch_size)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let report = recompute::run(&pool, registry, batch_size).await?;
                 let elapsed = started.elapsed().as_secs_f64();
                 println!(
                     "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",
@@ -186,23 +197,19 @@ async fn run(cli: Cli) -> Result<(), String> {
 
 /// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
 /// statements), failing at once if the database cannot be reached.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, String> {
-    let options = database_url
-        .parse()
-        .map_err(|e| format!("the database URL: {e}"))?;
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
+    let options = database_url.parse().context("the database URL")?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(shared::db::without_pooler_refused_parameters(options))
         .await
-        .map_err(|e| format!("connecting to the database: {e}"))
+        .context("connecting to the database")
 }
 
 /// The service's migrations and tool schemas, applied through `pool`.
-pub async fn migrate(pool: &PgPool) -> Result<(), String> {
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    migrate::run(&mut conn, Registry::embedded())
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    migrate::run(&mut conn, Registry::embedded()).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, bail};
 use shared::auth::{self, TokenKeys};
 use shared::config::{ApiSettings, Secret};
 use shared::http::events::{Placeholders, render};
@@ -169,7 +170,7 @@ async fn database(
     reuse: bool,
     name: &str,
     users: usize,
-) -> Result<(String, Option<f64>), String> {
+) -> Result<(String, Option<f64>)> {
     let url = with_database(server_url, name);
     let marker = format!("fasttrack-bench users={users} seed={SEED}");
     let existing: Option<Option<String>> = db::query_scalar(
@@ -177,8 +178,7 @@ async fn database(
     )
     .bind(name)
     .fetch_optional(admin)
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     if reuse
         && existing
             .as_ref()
@@ -194,11 +194,11 @@ async fn database(
     )))
     .execute(admin)
     .await
-    .map_err(|e| format!("dropping {name}: {e}"))?;
+    .with_context(|| format!("dropping {name}"))?;
     db::query(sqlx::AssertSqlSafe(format!("create database {quoted}")))
         .execute(admin)
         .await
-        .map_err(|e| format!("creating {name}: {e}"))?;
+        .with_context(|| format!("creating {name}"))?;
     let pool = crate::connect(&url, 2).await?;
     crate::migrate(&pool).await?;
     let started = Instant::now();
@@ -212,33 +212,27 @@ async fn database(
             batch: 2_000,
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
-    db::query("vacuum analyze")
-        .execute(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+    db::query("vacuum analyze").execute(&pool).await?;
     pool.close().await;
     db::query(sqlx::AssertSqlSafe(format!(
         "comment on database {quoted} is '{marker}'"
     )))
     .execute(admin)
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     Ok((url, Some(seconds)))
 }
 
-async fn time_recompute(url: &str, runs: usize) -> Result<f64, String> {
-    let pool = db::Pool::connect(url, 2).await.map_err(|e| e.to_string())?;
+async fn time_recompute(url: &str, runs: usize) -> Result<f64> {
+    let pool = db::Pool::connect(url, 2).await?;
     let mut seconds = Vec::new();
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let report = recompute::run(&pool, Registry::embedded(), recompute::DEFAULT_BATCH_SIZE)
-            .await
-            .map_err(|e| e.to_string())?;
+        let report =
+            recompute::run(&pool, Registry::embedded(), recompute::DEFAULT_BATCH_SIZE).await?;
         if report.skipped {
-            return Err("the recompute skipped: another run holds its lock".into());
+            bail!("the recompute skipped: another run holds its lock");
         }
         seconds.push(started.elapsed().as_secs_f64());
     }
@@ -257,25 +251,19 @@ impl Server {
         self.child.id()
     }
 
-    pub fn start(
-        bin_dir: &Path,
-        database_url: &str,
-        pool: usize,
-        log: &Path,
-    ) -> Result<Self, String> {
+    pub fn start(bin_dir: &Path, database_url: &str, pool: usize, log: &Path) -> Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| e.to_string())?
+            .and_then(|l| l.local_addr())?
             .port();
-        let log = std::fs::File::create(log).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(log)?;
         let binary = bin_dir.join("fasttrack");
         let child = Command::new(&binary)
             .args(["serve", "--port", &port.to_string()])
             .envs(service_env(database_url, pool))
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+            .with_context(|| format!("starting {}", binary.display()))?;
         let server = Self { child, port };
         http::wait_healthy(port, Duration::from_secs(30))?;
         Ok(server)
@@ -289,34 +277,34 @@ impl Drop for Server {
     }
 }
 
-fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf, String> {
+fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_owned());
     }
     if Command::new("pgbench").arg("--version").output().is_ok() {
         return Ok("pgbench".into());
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map_err(|_| "pgbench not found: install PostgreSQL or pass --pgbench")?
+    const NOT_FOUND: &str = "pgbench not found: install PostgreSQL or pass --pgbench";
+    let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") else {
+        bail!(NOT_FOUND);
+    };
+    let mut found: Vec<PathBuf> = versions
         .filter_map(|e| e.ok())
         .map(|e| e.path().join("bin/pgbench"))
         .filter(|p| p.exists())
         .collect();
     found.sort();
-    found
-        .pop()
-        .ok_or_else(|| "pgbench not found: install PostgreSQL or pass --pgbench".into())
+    found.pop().context(NOT_FOUND)
 }
 
-pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>, String> {
+pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     let started = Instant::now();
     let admin = crate::connect(database_url, 2).await?;
     let postgres: String = db::query_scalar("select version()")
         .fetch_one(&admin)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     let work = std::env::temp_dir().join(format!("fasttrack-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&work)?;
     let mut rows = Vec::new();
     let generated = |rows: &mut Vec<Row>, users: usize, seconds: Option<f64>| {
         if let Some(seconds) = seconds {
@@ -396,11 +384,7 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>, Strin
 
 /// The recompute at two sizes: the budget at the large one, and how the cost
 /// per user grows.
-async fn recompute_growth(
-    options: &Options,
-    small_url: &str,
-    large_url: &str,
-) -> Result<Vec<Row>, String> {
+async fn recompute_growth(options: &Options, small_url: &str, large_url: &str) -> Result<Vec<Row>> {
     step("timing recompute-unlocks");
     let small = time_recompute(small_url, options.runs).await?;
     let large = time_recompute(large_url, options.runs).await?;
@@ -437,7 +421,7 @@ async fn load_against_pgbench(
     large_url: &str,
     keys: &TokenKeys,
     work: &Path,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>> {
     let pgbench = find_pgbench(options.pgbench.as_deref())?;
     let large_pool = crate::connect(large_url, 2).await?;
     let mut workloads = Vec::new();
@@ -452,14 +436,13 @@ async fn load_against_pgbench(
         )
         .await?;
         let dir = work.join(route.slug());
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir)?;
         let pgbench_args = load::pgbench_args(&calls, &dir)?;
         workloads.push((route, calls, dir, pgbench_args));
     }
     let load_began: chrono::DateTime<chrono::Utc> = db::query_scalar("select current_timestamp")
         .fetch_one(&large_pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     // Each wrk run's bodies are its own: deliveries numbered with the run,
     // launches signed for it (a launch is good once).
     let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
@@ -478,7 +461,7 @@ async fn load_against_pgbench(
             for _ in 0..options.runs.max(1) {
                 let script = dir.join("wrk.lua");
                 let script_text = load::wrk_script(calls, &format!("{tag}-{wrk_runs}"), dir);
-                std::fs::write(&script, script_text).map_err(|e| e.to_string())?;
+                std::fs::write(&script, script_text)?;
                 if *route == Route::Launch {
                     load::launch_files(
                         &large_pool,
@@ -493,13 +476,13 @@ async fn load_against_pgbench(
                 }
                 wrk_runs += 1;
                 let t = load::run_wrk(server.port, &script, c, options.seconds)
-                    .map_err(|e| format!("{} at c={c}: {e}", route.name()))?;
+                    .with_context(|| format!("{} at c={c}", route.name()))?;
                 ours.push(t.per_second);
                 p50.push(t.p50_ms);
                 p99.push(t.p99_ms);
                 anchor.push(
                     load::run_pgbench(&pgbench, large_url, pgbench_args, c, options.seconds)
-                        .map_err(|e| format!("{} at c={c}: {e}", route.name()))?,
+                        .with_context(|| format!("{} at c={c}", route.name()))?,
                 );
             }
             let budget = match (route, c) {
@@ -537,11 +520,7 @@ async fn load_against_pgbench(
         "delete from shared.webhook_last_deliveries where received_at >= $1",
         "delete from shared.session_launches where used_at >= $1",
     ] {
-        db::query(sql)
-            .bind(load_began)
-            .execute(&large_pool)
-            .await
-            .map_err(|e| e.to_string())?;
+        db::query(sql).bind(load_began).execute(&large_pool).await?;
     }
     large_pool.close().await;
     Ok(rows)
@@ -596,16 +575,12 @@ async fn round_trips(
     url: &str,
     keys: &TokenKeys,
     work: &Path,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>> {
     let pool = crate::connect(url, 2).await?;
     db::query("create extension if not exists pg_stat_statements")
         .execute(&pool)
         .await
-        .map_err(|e| {
-            format!(
-                "pg_stat_statements is needed to count round trips (shared_preload_libraries): {e}"
-            )
-        })?;
+        .context("pg_stat_statements is needed to count round trips (shared_preload_libraries)")?;
     let registry = Registry::embedded();
     let k = options.round_trip_requests.max(1);
     let now = chrono::Utc::now().timestamp();
@@ -621,22 +596,16 @@ async fn round_trips(
             full_name: format!("Round Trip {i}"),
             organization: shared::users::Membership::Unchanged,
         };
-        let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-        let synced = shared::users::sync(&mut conn, registry, &user, false)
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = pool.acquire().await?;
+        let synced = shared::users::sync(&mut conn, registry, &user, false).await?;
         fresh.push(synced.id);
     }
     let unix = now as u64;
-    let bearer = |user: Uuid| -> Result<String, String> {
-        Ok(format!(
-            "Bearer {}",
-            keys.issue(user, unix).map_err(|e| e.to_string())?.0
-        ))
-    };
-    let woop = registry.tool("woop").ok_or("no woop in the registry")?;
+    let bearer =
+        |user: Uuid| -> Result<String> { Ok(format!("Bearer {}", keys.issue(user, unix)?.0)) };
+    let woop = registry.tool("woop").context("no woop in the registry")?;
     let mut cases = Vec::new();
-    let get = |path: String, user: Uuid| -> Result<http::Request, String> {
+    let get = |path: String, user: Uuid| -> Result<http::Request> {
         Ok(http::Request {
             method: "GET",
             path,
@@ -644,17 +613,16 @@ async fn round_trips(
             body: None,
         })
     };
-    let progress: Result<Vec<_>, String> =
-        fresh.iter().map(|u| get("/progress".into(), *u)).collect();
-    let resolve: Result<Vec<_>, String> = fresh
+    let progress: Result<Vec<_>> = fresh.iter().map(|u| get("/progress".into(), *u)).collect();
+    let resolve: Result<Vec<_>> = fresh
         .iter()
         .map(|u| get("/tools/dream/dependencies".into(), *u))
         .collect();
-    let read: Result<Vec<_>, String> = fresh
+    let read: Result<Vec<_>> = fresh
         .iter()
         .map(|u| get("/tools/woop/submission".into(), *u))
         .collect();
-    let put = |user: Uuid, slug: &str, body: String| -> Result<http::Request, String> {
+    let put = |user: Uuid, slug: &str, body: String| -> Result<http::Request> {
         Ok(http::Request {
             method: "PUT",
             path: format!("/tools/{slug}/submission"),
@@ -708,8 +676,7 @@ async fn round_trips(
     });
     let webhook_template = serde_json::from_str::<serde_json::Value>(include_str!(
         "../../events/learnworlds-webhook.json"
-    ))
-    .map_err(|e| e.to_string())?["body"]
+    ))?["body"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
@@ -753,18 +720,18 @@ async fn round_trips(
             headers: vec![("authorization", bearer(fresh[0])?)],
             body: None,
         };
-        http::send(server.port, &warm).map_err(|e| e.to_string())?;
+        http::send(server.port, &warm)?;
         db::query("select pg_stat_statements_reset()")
             .execute(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         for request in &case.requests {
-            let (status, body) = http::send(server.port, request).map_err(|e| e.to_string())?;
+            let (status, body) = http::send(server.port, request)?;
             if !(200..300).contains(&status) || !body.contains(case.expect) {
-                return Err(format!(
+                bail!(
                     "{}: answered {status}, expected 2xx with {:?}: {body:.300}",
-                    case.name, case.expect
-                ));
+                    case.name,
+                    case.expect
+                );
             }
         }
         let calls: i64 = db::query_scalar(
@@ -773,8 +740,7 @@ async fn round_trips(
                and query not ilike '%pg_stat_statements%'",
         )
         .fetch_one(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         rows.push(
             Row::info(
                 format!("round trips per request: {}", case.name),
@@ -794,20 +760,15 @@ async fn functions(
     cold_url: &str,
     large_url: &str,
     keys: &TokenKeys,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>> {
     let pool = crate::connect(cold_url, 2).await?;
     let user: Uuid =
         db::query_scalar("select id from shared.users where role = 'user' order by id limit 1")
             .fetch_one(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     pool.close().await;
     let values = Placeholders {
-        token: Some(
-            keys.issue(user, chrono::Utc::now().timestamp() as u64)
-                .map_err(|e| e.to_string())?
-                .0,
-        ),
+        token: Some(keys.issue(user, chrono::Utc::now().timestamp() as u64)?.0),
         user_id: Some(user.to_string()),
         webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         launch_body: None,
@@ -844,10 +805,10 @@ async fn functions(
         .collect();
     for (_, binary) in &binaries {
         if !binary.exists() {
-            return Err(format!(
+            bail!(
                 "{} is missing: build it with `cargo build --release --workspace`",
                 binary.display()
-            ));
+            );
         }
     }
 
@@ -985,7 +946,7 @@ async fn functions(
             )
             .budget(Budget::ValueAtMost(40.0)),
         );
-        let size = std::fs::metadata(binary).map_err(|e| e.to_string())?.len() as f64 / 1048576.0;
+        let size = std::fs::metadata(binary)?.len() as f64 / 1048576.0;
         rows.push(
             Row::info(format!("binary size: {name}"), size, "MiB")
                 .against("hello-world", hello_size)
@@ -1003,7 +964,7 @@ enum Via {
 }
 
 /// Opens the pooler's server sessions, as production's busy pooler has them.
-async fn warm_pooler(url: &str) -> Result<(), String> {
+async fn warm_pooler(url: &str) -> Result<()> {
     let pool = crate::connect(url, 2).await?;
     // The simple protocol: one message, so a transaction pooler cannot hand
     // its parse and its execution to different servers.
@@ -1011,7 +972,7 @@ async fn warm_pooler(url: &str) -> Result<(), String> {
         sqlx::raw_sql("select 1")
             .execute(&pool)
             .await
-            .map_err(|e| format!("through the pooler: {e}"))?;
+            .context("through the pooler")?;
     }
     pool.close().await;
     Ok(())
@@ -1020,31 +981,30 @@ async fn warm_pooler(url: &str) -> Result<(), String> {
 /// What a direct cold start cannot avoid: PostgreSQL forking and starting a
 /// backend, and that backend's first statement with cold caches. pgbench
 /// connects anew for each transaction (`-C`) and reports the average.
-fn new_session_ms(options: &Options, url: &str) -> Result<f64, String> {
+fn new_session_ms(options: &Options, url: &str) -> Result<f64> {
     let pgbench = find_pgbench(options.pgbench.as_deref())?;
     let script =
         std::env::temp_dir().join(format!("fasttrack-new-session-{}.sql", std::process::id()));
     std::fs::write(
         &script,
         "select count(*) from shared.user_progress where user_id = gen_random_uuid();\n",
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let output = Command::new(pgbench)
         .args(["-n", "-C", "-c", "1", "-t", "100", "-f"])
         .arg(&script)
         .arg(url)
         .output()
-        .map_err(|e| format!("running pgbench: {e}"))?;
+        .context("running pgbench")?;
     let _ = std::fs::remove_file(&script);
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .find_map(|l| l.strip_prefix("latency average = "))
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no latency in pgbench's output: {text}"))
+        .with_context(|| format!("no latency in pgbench's output: {text}"))
 }
 
-fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<(), String> {
+fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<()> {
     let (passed, missed) = report::summary(rows);
     let mut text = format!(
         "# Benchmark results, {}\n\nProduced by `make bench` (`fasttrack-bench run`). Every ratio is against an anchor measured in the same run on the same machine; throughputs and latencies are medians of {} runs of {} s, cold starts medians of {} starts.\n\n## Machine\n\n",
@@ -1069,9 +1029,9 @@ fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> 
     ));
     text.push_str(&report::markdown(rows));
     if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(out, text).map_err(|e| format!("{}: {e}", out.display()))
+    std::fs::write(out, text).with_context(|| out.display().to_string())
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 use shared::auth::TokenKeys;
 use shared::registry::Registry;
@@ -166,7 +167,7 @@ fn rss_mib(pid: u32) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-pub async fn soak(options: Options) -> Result<bool, String> {
+pub async fn soak(options: Options) -> Result<bool> {
     let registry = Registry::embedded();
     let admin = crate::connect(&options.database_url, 2).await?;
     let name = "fasttrack_soak";
@@ -177,8 +178,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
     ] {
         db::query(sqlx::AssertSqlSafe(statement))
             .execute(&admin)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     let pool = crate::connect(&url, 2).await?;
     crate::migrate(&pool).await?;
@@ -192,27 +192,25 @@ pub async fn soak(options: Options) -> Result<bool, String> {
             batch: 1_000,
         },
     )
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let keys = TokenKeys::new(&run::settings());
     let now = chrono::Utc::now().timestamp() as u64;
     let rows: Vec<(Uuid, String)> =
         db::query_as("select id, lms_user_id from shared.users where role = 'user' order by id")
             .fetch_all(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     let mut people = Vec::new();
     for (id, lms_user_id) in rows {
         people.push(Participant {
             id,
             lms_user_id,
-            token: keys.issue(id, now).map_err(|e| e.to_string())?.0,
+            token: keys.issue(id, now)?.0,
         });
     }
     let people = Arc::new(people);
 
     let work = std::env::temp_dir().join(format!("fasttrack-soak-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&work)?;
     let server = Server::start(&options.bin_dir, &url, 4, &work.join("server.log"))?;
     let pid = server.pid();
     let port = server.port;
@@ -295,8 +293,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
                     )
                     .bind(name)
                     .fetch_one(&admin)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                     eprintln!("soak: terminated {killed} service connection(s)");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
@@ -305,16 +302,14 @@ pub async fn soak(options: Options) -> Result<bool, String> {
                 let command = options
                     .restart_command
                     .clone()
-                    .ok_or("--fault restart needs --restart-command")?;
+                    .context("--fault restart needs --restart-command")?;
                 admin.close().await;
                 let status = tokio::task::spawn_blocking(move || {
                     Command::new("bash").args(["-c", &command]).status()
                 })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+                .await??;
                 if !status.success() {
-                    return Err(format!("the restart command failed: {status}"));
+                    bail!("the restart command failed: {status}");
                 }
                 eprintln!("soak: PostgreSQL restarted");
             }
@@ -327,8 +322,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
             let _ = thread.join();
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     done.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap_or_default();
     drop(server);
@@ -428,14 +422,12 @@ pub async fn soak(options: Options) -> Result<bool, String> {
             format!("select id, user_id, version, data, submitted_data from {s}.submissions"),
         ))
         .fetch_all(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let outputs: Vec<(Uuid, String, Value)> = db::query_as(sqlx::AssertSqlSafe(format!(
             "select submission_id, field_id::text, field_value from {s}.field_outputs"
         )))
         .fetch_all(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         let owner: HashMap<Uuid, Uuid> = rows.iter().map(|r| (r.0, r.1)).collect();
         let mut by_submission: HashMap<Uuid, BTreeMap<String, Value>> = HashMap::new();
         for (submission, field, value) in outputs {
@@ -492,8 +484,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
     let synced: HashSet<String> =
         db::query_scalar::<String>("select lms_user_id from shared.users")
             .fetch_all(&pool)
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
             .into_iter()
             .collect();
     let missing_users = acks
@@ -518,8 +509,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
     )
     .bind(registry.tools().len() as i64)
     .fetch_one(&pool)
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     verdict(
         format!("no duplicate or missing rows: {duplicates} found"),
         duplicates == 0,
@@ -534,8 +524,7 @@ pub async fn soak(options: Options) -> Result<bool, String> {
     let progress: Vec<(Uuid, String, String)> =
         db::query_as("select user_id, tool_slug::text, status::text from shared.user_progress")
             .fetch_all(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     let mut completed_without = 0;
     let mut unlocked_without = 0;
     for (user, slug, status) in &progress {
