@@ -9,13 +9,14 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use shared::auth::TokenKeys;
-use shared::registry::{Registry, Tool};
-use shared::{db, progress, submissions, tool_sql, users, webhooks};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::generate::Rng;
+use crate::backend::{
+    Registry, TokenKeys, Tool, db, progress, submissions, tool_sql, users, webhooks,
+};
+use crate::fixtures::{launch_body, webhook_signature};
+use crate::rng::Rng;
 
 /// One pgbench script per call, and wrk gets the same calls. pgbench prepares
 /// every script on every connection, and PostgreSQL plans a prepared statement
@@ -316,7 +317,7 @@ async fn sync_calls(
                 Call {
                     method: "POST",
                     path: "/webhooks/learnworlds".into(),
-                    headers: vec![crate::run::webhook_signature()],
+                    headers: vec![webhook_signature()],
                     body: Body::Numbered(body),
                     statements: vec![
                         Statement::plain("BEGIN"),
@@ -398,7 +399,7 @@ pub async fn launch_files(
             if launches.len() == threads * per_thread {
                 break 'fill;
             }
-            launches.push(crate::run::launch_body(
+            launches.push(launch_body(
                 &p.lms_user_id,
                 &p.email,
                 &p.full_name,

@@ -2,23 +2,28 @@
 //! asks for and prints one table; `generate` and `recompute` are its parts,
 //! usable alone.
 
+mod backend;
 mod cold_start;
+mod database;
+mod fixtures;
 mod generate;
 mod http;
 mod load;
 mod report;
+mod rng;
 mod run;
+mod server;
 mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Result, bail, ensure};
 use clap::{Parser, Subcommand};
-use shared::{Registry, db, migrate, recompute};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+
+use backend::{Registry, db, recompute};
+use database::{connect, migrate};
 
 #[derive(Parser)]
 #[command(name = "fasttrack-bench", about = "Fast Track benchmark harness")]
@@ -192,24 +197,5 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Run(_) | Command::Soak { .. } => unreachable!("handled above"),
     }
-    Ok(())
-}
-
-/// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
-/// statements), failing at once if the database cannot be reached.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
-    let options = database_url.parse().context("the database URL")?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(shared::db::without_pooler_refused_parameters(options))
-        .await
-        .context("connecting to the database")
-}
-
-/// The service's migrations and tool schemas, applied through `pool`.
-pub async fn migrate(pool: &PgPool) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    migrate::run(&mut conn, Registry::embedded()).await?;
     Ok(())
 }

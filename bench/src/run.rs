@@ -4,27 +4,24 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use shared::auth::{self, TokenKeys};
-use shared::config::{ApiSettings, Secret};
-use shared::http::events::{Placeholders, render};
-use shared::registry::Registry;
-use shared::{db, recompute};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::backend::{Placeholders, Registry, TokenKeys, db, recompute, render, users};
 use crate::cold_start::{self, ColdStart, Function};
-use crate::generate::{self, Rng};
+use crate::database::{self, with_database};
+use crate::fixtures::{self, WEBHOOK_SECRET, launch_body, service_env, webhook_request};
+use crate::generate;
 use crate::http;
 use crate::load::{self, Route};
 use crate::report::{self, Budget, Row};
+use crate::rng::Rng;
+use crate::server::Server;
 
-const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
-const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
-const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 const SEED: u64 = 42;
 
 /// The Lambda functions, as `cargo build --release` names their binaries.
@@ -125,42 +122,6 @@ fn step(message: &str) {
     eprintln!("\x1b[1m==>\x1b[0m {message}");
 }
 
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or(before_query);
-    match query {
-        Some(q) => format!("{scheme}://{authority}/{database}?{q}"),
-        None => format!("{scheme}://{authority}/{database}"),
-    }
-}
-
-pub fn settings() -> ApiSettings {
-    ApiSettings::from_source(&HashMap::from([
-        ("JWT_SECRET", JWT_SECRET),
-        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
-        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
-    ]))
-    .expect("the bench's own settings are valid")
-}
-
-fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
-    [
-        ("DATABASE_URL", database_url.to_owned()),
-        ("DATABASE_MAX_CONNECTIONS", pool.to_string()),
-        ("JWT_SECRET", JWT_SECRET.to_owned()),
-        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET.to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
 /// A database of `users` generated users, made afresh unless `reuse` finds one
 /// generated with the same size and seed. Returns its URL and the generation
 /// time (`None` when reused).
@@ -199,8 +160,8 @@ async fn database(
         .execute(admin)
         .await
         .with_context(|| format!("creating {name}"))?;
-    let pool = crate::connect(&url, 2).await?;
-    crate::migrate(&pool).await?;
+    let pool = database::connect(&url, 2).await?;
+    database::migrate(&pool).await?;
     let started = Instant::now();
     generate::generate(
         &pool,
@@ -240,43 +201,6 @@ async fn time_recompute(url: &str, runs: usize) -> Result<f64> {
     Ok(median(seconds))
 }
 
-/// The local server (`fasttrack serve`), the real handler stack.
-pub struct Server {
-    child: Child,
-    pub port: u16,
-}
-
-impl Server {
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub fn start(bin_dir: &Path, database_url: &str, pool: usize, log: &Path) -> Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())?
-            .port();
-        let log = std::fs::File::create(log)?;
-        let binary = bin_dir.join("fasttrack");
-        let child = Command::new(&binary)
-            .args(["serve", "--port", &port.to_string()])
-            .envs(service_env(database_url, pool))
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let server = Self { child, port };
-        http::wait_healthy(port, Duration::from_secs(30))?;
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = explicit {
         return Ok(path.to_owned());
@@ -299,7 +223,7 @@ fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf> {
 
 pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     let started = Instant::now();
-    let admin = crate::connect(database_url, 2).await?;
+    let admin = database::connect(database_url, 2).await?;
     let postgres: String = db::query_scalar("select version()")
         .fetch_one(&admin)
         .await?;
@@ -326,7 +250,7 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     )
     .await?;
     generated(&mut rows, options.users, seconds);
-    let keys = TokenKeys::new(&settings());
+    let keys = TokenKeys::new(&fixtures::settings());
 
     if options.runs(Section::Recompute) {
         let (small_url, seconds) = database(
@@ -423,7 +347,7 @@ async fn load_against_pgbench(
     work: &Path,
 ) -> Result<Vec<Row>> {
     let pgbench = find_pgbench(options.pgbench.as_deref())?;
-    let large_pool = crate::connect(large_url, 2).await?;
+    let large_pool = database::connect(large_url, 2).await?;
     let mut workloads = Vec::new();
     for (i, route) in Route::ALL.into_iter().enumerate() {
         let calls = load::sample(
@@ -531,37 +455,6 @@ async fn load_against_pgbench(
 /// launch cannot be used twice.
 const LAUNCHES_PER_SECOND: usize = 10_000;
 
-/// The webhook signature header the bench's server expects (its default,
-/// shared-secret mode).
-pub fn webhook_signature() -> (&'static str, String) {
-    (
-        "learnworlds-webhook-signature",
-        format!("v1={WEBHOOK_SECRET}"),
-    )
-}
-
-/// A LearnWorlds delivery of `body`, signed the way the bench's server expects.
-pub fn webhook_request(body: String) -> http::Request {
-    http::Request {
-        method: "POST",
-        path: "/webhooks/learnworlds".into(),
-        headers: vec![
-            ("content-type", "application/json".into()),
-            webhook_signature(),
-        ],
-        body: Some(body),
-    }
-}
-
-/// The body of `POST /sessions`: a launch signed with the bench's launch secret.
-pub fn launch_body(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
-    let secret = Secret::new(LAUNCH_SECRET.to_owned());
-    let signature = auth::sign_launch(&secret, lms_user_id, email, name, timestamp);
-    serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
-        "timestamp": timestamp, "signature": signature})
-    .to_string()
-}
-
 struct RoundTripCase {
     name: &'static str,
     budget: Budget,
@@ -576,7 +469,7 @@ async fn round_trips(
     keys: &TokenKeys,
     work: &Path,
 ) -> Result<Vec<Row>> {
-    let pool = crate::connect(url, 2).await?;
+    let pool = database::connect(url, 2).await?;
     db::query("create extension if not exists pg_stat_statements")
         .execute(&pool)
         .await
@@ -590,14 +483,14 @@ async fn round_trips(
     let mut rng = Rng::new(SEED ^ now as u64);
     for i in 0..k {
         let lms = format!("{:024x}", rng.next() as u128 * 1_000 + i as u128);
-        let user = shared::users::LmsUser {
+        let user = users::LmsUser {
             lms_user_id: lms[..24].to_owned(),
             email: format!("rt-{lms}@bench.test"),
             full_name: format!("Round Trip {i}"),
-            organization: shared::users::Membership::Unchanged,
+            organization: users::Membership::Unchanged,
         };
         let mut conn = pool.acquire().await?;
-        let synced = shared::users::sync(&mut conn, registry, &user, false).await?;
+        let synced = users::sync(&mut conn, registry, &user, false).await?;
         fresh.push(synced.id);
     }
     let unix = now as u64;
@@ -761,7 +654,7 @@ async fn functions(
     large_url: &str,
     keys: &TokenKeys,
 ) -> Result<Vec<Row>> {
-    let pool = crate::connect(cold_url, 2).await?;
+    let pool = database::connect(cold_url, 2).await?;
     let user: Uuid =
         db::query_scalar("select id from shared.users where role = 'user' order by id limit 1")
             .fetch_one(&pool)
@@ -965,7 +858,7 @@ enum Via {
 
 /// Opens the pooler's server sessions, as production's busy pooler has them.
 async fn warm_pooler(url: &str) -> Result<()> {
-    let pool = crate::connect(url, 2).await?;
+    let pool = database::connect(url, 2).await?;
     // The simple protocol: one message, so a transaction pooler cannot hand
     // its parse and its execution to different servers.
     for _ in 0..4 {
@@ -1032,21 +925,4 @@ fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> 
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(out, text).with_context(|| out.display().to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_database_name_is_replaced_and_options_are_kept() {
-        assert_eq!(
-            with_database("postgres://u@h:5432/app?sslmode=require", "bench"),
-            "postgres://u@h:5432/bench?sslmode=require"
-        );
-        assert_eq!(
-            with_database("postgres://u@h:5432", "bench"),
-            "postgres://u@h:5432/bench"
-        );
-    }
 }

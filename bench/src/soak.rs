@@ -16,14 +16,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
-use shared::auth::TokenKeys;
-use shared::registry::Registry;
-use shared::{db, submissions};
 use uuid::Uuid;
 
-use crate::generate::{self, Rng};
+use crate::backend::{Registry, TokenKeys, db, submissions};
+use crate::database::{self, with_database};
+use crate::fixtures::{self, webhook_request};
+use crate::generate;
 use crate::http;
-use crate::run::{self, Server};
+use crate::rng::Rng;
+use crate::server::Server;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fault {
@@ -143,7 +144,7 @@ fn next_request(
                     "first_name": "Soak", "last_name": format!("Worker {worker}"), "tags": ["org:soak"]}}
             });
             (
-                run::webhook_request(body.to_string()),
+                webhook_request(body.to_string()),
                 if new {
                     Write::NewUser(lms)
                 } else {
@@ -169,9 +170,9 @@ fn rss_mib(pid: u32) -> Option<f64> {
 
 pub async fn soak(options: Options) -> Result<bool> {
     let registry = Registry::embedded();
-    let admin = crate::connect(&options.database_url, 2).await?;
+    let admin = database::connect(&options.database_url, 2).await?;
     let name = "fasttrack_soak";
-    let url = run::with_database(&options.database_url, name);
+    let url = with_database(&options.database_url, name);
     for statement in [
         format!("drop database if exists {name} with (force)"),
         format!("create database {name}"),
@@ -180,8 +181,8 @@ pub async fn soak(options: Options) -> Result<bool> {
             .execute(&admin)
             .await?;
     }
-    let pool = crate::connect(&url, 2).await?;
-    crate::migrate(&pool).await?;
+    let pool = database::connect(&url, 2).await?;
+    database::migrate(&pool).await?;
     generate::generate(
         &pool,
         registry,
@@ -193,7 +194,7 @@ pub async fn soak(options: Options) -> Result<bool> {
         },
     )
     .await?;
-    let keys = TokenKeys::new(&run::settings());
+    let keys = TokenKeys::new(&fixtures::settings());
     let now = chrono::Utc::now().timestamp() as u64;
     let rows: Vec<(Uuid, String)> =
         db::query_as("select id, lms_user_id from shared.users where role = 'user' order by id")
@@ -403,7 +404,7 @@ pub async fn soak(options: Options) -> Result<bool> {
     }
 
     // What the database holds.
-    let pool = crate::connect(&url, 2).await?;
+    let pool = database::connect(&url, 2).await?;
     let acks = std::mem::take(&mut *acks.lock().unwrap());
     let mut latest: HashMap<(Uuid, String), (i64, Value)> = HashMap::new();
     for (user, slug, version, data) in &acks.saves {
