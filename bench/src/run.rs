@@ -201,26 +201,6 @@ async fn time_recompute(url: &str, runs: usize) -> Result<f64> {
     Ok(median(seconds))
 }
 
-fn find_pgbench(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(path) = explicit {
-        return Ok(path.to_owned());
-    }
-    if Command::new("pgbench").arg("--version").output().is_ok() {
-        return Ok("pgbench".into());
-    }
-    const NOT_FOUND: &str = "pgbench not found: install PostgreSQL or pass --pgbench";
-    let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") else {
-        bail!(NOT_FOUND);
-    };
-    let mut found: Vec<PathBuf> = versions
-        .filter_map(|e| e.ok())
-        .map(|e| e.path().join("bin/pgbench"))
-        .filter(|p| p.exists())
-        .collect();
-    found.sort();
-    found.pop().context(NOT_FOUND)
-}
-
 pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     let started = Instant::now();
     let admin = database::connect(database_url, 2).await?;
@@ -346,7 +326,7 @@ async fn load_against_pgbench(
     keys: &TokenKeys,
     work: &Path,
 ) -> Result<Vec<Row>> {
-    let pgbench = find_pgbench(options.pgbench.as_deref())?;
+    let pgbench = load::find_pgbench(options.pgbench.as_deref())?;
     let large_pool = database::connect(large_url, 2).await?;
     let mut workloads = Vec::new();
     for (i, route) in Route::ALL.into_iter().enumerate() {
@@ -875,7 +855,7 @@ async fn warm_pooler(url: &str) -> Result<()> {
 /// backend, and that backend's first statement with cold caches. pgbench
 /// connects anew for each transaction (`-C`) and reports the average.
 fn new_session_ms(options: &Options, url: &str) -> Result<f64> {
-    let pgbench = find_pgbench(options.pgbench.as_deref())?;
+    let pgbench = load::find_pgbench(options.pgbench.as_deref())?;
     let script =
         std::env::temp_dir().join(format!("fasttrack-new-session-{}.sql", std::process::id()));
     std::fs::write(
