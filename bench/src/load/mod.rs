@@ -10,7 +10,7 @@ mod submit;
 mod sync_user;
 mod wrk;
 
-pub use call::{CALLS, Route};
+pub use call::{CALLS, Call, Route};
 pub use pgbench::{find_pgbench, pgbench_args, run_pgbench};
 pub use sample::sample;
 pub use submit::submit_call;
