@@ -1,6 +1,16 @@
-//! `fasttrack-bench`: the benchmark harness. `run` measures everything issue 5
-//! asks for and prints one table; `generate` and `recompute` are its parts,
-//! usable alone.
+//! `fasttrack-bench`: the benchmark harness. `run` measures the service
+//! against its anchors (recompute time, per-route throughput and latency
+//! beside pgbench, round trips, cold starts, memory and binary sizes) and
+//! prints one table; `generate` and `recompute` are its parts, usable alone;
+//! `soak` holds a load, with a fault in it, and checks the database after.
+//!
+//! Its parts, each using only those listed before it:
+//! - `backend` (what it takes from `shared`), `rng`, `http`, `report`;
+//! - `database`, `fixtures`: connections, and the secrets, settings and signed
+//!   requests the service is started and called with;
+//! - `generate`, `server`, `cold_start`, `load`: the data, the local server,
+//!   Lambda cold starts, per-route load under wrk and pgbench;
+//! - `run`, `soak`: the two whole measurements.
 
 mod backend;
 mod cold_start;
@@ -120,38 +130,7 @@ async fn run(cli: Cli) -> Result<()> {
     if cli.database_url.is_empty() {
         bail!("DATABASE_URL is not set");
     }
-    if let Command::Run(options) = cli.command {
-        let rows = run::run(&cli.database_url, options).await?;
-        print!("{}", report::table(&rows));
-        let (passed, missed) = report::summary(&rows);
-        println!("{passed} budgets met, {missed} missed");
-        return Ok(());
-    }
-    if let Command::Soak {
-        seconds,
-        users,
-        workers,
-        fault,
-        restart_command,
-        bin_dir,
-    } = cli.command
-    {
-        let pass = soak::soak(soak::Options {
-            database_url: cli.database_url,
-            users,
-            seconds,
-            workers,
-            fault,
-            restart_command,
-            bin_dir,
-            judge_memory: seconds >= 60,
-        })
-        .await?;
-        ensure!(pass, "the soak found failures (above)");
-        return Ok(());
-    }
-    let registry = Registry::embedded();
-    let pool = connect(&cli.database_url, 2).await?;
+    let database_url = cli.database_url;
     match cli.command {
         Command::Generate {
             users,
@@ -159,43 +138,83 @@ async fn run(cli: Cli) -> Result<()> {
             seed,
             batch,
         } => {
-            migrate(&pool).await?;
-            let started = Instant::now();
             let spec = generate::Spec {
                 users,
                 organizations: organizations.max(1),
                 seed,
                 batch: batch.max(1),
             };
-            let counts = generate::generate(&pool, registry, &spec).await?;
-            println!(
-                "generated {} users, {} progress rows, {} submissions, {} field outputs in {:.1} s (seed {seed})",
-                counts.users,
-                counts.progress_rows,
-                counts.submissions,
-                counts.field_outputs,
-                started.elapsed().as_secs_f64()
-            );
+            generate_users(&database_url, &spec).await
         }
         Command::Recompute { runs, batch_size } => {
-            let pool = db::Pool::on_same_database(&pool, 2);
-            let mut seconds = Vec::new();
-            for run in 1..=runs.max(1) {
-                let started = Instant::now();
-                let report = recompute::run(&pool, registry, batch_size).await?;
-                let elapsed = started.elapsed().as_secs_f64();
-                println!(
-                    "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",
-                    report.users,
-                    report.rows_created,
-                    report.unlocked.values().sum::<u64>()
-                );
-                seconds.push(elapsed);
-            }
-            seconds.sort_by(f64::total_cmp);
-            println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
+            time_recompute(&database_url, runs, batch_size).await
         }
-        Command::Run(_) | Command::Soak { .. } => unreachable!("handled above"),
+        Command::Soak {
+            seconds,
+            users,
+            workers,
+            fault,
+            restart_command,
+            bin_dir,
+        } => {
+            let pass = soak::soak(soak::Options {
+                database_url,
+                users,
+                seconds,
+                workers,
+                fault,
+                restart_command,
+                bin_dir,
+                judge_memory: seconds >= 60,
+            })
+            .await?;
+            ensure!(pass, "the soak found failures (above)");
+            Ok(())
+        }
+        Command::Run(options) => {
+            let rows = run::run(&database_url, options).await?;
+            print!("{}", report::table(&rows));
+            let (passed, missed) = report::summary(&rows);
+            println!("{passed} budgets met, {missed} missed");
+            Ok(())
+        }
     }
+}
+
+async fn generate_users(database_url: &str, spec: &generate::Spec) -> Result<()> {
+    let pool = connect(database_url, 2).await?;
+    migrate(&pool).await?;
+    let started = Instant::now();
+    let counts = generate::generate(&pool, Registry::embedded(), spec).await?;
+    println!(
+        "generated {} users, {} progress rows, {} submissions, {} field outputs in {:.1} s (seed {})",
+        counts.users,
+        counts.progress_rows,
+        counts.submissions,
+        counts.field_outputs,
+        started.elapsed().as_secs_f64(),
+        spec.seed
+    );
+    Ok(())
+}
+
+async fn time_recompute(database_url: &str, runs: usize, batch_size: i64) -> Result<()> {
+    let pool = connect(database_url, 2).await?;
+    let pool = db::Pool::on_same_database(&pool, 2);
+    let mut seconds = Vec::new();
+    for run in 1..=runs.max(1) {
+        let started = Instant::now();
+        let report = recompute::run(&pool, Registry::embedded(), batch_size).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",
+            report.users,
+            report.rows_created,
+            report.unlocked.values().sum::<u64>()
+        );
+        seconds.push(elapsed);
+    }
+    seconds.sort_by(f64::total_cmp);
+    println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
     Ok(())
 }
