@@ -218,3 +218,16 @@ async fn time_recompute(database_url: &str, runs: usize, batch_size: i64) -> Res
     println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_is_described_with_its_context_and_without_repeated_causes() {
+        let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let error = anyhow::Error::new(refused).context("connecting to the database");
+        assert_eq!(
+            super::describe(&error),
+            "connecting to the database: error communicating with database: connection refused"
+        );
+    }
+}

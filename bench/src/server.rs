@@ -1,5 +1,5 @@
-//! The local server (`fasttrack serve`) as a child process: the service's
-//! real handler stack, for load and round trips.
+//! The local server as a child process, for the load, the round trips and
+//! the soak.
 
 use std::path::Path;
 use std::process::{Child, Command};

@@ -102,7 +102,7 @@ pub enum Body {
     /// harness has.
     Numbered(String),
     /// Each request takes the next line of its wrk thread's launch file
-    /// ([`launch_files`]): a signed launch is good for one session.
+    /// ([`super::launch_files`]): a signed launch is good for one session.
     Launch,
 }
 
