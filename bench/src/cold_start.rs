@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, Result, anyhow};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::server::conn::http1;
@@ -122,11 +123,11 @@ impl RuntimeApi {
     }
 
     /// The next response, or an error if none came in time.
-    pub async fn answer(&mut self, timeout: Duration) -> Result<(Instant, String), String> {
+    pub async fn answer(&mut self, timeout: Duration) -> Result<(Instant, String)> {
         match tokio::time::timeout(timeout, self.answers.recv()).await {
             Ok(Some((at, body))) if !body.starts_with("error: ") => Ok((at, body)),
-            Ok(Some((_, body))) => Err(format!("the function reported an {body}")),
-            Ok(None) | Err(_) => Err(format!("no response within {timeout:?}")),
+            Ok(Some((_, body))) => Err(anyhow!("the function reported an {body}")),
+            Ok(None) | Err(_) => Err(anyhow!("no response within {timeout:?}")),
         }
     }
 }
@@ -139,7 +140,7 @@ pub struct Function<'a> {
     pub env: &'a [(String, String)],
 }
 
-fn spawn(function: &Function, runtime_api: &str) -> Result<Child, String> {
+fn spawn(function: &Function<'_>, runtime_api: &str) -> Result<Child> {
     Command::new(function.binary)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
@@ -154,7 +155,7 @@ fn spawn(function: &Function, runtime_api: &str) -> Result<Child, String> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("starting {}: {e}", function.binary.display()))
+        .with_context(|| format!("starting {}", function.binary.display()))
 }
 
 fn stop(mut child: Child) {
@@ -175,8 +176,8 @@ pub struct ColdStart {
     pub warm_response: f64,
 }
 
-pub async fn cold_start(function: &Function<'_>) -> Result<ColdStart, String> {
-    let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+pub async fn cold_start(function: &Function<'_>) -> Result<ColdStart> {
+    let mut api = RuntimeApi::start().await?;
     api.queue(&function.event);
     let started = Instant::now();
     let child = spawn(function, &api.address)?;
@@ -186,8 +187,8 @@ pub async fn cold_start(function: &Function<'_>) -> Result<ColdStart, String> {
     let second = api.answer(Duration::from_secs(30)).await;
     stop(child);
     let name = function.name;
-    let (at, _) = first.map_err(|e| format!("{name}: {e}"))?;
-    let (warm_at, _) = second.map_err(|e| format!("{name}, again: {e}"))?;
+    let (at, _) = first.with_context(|| name.to_owned())?;
+    let (warm_at, _) = second.with_context(|| format!("{name}, again"))?;
     let polled = api.first_poll.lock().expect("not poisoned").unwrap_or(at);
     let ms = |from: Instant, to: Instant| to.duration_since(from).as_secs_f64() * 1000.0;
     Ok(ColdStart {
@@ -198,25 +199,25 @@ pub async fn cold_start(function: &Function<'_>) -> Result<ColdStart, String> {
 }
 
 /// Peak resident memory in MiB after `invocations` events, one after another.
-pub async fn peak_rss_mib(function: &Function<'_>, invocations: usize) -> Result<f64, String> {
-    let mut api = RuntimeApi::start().await.map_err(|e| e.to_string())?;
+pub async fn peak_rss_mib(function: &Function<'_>, invocations: usize) -> Result<f64> {
+    let mut api = RuntimeApi::start().await?;
     let child = spawn(function, &api.address)?;
     let mut result = Ok(());
     for _ in 0..invocations.max(1) {
         api.queue(&function.event);
         if let Err(e) = api.answer(Duration::from_secs(120)).await {
-            result = Err(format!("{}: {e}", function.name));
+            result = Err(e.context(function.name.to_owned()));
             break;
         }
     }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
     stop(child);
     result?;
-    let status = status.map_err(|e| format!("reading the process status: {e}"))?;
+    let status = status.context("reading the process status")?;
     let kib: f64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or("no VmHWM in /proc/<pid>/status")?;
+        .context("no VmHWM in /proc/<pid>/status")?;
     Ok(kib / 1024.0)
 }

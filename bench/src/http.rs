@@ -5,6 +5,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use anyhow::{Result, bail};
+
 pub struct Request {
     pub method: &'static str,
     pub path: String,
@@ -44,7 +46,7 @@ pub fn send(port: u16, request: &Request) -> std::io::Result<(u16, String)> {
 }
 
 /// Waits until something answers `GET /health` with 200.
-pub fn wait_healthy(port: u16, timeout: Duration) -> Result<(), String> {
+pub fn wait_healthy(port: u16, timeout: Duration) -> Result<()> {
     let started = std::time::Instant::now();
     loop {
         let probe = Request {
@@ -57,9 +59,7 @@ pub fn wait_healthy(port: u16, timeout: Duration) -> Result<(), String> {
             return Ok(());
         }
         if started.elapsed() > timeout {
-            return Err(format!(
-                "the local server on port {port} was not healthy within {timeout:?}"
-            ));
+            bail!("the local server on port {port} was not healthy within {timeout:?}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }

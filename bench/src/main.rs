@@ -1,25 +1,40 @@
-//! `fasttrack-bench`: the benchmark harness. `run` measures everything issue 5
-//! asks for and prints one table; `generate` and `recompute` are its parts,
-//! usable alone.
+//! `fasttrack-bench`: the benchmark harness. `run` measures the service
+//! against its anchors (recompute time, per-route throughput and latency
+//! beside pgbench, round trips, cold starts, memory and binary sizes) and
+//! prints one table; `generate` and `recompute` are its parts, usable alone;
+//! `soak` holds a load, with a fault in it, and checks the database after.
+//!
+//! Its parts, each using only those listed before it:
+//! - `backend` (what it takes from `shared`), `rng`, `http`, `report`;
+//! - `database`, `fixtures`: connections, and the secrets, settings and signed
+//!   requests the service is started and called with;
+//! - `generate`, `server`, `cold_start`, `load`: the data, the local server,
+//!   Lambda cold starts, per-route load under wrk and pgbench;
+//! - `run`, `soak`: the two whole measurements.
 
 mod cold_start;
+mod database;
+mod fixtures;
 mod generate;
 mod http;
 mod load;
 mod report;
+mod rng;
 mod run;
+mod server;
 mod soak;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::{Result, bail, ensure};
 use clap::{Parser, Subcommand};
+
+use database::{connect, migrate};
+use shared::Registry;
 use shared::foundation::db;
 use shared::unlocks::recompute;
-use shared::{Registry, migrate};
-use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
 
 #[derive(Parser)]
 #[command(name = "fasttrack-bench", about = "Fast Track benchmark harness")]
@@ -88,52 +103,35 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {}", describe(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+/// The error and its causes on one line, `context: cause: ...`. A cause is left
+/// out when the text before it already ends with it (sqlx's errors, for one,
+/// print their source in their own message).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !previous.ends_with(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        previous = cause;
+    }
+    text
+}
+
+async fn run(cli: Cli) -> Result<()> {
     if cli.database_url.is_empty() {
-        return Err("DATABASE_URL is not set".into());
+        bail!("DATABASE_URL is not set");
     }
-    if let Command::Run(options) = cli.command {
-        let rows = run::run(&cli.database_url, options).await?;
-        print!("{}", report::table(&rows));
-        let (passed, missed) = report::summary(&rows);
-        println!("{passed} budgets met, {missed} missed");
-        return Ok(());
-    }
-    if let Command::Soak {
-        seconds,
-        users,
-        workers,
-        fault,
-        restart_command,
-        bin_dir,
-    } = cli.command
-    {
-        let pass = soak::soak(soak::Options {
-            database_url: cli.database_url,
-            users,
-            seconds,
-            workers,
-            fault,
-            restart_command,
-            bin_dir,
-            judge_memory: seconds >= 60,
-        })
-        .await?;
-        return if pass {
-            Ok(())
-        } else {
-            Err("the soak found failures (above)".into())
-        };
-    }
-    let registry = Registry::embedded();
-    let pool = connect(&cli.database_url, 2).await?;
+    let database_url = cli.database_url;
     match cli.command {
         Command::Generate {
             users,
@@ -141,72 +139,96 @@ async fn run(cli: Cli) -> Result<(), String> {
             seed,
             batch,
         } => {
-            migrate(&pool).await?;
-            let started = Instant::now();
             let spec = generate::Spec {
                 users,
                 organizations: organizations.max(1),
                 seed,
                 batch: batch.max(1),
             };
-            let counts = generate::generate(&pool, registry, &spec)
-                .await
-                .map_err(|e| e.to_string())?;
-            println!(
-                "generated {} users, {} progress rows, {} submissions, {} field outputs in {:.1} s (seed {seed})",
-                counts.users,
-                counts.progress_rows,
-                counts.submissions,
-                counts.field_outputs,
-                started.elapsed().as_secs_f64()
-            );
+            generate_users(&database_url, &spec).await
         }
         Command::Recompute { runs, batch_size } => {
-            let pool = db::Pool::on_same_database(&pool, 2);
-            let mut seconds = Vec::new();
-            for run in 1..=runs.max(1) {
-                let started = Instant::now();
-                let report = recompute::run(&pool, registry, batch_size)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let elapsed = started.elapsed().as_secs_f64();
-                println!(
-                    "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",
-                    report.users,
-                    report.rows_created,
-                    report.unlocked.values().sum::<u64>()
-                );
-                seconds.push(elapsed);
-            }
-            seconds.sort_by(f64::total_cmp);
-            println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
+            time_recompute(&database_url, runs, batch_size).await
         }
-        Command::Run(_) | Command::Soak { .. } => unreachable!("handled above"),
+        Command::Soak {
+            seconds,
+            users,
+            workers,
+            fault,
+            restart_command,
+            bin_dir,
+        } => {
+            let pass = soak::soak(soak::Options {
+                database_url,
+                users,
+                seconds,
+                workers,
+                fault,
+                restart_command,
+                bin_dir,
+                judge_memory: seconds >= 60,
+            })
+            .await?;
+            ensure!(pass, "the soak found failures (above)");
+            Ok(())
+        }
+        Command::Run(options) => {
+            let rows = run::run(&database_url, options).await?;
+            print!("{}", report::table(&rows));
+            let (passed, missed) = report::summary(&rows);
+            println!("{passed} budgets met, {missed} missed");
+            Ok(())
+        }
     }
+}
+
+async fn generate_users(database_url: &str, spec: &generate::Spec) -> Result<()> {
+    let pool = connect(database_url, 2).await?;
+    migrate(&pool).await?;
+    let started = Instant::now();
+    let counts = generate::generate(&pool, Registry::embedded(), spec).await?;
+    println!(
+        "generated {} users, {} progress rows, {} submissions, {} field outputs in {:.1} s (seed {})",
+        counts.users,
+        counts.progress_rows,
+        counts.submissions,
+        counts.field_outputs,
+        started.elapsed().as_secs_f64(),
+        spec.seed
+    );
     Ok(())
 }
 
-/// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
-/// statements), failing at once if the database cannot be reached.
-pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool, String> {
-    let options = database_url
-        .parse()
-        .map_err(|e| format!("the database URL: {e}"))?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(shared::foundation::db::without_pooler_refused_parameters(
-            options,
-        ))
-        .await
-        .map_err(|e| format!("connecting to the database: {e}"))
+async fn time_recompute(database_url: &str, runs: usize, batch_size: i64) -> Result<()> {
+    let pool = connect(database_url, 2).await?;
+    let pool = db::Pool::on_same_database(&pool, 2);
+    let mut seconds = Vec::new();
+    for run in 1..=runs.max(1) {
+        let started = Instant::now();
+        let report = recompute::run(&pool, Registry::embedded(), batch_size).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",
+            report.users,
+            report.rows_created,
+            report.unlocked.values().sum::<u64>()
+        );
+        seconds.push(elapsed);
+    }
+    seconds.sort_by(f64::total_cmp);
+    println!("recompute median: {:.2} s", seconds[seconds.len() / 2]);
+    Ok(())
 }
 
-/// The service's migrations and tool schemas, applied through `pool`.
-pub async fn migrate(pool: &PgPool) -> Result<(), String> {
-    let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
-    migrate::run(&mut conn, Registry::embedded())
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(())
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_is_described_with_its_context_and_without_repeated_causes() {
+        let refused = sqlx::Error::Io(std::io::ErrorKind::ConnectionRefused.into());
+        let error = anyhow::Error::new(refused).context("connecting to the database");
+        assert_eq!(
+            super::describe(&error),
+            "connecting to the database: error communicating with database: connection refused"
+        );
+    }
 }

@@ -160,6 +160,20 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// The median of repeated measurements (NaN for none).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values[values.len() / 2]
+}
+
+/// A line on stderr saying what the harness does next.
+pub fn step(message: &str) {
+    eprintln!("\x1b[1m==>\x1b[0m {message}");
+}
+
 pub fn summary(rows: &[Row]) -> (usize, usize) {
     let judged: Vec<bool> = rows.iter().filter_map(Row::passed).collect();
     (

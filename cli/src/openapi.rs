@@ -7,8 +7,10 @@
 //! schema that requires that tool's keys when `status` is `submitted`).
 //! Everything else is openapi.yaml as written.
 
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use shared::registry::Registry;
+
+use shared::Registry;
 
 const SAVE_PATH: &str = "/tools/{slug}/submission";
 
@@ -63,15 +65,15 @@ fn save_request(keys: &[&str]) -> Value {
 }
 
 /// openapi.yaml with one exact save operation per tool.
-pub fn document(registry: &Registry) -> Result<Value, String> {
-    let mut spec: Value = serde_norway::from_str(include_str!("../../openapi.yaml"))
-        .map_err(|e| format!("openapi.yaml: {e}"))?;
+pub fn document(registry: &Registry) -> Result<Value> {
+    let mut spec: Value =
+        serde_norway::from_str(include_str!("../../openapi.yaml")).context("openapi.yaml")?;
     let paths = spec["paths"]
         .as_object_mut()
-        .ok_or("openapi.yaml has no paths")?;
+        .context("openapi.yaml has no paths")?;
     let item = paths
         .remove(SAVE_PATH)
-        .ok_or("openapi.yaml has no /tools/{slug}/submission")?;
+        .context("openapi.yaml has no /tools/{slug}/submission")?;
     for tool in registry.tools() {
         let mut concrete = serde_json::Map::new();
         for (method, operation) in item.as_object().into_iter().flatten() {
@@ -96,9 +98,27 @@ pub fn document(registry: &Registry) -> Result<Value, String> {
     Ok(spec)
 }
 
+/// openapi.yaml, compiled in and served as JSON.
+pub fn json() -> Result<Vec<u8>> {
+    let spec = document(Registry::embedded())?;
+    Ok(serde_json::to_vec(&spec)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_openapi_document_is_served_as_json_with_every_path() {
+        let json: serde_json::Value = serde_json::from_slice(&super::json().unwrap()).unwrap();
+        assert_eq!(json["openapi"], "3.1.0");
+        let paths = json["paths"].as_object().unwrap();
+        for route in &shared::http::routes::ROUTES {
+            // The save path is served once per tool (see openapi.rs).
+            let path = route.path.replace("{slug}/submission", "woop/submission");
+            assert!(paths.contains_key(&path), "{path}");
+        }
+    }
 
     #[test]
     fn each_tool_gets_a_save_operation_requiring_its_own_keys_on_submit() {

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use shared::auth::{self, Launch};
+use shared::sessions::launch::{self, Launch};
 use shared::foundation::config::Secret;
 use shared::http::body;
 use shared::identity::users::LmsUser;
@@ -23,16 +23,16 @@ fuzz_target!(|data: &[u8]| {
     };
     let secret = Secret::new("fuzz-launch-secret-0123456789");
     let max_age = Duration::from_secs(300);
-    let _ = auth::verify_launch(Some(&secret), &launch, NOW, max_age);
-    let _ = auth::verify_launch(None, &launch, NOW, max_age);
-    launch.signature = auth::sign_launch(
+    let _ = launch::verify_launch(Some(&secret), &launch, NOW, max_age);
+    let _ = launch::verify_launch(None, &launch, NOW, max_age);
+    launch.signature = launch::sign_launch(
         &secret,
         &launch.lms_user_id,
         &launch.email,
         &launch.name,
         launch.timestamp,
     );
-    let verified = auth::verify_launch(Some(&secret), &launch, NOW, max_age);
+    let verified = launch::verify_launch(Some(&secret), &launch, NOW, max_age);
     let fresh = NOW.abs_diff(launch.timestamp) <= 300;
     let one_line = ![&launch.lms_user_id, &launch.email, &launch.name]
         .iter()

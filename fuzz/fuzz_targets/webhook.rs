@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::auth;
+use shared::identity::signature;
 use shared::foundation::config::{Secret, SignatureMode};
 use shared::http::body;
 use shared::identity::webhooks;
@@ -27,12 +27,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let header = std::str::from_utf8(header).ok();
     let secret = Secret::new("fuzz-webhook-secret-0123456789");
-    let _ = auth::verify_webhook(Some(&secret), mode, header, payload);
-    let _ = auth::verify_webhook(None, mode, header, payload);
+    let _ = signature::verify_webhook(Some(&secret), mode, header, payload);
+    let _ = signature::verify_webhook(None, mode, header, payload);
     // A correctly signed copy of the same body must pass.
-    let signed = format!("v1={}", auth::sign_webhook(&secret, payload));
+    let signed = format!("v1={}", signature::sign_webhook(&secret, payload));
     assert!(
-        auth::verify_webhook(
+        signature::verify_webhook(
             Some(&secret),
             SignatureMode::HmacSha256,
             Some(&signed),

@@ -11,11 +11,12 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
 use shared::app::App;
 use shared::foundation::error::ApiError;
 use shared::http::cors::Cors;
 use shared::http::response;
-use tokio::net::TcpListener;
 
 /// What the local server adds around the app.
 pub struct Local {

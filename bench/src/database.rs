@@ -1,0 +1,59 @@
+//! The harness's connections to PostgreSQL, and the names of its databases.
+
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+
+use shared::Registry;
+use shared::foundation::db;
+use shared::migrate;
+
+/// The harness's own pool (sqlx's: it bulk-loads with COPY and runs ad hoc
+/// statements), failing at once if the database cannot be reached.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool> {
+    let options = database_url.parse().context("the database URL")?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(db::without_pooler_refused_parameters(options))
+        .await
+        .context("connecting to the database")
+}
+
+/// The service's migrations and tool schemas, applied through `pool`.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    migrate::run(&mut conn, Registry::embedded()).await?;
+    Ok(())
+}
+
+/// `url` with its database name replaced.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (before_query, query) = match rest.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (rest, None),
+    };
+    let authority = before_query.split('/').next().unwrap_or(before_query);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{database}?{q}"),
+        None => format!("{scheme}://{authority}/{database}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_name_is_replaced_and_options_are_kept() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/app?sslmode=require", "bench"),
+            "postgres://u@h:5432/bench?sslmode=require"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "bench"),
+            "postgres://u@h:5432/bench"
+        );
+    }
+}

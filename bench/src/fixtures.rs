@@ -1,0 +1,70 @@
+//! What the harness starts and calls the service with: its secrets and
+//! settings, the environment of the service's processes, and requests signed
+//! as the service checks them.
+
+use std::collections::HashMap;
+
+use crate::http;
+use shared::foundation::config::ApiSettings;
+use shared::foundation::config::Secret;
+use shared::sessions::launch::sign_launch;
+
+const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
+pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
+const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
+
+/// The service's settings with the harness's secrets: its tokens are the
+/// server's.
+pub fn settings() -> ApiSettings {
+    ApiSettings::from_source(&HashMap::from([
+        ("JWT_SECRET", JWT_SECRET),
+        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
+    ]))
+    .expect("the bench's own settings are valid")
+}
+
+/// The environment the local server and the function binaries run with.
+pub fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
+    [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("DATABASE_MAX_CONNECTIONS", pool.to_string()),
+        ("JWT_SECRET", JWT_SECRET.to_owned()),
+        ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET.to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The webhook signature header the bench's server expects (its default,
+/// shared-secret mode).
+pub fn webhook_signature() -> (&'static str, String) {
+    (
+        "learnworlds-webhook-signature",
+        format!("v1={WEBHOOK_SECRET}"),
+    )
+}
+
+/// A LearnWorlds delivery of `body`, signed the way the bench's server expects.
+pub fn webhook_request(body: String) -> http::Request {
+    http::Request {
+        method: "POST",
+        path: "/webhooks/learnworlds".into(),
+        headers: vec![
+            ("content-type", "application/json".into()),
+            webhook_signature(),
+        ],
+        body: Some(body),
+    }
+}
+
+/// The body of `POST /sessions`: a launch signed with the bench's launch secret.
+pub fn launch_body(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
+    let secret = Secret::new(LAUNCH_SECRET.to_owned());
+    let signature = sign_launch(&secret, lms_user_id, email, name, timestamp);
+    serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
+        "timestamp": timestamp, "signature": signature})
+    .to_string()
+}

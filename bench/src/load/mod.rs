@@ -1,0 +1,18 @@
+//! Per-route load: wrk against the local server, and pgbench running the exact
+//! statements the route executes, for the same users and tools, at the same
+//! concurrency. The statements come from the `shared` crate itself (the same
+//! constants and builders the handlers use), so the two cannot drift apart.
+
+mod call;
+mod pgbench;
+mod sample;
+mod submit;
+mod sync_user;
+mod wrk;
+
+pub use call::{CALLS, Call, Route};
+pub use pgbench::{find_pgbench, pgbench_args, run_pgbench};
+pub use sample::sample;
+pub use submit::submit_call;
+pub use sync_user::launch_files;
+pub use wrk::{run_wrk, wrk_script, wrk_threads};

@@ -1,0 +1,76 @@
+//! The generated databases a run measures, kept between runs with `--reuse`.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use sqlx::PgPool;
+
+use super::options::SEED;
+use crate::database::{self, with_database};
+use crate::generate;
+use crate::report::step;
+use shared::Registry;
+use shared::foundation::db;
+
+/// A database of `users` generated users, made afresh unless `reuse` finds one
+/// generated with the same size and seed. Returns its URL and the generation
+/// time (`None` when reused).
+pub async fn generated_database(
+    admin: &PgPool,
+    server_url: &str,
+    reuse: bool,
+    name: &str,
+    users: usize,
+) -> Result<(String, Option<f64>)> {
+    let url = with_database(server_url, name);
+    let marker = format!("fasttrack-bench users={users} seed={SEED}");
+    let existing: Option<Option<String>> = db::query_scalar(
+        "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
+    )
+    .bind(name)
+    .fetch_optional(admin)
+    .await?;
+    if reuse
+        && existing
+            .as_ref()
+            .is_some_and(|m| m.as_deref() == Some(&marker))
+    {
+        step(&format!("reusing {name} ({users} users)"));
+        return Ok((url, None));
+    }
+    step(&format!("generating {users} users into {name}"));
+    let quoted = format!("\"{name}\"");
+    db::query(sqlx::AssertSqlSafe(format!(
+        "drop database if exists {quoted} with (force)"
+    )))
+    .execute(admin)
+    .await
+    .with_context(|| format!("dropping {name}"))?;
+    db::query(sqlx::AssertSqlSafe(format!("create database {quoted}")))
+        .execute(admin)
+        .await
+        .with_context(|| format!("creating {name}"))?;
+    let pool = database::connect(&url, 2).await?;
+    database::migrate(&pool).await?;
+    let started = Instant::now();
+    generate::generate(
+        &pool,
+        Registry::embedded(),
+        &generate::Spec {
+            users,
+            organizations: (users / 200).clamp(1, 500),
+            seed: SEED,
+            batch: 2_000,
+        },
+    )
+    .await?;
+    let seconds = started.elapsed().as_secs_f64();
+    db::query("vacuum analyze").execute(&pool).await?;
+    pool.close().await;
+    db::query(sqlx::AssertSqlSafe(format!(
+        "comment on database {quoted} is '{marker}'"
+    )))
+    .execute(admin)
+    .await?;
+    Ok((url, Some(seconds)))
+}

@@ -1,0 +1,97 @@
+//! `fasttrack-bench run`: every measurement of the harness in one command,
+//! each beside the anchor it is judged against, printed as one table and
+//! optionally written to a dated result file.
+
+mod databases;
+mod functions;
+mod options;
+mod recompute;
+mod result_file;
+mod round_trips;
+mod routes;
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::database;
+use crate::fixtures;
+use crate::report::{Row, step};
+use databases::generated_database;
+pub use options::{Options, Section};
+use shared::foundation::db;
+use shared::sessions::TokenKeys;
+
+pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
+    let started = Instant::now();
+    let admin = database::connect(database_url, 2).await?;
+    let postgres: String = db::query_scalar("select version()")
+        .fetch_one(&admin)
+        .await?;
+    let work = std::env::temp_dir().join(format!("fasttrack-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let mut rows = Vec::new();
+    let generated = |rows: &mut Vec<Row>, users: usize, seconds: Option<f64>| {
+        if let Some(seconds) = seconds {
+            rows.push(Row::info(
+                format!("generate {users} users (COPY)"),
+                seconds,
+                "s",
+            ));
+        }
+    };
+
+    // Every section reads the large database (the functions' recompute pass too).
+    let (large_url, seconds) = generated_database(
+        &admin,
+        database_url,
+        options.reuse,
+        "fasttrack_bench_large",
+        options.users,
+    )
+    .await?;
+    generated(&mut rows, options.users, seconds);
+    let keys = TokenKeys::new(&fixtures::settings());
+
+    if options.runs(Section::Recompute) {
+        let (small_url, seconds) = generated_database(
+            &admin,
+            database_url,
+            options.reuse,
+            "fasttrack_bench_small",
+            options.small_users,
+        )
+        .await?;
+        generated(&mut rows, options.small_users, seconds);
+        rows.extend(recompute::growth(&options, &small_url, &large_url).await?);
+    }
+    if options.runs(Section::Load) {
+        rows.extend(routes::load_against_pgbench(&options, &large_url, &keys, &work).await?);
+    }
+    if options.runs(Section::RoundTrips) {
+        step("counting round trips with pg_stat_statements");
+        rows.extend(round_trips::round_trips(&options, &large_url, &keys, &work).await?);
+    }
+    if options.runs(Section::Functions) {
+        let (cold_url, _) = generated_database(
+            &admin,
+            database_url,
+            options.reuse,
+            "fasttrack_bench_cold",
+            100,
+        )
+        .await?;
+        step("cold starts, peak memory and binary sizes");
+        rows.extend(functions::functions(&options, &cold_url, &large_url, &keys).await?);
+    }
+
+    rows.push(Row::info(
+        "the harness itself (wall time)",
+        started.elapsed().as_secs_f64() / 60.0,
+        "min",
+    ));
+    result_file::write_if_whole(&options, &postgres, &rows)?;
+    let _ = std::fs::remove_dir_all(&work);
+    admin.close().await;
+    Ok(rows)
+}

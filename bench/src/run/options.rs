@@ -1,0 +1,69 @@
+//! The options of `fasttrack-bench run`.
+
+use std::path::PathBuf;
+
+/// The seed of the generated databases and the sampled requests.
+pub const SEED: u64 = 42;
+
+/// The parts of a run, for `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// recompute-unlocks at two sizes.
+    Recompute,
+    /// Each route under wrk beside pgbench running its SQL.
+    Load,
+    /// Round trips per request, from pg_stat_statements.
+    RoundTrips,
+    /// Cold starts, peak memory and binary sizes of the Lambda binaries.
+    Functions,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// Users in the large database (routes, recompute budget).
+    #[arg(long, default_value_t = 100_000)]
+    pub users: usize,
+    /// Users in the small database (recompute growth).
+    #[arg(long, default_value_t = 10_000)]
+    pub small_users: usize,
+    /// Seconds per load measurement (4 keeps a first `make bench`, release
+    /// build included, under 15 minutes).
+    #[arg(long, default_value_t = 4)]
+    pub seconds: u64,
+    /// Repeats of each measurement; the table shows medians.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub concurrency: Vec<usize>,
+    /// Where `fasttrack`, the function binaries and the hello-world are.
+    #[arg(long, default_value = "target/release")]
+    pub bin_dir: PathBuf,
+    #[arg(long, default_value_t = 31)]
+    pub cold_runs: usize,
+    #[arg(long, default_value_t = 200)]
+    pub rss_invocations: usize,
+    #[arg(long, default_value_t = 20)]
+    pub round_trip_requests: usize,
+    /// Keep databases generated earlier with the same size and seed.
+    #[arg(long)]
+    pub reuse: bool,
+    #[arg(long)]
+    pub pgbench: Option<PathBuf>,
+    /// A transaction-mode pooler (PgBouncer) in front of DATABASE_URL's server:
+    /// the route functions' cold starts are also measured through it, as
+    /// production runs them.
+    #[arg(long)]
+    pub pooler_url: Option<String>,
+    /// Only these parts (all when absent).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<Section>,
+    /// Also write the results, with the machine, as Markdown here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn runs(&self, section: Section) -> bool {
+        self.only.is_empty() || self.only.contains(&section)
+    }
+}

@@ -1,0 +1,105 @@
+//! The soak's mix of requests: reads, draft saves, submits and LearnWorlds
+//! syncs, by participants picked at random.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::fixtures::webhook_request;
+use crate::http;
+use crate::rng::Rng;
+use shared::Registry;
+
+/// A generated participant, with a token.
+pub struct Participant {
+    pub id: Uuid,
+    pub lms_user_id: String,
+    pub token: String,
+}
+
+/// What to remember of a request if it is acknowledged.
+pub enum Write {
+    None,
+    Save(Uuid, String),
+    NewUser(String),
+}
+
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.below(items.len() as u64) as usize]
+}
+
+/// One request of the mix, and what it writes.
+pub fn next_request(
+    rng: &mut Rng,
+    registry: &Registry,
+    people: &[Participant],
+    worker: usize,
+    n: u64,
+) -> (http::Request, Write) {
+    let who = pick(rng, people);
+    let auth = ("authorization", format!("Bearer {}", who.token));
+    let tool = pick(rng, registry.tools());
+    let roll = rng.below(100);
+    let get = |path: String| http::Request {
+        method: "GET",
+        path,
+        headers: vec![auth.clone()],
+        body: None,
+    };
+    match roll {
+        0..=14 => (get("/progress".into()), Write::None),
+        15..=29 => (
+            get(format!("/tools/{}/dependencies", tool.slug)),
+            Write::None,
+        ),
+        30..=39 => (get(format!("/tools/{}/submission", tool.slug)), Write::None),
+        40..=84 => {
+            let submit = roll >= 65;
+            let mut data = serde_json::Map::new();
+            for (i, output) in tool.outputs.iter().enumerate() {
+                if submit || i % 2 == 0 {
+                    data.insert(
+                        output.key.clone(),
+                        json!(format!("{} by worker {worker}, request {n}", output.key)),
+                    );
+                }
+            }
+            let status = if submit { "submitted" } else { "draft" };
+            (
+                http::Request {
+                    method: "PUT",
+                    path: format!("/tools/{}/submission", tool.slug),
+                    headers: vec![auth, ("content-type", "application/json".into())],
+                    body: Some(json!({"data": data, "status": status}).to_string()),
+                },
+                Write::Save(who.id, tool.slug.clone()),
+            )
+        }
+        _ => {
+            // A LearnWorlds sync: a new participant, or an update of one we have.
+            let new = roll >= 93;
+            let lms = if new {
+                format!("5a{worker:04x}{n:018x}")
+            } else {
+                who.lms_user_id.clone()
+            };
+            let email = if new {
+                format!("soak-{lms}@bench.test")
+            } else {
+                format!("updated-{lms}@bench.test")
+            };
+            let body = json!({
+                "version": 2, "type": "userUpdated", "trigger": "user_updated", "school_id": "soak",
+                "data": {"user": {"id": lms, "email": email, "username": lms,
+                    "first_name": "Soak", "last_name": format!("Worker {worker}"), "tags": ["org:soak"]}}
+            });
+            (
+                webhook_request(body.to_string()),
+                if new {
+                    Write::NewUser(lms)
+                } else {
+                    Write::None
+                },
+            )
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The command line: every command and its options, as clap reads them.
+
+use std::path::PathBuf;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+
+use shared::unlocks::recompute;
+
+#[derive(Parser)]
+#[command(
+    name = "fasttrack",
+    about = "Fast Track backend: developer and operator commands"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Apply the SQL migrations, then give every registry tool its schema.
+    /// Fails, naming the schema, when the database has drifted from the registry.
+    Migrate {
+        #[command(flatten)]
+        database: Database,
+    },
+    /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
+    ToolSchemasSql,
+    /// Print the tool dependency graph.
+    Graph {
+        #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
+        format: GraphFormat,
+    },
+    /// Load the demo data (once) and print a summary of the database. Only into
+    /// a database on this machine, unless told otherwise: the demo has an admin.
+    Demo {
+        #[command(flatten)]
+        database: Database,
+        /// Load it into a database on another host too.
+        #[arg(long, env = "FASTTRACK_DEMO_ANY_HOST")]
+        any_host: bool,
+    },
+    /// Print a summary of what is in the database.
+    Summary {
+        #[command(flatten)]
+        database: Database,
+    },
+    /// Serve every route locally through the same handlers the Lambdas run.
+    /// Settings come from the environment, as on Lambda.
+    Serve {
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+        /// Origins a browser may call from, as the template's CorsAllowedOrigins.
+        #[arg(
+            long,
+            env = "CORS_ALLOWED_ORIGINS",
+            value_delimiter = ',',
+            default_value = "http://localhost:5173"
+        )]
+        cors_allowed_origins: Vec<String>,
+    },
+    /// Print a bearer token for an existing user (local use: needs JWT_SECRET).
+    Token {
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a signed launch body for `POST /sessions` (needs LEARNWORLDS_LAUNCH_SECRET).
+    Launch {
+        #[arg(long)]
+        lms_user_id: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Fill an example event from events/ with local values (a token and id for
+    /// the user with this email, the local secrets), for `cargo lambda invoke`.
+    RenderEvent {
+        file: PathBuf,
+        #[arg(long, default_value = "alice@demo.fasttrack.test")]
+        email: String,
+    },
+    /// Run the scheduled unlock recompute once.
+    Recompute {
+        #[command(flatten)]
+        database: Database,
+        #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
+        batch_size: i64,
+    },
+    /// Validate config files on disk (defaults: the repo's config/).
+    CheckConfig {
+        #[arg(long, default_value = "config/tool-registry.json")]
+        registry: PathBuf,
+        #[arg(long, default_value = "config/dependencies.json")]
+        dependencies: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+impl Command {
+    fn database_mut(&mut self) -> Option<&mut Database> {
+        match self {
+            Command::Migrate { database }
+            | Command::Demo { database, .. }
+            | Command::Summary { database }
+            | Command::Recompute { database, .. } => Some(database),
+            _ => None,
+        }
+    }
+}
+
+/// The command line, with `--database-url` and `--pooler-mode` taken as a pair:
+/// a URL given on the command line is never paired with the environment's
+/// pooler mode (it would name another server's), so without `--pooler-mode`
+/// it is reached in session mode.
+pub fn parse_command_line() -> Command {
+    let matches = Cli::command().get_matches();
+    let mut command = Cli::from_arg_matches(&matches)
+        .unwrap_or_else(|error| error.exit())
+        .command;
+    let given = |args: &clap::ArgMatches, id: &str| {
+        args.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+    };
+    if let (Some((_, args)), Some(database)) = (matches.subcommand(), command.database_mut())
+        && given(args, "database_url")
+        && !given(args, "pooler_mode")
+    {
+        database.pooler_mode = "session".into();
+    }
+    command
+}
+
+/// The database a command works on: the URL and the pooler in front of it go
+/// together, on the command line or both from the environment.
+#[derive(Args)]
+pub struct Database {
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// `transaction` behind a transaction-mode pooler (PgBouncer, RDS Proxy):
+    /// unnamed statements, as the functions send there.
+    #[arg(long, env = "DATABASE_POOLER_MODE", default_value = "session", value_parser = ["session", "transaction"])]
+    pub pooler_mode: String,
+}

@@ -1,0 +1,31 @@
+//! `fasttrack demo`: the demo data, loaded once, into a database on this
+//! machine unless told otherwise (it has an admin).
+
+use anyhow::{Result, bail};
+
+use crate::args::Database;
+use crate::database::{Use, connect, on_this_machine};
+use shared::Registry;
+use shared::demo;
+
+pub async fn run(database: &Database, any_host: bool) -> Result<()> {
+    let registry = Registry::embedded();
+    if !any_host && !on_this_machine(&database.database_url) {
+        bail!(
+            "the database is not on this machine: the demo data (an admin among it) \
+             goes into a local database only; pass --any-host to load it there anyway"
+        );
+    }
+    let pool = connect(database, Use::Service).await?;
+    let loaded = demo::seed(&pool, registry).await?;
+    println!(
+        "{}",
+        if loaded {
+            "demo data loaded"
+        } else {
+            "demo data already present"
+        }
+    );
+    print!("{}", demo::summary(&pool, registry).await?);
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! `fasttrack migrate`: the SQL migrations, then a schema for every registry tool.
+
+use anyhow::Result;
+
+use crate::args::Database;
+use crate::database::{Use, connect};
+use shared::Registry;
+use shared::migrate;
+
+pub async fn run(database: &Database) -> Result<()> {
+    let registry = Registry::embedded();
+    let pool = connect(database, Use::Migrate).await?;
+    let mut conn = pool.acquire().await?;
+    let report = migrate::run(&mut conn, registry).await?;
+    conn.release();
+    if report.is_noop() {
+        println!(
+            "migrate: up to date ({} tool schemas)",
+            registry.tools().len()
+        );
+    } else {
+        println!(
+            "migrate: applied {} migration(s) {:?}, created {} tool schema(s)",
+            report.applied_migrations.len(),
+            report.applied_migrations,
+            report.created_schemas.len()
+        );
+    }
+    Ok(())
+}
