@@ -11,7 +11,7 @@ use crate::foundation::error::ApiError;
 use crate::identity::users::{self, LmsUser, Membership};
 use crate::registry::Registry;
 use crate::registry::sql::{Branches, Sql, expand};
-use crate::submissions::{self, Save, SaveRequest, SubmissionStatus};
+use crate::submissions::{self, Budget, Save, SaveRequest, SubmissionStatus};
 
 pub struct DemoUser {
     pub lms_user_id: &'static str,
@@ -174,6 +174,7 @@ async fn save(
         request: SaveRequest { data, status },
         if_match: None,
         idempotency: None,
+        budget: Budget::FREE,
     };
     submissions::save(pool, registry, &save).await?;
     Ok(())

@@ -7,8 +7,9 @@ use super::call::{Bind, Body, Call, Statement, bearer, pg_array};
 use shared::Registry;
 use shared::registry::Tool;
 use shared::submissions::sql::{self, Param, SaveBinds};
-use shared::submissions::{self, SaveRequest, SubmissionStatus};
+use shared::submissions::{self, Budget, SaveRequest, SubmissionStatus};
 
+use crate::fixtures;
 use crate::rng::Rng;
 
 /// A full submit of `tool`, and the four statements a save of an open tool
@@ -40,16 +41,25 @@ pub fn submit_call(
         &request,
         &outputs,
     );
+    let body = json!({"data": data, "status": "submitted"}).to_string();
+    let settings = fixtures::settings();
+    let budget = Budget::for_body(
+        body.len(),
+        settings.save_burst,
+        settings.save_refill_per_minute,
+    );
     Call {
         method: "PUT",
         path: format!("/tools/{}/submission", tool.slug),
         headers: bearer(token),
-        body: Body::Fixed(json!({"data": data, "status": "submitted"}).to_string()),
+        body: Body::Fixed(body),
         statements: vec![
             Statement::plain("BEGIN"),
             Statement {
                 sql: sql::LOCK_PROGRESS_SQL.to_owned(),
-                binds: sql::lock_params(user, tool, None).map(bind).to_vec(),
+                binds: sql::lock_params(user, tool, None, budget)
+                    .map(bind)
+                    .to_vec(),
             },
             Statement {
                 sql: sql::save_submission(registry, tool).as_str().to_owned(),
@@ -83,6 +93,7 @@ fn bind(param: Param<'_>) -> (Bind, &'static str) {
         Param::Text(v) => (v.map(str::to_owned).into(), "text"),
         Param::Bytes(v) => (v.map(|v| format!("\\x{}", hex(v))).into(), "bytea"),
         Param::Int(v) => (v.map(|v| v.to_string()).into(), "int4"),
+        Param::Float(v) => (Bind::Value(v.to_string()), "float8"),
         Param::Json(v) => (Bind::Value(v.to_string()), "jsonb"),
         Param::TextArray(v) => (Bind::Value(pg_array(&v)), "text[]"),
         Param::JsonArray(v) => {

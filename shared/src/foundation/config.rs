@@ -227,6 +227,11 @@ pub struct ApiSettings {
     pub max_body_bytes: usize,
     /// Upper bound on one request's database work; past it the answer is a 503.
     pub request_timeout: Duration,
+    /// Each user's save budget: at most this many tokens in hand (a save costs
+    /// one, plus one per 8 KiB of body).
+    pub save_burst: u32,
+    /// Tokens a user's save budget regains per minute.
+    pub save_refill_per_minute: u32,
 }
 
 /// HS256 keys shorter than the hash output are weak.
@@ -287,6 +292,8 @@ impl ApiSettings {
                 100..=LAMBDA_TIMEOUT_LIMIT_MS,
             )
             .map(Duration::from_millis)?,
+            save_burst: bounded(source, "SAVE_BURST", 60, 1..=100_000)?,
+            save_refill_per_minute: bounded(source, "SAVE_REFILL_PER_MINUTE", 60, 1..=1_000_000)?,
         })
     }
 }

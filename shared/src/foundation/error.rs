@@ -29,6 +29,8 @@ pub enum ApiError {
         expected: String,
         current: Option<i32>,
     },
+    #[error("too many saves; retry in {retry_after} seconds")]
+    TooManyRequests { retry_after: u64 },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
@@ -67,6 +69,7 @@ impl ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
@@ -83,6 +86,7 @@ impl ApiError {
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::PreconditionFailed { .. } => "precondition_failed",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) | Self::Timeout => "service_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal_error",
@@ -106,6 +110,7 @@ impl ApiError {
             Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
             Self::PreconditionFailed { current, .. } => json!({ "current_version": current }),
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
+            Self::TooManyRequests { retry_after } => json!({ "retry_after": retry_after }),
             _ => Value::Null,
         }
     }

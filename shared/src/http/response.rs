@@ -89,8 +89,14 @@ pub fn error(error: &ApiError, request_id: &str) -> Response {
     {
         headers.insert(header::ALLOW, value);
     }
-    if error.status() == StatusCode::SERVICE_UNAVAILABLE {
-        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    match error {
+        ApiError::TooManyRequests { retry_after } => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        _ if error.status() == StatusCode::SERVICE_UNAVAILABLE => {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        _ => {}
     }
     response
 }

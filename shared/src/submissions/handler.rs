@@ -3,7 +3,7 @@
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
-use super::{Idempotency, IfMatch, Save, SaveRequest, SubmissionStatus};
+use super::{Budget, Idempotency, IfMatch, Save, SaveRequest, SubmissionStatus};
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
@@ -42,12 +42,18 @@ pub async fn put(
         .strict_header("idempotency-key")?
         .map(|key| Idempotency::new(key, tool, &body))
         .transpose()?;
+    let settings = &ctx.settings;
     let save = Save {
         tool,
         user: caller.id(),
         request: SaveRequest::from_json(body)?,
         if_match,
         idempotency,
+        budget: Budget::for_body(
+            request.raw_body().len(),
+            settings.save_burst,
+            settings.save_refill_per_minute,
+        ),
     };
     let saved = super::save(&ctx.pool, ctx.registry, &save).await?;
     request

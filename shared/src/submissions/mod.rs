@@ -20,7 +20,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 pub use outputs::{extract_outputs, is_filled};
-pub use request::{Idempotency, IfMatch, SaveRequest, SubmissionStatus};
+pub use request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
 pub use save::{Save, SaveOutcome, Saved, save};
 
 use crate::progress::Status;
@@ -31,6 +31,8 @@ pub struct Submission {
     pub id: Uuid,
     pub status: SubmissionStatus,
     pub version: i32,
+    /// Absent from a stored replay record (see `save::replay`).
+    #[serde(default)]
     pub data: Value,
     pub submitted_data: Option<Value>,
     #[serde(serialize_with = "crate::foundation::rfc3339::option::serialize")]

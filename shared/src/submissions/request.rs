@@ -140,6 +140,46 @@ impl IfMatch {
     }
 }
 
+/// What a save costs from the user's save budget (`shared.save_budgets`, a
+/// token bucket), and the bucket's size and refill.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Budget {
+    pub cost: f64,
+    pub burst: f64,
+    pub refill_per_second: f64,
+}
+
+impl Budget {
+    /// A save costs a token, plus one per this many bytes of body.
+    pub const BYTES_PER_TOKEN: usize = 8192;
+
+    /// The budget of a save whose body is `body_bytes` long. A body that would
+    /// cost more than the burst costs the burst: a large save waits for a full
+    /// bucket, it is never refused for good.
+    pub fn for_body(body_bytes: usize, burst: u32, refill_per_minute: u32) -> Self {
+        let cost = 1 + body_bytes / Self::BYTES_PER_TOKEN;
+        Self {
+            cost: cost.min(burst as usize) as f64,
+            burst: f64::from(burst),
+            refill_per_second: f64::from(refill_per_minute) / 60.0,
+        }
+    }
+
+    /// A save that costs nothing (the demo data, loaded by an operator).
+    pub const FREE: Self = Self {
+        cost: 0.0,
+        burst: 1.0,
+        refill_per_second: 1.0,
+    };
+
+    /// Seconds until a bucket holding `tokens` can pay for this save.
+    pub fn wait_seconds(&self, tokens: f64) -> u64 {
+        ((self.cost - tokens).max(0.0) / self.refill_per_second)
+            .ceil()
+            .max(1.0) as u64
+    }
+}
+
 /// A validated Idempotency-Key and the fingerprint of the request it came with.
 #[derive(Debug, Clone)]
 pub struct Idempotency {

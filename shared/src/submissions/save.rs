@@ -4,13 +4,14 @@
 //! progress row for the tool (and claim the Idempotency-Key); one statement that
 //! writes the submission, its outputs, the progress and the unlocks; COMMIT.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::outputs::{extract_outputs, missing_keys};
-use super::request::{Idempotency, IfMatch, SaveRequest, SubmissionStatus};
+use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
 use super::sql::{self, SaveBinds};
 use super::{ProgressState, Submission, read};
 use crate::dependencies;
@@ -26,6 +27,7 @@ pub struct Save<'a> {
     pub request: SaveRequest,
     pub if_match: Option<IfMatch>,
     pub idempotency: Option<Idempotency>,
+    pub budget: Budget,
 }
 
 /// What a save did; stored under its Idempotency-Key so a retry replays it.
@@ -52,13 +54,16 @@ impl Saved {
     }
 }
 
-/// The caller's progress row for the tool, locked, and whether this save
-/// claimed its Idempotency-Key.
+/// The caller's progress row for the tool, locked; whether the save's budget
+/// paid for it (and the tokens it held), and whether it claimed its
+/// Idempotency-Key.
 #[derive(sqlx::FromRow)]
 struct Locked {
     organization_id: Option<Uuid>,
     status: Status,
     claimed: bool,
+    allowed: bool,
+    tokens: f64,
 }
 
 /// Saves the user's draft or submission of the tool.
@@ -80,10 +85,15 @@ pub async fn save(
 
     pool.transaction(async |tx| {
         let locked = lock(tx, registry, save).await?;
+        if !locked.allowed {
+            return Err(ApiError::TooManyRequests {
+                retry_after: save.budget.wait_seconds(locked.tokens),
+            });
+        }
         if let Some(idempotency) = &save.idempotency
             && !locked.claimed
         {
-            return replay(tx, tool, user, idempotency).await;
+            return replay(tx, save, idempotency).await;
         }
         if locked.status == Status::Locked {
             open_if_ready(tx, registry, tool, user).await?;
@@ -160,7 +170,7 @@ async fn lock(
 
 /// `None`, and no claim, when the user or their progress row does not exist.
 async fn lock_progress(tx: &mut PgConnection, save: &Save<'_>) -> Result<Option<Locked>, ApiError> {
-    let params = sql::lock_params(save.user, save.tool, save.idempotency.as_ref());
+    let params = sql::lock_params(save.user, save.tool, save.idempotency.as_ref(), save.budget);
     Ok(
         db::query_as_with::<Locked>(sql::LOCK_PROGRESS_SQL, sql::arguments(params)?)
             .fetch_optional(&mut *tx)
@@ -223,16 +233,18 @@ async fn open_if_ready(
     Ok(())
 }
 
-/// The first answer to this Idempotency-Key.
+/// The first answer to this Idempotency-Key. The stored answer holds no data:
+/// the retry carries the same body (its fingerprint says so), and a draft's
+/// last submitted data is the submission row's, unless a submit has replaced
+/// it since, when the first answer cannot be given again.
 async fn replay(
     tx: &mut PgConnection,
-    tool: &Tool,
-    user: Uuid,
+    save: &Save<'_>,
     idempotency: &Idempotency,
 ) -> Result<Saved, ApiError> {
     let (fingerprint, response): (Vec<u8>, Option<Value>) =
         db::query_as("select request_sha256, response from shared.idempotency_keys where user_id = $1 and key = $2")
-            .bind(user)
+            .bind(save.user)
             .bind(&idempotency.key)
             .fetch_one(&mut *tx)
             .await?;
@@ -251,10 +263,31 @@ async fn replay(
     let response = response.ok_or_else(|| {
         ApiError::Internal("an idempotency key was committed without its response".into())
     })?;
-    let outcome: SaveOutcome = serde_json::from_value(response)
+    let mut outcome: SaveOutcome = serde_json::from_value(response)
         .map_err(|e| ApiError::Internal(format!("reading a stored outcome: {e}")))?;
-    let outputs = match outcome.submission.status {
-        SubmissionStatus::Submitted => extract_outputs(tool, &outcome.submission.data),
+    let data = Value::Object(save.request.data.clone());
+    let submission = &mut outcome.submission;
+    submission.submitted_data = match submission.status {
+        SubmissionStatus::Submitted => Some(data.clone()),
+        SubmissionStatus::Draft => {
+            let (submitted_data, submitted_at): (Option<Value>, Option<DateTime<Utc>>) =
+                db::query_as(sql::submitted_data(save.tool))
+                    .bind(save.user)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if submitted_at != submission.submitted_at {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_key_superseded",
+                    message: "this request was saved, and the tool has been submitted since; read it again".into(),
+                    details: json!({ "version": submission.version }),
+                });
+            }
+            submitted_data
+        }
+    };
+    submission.data = data;
+    let outputs = match submission.status {
+        SubmissionStatus::Submitted => extract_outputs(save.tool, &submission.data),
         SubmissionStatus::Draft => Map::new(),
     };
     Ok(Saved {

@@ -6,7 +6,7 @@ use sqlx::Arguments as _;
 use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
-use super::request::{Idempotency, IfMatch, SaveRequest, SubmissionStatus};
+use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
 use crate::access::visible_to_caller;
 use crate::foundation::error::ApiError;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
@@ -19,6 +19,7 @@ pub enum Param<'a> {
     Text(Option<&'a str>),
     Bytes(Option<&'a [u8]>),
     Int(Option<i32>),
+    Float(f64),
     Json(&'a Value),
     TextArray(Vec<&'a str>),
     JsonArray(&'a [Value]),
@@ -33,6 +34,7 @@ pub fn arguments<'a>(params: impl IntoIterator<Item = Param<'a>>) -> Result<PgAr
             Param::Text(v) => arguments.add(v),
             Param::Bytes(v) => arguments.add(v),
             Param::Int(v) => arguments.add(v),
+            Param::Float(v) => arguments.add(v),
             Param::Json(v) => arguments.add(v),
             Param::TextArray(v) => arguments.add(v),
             Param::JsonArray(v) => arguments.add(v),
@@ -42,41 +44,82 @@ pub fn arguments<'a>(params: impl IntoIterator<Item = Param<'a>>) -> Result<PgAr
     Ok(arguments)
 }
 
-/// The first statement of a save: see `lock_progress`. Binds: $1 user, $2
-/// tool slug, $3 Idempotency-Key, $4 request fingerprint.
-pub const LOCK_PROGRESS_SQL: &str = r"with claim as (
-            insert into shared.idempotency_keys as k (user_id, key, request_sha256)
-            select $1, $3, $4
-            where $3::text is not null
-              and exists (select 1 from shared.user_progress where user_id = $1 and tool_slug = $2)
-            on conflict (user_id, key) do update
-                set request_sha256 = excluded.request_sha256, response = null, created_at = current_timestamp
-                where k.created_at < current_timestamp - interval '24 hours'
-            returning 1
-        ), actor as (
+/// The first statement of a save (see `save::lock`): spends the save's cost
+/// from the user's budget, claims the Idempotency-Key (forgetting the user's
+/// oldest beyond [`LIVE_IDEMPOTENCY_KEYS`]), and locks the user and their
+/// progress row for the tool. Nothing is spent or claimed when the progress
+/// row does not exist; nothing is claimed when the budget cannot pay. Binds:
+/// $1 user, $2 tool slug, $3 Idempotency-Key, $4 request fingerprint, $5 the
+/// save's cost, $6 the budget's burst, $7 its refill per second, $8 the keys
+/// a user keeps. One row (none when the user or the row does not exist):
+/// organization_id, status, claimed, allowed, tokens (before this save).
+pub const LOCK_PROGRESS_SQL: &str = r"with actor as (
             -- The user first, then the progress row: every save takes its locks
             -- in this order, so a submit that unlocks (and so updates) another
             -- tool's row cannot deadlock with a save of that tool.
             select u.id, u.organization_id from shared.users u
             where u.id = $1
             for no key update
+        ), budget as (
+            select least($6::float8, b.tokens
+                       + $7::float8 * extract(epoch from statement_timestamp() - b.refilled_at)::float8) as tokens
+            from shared.save_budgets b
+            where b.user_id = $1
+            for update
+        ), available as (
+            select coalesce((select tokens from budget), $6::float8) as tokens
+        ), spend as (
+            insert into shared.save_budgets as b (user_id, tokens, refilled_at)
+            select $1, a.tokens - $5::float8, statement_timestamp()
+            from available a
+            where a.tokens >= $5::float8
+              and exists (select 1 from shared.user_progress where user_id = $1 and tool_slug = $2)
+            on conflict (user_id) do update
+                set tokens = excluded.tokens, refilled_at = excluded.refilled_at
+            returning 1
+        ), claim as (
+            insert into shared.idempotency_keys as k (user_id, key, request_sha256)
+            select $1, $3, $4
+            where $3::text is not null and exists (select 1 from spend)
+            on conflict (user_id, key) do update
+                set request_sha256 = excluded.request_sha256, response = null, created_at = current_timestamp
+                where k.created_at < current_timestamp - interval '24 hours'
+            returning 1
+        ), forget as (
+            delete from shared.idempotency_keys k
+            where exists (select 1 from claim) and k.user_id = $1 and k.key <> $3
+              and k.key not in (
+                  select key from shared.idempotency_keys
+                  where user_id = $1 and key <> $3
+                  order by created_at desc, key
+                  limit $8::int - 1)
         )
-        select a.organization_id, p.status::text as status, exists (select 1 from claim) as claimed
+        select a.organization_id, p.status::text as status, exists (select 1 from claim) as claimed,
+               exists (select 1 from spend) as allowed, (select tokens from available) as tokens
         from actor a
         join shared.user_progress p on p.user_id = a.id and p.tool_slug = $2
         for update of p";
+
+/// The Idempotency-Keys a user keeps: a save that claims a new one forgets the
+/// oldest beyond these (a retry of a forgotten key is a new save).
+pub const LIVE_IDEMPOTENCY_KEYS: i32 = 100;
 
 /// The binds of [`LOCK_PROGRESS_SQL`].
 pub fn lock_params<'a>(
     user: Uuid,
     tool: &'a Tool,
     idempotency: Option<&'a Idempotency>,
-) -> [Param<'a>; 4] {
+    budget: Budget,
+) -> [Param<'a>; 8] {
     [
         Param::Uuid(Some(user)),
         Param::Text(Some(&tool.slug)),
         Param::Text(idempotency.map(|i| i.key.as_str())),
         Param::Bytes(idempotency.map(|i| i.fingerprint.as_slice())),
+        Param::Float(budget.cost),
+        Param::Float(budget.burst),
+        Param::Float(budget.refill_per_second),
+        Param::Int(Some(LIVE_IDEMPOTENCY_KEYS)),
     ]
 }
 
@@ -178,7 +221,10 @@ const SAVE: &str = r"with sub as (
             ) as outcome
             from sub
         ), remembered as (
-            update shared.idempotency_keys k set response = (select outcome from result)
+            -- Without the data: a retry carries it again (its fingerprint is
+            -- checked), and the submission row holds the rest.
+            update shared.idempotency_keys k
+            set response = (select outcome #- '{submission,data}' #- '{submission,submitted_data}' from result)
             where $9::text is not null and k.user_id = $1 and k.key = $9
         )
         select outcome from result";
@@ -257,6 +303,16 @@ impl<'a> SaveBinds<'a> {
             Param::TextArray(self.requirement_fields.clone()),
         ]
     }
+}
+
+/// What a retried draft save needs to answer as the first time did: the
+/// submission's last submitted data, and when it was submitted. Binds: $1 user.
+pub fn submitted_data(tool: &Tool) -> Sql {
+    expand(
+        "select submitted_data, submitted_at from {s}.submissions where user_id = $1",
+        Some(&tool.schema),
+        None,
+    )
 }
 
 /// A user's submission for `tool`, with the tool's progress row, if the caller

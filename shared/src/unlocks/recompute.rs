@@ -55,7 +55,8 @@ pub struct Report {
     pub rows_created: u64,
     /// Tools unlocked, by slug.
     pub unlocked: BTreeMap<String, u64>,
-    /// Idempotency keys and session launches past their lifetime, deleted.
+    /// Idempotency keys, session launches and idle save budgets past their
+    /// lifetime, deleted.
     pub expired_deleted: u64,
 }
 
@@ -193,7 +194,8 @@ pub async fn run(
 
     // In the run's own transaction, as one statement without parameters: the
     // simple protocol answers it in one round trip. A used launch is kept a
-    // day, twice the longest launch age (`config::LAUNCH_MAX_AGE_LIMIT`).
+    // day, twice the longest launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A
+    // save budget untouched for an hour is full again, as a missing one is.
     let expired: i64 = sqlx::raw_sql(
         "with keys as (
              delete from shared.idempotency_keys
@@ -201,8 +203,12 @@ pub async fn run(
          ), launches as (
              delete from shared.session_launches
              where used_at < statement_timestamp() - interval '1 day' returning 1
+         ), budgets as (
+             delete from shared.save_budgets
+             where refilled_at < statement_timestamp() - interval '1 hour' returning 1
          )
-         select (select count(*) from keys) + (select count(*) from launches)",
+         select (select count(*) from keys) + (select count(*) from launches)
+              + (select count(*) from budgets)",
     )
     .fetch_one(&mut *guard)
     .await?

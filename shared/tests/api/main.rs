@@ -9,6 +9,7 @@ mod dependencies;
 mod events;
 mod hostile;
 mod invariants;
+mod limits;
 mod matrix;
 mod privileges;
 mod progress;

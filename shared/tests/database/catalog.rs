@@ -264,6 +264,8 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "id",
             "CASCADE",
         ),
+        // The save budgets (migration 0009): a user's goes with them.
+        fk("save_budgets", "user_id", "shared.users", "id", "CASCADE"),
     ]
     .into();
     assert_eq!(foreign_keys(&pool, "shared").await, expected);
