@@ -77,6 +77,9 @@ impl App {
             )
             .await
             .unwrap_or(Err(ApiError::Timeout));
+            // What an error or the timeout abandoned is rolled back before the
+            // answer goes out: Lambda may freeze the environment right after.
+            self.context.pool.quiesce().await;
             let answer = result.unwrap_or_else(|error| response::error(&error, &request_id));
             let logged = log.get();
             tracing::info!(

@@ -13,9 +13,30 @@ pub async fn api_from_env() -> Result<(ApiSettings, db::Pool), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let database = DatabaseSettings::from_source(&source)?;
     let settings = ApiSettings::from_source(&source)?;
+    statements_end_before_requests(&database, &settings)?;
     // A request uses one connection.
     let pool = cold_start_pool(&database, 1).await?;
     Ok((settings, pool))
+}
+
+/// A request's statements must end before the request does: PostgreSQL then
+/// aborts a statement (or a lock wait, or an idle transaction) that a request
+/// which gave up left behind, whatever happens to the client.
+fn statements_end_before_requests(
+    database: &DatabaseSettings,
+    settings: &ApiSettings,
+) -> Result<(), ConfigError> {
+    let limit = database.statement_timeout;
+    if limit.is_zero() || limit >= settings.request_timeout {
+        return Err(ConfigError::Invalid {
+            name: "DATABASE_STATEMENT_TIMEOUT_MS",
+            reason: format!(
+                "must be above 0 and below REQUEST_TIMEOUT_MS ({} ms) for the route functions",
+                settings.request_timeout.as_millis()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A job's pool, with the `connections` a run uses open.
@@ -45,4 +66,38 @@ pub fn exit_on_config_error<T>(result: Result<T, ConfigError>) -> T {
         tracing::error!("{error}");
         std::process::exit(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(statement_ms: &str, request_ms: &str) -> (DatabaseSettings, ApiSettings) {
+        let source = HashMap::from([
+            ("DATABASE_URL", "postgres://x@h/db"),
+            ("DATABASE_STATEMENT_TIMEOUT_MS", statement_ms),
+            ("REQUEST_TIMEOUT_MS", request_ms),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ]);
+        (
+            DatabaseSettings::from_source(&source).unwrap(),
+            ApiSettings::from_source(&source).unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_route_functions_statements_must_end_before_its_requests() {
+        let (database, api) = settings("7000", "8000");
+        assert!(statements_end_before_requests(&database, &api).is_ok());
+        for (statement, request) in [("8000", "8000"), ("9000", "8000"), ("0", "8000")] {
+            let (database, api) = settings(statement, request);
+            let error = statements_end_before_requests(&database, &api).unwrap_err();
+            assert!(
+                error.to_string().contains("DATABASE_STATEMENT_TIMEOUT_MS"),
+                "{statement} ms against {request} ms: {error}"
+            );
+        }
+    }
 }

@@ -29,10 +29,13 @@
 //!
 //! - [`Conn::release`]: its exchanges are over (the transaction committed, the
 //!   read's rows all read); it is reused as it is, with no round trip.
-//! - dropped without it (an error, a request timeout): it is flushed first, in
-//!   the background and within [`FLUSH_TIMEOUT`], so a transaction the error
-//!   abandoned rolls back at once and a half-read answer is drained; if that
-//!   fails, the connection is closed rather than reused.
+//! - dropped without it (an error, a request timeout): it is flushed first
+//!   (within [`FLUSH_TIMEOUT`]), so a transaction the error abandoned rolls back
+//!   and a half-read answer is drained; a statement still running after
+//!   [`CANCEL_AFTER`] is cancelled first, from a connection of its own. If that
+//!   fails, the connection is closed rather than reused. A request awaits its
+//!   abandoned connections ([`Pool::quiesce`]) before its answer goes out, so
+//!   no lock outlives the request that took it.
 //!
 //! A connection idle for [`PING_WHEN_IDLE_FOR`] is pinged before it is handed
 //! out again, so one a pooler or the network dropped in the meantime is
@@ -108,9 +111,11 @@ pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(30);
 /// still running when its request gave up normally finishes first.
 pub const FLUSH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A pooled connection and when it was last given back.
+/// A pooled connection, its `application_name` (how [`Manager::cancel`] finds
+/// its server process), and when it was last given back.
 pub struct Pooled {
     conn: PgConnection,
+    name: String,
     idle_since: Instant,
 }
 
@@ -127,6 +132,8 @@ pub const REREAD_URL_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 pub struct Manager {
     options: Mutex<PgConnectOptions>,
     reread: Option<Reread>,
+    /// Connections given back mid-exchange, being brought to rest.
+    abandoned: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What a pool needs to follow rotated credentials: the settings its options
@@ -160,12 +167,57 @@ impl Manager {
     }
 }
 
+impl Manager {
+    fn new(options: PgConnectOptions, reread: Option<Reread>) -> Self {
+        Self {
+            options: Mutex::new(options),
+            reread,
+            abandoned: Mutex::default(),
+        }
+    }
+
+    /// Cancels the statement the connection named `name` is running, from a
+    /// connection of its own (the pool's may all be taken). PostgreSQL lets a
+    /// role cancel its own sessions' statements.
+    async fn cancel(&self, name: &str) {
+        let options = self
+            .options
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .application_name("fasttrack-cancel");
+        let cancelled = async {
+            let mut conn = PgConnection::connect_with(&options).await?;
+            let found: i64 = sqlx::query_scalar(
+                "select count(*) from pg_stat_activity
+                 where application_name = $1 and pg_cancel_backend(pid)",
+            )
+            .bind(name)
+            .persistent(false)
+            .fetch_one(&mut conn)
+            .await?;
+            conn.close().await?;
+            Ok::<_, sqlx::Error>(found)
+        };
+        match cancelled.await {
+            Ok(found) => tracing::debug!(found, "cancelled an abandoned statement"),
+            Err(error) => tracing::warn!(%error, "cancelling an abandoned statement failed"),
+        }
+    }
+}
+
 impl managed::Manager for Manager {
     type Type = Pooled;
     type Error = sqlx::Error;
 
     async fn create(&self) -> Result<Pooled, sqlx::Error> {
-        let options = self.options.lock().expect("not poisoned").clone();
+        let mut options = self.options.lock().expect("not poisoned").clone();
+        // Each connection a name of its own, so that a statement a request
+        // gave up on can be cancelled from another connection. PgBouncer
+        // passes application_name on to the server connection that runs our
+        // transaction, so this holds behind a transaction pooler too.
+        let name = format!("fasttrack-{}", uuid::Uuid::new_v4().simple());
+        options = options.application_name(&name);
         let conn = match PgConnection::connect_with(&options).await {
             Err(error) if credentials_refused(&error) => match self.reread_url().await {
                 Some(options) => PgConnection::connect_with(&options).await?,
@@ -175,6 +227,7 @@ impl managed::Manager for Manager {
         };
         Ok(Pooled {
             conn,
+            name,
             idle_since: Instant::now(),
         })
     }
@@ -219,14 +272,14 @@ impl Pool {
             settings.pooler_mode == PoolerMode::Transaction,
             Ordering::Relaxed,
         );
-        let manager = Manager {
-            options: Mutex::new(options),
-            reread: read_url.map(|read_url| Reread {
+        let manager = Manager::new(
+            options,
+            read_url.map(|read_url| Reread {
                 settings: settings.clone(),
                 read_url,
                 last: Mutex::new(None),
             }),
-        };
+        );
         Ok(Self::with_manager(
             manager,
             settings.max_connections as usize,
@@ -240,10 +293,7 @@ impl Pool {
         max_connections: usize,
         acquire_timeout: Duration,
     ) -> Self {
-        let manager = Manager {
-            options: Mutex::new(options),
-            reread: None,
-        };
+        let manager = Manager::new(options, None);
         Self::with_manager(manager, max_connections, acquire_timeout)
     }
 
@@ -417,6 +467,19 @@ impl Pool {
         Ok(value)
     }
 
+    /// Waits until every connection given back mid-exchange (a request that
+    /// timed out, an error mid-read) is at rest: its abandoned statement
+    /// cancelled, its transaction rolled back, its locks released. Called
+    /// before a request's answer goes out, since Lambda may freeze the
+    /// environment right after, and a background task would then never run.
+    pub async fn quiesce(&self) {
+        let abandoned =
+            std::mem::take(&mut *self.inner.manager().abandoned.lock().expect("not poisoned"));
+        for flushing in abandoned {
+            let _ = flushing.await;
+        }
+    }
+
     /// Closes the idle connections politely and refuses new acquires.
     pub async fn close(&self) {
         self.inner.close();
@@ -449,6 +512,7 @@ fn connect_options(
         options.options([
             ("statement_timeout", ms.as_str()),
             ("lock_timeout", ms.as_str()),
+            ("idle_in_transaction_session_timeout", ms.as_str()),
         ])
     })
 }
@@ -535,7 +599,15 @@ impl Drop for Conn {
         }
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(flush(object));
+                let pool = Object::pool(&object);
+                let flushing = runtime.spawn(flush(object));
+                if let Some(pool) = pool {
+                    pool.manager()
+                        .abandoned
+                        .lock()
+                        .expect("not poisoned")
+                        .push(flushing);
+                }
             }
             // No runtime left to flush on: close it rather than reuse it.
             Err(_) => drop(Object::take(object)),
@@ -543,20 +615,30 @@ impl Drop for Conn {
     }
 }
 
+/// How long a connection given back mid-exchange may stay busy before the
+/// statement it is still running is cancelled.
+pub const CANCEL_AFTER: Duration = Duration::from_millis(50);
+
 /// Sends what the connection still owes the server (a queued ROLLBACK) and
-/// reads what it still owes us, ends a transaction a given-up `begin()` left
-/// open, then gives it back; closes it if that fails.
+/// reads what it still owes us, ends a transaction a given-up request left
+/// open, then gives it back; closes it if that fails. A statement still
+/// running after [`CANCEL_AFTER`] (one waiting on a lock, say) is cancelled
+/// first, so that its transaction ends now rather than when it would have.
 async fn flush(mut object: Object<Manager>) {
-    match tokio::time::timeout(FLUSH_TIMEOUT, settle(&mut object.conn)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => {
-            tracing::debug!(%error, "closing a connection that failed to flush");
-            drop(Object::take(object));
-        }
+    let settled = match tokio::time::timeout(CANCEL_AFTER, settle(&mut object.conn)).await {
+        Ok(settled) => settled,
         Err(_) => {
-            tracing::debug!("closing a connection that did not flush in time");
-            drop(Object::take(object));
+            if let Some(pool) = Object::pool(&object) {
+                pool.manager().cancel(&object.name).await;
+            }
+            tokio::time::timeout(FLUSH_TIMEOUT, settle(&mut object.conn))
+                .await
+                .unwrap_or(Err(sqlx::Error::PoolTimedOut))
         }
+    };
+    if let Err(error) = settled {
+        tracing::debug!(%error, "closing a connection that failed to flush");
+        drop(Object::take(object));
     }
 }
 
@@ -566,13 +648,19 @@ async fn flush(mut object: Object<Manager>) {
 /// no ROLLBACK for a `begin()` given up after its BEGIN went out, so the
 /// statement also asks whether it runs inside an older transaction (only a
 /// transaction's first statement sees its start as `now()`) and, if so, ends
-/// it. One round trip, two for that rare case; the simple protocol, so it
-/// suits a transaction pooler too.
+/// it; in a transaction a failed statement aborted, it fails, and the
+/// transaction is rolled back all the same. One round trip, two for those
+/// rare cases; the simple protocol, so it suits a transaction pooler too.
 async fn settle(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-    let inside: bool = sqlx::raw_sql("select now() <> statement_timestamp()")
+    let inside = match sqlx::raw_sql("select now() <> statement_timestamp()")
         .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+        .await
+    {
+        Ok(row) => row.try_get(0)?,
+        // in_failed_sql_transaction
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("25P02") => true,
+        Err(error) => return Err(error),
+    };
     if inside {
         sqlx::raw_sql("rollback").execute(&mut *conn).await?;
     }

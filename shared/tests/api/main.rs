@@ -19,6 +19,7 @@ mod runtime_role;
 mod schemathesis;
 mod sessions;
 mod submissions;
+mod timeouts;
 mod webhooks;
 
 use std::collections::HashMap;
