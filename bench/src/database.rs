@@ -27,6 +27,37 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// The login the function binaries run as: a member of `fasttrack_runtime`,
+/// as in production, since a route function refuses the schemas' owner. The
+/// API tests' (shared/tests/support/runtime_role.rs), which the test PgBouncer
+/// also knows (scripts/pgbouncer.sh).
+const RUNTIME_LOGIN: &str = "fasttrack_test_runtime";
+const RUNTIME_PASSWORD: &str = "runtime-test-password-not-deployed";
+
+/// `owner_url` logging in as the runtime login instead, which the migrate
+/// step makes (through `owner`, a pool on a migrated database) if need be.
+pub async fn runtime_url(owner: &PgPool, owner_url: &str) -> Result<String> {
+    let url = with_login(owner_url, RUNTIME_LOGIN, RUNTIME_PASSWORD);
+    let mut conn = owner.acquire().await?;
+    migrate::ensure_runtime_login(&mut conn, &url)
+        .await
+        .context("making the runtime login")?;
+    Ok(url)
+}
+
+/// `url` logging in as the runtime login, made earlier on its server by
+/// [`runtime_url`] (roles belong to the cluster): a pooler's URL, say.
+pub fn as_runtime_login(url: &str) -> String {
+    with_login(url, RUNTIME_LOGIN, RUNTIME_PASSWORD)
+}
+
+/// `url` with its user and password replaced.
+fn with_login(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let place = rest.split_once('@').map_or(rest, |(_, place)| place);
+    format!("{scheme}://{user}:{password}@{place}")
+}
+
 /// `url` with its database name replaced.
 pub fn with_database(url: &str, database: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
@@ -44,6 +75,18 @@ pub fn with_database(url: &str, database: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_login_is_replaced_and_the_place_kept() {
+        assert_eq!(
+            with_login("postgres://owner:pw@h:5432/app?sslmode=require", "rt", "p"),
+            "postgres://rt:p@h:5432/app?sslmode=require"
+        );
+        assert_eq!(
+            with_login("postgres://h/app", "rt", "p"),
+            "postgres://rt:p@h/app"
+        );
+    }
 
     #[test]
     fn the_database_name_is_replaced_and_options_are_kept() {

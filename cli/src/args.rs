@@ -23,6 +23,11 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         database: Database,
+        /// The route functions' connection URL: its login is made (or its
+        /// password set) as a member of fasttrack_runtime, as the migrate
+        /// function does with RUNTIME_DATABASE_SECRET_ARN.
+        #[arg(long, env = "RUNTIME_DATABASE_URL", hide_env_values = true)]
+        runtime_url: Option<String>,
     },
     /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
     ToolSchemasSql,
@@ -105,7 +110,7 @@ pub enum GraphFormat {
 impl Command {
     fn database_mut(&mut self) -> Option<&mut Database> {
         match self {
-            Command::Migrate { database }
+            Command::Migrate { database, .. }
             | Command::Demo { database, .. }
             | Command::Summary { database }
             | Command::Recompute { database, .. } => Some(database),

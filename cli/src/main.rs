@@ -36,7 +36,10 @@ async fn main() -> ExitCode {
 async fn run(command: Command) -> Result<()> {
     use commands::*;
     match command {
-        Command::Migrate { database } => migrate::run(&database).await,
+        Command::Migrate {
+            database,
+            runtime_url,
+        } => migrate::run(&database, runtime_url.as_deref()).await,
         Command::ToolSchemasSql => tool_schemas_sql::run(),
         Command::Graph { format } => graph::run(format),
         Command::Demo { database, any_host } => demo::run(&database, any_host).await,

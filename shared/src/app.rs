@@ -13,7 +13,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::foundation::config::ConfigError;
-use crate::foundation::db;
+use crate::foundation::db::{self, Login};
 use crate::foundation::error::ApiError;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
 use crate::http::{self as api, Context, Response, response};
@@ -47,9 +47,14 @@ impl App {
         }
     }
 
-    /// The cold start of a route function (see [`startup::api_from_env`]).
+    /// The cold start of a route function (see [`startup::api_from_env`]), or
+    /// of the local server (`None`).
     pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
-        let (settings, pool) = startup::api_from_env().await?;
+        let login = match function {
+            Some(_) => Login::Runtime,
+            None => Login::Any,
+        };
+        let (settings, pool) = startup::api_from_env(login).await?;
         Ok(Self::new(pool, Registry::embedded(), settings, function))
     }
 

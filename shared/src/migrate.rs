@@ -46,6 +46,8 @@ pub enum MigrateError {
         .0.join(", ")
     )]
     InvalidIndexes(Vec<String>),
+    #[error("RUNTIME_DATABASE_URL names no login")]
+    NoRuntimeLogin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +81,25 @@ impl MigrationReport {
     pub fn is_noop(&self) -> bool {
         self.applied_migrations.is_empty() && self.created_schemas.is_empty()
     }
+}
+
+/// Makes the route functions' login (the user and password of
+/// `runtime_url`, their database connection) a member of `fasttrack_runtime`,
+/// creating it or setting its password as needed (migration 0010's
+/// `shared.ensure_runtime_login`, which refuses the schemas' owner and
+/// superusers). Returns the login's name.
+pub async fn ensure_runtime_login(
+    conn: &mut PgConnection,
+    runtime_url: &str,
+) -> Result<String, MigrateError> {
+    let (login, password) =
+        crate::foundation::secrets::login(runtime_url).ok_or(MigrateError::NoRuntimeLogin)?;
+    db::query("select shared.ensure_runtime_login($1, $2)")
+        .bind(&login)
+        .bind(password)
+        .execute(&mut *conn)
+        .await?;
+    Ok(login)
 }
 
 /// Applies the migrations, then creates the tool schemas the registry has and

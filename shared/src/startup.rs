@@ -3,19 +3,24 @@
 //! connections its first invocation needs while the registry is built. The
 //! route functions (through `App::from_env`) and the jobs both start here.
 
-use crate::foundation::config::{ApiSettings, ConfigError, DatabaseSettings, Environment};
-use crate::foundation::{db, secrets};
+use crate::foundation::config::{
+    ApiSettings, ConfigError, DatabaseSettings, Environment, Secret, Source,
+};
+use crate::foundation::db::{self, Login};
+use crate::foundation::secrets;
 use crate::registry::Registry;
 
-/// A route function's settings and pool. A database that cannot be reached
-/// does not fail the cold start: requests answer 503 until it can.
-pub async fn api_from_env() -> Result<(ApiSettings, db::Pool), ConfigError> {
+/// A route function's settings and pool (or the local server's, which serves
+/// every route for a developer, as the owner they are). A database that
+/// cannot be reached does not fail the cold start: requests answer 503 until
+/// it can. With [`Login::Runtime`], a login that owns the schemas fails it.
+pub async fn api_from_env(login: Login) -> Result<(ApiSettings, db::Pool), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let database = DatabaseSettings::from_source(&source)?;
     let settings = ApiSettings::from_source(&source)?;
     statements_end_before_requests(&database, &settings)?;
     // A request uses one connection.
-    let pool = cold_start_pool(&database, 1).await?;
+    let pool = cold_start_pool(&database, 1, login).await?;
     Ok((settings, pool))
 }
 
@@ -42,7 +47,21 @@ fn statements_end_before_requests(
 /// A job's pool, with the `connections` a run uses open.
 pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    cold_start_pool(&DatabaseSettings::from_source(&source)?, connections).await
+    cold_start_pool(
+        &DatabaseSettings::from_source(&source)?,
+        connections,
+        Login::Any,
+    )
+    .await
+}
+
+/// The migrate function's pool (the schemas' owner), and the route functions'
+/// database connection (`RUNTIME_DATABASE_URL`, or the secret
+/// `RUNTIME_DATABASE_SECRET_ARN` names), whose login it makes.
+pub async fn migrator_from_env() -> Result<(db::Pool, Option<Secret>), ConfigError> {
+    let source = secrets::resolve(&Environment).await?;
+    let pool = cold_start_pool(&DatabaseSettings::from_source(&source)?, 1, Login::Any).await?;
+    Ok((pool, source.get("RUNTIME_DATABASE_URL").map(Secret::new)))
 }
 
 /// The pool, with the connections its first invocation needs opened while the
@@ -50,13 +69,14 @@ pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> 
 async fn cold_start_pool(
     database: &DatabaseSettings,
     connections: usize,
+    login: Login,
 ) -> Result<db::Pool, ConfigError> {
     // On Lambda the URL comes from a secret, which a rotation may change
     // while this container is warm: the pool reads it again if refused.
-    let pool = db::Pool::following(database, secrets::database_url_reader(&Environment))?;
+    let pool = db::Pool::following(database, secrets::database_url_reader(&Environment), login)?;
     pool.connect_early(connections).await;
     Registry::embedded();
-    pool.finish_connecting().await;
+    pool.finish_connecting().await?;
     Ok(pool)
 }
 

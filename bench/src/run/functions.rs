@@ -77,8 +77,8 @@ pub async fn functions(
 ) -> Result<Vec<Row>> {
     let values = placeholders(cold_url, keys).await?;
     let envs = Envs {
-        direct: service_env(cold_url, 2),
-        large: service_env(large_url, 2),
+        direct: service_env(&as_runtime(cold_url).await?, 2),
+        large: service_env(&as_runtime(large_url).await?, 2),
         pooled: pooled_env(options).await?,
     };
     let binaries = binaries(options)?;
@@ -119,6 +119,14 @@ pub async fn functions(
     Ok(rows)
 }
 
+/// `url` as the route functions log in: the runtime login, not the owner.
+async fn as_runtime(url: &str) -> Result<String> {
+    let owner = database::connect(url, 1).await?;
+    let runtime = database::runtime_url(&owner, url).await;
+    owner.close().await;
+    runtime
+}
+
 /// The event placeholders: the first generated participant, a token for them.
 async fn placeholders(cold_url: &str, keys: &TokenKeys) -> Result<Placeholders> {
     let pool = database::connect(cold_url, 2).await?;
@@ -156,7 +164,8 @@ async fn pooled_env(options: &Options) -> Result<Option<Vec<(String, String)>>> 
     };
     let url = with_database(url, "fasttrack_bench_cold");
     warm_pooler(&url).await?;
-    let mut env = service_env(&url, 2);
+    // The runtime login exists: `functions` made it on this server.
+    let mut env = service_env(&database::as_runtime_login(&url), 2);
     env.push(("DATABASE_POOLER_MODE".into(), "transaction".into()));
     Ok(Some(env))
 }

@@ -1,4 +1,5 @@
-//! `fasttrack migrate`: the SQL migrations, then a schema for every registry tool.
+//! `fasttrack migrate`: the SQL migrations, then a schema for every registry
+//! tool, and the route functions' login when their URL is given.
 
 use anyhow::Result;
 
@@ -7,11 +8,15 @@ use crate::database::{Use, connect};
 use shared::Registry;
 use shared::migrate;
 
-pub async fn run(database: &Database) -> Result<()> {
+pub async fn run(database: &Database, runtime_url: Option<&str>) -> Result<()> {
     let registry = Registry::embedded();
     let pool = connect(database, Use::Migrate).await?;
     let mut conn = pool.acquire().await?;
     let report = migrate::run(&mut conn, registry).await?;
+    if let Some(url) = runtime_url {
+        let login = migrate::ensure_runtime_login(&mut conn, url).await?;
+        println!("migrate: {login} is a member of fasttrack_runtime");
+    }
     conn.release();
     if report.is_noop() {
         println!(

@@ -25,6 +25,9 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+#[path = "../../../shared/tests/support/runtime_role.rs"]
+mod runtime_role;
+
 const JWT_SECRET: &str = "cold-start-jwt-secret-0123456789abcdef";
 
 /// A Lambda Runtime API that hands out one event and reports what came back.
@@ -239,9 +242,12 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
         .fetch_one(&pool)
         .await
         .unwrap();
+    // A route function logs in as a member of fasttrack_runtime, never as
+    // the schemas' owner (the next test).
+    runtime_role::ensure_runtime_login(&pool).await;
     let database_secret = json!({
         "engine": "postgres", "host": "instance.invalid", "port": 5432,
-        "username": options.get_username(), "password": "unused-with-trust-auth", "dbname": database,
+        "username": runtime_role::RUNTIME_LOGIN, "password": runtime_role::RUNTIME_PASSWORD, "dbname": database,
     });
     let place = format!("{}:{}", options.get_host(), options.get_port());
     let database_arn = moto
@@ -296,12 +302,47 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["user_id"], user.id.to_string());
     assert_eq!(body["summary"]["total"], Registry::embedded().tools().len());
-    for secret in [JWT_SECRET, "unused-with-trust-auth", token.as_str()] {
+    for secret in [JWT_SECRET, runtime_role::RUNTIME_PASSWORD, token.as_str()] {
         assert!(
             !logs.contains(secret),
             "a secret appeared in the logs:\n{logs}"
         );
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_route_function_logging_in_as_the_schemas_owner_refuses_to_start(pool: PgPool) {
+    shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
+        .await
+        .unwrap();
+    let options = pool.connect_options();
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let owner_url = format!(
+        "postgres://{}@{}:{}/{database}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port()
+    );
+    let runtime = RuntimeApi::start(String::new()).await;
+    let output = function(
+        &runtime.address,
+        &[
+            ("DATABASE_URL", owner_url.as_str()),
+            ("JWT_SECRET", JWT_SECRET),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        logs.contains("DATABASE_URL is invalid: the database login owns the schemas"),
+        "{logs}"
+    );
 }
 
 #[tokio::test]

@@ -3,22 +3,27 @@
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use serde_json::{Value, json};
-use shared::startup::{exit_on_config_error, pool_from_env};
+use shared::startup::{exit_on_config_error, migrator_from_env};
 use shared::{Registry, migrate};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     shared::foundation::logging::init_lambda();
-    let pool = exit_on_config_error(pool_from_env(1).await);
-    let pool = &pool;
+    let (pool, runtime_url) = exit_on_config_error(migrator_from_env().await);
+    let (pool, runtime_url) = (&pool, &runtime_url);
     run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let mut conn = pool.acquire().await?;
         let report = migrate::run(&mut conn, Registry::embedded()).await?;
+        let runtime_login = match runtime_url {
+            Some(url) => Some(migrate::ensure_runtime_login(&mut conn, url.expose()).await?),
+            None => None,
+        };
         conn.release();
-        tracing::info!(applied = ?report.applied_migrations, created = ?report.created_schemas, "migrate finished");
+        tracing::info!(applied = ?report.applied_migrations, created = ?report.created_schemas, runtime_login, "migrate finished");
         Ok::<_, Error>(json!({
             "applied_migrations": report.applied_migrations,
             "created_schemas": report.created_schemas,
+            "runtime_login": runtime_login,
         }))
     }))
     .await

@@ -132,6 +132,7 @@ pub const REREAD_URL_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 pub struct Manager {
     options: Mutex<PgConnectOptions>,
     reread: Option<Reread>,
+    login: Login,
     /// Connections given back mid-exchange, being brought to rest.
     abandoned: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -168,10 +169,11 @@ impl Manager {
 }
 
 impl Manager {
-    fn new(options: PgConnectOptions, reread: Option<Reread>) -> Self {
+    fn new(options: PgConnectOptions, reread: Option<Reread>, login: Login) -> Self {
         Self {
             options: Mutex::new(options),
             reread,
+            login,
             abandoned: Mutex::default(),
         }
     }
@@ -225,6 +227,11 @@ impl managed::Manager for Manager {
             },
             connected => connected?,
         };
+        let mut conn = conn;
+        if self.login == Login::Runtime && owns_the_schemas(&mut conn).await? {
+            let _ = conn.close().await;
+            return Err(sqlx::Error::Configuration(Box::new(OwnerLogin)));
+        }
         Ok(Pooled {
             conn,
             name,
@@ -238,6 +245,48 @@ impl managed::Manager for Manager {
         }
         Ok(())
     }
+}
+
+/// Who a pool may log in as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Anyone: the jobs and the tools (migrations need the schemas' owner).
+    Any,
+    /// A role without the schemas' privileges: the route functions. A login
+    /// that owns the schemas (or is a member of their owner) or is a superuser
+    /// is refused at connect time: its every statement could drop or rewrite
+    /// anything, and the least-privilege grants would mean nothing.
+    Runtime,
+}
+
+/// A route function's connection logs in as the schemas' owner.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the database login owns the schemas or is a superuser: the route functions need a login in \
+     fasttrack_runtime (the migrate function makes it from RUNTIME_DATABASE_SECRET_ARN; see the \
+     README, Deploying)"
+)]
+pub struct OwnerLogin;
+
+impl OwnerLogin {
+    /// Whether `error` is this refusal.
+    pub fn is(error: &sqlx::Error) -> bool {
+        matches!(error, sqlx::Error::Configuration(e) if e.is::<OwnerLogin>())
+    }
+}
+
+/// Whether the connection's login may act as the owner of `shared` (a
+/// database not yet migrated has no owner to compare with).
+async fn owns_the_schemas(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    let owner: Option<bool> = sqlx::query_scalar(
+        "select r.rolsuper or pg_has_role(r.oid, n.nspowner, 'USAGE')
+         from pg_roles r, pg_namespace n
+         where r.rolname = current_user and n.nspname = 'shared'",
+    )
+    .persistent(false)
+    .fetch_optional(conn)
+    .await?;
+    Ok(owner.unwrap_or(false))
 }
 
 /// The acquire timeout of the pools tools and tests make.
@@ -258,7 +307,7 @@ impl Pool {
     /// The service's pool, from its settings. Nothing connects yet: connections
     /// open on first use, or from [`Pool::connect_early`].
     pub fn new(settings: &DatabaseSettings) -> Result<Self, ConfigError> {
-        Self::following(settings, None)
+        Self::following(settings, None, Login::Any)
     }
 
     /// [`Pool::new`], reading the URL again with `read_url` when the database
@@ -266,6 +315,7 @@ impl Pool {
     pub fn following(
         settings: &DatabaseSettings,
         read_url: Option<ReadUrl>,
+        login: Login,
     ) -> Result<Self, ConfigError> {
         let options = connect_options(settings.url.expose(), settings)?;
         TRANSACTION_POOLER.store(
@@ -279,6 +329,7 @@ impl Pool {
                 read_url,
                 last: Mutex::new(None),
             }),
+            login,
         );
         Ok(Self::with_manager(
             manager,
@@ -293,7 +344,17 @@ impl Pool {
         max_connections: usize,
         acquire_timeout: Duration,
     ) -> Self {
-        let manager = Manager::new(options, None);
+        Self::with_login(options, max_connections, acquire_timeout, Login::Any)
+    }
+
+    /// [`Pool::with_options`], allowing only `login`.
+    pub fn with_login(
+        options: PgConnectOptions,
+        max_connections: usize,
+        acquire_timeout: Duration,
+        login: Login,
+    ) -> Self {
+        let manager = Manager::new(options, None, login);
         Self::with_manager(manager, max_connections, acquire_timeout)
     }
 
@@ -351,17 +412,24 @@ impl Pool {
     /// a function's init with its full CPU, its first invocation throttled to
     /// the memory size's share. A failure is only logged; the first request
     /// tries again and answers 503 if it fails too.
-    pub async fn finish_connecting(&self) {
+    pub async fn finish_connecting(&self) -> Result<(), ConfigError> {
         let early = std::mem::take(&mut *self.early.lock().expect("not poisoned"));
         for opening in early {
             match opening.await {
                 Ok(Ok(object)) => Conn::new(object).release(),
+                Ok(Err(error)) if OwnerLogin::is(&error) => {
+                    return Err(ConfigError::Invalid {
+                        name: "DATABASE_URL",
+                        reason: OwnerLogin.to_string(),
+                    });
+                }
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "the database could not be reached at cold start");
                 }
                 Err(error) => tracing::warn!(%error, "opening a connection early failed"),
             }
         }
+        Ok(())
     }
 
     pub fn max_size(&self) -> usize {

@@ -8,5 +8,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod logging;
+pub mod percent;
 pub mod rfc3339;
 pub mod secrets;

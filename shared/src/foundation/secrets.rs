@@ -16,8 +16,10 @@ use serde_json::Value;
 use crate::foundation::config::{ConfigError, Layered, Source};
 
 /// (variable naming the secret, setting it supplies)
-pub const SECRET_SETTINGS: [(&str, &str); 4] = [
+pub const SECRET_SETTINGS: [(&str, &str); 5] = [
     ("DATABASE_SECRET_ARN", "DATABASE_URL"),
+    // The migrate function only: the route functions' login, which it makes.
+    ("RUNTIME_DATABASE_SECRET_ARN", "RUNTIME_DATABASE_URL"),
     ("JWT_SECRET_ARN", "JWT_SECRET"),
     (
         "LEARNWORLDS_WEBHOOK_SECRET_ARN",
@@ -68,6 +70,12 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
         })?;
         let value = if setting == "DATABASE_URL" {
             database_url(value, &endpoint).map_err(|reason| ConfigError::Invalid {
+                name: arn_var,
+                reason: reason.into(),
+            })?
+        } else if setting == "RUNTIME_DATABASE_URL" {
+            // Only its login matters here, not where it connects.
+            database_url(value, &Endpoint::default()).map_err(|reason| ConfigError::Invalid {
                 name: arn_var,
                 reason: reason.into(),
             })?
@@ -194,6 +202,26 @@ fn database_url(secret: &str, endpoint: &Endpoint) -> Result<String, &'static st
     ))
 }
 
+/// The user and password of a postgres:// URL, percent-decoded; `None` for a
+/// URL without a user.
+pub fn login(url: &str) -> Option<(String, Option<String>)> {
+    use crate::foundation::percent::{self, Part};
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let (userinfo, _) = rest.split_once('@')?;
+    let (user, password) = match userinfo.split_once(':') {
+        Some((user, password)) => (user, Some(password)),
+        None => (userinfo, None),
+    };
+    let user = percent::decode(user, Part::Path).filter(|u| !u.is_empty())?;
+    let password = match password {
+        Some(password) => Some(percent::decode(password, Part::Path)?),
+        None => None,
+    };
+    Some((user, password))
+}
+
 /// Percent-encodes everything but RFC 3986's unreserved characters.
 fn encode(part: &str) -> String {
     part.bytes()
@@ -258,6 +286,20 @@ pub fn sdk_http_client() -> aws_sdk_secretsmanager::config::SharedHttpClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_urls_login_is_read_decoded() {
+        assert_eq!(
+            login("postgres://fasttrack_lambda:p%40ss%3Aword@db:5432/app"),
+            Some(("fasttrack_lambda".into(), Some("p@ss:word".into())))
+        );
+        assert_eq!(
+            login("postgresql://runner@127.0.0.1/app"),
+            Some(("runner".into(), None))
+        );
+        assert_eq!(login("postgres://db:5432/app"), None);
+        assert_eq!(login("mysql://u:p@db/app"), None);
+    }
 
     #[test]
     fn rds_json_becomes_a_url_with_the_password_encoded() {

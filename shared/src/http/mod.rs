@@ -7,7 +7,6 @@ pub mod body;
 pub mod context;
 pub mod cors;
 pub mod events;
-pub mod percent;
 pub mod request;
 pub mod response;
 pub mod routes;

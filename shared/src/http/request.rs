@@ -10,9 +10,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::body;
-use super::percent::{self, Part};
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
+use crate::foundation::percent::{self, Part};
 
 /// A header's value as text; `None` when absent or not visible ASCII. The one
 /// way the service reads a header.

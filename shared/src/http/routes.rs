@@ -3,7 +3,7 @@
 
 use http::Method;
 
-use super::percent::{self, Part};
+use crate::foundation::percent::{self, Part};
 
 /// The Lambda function that serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -162,7 +162,7 @@ async fn the_first_acquire_takes_the_connection_opened_early(pool: PgPool) {
 async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
     service.connect_early(1).await;
-    service.finish_connecting().await;
+    service.finish_connecting().await.unwrap();
     assert_eq!(service.size(), 1);
     let mut conn = service.acquire().await.unwrap();
     backend_pid(&mut conn).await;
@@ -177,7 +177,7 @@ async fn a_cold_start_ends_with_its_early_connection_idle_in_the_pool(pool: PgPo
 async fn a_cold_start_can_open_two_connections_side_by_side(pool: PgPool) {
     let service = Pool::on_same_database(&pool, 2);
     service.connect_early(2).await;
-    service.finish_connecting().await;
+    service.finish_connecting().await.unwrap();
     assert_eq!(service.size(), 2);
     let mut first = service.acquire().await.unwrap();
     let mut second = service.acquire().await.unwrap();
@@ -198,7 +198,7 @@ async fn acquires_made_while_connections_open_early_take_one_each(pool: PgPool) 
     assert_eq!(service.size(), 2);
     first.release();
     second.release();
-    service.finish_connecting().await;
+    service.finish_connecting().await.unwrap();
     assert_eq!(service.size(), 2);
 }
 
@@ -209,7 +209,7 @@ async fn early_connections_never_exceed_the_pool_size(pool: PgPool) {
     let mut conn = service.acquire().await.unwrap();
     backend_pid(&mut conn).await;
     conn.release();
-    service.finish_connecting().await;
+    service.finish_connecting().await.unwrap();
     assert_eq!(service.size(), 1);
 }
 
@@ -223,7 +223,7 @@ async fn an_early_connection_that_failed_leaves_the_first_acquire_to_try_again()
         Duration::from_millis(500),
     );
     service.connect_early(1).await;
-    service.finish_connecting().await;
+    service.finish_connecting().await.unwrap();
     assert_eq!(service.size(), 0);
     let started = Instant::now();
     let error = match service.acquire().await {
@@ -302,7 +302,12 @@ fn following(
         let url = current.lock().unwrap().clone();
         Box::pin(async move { Some(url) })
     });
-    Pool::following(&settings, Some(read_url)).unwrap()
+    Pool::following(
+        &settings,
+        Some(read_url),
+        shared::foundation::db::Login::Any,
+    )
+    .unwrap()
 }
 
 #[sqlx::test(migrations = false)]

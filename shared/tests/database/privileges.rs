@@ -306,3 +306,97 @@ async fn a_tool_schema_created_later_is_granted_to_the_runtime_role(owner: PgPoo
         assert_eq!(refused(&runtime, sql).await, "42501", "{sql}");
     }
 }
+
+/// A route function's pool (`Login::Runtime`) connects as a login in
+/// `fasttrack_runtime` and refuses the schemas' owner, whose every statement
+/// could rewrite anything whatever the grants say.
+#[sqlx::test(migrations = false)]
+async fn a_route_functions_pool_refuses_the_schemas_owner_and_takes_the_runtime_login(
+    owner: PgPool,
+) {
+    use shared::foundation::db::{Login, OwnerLogin, Pool, TOOL_ACQUIRE_TIMEOUT};
+    migrated(&owner).await;
+    ensure_runtime_login(&owner).await;
+    let as_owner = Pool::with_login(
+        owner.connect_options().as_ref().clone(),
+        1,
+        TOOL_ACQUIRE_TIMEOUT,
+        Login::Runtime,
+    );
+    let refused = as_owner
+        .acquire()
+        .await
+        .err()
+        .expect("the owner is refused");
+    assert!(OwnerLogin::is(&refused), "{refused}");
+    let as_runtime = Pool::with_login(
+        runtime_options(&owner),
+        1,
+        TOOL_ACQUIRE_TIMEOUT,
+        Login::Runtime,
+    );
+    as_runtime
+        .acquire()
+        .await
+        .expect("the runtime login connects")
+        .release();
+}
+
+/// The migrate function makes the route functions' login from their secret:
+/// a member of `fasttrack_runtime` with the secret's password, never the
+/// owner itself or a superuser.
+#[sqlx::test(migrations = false)]
+async fn migrate_makes_the_runtime_login_and_refuses_the_owner_or_a_superuser(owner: PgPool) {
+    migrated(&owner).await;
+    let mut conn = owner.acquire().await.unwrap();
+    let options = owner.connect_options();
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let login = format!("ft_login_{}", uuid::Uuid::new_v4().simple());
+    let url = format!("postgres://{login}:s3cr%40t@{place}/app");
+    let made = shared::migrate::ensure_runtime_login(&mut conn, &url)
+        .await
+        .unwrap();
+    assert_eq!(made, login);
+    let member: bool = sqlx::query_scalar(
+        "select pg_has_role(r.oid, 'fasttrack_runtime', 'MEMBER') and r.rolcanlogin and not r.rolsuper
+         from pg_roles r where r.rolname = $1",
+    )
+    .bind(&login)
+    .fetch_one(&owner)
+    .await
+    .unwrap();
+    assert!(member);
+    // Again (a rotated password): the same role, still a member.
+    shared::migrate::ensure_runtime_login(&mut conn, &url.replace("s3cr%40t", "n3w"))
+        .await
+        .unwrap();
+
+    let me: String = sqlx::query_scalar("select current_user::text")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    let superuser = format!("ft_super_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(AssertSqlSafe(format!("create role {superuser} superuser")))
+        .execute(&owner)
+        .await
+        .unwrap();
+    for refused in [me, superuser.clone()] {
+        let error = shared::migrate::ensure_runtime_login(
+            &mut conn,
+            &format!("postgres://{refused}@{place}/app"),
+        )
+        .await
+        .expect_err(&refused);
+        assert!(
+            error.to_string().contains("must not be the schemas' owner"),
+            "{refused}: {error}"
+        );
+    }
+    drop(conn);
+    for role in [login, superuser] {
+        sqlx::query(AssertSqlSafe(format!("drop role {role}")))
+            .execute(&owner)
+            .await
+            .unwrap();
+    }
+}

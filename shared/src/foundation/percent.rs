@@ -1,4 +1,5 @@
-//! The one percent-decoder, for path segments and query strings.
+//! The one percent-decoder: path segments and query strings (`http`), and
+//! the user and password of a database URL (`secrets`).
 
 /// Where the text comes from: in a query string (form encoding) `+` is a space,
 /// in a path segment it is itself.
