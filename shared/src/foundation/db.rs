@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{self, Metrics, Object, RecycleResult};
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgRow, PgSslMode};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Connection, FromRow, PgConnection, Postgres, Row, SqlSafeStr};
 use tokio::task::JoinHandle;
@@ -571,6 +571,7 @@ fn connect_options(
             reason: "not a valid PostgreSQL connection URL".into(),
         })
         .map(without_pooler_refused_parameters)?;
+    let options = verified_tls(options, url)?;
     Ok(if settings.pooler_mode == PoolerMode::Transaction {
         // Poolers drop or refuse startup options: set the timeouts on the role.
         options.statement_cache_capacity(0)
@@ -583,6 +584,61 @@ fn connect_options(
             ("idle_in_transaction_session_timeout", ms.as_str()),
         ])
     })
+}
+
+/// The certificate authorities of Amazon RDS and RDS Proxy
+/// (`config/rds-ca-bundle.pem`, made by `scripts/rds-ca-bundle.sh`): what a
+/// database certificate is checked against unless the URL names its own.
+pub const RDS_CA_BUNDLE: &[u8] = include_bytes!("../../../config/rds-ca-bundle.pem");
+
+/// TLS as the service requires it: a database on another machine is reached
+/// with `sslmode=verify-full` (the certificate signed by a known authority and
+/// naming the host), against [`RDS_CA_BUNDLE`] unless the URL gives an
+/// `sslrootcert`. A URL without `sslmode` gets that; one asking for less
+/// (`disable`, `allow`, `prefer`, `require`) is refused. A server on this
+/// machine (a loopback address, `localhost` or a Unix socket: `make run`, a
+/// sidecar pooler) keeps what its URL says, sqlx's `prefer` by default.
+fn verified_tls(options: PgConnectOptions, url: &str) -> Result<PgConnectOptions, ConfigError> {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_owned())
+    };
+    if on_this_machine(options.get_host()) {
+        return Ok(options);
+    }
+    let options = match param("sslmode").as_deref() {
+        None | Some("verify-full") => options.ssl_mode(PgSslMode::VerifyFull),
+        Some("verify-ca") => options,
+        Some(other) => {
+            return Err(ConfigError::Invalid {
+                name: "DATABASE_URL",
+                reason: format!(
+                    "sslmode={other} leaves the server unverified: a database on another machine \
+                     needs verify-full (the RDS CA bundle is built in; sslrootcert names another), \
+                     and weaker modes are for a server on this machine only"
+                ),
+            });
+        }
+    };
+    Ok(if param("sslrootcert").is_some() {
+        options
+    } else {
+        options.ssl_root_cert_from_pem(RDS_CA_BUNDLE.to_vec())
+    })
+}
+
+/// A loopback address, `localhost`, or a Unix socket's directory.
+fn on_this_machine(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.starts_with('/')
+        || host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// `options` without the startup parameter that sqlx adds on its own,
@@ -777,3 +833,77 @@ macro_rules! text_column {
     };
 }
 pub(crate) use text_column;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn settings() -> DatabaseSettings {
+        DatabaseSettings {
+            url: crate::foundation::config::Secret::new(""),
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(1),
+            pooler_mode: PoolerMode::Session,
+            statement_timeout: Duration::from_secs(7),
+        }
+    }
+
+    fn mode(url: &str) -> Result<PgSslMode, String> {
+        connect_options(url, &settings())
+            .map(|options| options.get_ssl_mode())
+            .map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn a_remote_database_is_verified_and_only_this_machines_may_go_without() {
+        let remote = "postgres://u:p@db.cluster.eu-west-1.rds.amazonaws.com:5432/app";
+        assert!(matches!(mode(remote), Ok(PgSslMode::VerifyFull)));
+        assert!(matches!(
+            mode(&format!("{remote}?sslmode=verify-full")),
+            Ok(PgSslMode::VerifyFull)
+        ));
+        assert!(matches!(
+            mode(&format!("{remote}?sslmode=verify-ca")),
+            Ok(PgSslMode::VerifyCa)
+        ));
+        for weak in ["disable", "allow", "prefer", "require"] {
+            let error = mode(&format!("{remote}?sslmode={weak}")).unwrap_err();
+            assert!(
+                error.contains("DATABASE_URL") && error.contains("verify-full"),
+                "{weak}: {error}"
+            );
+        }
+        for local in [
+            "postgres://u@127.0.0.1:54329/app",
+            "postgres://u@localhost/app",
+            "postgres://u@[::1]:6432/app",
+            "postgres://u@127.0.0.1/app?sslmode=disable",
+        ] {
+            assert!(mode(local).is_ok(), "{local}");
+        }
+        assert!(matches!(
+            mode("postgres://u@127.0.0.1/app"),
+            Ok(PgSslMode::Prefer)
+        ));
+    }
+
+    #[test]
+    fn the_built_in_bundle_holds_the_rds_and_rds_proxy_authorities() {
+        let text = std::str::from_utf8(RDS_CA_BUNDLE).unwrap();
+        let certificates = text.matches("-----BEGIN CERTIFICATE-----").count();
+        assert_eq!(
+            certificates,
+            text.matches("-----END CERTIFICATE-----").count()
+        );
+        assert!(certificates >= 20, "{certificates} certificates");
+        for authority in [
+            "Amazon RDS eu-west-1 Root CA RSA2048 G1",
+            "Amazon RDS us-east-1 Root CA ECC384 G1",
+            "Amazon Root CA 1",
+        ] {
+            assert!(text.contains(authority), "{authority} is missing");
+        }
+    }
+}
