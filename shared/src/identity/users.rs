@@ -115,9 +115,49 @@ impl LmsUser {
 }
 
 /// A character an id or email may hold: not ASCII space or control, not DEL,
-/// and not Unicode whitespace. openapi.yaml's `[^\x00-\x20\x7F\x85\xA0...]`.
+/// not Unicode whitespace, and not an invisible formatting character
+/// ([`is_invisible_format`]). openapi.yaml's `Word` pattern.
 pub fn is_word_char(c: char) -> bool {
-    c > ' ' && c != '\x7f' && !c.is_whitespace()
+    c > ' ' && c != '\x7f' && !c.is_whitespace() && !is_invisible_format(c)
+}
+
+/// Characters that change how text around them is shown without showing
+/// themselves: the bidirectional controls (which can turn `ana.evil` into
+/// what reads as `live.ana`) and the zero-width characters (which make two
+/// different names look the same). None belongs in an id or an email; a name
+/// loses them ([`display_name`]).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}'
+            | '\u{1160}'
+            | '\u{17B4}'
+            | '\u{17B5}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// A name as it is stored and shown to staff: without invisible formatting
+/// characters, so that no name can pass for another or reverse the text
+/// around it in a roster. (A name in a script that uses a zero-width joiner
+/// between letters is shown without it: its letters are unchanged.)
+pub fn display_name(name: &str) -> String {
+    name.chars()
+        .filter(|&c| !is_invisible_format(c))
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// The upsert of a user by LearnWorlds id, with a new user's progress rows.
@@ -185,7 +225,7 @@ pub async fn sync(
     let synced = db::query_as::<User>(SYNC_SQL)
         .bind(&user.lms_user_id)
         .bind(user.email.trim())
-        .bind(&user.full_name)
+        .bind(display_name(&user.full_name))
         .bind(organization_id)
         .bind(&slugs)
         .bind(&statuses)
@@ -254,6 +294,100 @@ mod tests {
             }
         );
         assert!(OrganizationTag::from_tags(["organisation:acme", "vip"], None).is_none());
+    }
+
+    #[test]
+    fn invisible_formatting_is_refused_in_ids_and_emails_and_dropped_from_names() {
+        let ok = LmsUser {
+            lms_user_id: "64a0f0000000000000000001".into(),
+            email: "ana@example.test".into(),
+            full_name: "Ana".into(),
+            organization: Membership::Unchanged,
+        };
+        for sneaky in ["\u{202E}", "\u{200B}", "\u{2066}", "\u{FEFF}", "\u{200D}"] {
+            let email = LmsUser {
+                email: format!("ana{sneaky}@example.test"),
+                ..ok.clone()
+            };
+            assert_eq!(
+                email.validate().unwrap_err().code(),
+                "invalid_user",
+                "{sneaky:?}"
+            );
+            let id = LmsUser {
+                lms_user_id: format!("64a0{sneaky}f"),
+                ..ok.clone()
+            };
+            assert_eq!(
+                id.validate().unwrap_err().code(),
+                "invalid_user",
+                "{sneaky:?}"
+            );
+            assert_eq!(
+                display_name(&format!("Ana{sneaky} Lopes{sneaky}")),
+                "Ana Lopes"
+            );
+        }
+        // "Ana gnirts" with a right-to-left override reads as "Ana string".
+        assert_eq!(display_name("Ana \u{202E}gnirts\u{202C}"), "Ana gnirts");
+        assert_eq!(display_name("Zoë Ñúñez 李"), "Zoë Ñúñez 李");
+    }
+
+    /// The characters in openapi.yaml's `Word` class `[^...]`.
+    fn word_pattern_excludes() -> Vec<(u32, u32)> {
+        let spec = include_str!("../../../openapi.yaml");
+        let word = &spec[spec.find("    Word:").expect("openapi.yaml has Word")..];
+        let line = word
+            .lines()
+            .find(|l| l.trim_start().starts_with("pattern:"))
+            .unwrap();
+        let class = line
+            .split_once("[^")
+            .unwrap()
+            .1
+            .split_once("]*$")
+            .unwrap()
+            .0;
+        let class = class.replace("\\\\", "\\");
+        let mut chars = class.chars().peekable();
+        let mut code = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> u32 {
+            assert_eq!(chars.next(), Some('\\'));
+            let digits = match chars.next() {
+                Some('x') => 2,
+                Some('u') => 4,
+                other => panic!("unexpected escape {other:?} in {line}"),
+            };
+            let hex: String = chars.by_ref().take(digits).collect();
+            u32::from_str_radix(&hex, 16).unwrap()
+        };
+        let mut ranges = Vec::new();
+        while chars.peek().is_some() {
+            let start = code(&mut chars);
+            let end = if chars.peek() == Some(&'-') {
+                chars.next();
+                code(&mut chars)
+            } else {
+                start
+            };
+            ranges.push((start, end));
+        }
+        ranges
+    }
+
+    #[test]
+    fn the_documents_word_pattern_refuses_exactly_what_the_service_refuses() {
+        let excluded = word_pattern_excludes();
+        for c in (0..=0xFFFF_u32).filter_map(char::from_u32) {
+            let in_class = excluded
+                .iter()
+                .any(|&(start, end)| (start..=end).contains(&(c as u32)));
+            assert_eq!(
+                is_word_char(c),
+                !in_class,
+                "U+{:04X}: the service and openapi.yaml's Word disagree",
+                c as u32
+            );
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod recompute;
 mod runtime_role;
 mod schemathesis;
 mod sessions;
+mod spoofing;
 mod submissions;
 mod timeouts;
 mod webhooks;
