@@ -96,7 +96,7 @@ fn every_function_binary_has_a_template_function_and_every_route_function_a_bina
         .values()
         .filter_map(|r| str_of(r, &["Metadata", "BuildProperties", "Binary"]))
         .collect();
-    // The folders: `functions/link.rs`, their shared build script, sits beside them.
+    // The folders: one per function binary.
     let folders: BTreeSet<String> =
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions"))
             .unwrap()

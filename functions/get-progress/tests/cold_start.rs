@@ -392,3 +392,16 @@ async fn an_unreadable_secret_fails_the_cold_start_naming_its_variable() {
         "{logs}"
     );
 }
+
+/// The function binaries are position-independent executables (ELF type
+/// ET_DYN), so the kernel loads their own image at a random address too.
+#[test]
+fn the_function_binary_is_a_position_independent_executable() {
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_get-progress")).unwrap();
+    assert_eq!(&binary[..4], b"\x7fELF");
+    let e_type = u16::from_le_bytes([binary[16], binary[17]]);
+    assert_eq!(
+        e_type, 3,
+        "ET_DYN is 3; ET_EXEC (2) is a fixed-address executable"
+    );
+}

@@ -95,7 +95,7 @@ where
 
 /// A number that must lie in `allowed`: past the ends it is a named error at
 /// cold start, not a panic or a timeout on every request later.
-fn bounded<T>(
+pub fn bounded<T>(
     source: &dyn Source,
     name: &'static str,
     default: T,

@@ -50,13 +50,24 @@ pub fn init_local(default: LevelFilter) {
         .try_init();
 }
 
-/// Crates that log each whole event at TRACE: `lambda_runtime` logs the raw API
-/// Gateway event, with its `Authorization` header, the webhook's signature
-/// header (in `shared-secret` mode, the secret itself) and a launch's signed
-/// body. Targets starting with these are held at DEBUG whatever the directives
-/// say (a target matches by prefix, as `tracing`'s own filters match it, so
-/// the runtime's API client is held too).
-const WHOLE_EVENTS_AT_TRACE: [&str; 2] = ["lambda_runtime", "lambda_http"];
+/// Crates whose TRACE holds whole requests, responses or events:
+/// `lambda_runtime` logs the raw API Gateway event, with its `Authorization`
+/// header, the webhook's signature header (in `shared-secret` mode, the secret
+/// itself) and a launch's signed body; the HTTP stack (hyper, h2, rustls) the
+/// bytes it moves; the AWS SDK the requests and responses of Secrets Manager,
+/// whose answers are the secrets. Targets starting with these are held at
+/// DEBUG whatever the directives say (a target matches by prefix, as
+/// `tracing`'s own filters match it, so the runtime's API client is held too).
+const WHOLE_EVENTS_AT_TRACE: [&str; 8] = [
+    "lambda_runtime",
+    "lambda_http",
+    "hyper",
+    "h2",
+    "rustls",
+    "aws_smithy",
+    "aws_sdk",
+    "aws_config",
+];
 
 /// `directives` (`info`, `warn,shared=debug`) as a filter; `default` when they
 /// are absent or not valid, so a typo never silences the logs. Never TRACE for
@@ -132,10 +143,42 @@ mod tests {
         // Everything else keeps its level, and nothing is raised.
         let trace = filter(Some("trace"), LevelFilter::INFO);
         assert!(trace.would_enable("shared::app", &Level::TRACE));
-        assert!(trace.would_enable("hyper", &Level::TRACE));
+        assert!(trace.would_enable("sqlx::query", &Level::TRACE));
         let info = filter(Some("info"), LevelFilter::INFO);
         assert!(!info.would_enable(raw_event, &Level::DEBUG));
         assert!(info.would_enable(raw_event, &Level::INFO));
+    }
+
+    #[test]
+    fn the_http_stack_and_the_aws_sdk_never_log_at_trace_whatever_the_directives() {
+        for directives in [
+            "trace",
+            "info,hyper=trace,aws_smithy_runtime=trace",
+            "debug,h2=trace",
+        ] {
+            let f = filter(Some(directives), LevelFilter::INFO);
+            for target in [
+                "hyper::proto::h1::io",
+                "hyper_util::client",
+                "h2::codec",
+                "rustls::client",
+                "aws_smithy_runtime::client::http",
+                "aws_sdk_secretsmanager::operation",
+                "aws_config::imds",
+            ] {
+                assert!(
+                    !f.would_enable(target, &Level::TRACE),
+                    "{directives}: {target}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_http_stack_is_held_at_debug_not_silenced() {
+        let f = filter(Some("trace"), LevelFilter::INFO);
+        assert!(f.would_enable("hyper::proto", &Level::DEBUG));
+        assert!(f.would_enable("aws_smithy_runtime", &Level::DEBUG));
     }
 
     #[test]

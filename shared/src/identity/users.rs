@@ -350,7 +350,7 @@ mod tests {
             .0;
         let class = class.replace("\\\\", "\\");
         let mut chars = class.chars().peekable();
-        let mut code = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> u32 {
+        let code = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> u32 {
             assert_eq!(chars.next(), Some('\\'));
             let digits = match chars.next() {
                 Some('x') => 2,

@@ -6,4 +6,4 @@
 pub mod recompute;
 pub mod sql;
 
-pub use recompute::{CONNECTIONS, DEFAULT_BATCH_SIZE, Report, run};
+pub use recompute::{CONNECTIONS, DEFAULT_BATCH_SIZE, Housekeeping, Report, run, run_with};

@@ -21,10 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
-use sqlx::{Connection, Postgres, Row};
+use sqlx::{Connection, Postgres};
 use uuid::Uuid;
 
 use super::sql;
+use crate::foundation::config::{ConfigError, Source, bounded};
 use crate::foundation::db;
 use crate::registry::Registry;
 
@@ -58,6 +59,8 @@ pub struct Report {
     /// Idempotency keys, session launches and idle save budgets past their
     /// lifetime, deleted.
     pub expired_deleted: u64,
+    /// Webhook payloads emptied, past their retention.
+    pub webhook_payloads_expired: u64,
 }
 
 impl Report {
@@ -66,10 +69,49 @@ impl Report {
     }
 }
 
+/// What the run's housekeeping keeps, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Housekeeping {
+    /// Days a webhook delivery keeps its payload (personal data).
+    pub webhook_payload_days: i32,
+}
+
+impl Default for Housekeeping {
+    fn default() -> Self {
+        Self {
+            webhook_payload_days: 30,
+        }
+    }
+}
+
+impl Housekeeping {
+    /// From `WEBHOOK_PAYLOAD_RETENTION_DAYS` (1 to 3650; 30 by default).
+    pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            webhook_payload_days: bounded(
+                source,
+                "WEBHOOK_PAYLOAD_RETENTION_DAYS",
+                Self::default().webhook_payload_days,
+                1..=3650,
+            )?,
+        })
+    }
+}
+
+/// A pass with the default housekeeping (tests and tools).
 pub async fn run(
     pool: &db::Pool,
     registry: &Registry,
     batch_size: i64,
+) -> Result<Report, sqlx::Error> {
+    run_with(pool, registry, batch_size, Housekeeping::default()).await
+}
+
+pub async fn run_with(
+    pool: &db::Pool,
+    registry: &Registry,
+    batch_size: i64,
+    housekeeping: Housekeeping,
 ) -> Result<Report, sqlx::Error> {
     if pool.max_size() < CONNECTIONS {
         return Err(sqlx::Error::Configuration(
@@ -192,11 +234,13 @@ pub async fn run(
         }
     }
 
-    // In the run's own transaction, as one statement without parameters: the
-    // simple protocol answers it in one round trip. A used launch is kept a
-    // day, twice the longest launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A
-    // save budget untouched for an hour is full again, as a missing one is.
-    let expired: i64 = sqlx::raw_sql(
+    // In the run's own transaction, as one statement: one round trip once
+    // its plan is cached. A used launch is kept a day, twice the longest
+    // launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A save budget untouched
+    // for an hour is full again, as a missing one is. Webhook payloads past
+    // their retention are emptied by migration 0011's function, the only way
+    // the runtime role may touch the webhook log.
+    let (expired, emptied): (i64, i64) = db::query_as(
         "with keys as (
              delete from shared.idempotency_keys
              where created_at < statement_timestamp() - interval '24 hours' returning 1
@@ -208,12 +252,14 @@ pub async fn run(
              where refilled_at < statement_timestamp() - interval '1 hour' returning 1
          )
          select (select count(*) from keys) + (select count(*) from launches)
-              + (select count(*) from budgets)",
+                  + (select count(*) from budgets),
+                shared.expire_webhook_payloads($1)",
     )
+    .bind(housekeeping.webhook_payload_days)
     .fetch_one(&mut *guard)
-    .await?
-    .try_get(0)?;
+    .await?;
     report.expired_deleted = expired as u64;
+    report.webhook_payloads_expired = emptied as u64;
     guard.commit().await?;
     guard_conn.release();
 

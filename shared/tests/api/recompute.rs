@@ -199,8 +199,8 @@ async fn a_recompute_with_nothing_to_do_reads_each_batch_twice_and_writes_nothin
     // the cleanup and the run's COMMIT. The unlock statement would add more.
     // The survey is unnamed, for a plan made for its batch's bounds: it takes
     // two (prepare, execute). Behind a transaction pooler every statement is
-    // unnamed, so the lock and the user ids take two each as well.
-    assert_eq!(counter.count(), if crate::behind_pooler() { 11 } else { 9 });
+    // unnamed, so the lock, the user ids and the cleanup take two each as well.
+    assert_eq!(counter.count(), if crate::behind_pooler() { 12 } else { 9 });
 }
 
 #[sqlx::test(migrations = false)]
@@ -300,4 +300,48 @@ fn spawn_recompute(
 ) -> tokio::task::JoinHandle<Result<recompute::Report, sqlx::Error>> {
     let service = app.app.context.pool.clone();
     tokio::spawn(async move { recompute::run(&service, Registry::embedded(), 100).await })
+}
+
+/// A webhook payload (a LearnWorlds user's name, email, tags) is kept for the
+/// retention period and then emptied by the recompute, which runs as the
+/// runtime role; the delivery's record stays, and so does a younger payload.
+#[sqlx::test(migrations = false)]
+async fn the_recompute_empties_webhook_payloads_past_their_retention(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    for (body, age) in [("old", "40 days"), ("recent", "2 days")] {
+        sqlx::query(
+            "insert into shared.webhook_events (body_sha256, event_type, lms_user_id, outcome, payload, received_at)
+             values (sha256($1::text::bytea), 'userUpdated', 'lms-1', 'synced', jsonb_build_object('email', 'ana@example.test'),
+                     now() - $2::interval)",
+        )
+        .bind(body)
+        .bind(age)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    let report = recompute::run_with(
+        &app.app.context.pool,
+        Registry::embedded(),
+        100,
+        recompute::Housekeeping {
+            webhook_payload_days: 30,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.webhook_payloads_expired, 1);
+    let kept: Vec<(String, bool)> = sqlx::query_as(
+        "select event_type::text, payload is not null from shared.webhook_events order by received_at",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        kept,
+        [
+            ("userUpdated".to_owned(), false),
+            ("userUpdated".to_owned(), true)
+        ]
+    );
 }
