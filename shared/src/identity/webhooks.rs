@@ -219,6 +219,10 @@ pub async fn receive(
     payload: &Value,
 ) -> Result<Receipt, ApiError> {
     let event = interpret(payload)?;
+    // Before anything is recorded: the delivery's record holds the id too.
+    if let Some(user) = &event.user {
+        user.validate()?;
+    }
     let digest = Sha256::digest(body).to_vec();
     let outcome = if event.user.is_some() {
         "synced"

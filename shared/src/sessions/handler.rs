@@ -34,8 +34,10 @@ pub async fn create(
         full_name: launch.name.clone(),
         organization: Membership::Unchanged,
     };
+    // Before the launch is claimed: its record holds the id too.
+    user.validate()?;
     // The answer is made inside the transaction that uses up the launch: if
-    // anything fails before the commit (a user the sync refuses among it), the
+    // anything fails before the commit, the
     // launch is still unused, and the 503's retry can succeed instead of
     // meeting "already used".
     let (user, token, expires_at, progress) = ctx

@@ -52,3 +52,34 @@ async fn a_synced_name_loses_its_invisible_formatting_and_an_email_with_any_is_r
         );
     }
 }
+
+/// An id longer than its column is refused before the delivery is recorded:
+/// the record holds the id too (a 500 from the database otherwise).
+#[sqlx::test(migrations = false)]
+async fn a_webhook_whose_user_id_is_too_long_is_422_and_records_nothing(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let before = app.snapshot().await;
+    let payload = serde_json::json!({
+        "type": "userTagAdded",
+        "data": {"id": "a".repeat(256), "email": "ana@example.test", "tags": ["org:acme"]}
+    });
+    let signature = format!("v1={}", crate::WEBHOOK_SECRET);
+    let response = app
+        .request(
+            http::Method::POST,
+            "/webhooks/learnworlds",
+            &[
+                ("content-type", "application/json"),
+                ("learnworlds-webhook-signature", &signature),
+            ],
+            Some(payload.to_string().as_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (response.status, response.code()),
+        (422, "invalid_user"),
+        "{:?}",
+        response.body
+    );
+    assert_eq!(app.snapshot().await, before);
+}
