@@ -140,6 +140,25 @@ mod tests {
     }
 
     #[test]
+    fn each_save_operation_requires_if_match_on_updates() {
+        let spec = document(Registry::embedded()).unwrap();
+        let save = &spec["paths"]["/tools/woop/submission"]["put"];
+        assert_eq!(
+            save["responses"]["428"]["$ref"],
+            "#/components/responses/PreconditionRequired"
+        );
+        let if_match = save["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "If-Match")
+            .unwrap();
+        // Not required of a first save, so not required in the schema.
+        assert_eq!(if_match["required"], false);
+        assert!(if_match["description"].as_str().unwrap().contains("428"));
+    }
+
+    #[test]
     fn the_filled_pattern_treats_exactly_rusts_whitespace_as_blank() {
         // Every char Rust calls whitespace is in the pattern's class, so text
         // of only those is not "filled" in the document either.

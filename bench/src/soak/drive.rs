@@ -1,6 +1,7 @@
 //! The soak's load: workers sending the mix until the deadline, the server's
 //! memory sampled meanwhile, and the fault a little before the middle.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,9 +39,17 @@ pub struct Outcome {
 pub struct Acks {
     /// (user, slug) -> (version, data) of every acknowledged save.
     pub saves: Vec<(Uuid, String, i64, Value)>,
+    /// Acknowledged saves whose version is not the one after the version
+    /// they sent as If-Match (or 1, without): a write over one unseen.
+    pub unseen_overwrites: usize,
     /// LearnWorlds ids of acknowledged syncs of new users.
     pub new_users: Vec<String>,
 }
+
+/// (user, slug) -> the version of the submission the clients last saw: from
+/// a save's answer, or a refusal's `current_version`. Shared by the workers,
+/// as a participant's tabs are.
+type Versions = Mutex<HashMap<(Uuid, String), i64>>;
 
 /// Everything the soak saw while driving the server.
 pub struct Seen {
@@ -69,14 +78,21 @@ pub async fn drive(
     let deadline = Duration::from_secs(plan.seconds);
     let outcomes = Arc::new(Mutex::new(Vec::<Outcome>::new()));
     let acks = Arc::new(Mutex::new(Acks::default()));
+    let versions = Arc::new(Versions::default());
     let done = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     for worker in 0..plan.workers.max(1) {
         let (people, outcomes, acks) = (people.clone(), outcomes.clone(), acks.clone());
+        let versions = versions.clone();
         let port = server.port;
         threads.push(std::thread::spawn(move || {
             let until = Until { started, deadline };
-            work(port, registry, &people, worker, until, &outcomes, &acks);
+            let seen = Record {
+                outcomes: &outcomes,
+                acks: &acks,
+                versions: &versions,
+            };
+            work(port, registry, &people, worker, until, seen);
         }));
     }
     let sampler = memory::sampler(server.pid(), started, done.clone());
@@ -113,6 +129,13 @@ struct Until {
     deadline: Duration,
 }
 
+/// Where the workers record what they saw.
+struct Record<'a> {
+    outcomes: &'a Mutex<Vec<Outcome>>,
+    acks: &'a Mutex<Acks>,
+    versions: &'a Versions,
+}
+
 /// One worker: requests of the mix one after another until the deadline,
 /// each outcome recorded and each acknowledged write remembered.
 fn work(
@@ -121,31 +144,50 @@ fn work(
     people: &[Participant],
     worker: usize,
     Until { started, deadline }: Until,
-    outcomes: &Mutex<Vec<Outcome>>,
-    acks: &Mutex<Acks>,
+    record: Record<'_>,
 ) {
     let mut rng = Rng::new(1000 + worker as u64);
     let mut n = 0u64;
+    let known = |user: Uuid, slug: &str| -> Option<i64> {
+        let versions = record.versions.lock().unwrap();
+        versions.get(&(user, slug.to_owned())).copied()
+    };
     while started.elapsed() < deadline {
         n += 1;
-        let (request, write) = next_request(&mut rng, registry, people, worker, n);
+        let (request, write) = next_request(&mut rng, registry, people, (worker, n), known);
         let sent = Instant::now();
         let (status, body) = http::send(port, &request).unwrap_or((0, String::new()));
-        outcomes.lock().unwrap().push(Outcome {
+        record.outcomes.lock().unwrap().push(Outcome {
             at: sent.duration_since(started),
             status,
             latency: sent.elapsed(),
         });
+        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if let Write::Save(user, slug, _) = &write
+            && matches!(status, 412 | 428)
+            && let Some(current) = answer["error"]["details"]["current_version"].as_i64()
+        {
+            // Another worker saved it, or the submission came with the data:
+            // read the version, as a client told so would.
+            let mut versions = record.versions.lock().unwrap();
+            let latest = versions.entry((*user, slug.clone())).or_insert(current);
+            *latest = (*latest).max(current);
+        }
         if !(200..300).contains(&status) {
             continue;
         }
-        let mut acks = acks.lock().unwrap();
+        let mut acks = record.acks.lock().unwrap();
         match write {
-            Write::Save(user, slug) => {
-                let saved: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-                let version = saved["submission"]["version"].as_i64().unwrap_or(-1);
+            Write::Save(user, slug, sent_version) => {
+                let version = answer["submission"]["version"].as_i64().unwrap_or(-1);
+                if version != sent_version.map_or(1, |v| v + 1) {
+                    acks.unseen_overwrites += 1;
+                }
+                let mut versions = record.versions.lock().unwrap();
+                let latest = versions.entry((user, slug.clone())).or_insert(version);
+                *latest = (*latest).max(version);
                 acks.saves
-                    .push((user, slug, version, saved["submission"]["data"].clone()));
+                    .push((user, slug, version, answer["submission"]["data"].clone()));
             }
             Write::NewUser(lms) => acks.new_users.push(lms),
             Write::None => {}

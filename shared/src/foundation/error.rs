@@ -29,6 +29,13 @@ pub enum ApiError {
         expected: String,
         current: Option<i32>,
     },
+    /// An update sent without If-Match: it would overwrite whatever another
+    /// tab or device saved since this client last read the submission.
+    #[error(
+        "this submission already exists: send If-Match with the ETag you last read, \
+         so that a save never overwrites changes you have not seen"
+    )]
+    PreconditionRequired { current: Option<i32> },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
@@ -66,6 +73,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -82,6 +90,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::PreconditionRequired { .. } => "precondition_required",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) | Self::Timeout => "service_unavailable",
@@ -104,7 +113,9 @@ impl ApiError {
     pub fn details(&self) -> Value {
         match self {
             Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
-            Self::PreconditionFailed { current, .. } => json!({ "current_version": current }),
+            Self::PreconditionFailed { current, .. } | Self::PreconditionRequired { current } => {
+                json!({ "current_version": current })
+            }
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
             _ => Value::Null,
         }
