@@ -140,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn each_save_operation_requires_if_match_on_updates() {
+    fn each_save_operation_requires_if_match_on_updates_and_launches_take_a_nonce() {
         let spec = document(Registry::embedded()).unwrap();
         let save = &spec["paths"]["/tools/woop/submission"]["put"];
         assert_eq!(
@@ -156,6 +156,14 @@ mod tests {
         // Not required of a first save, so not required in the schema.
         assert_eq!(if_match["required"], false);
         assert!(if_match["description"].as_str().unwrap().contains("428"));
+        let launch = &spec["components"]["schemas"]["Launch"];
+        assert_eq!(launch["properties"]["nonce"]["maxLength"], 64);
+        assert!(
+            !launch["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("nonce"))
+        );
     }
 
     #[test]

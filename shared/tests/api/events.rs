@@ -27,7 +27,7 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
     );
     let launch = serde_json::json!({
         "lms_user_id": id, "email": email, "name": name, "timestamp": now,
-        "signature": sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now),
+        "signature": sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now, None),
     });
     let values = Placeholders {
         token: Some(ana.token.clone()),

@@ -504,17 +504,25 @@ impl Case<'_> {
         let lms = self.lms_id(user);
         let email = format!("inv{}u{user}@example.test", self.attempt);
         let (id, token) = if session {
-            // Distinct timestamps (within the allowed age) keep each launch unique.
-            let now = std::time::SystemTime::now()
+            // A nonce of its own keeps each launch unique, however many fall
+            // in one second.
+            let timestamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_secs() as i64;
-            let timestamp = now - self.nonce % 200;
+            let launch_nonce = format!("step-{}", self.nonce);
             let name = format!("User {user}");
-            let signature =
-                sign_launch(&Secret::new(LAUNCH_SECRET), &lms, &email, &name, timestamp);
+            let signature = sign_launch(
+                &Secret::new(LAUNCH_SECRET),
+                &lms,
+                &email,
+                &name,
+                timestamp,
+                Some(&launch_nonce),
+            );
             let body = json!({"lms_user_id": lms, "email": email, "name": name,
-                              "timestamp": timestamp, "signature": signature});
+                              "timestamp": timestamp, "nonce": launch_nonce,
+                              "signature": signature});
             let response = self
                 .app
                 .request(
