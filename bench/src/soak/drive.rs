@@ -136,8 +136,64 @@ struct Record<'a> {
     versions: &'a Versions,
 }
 
+impl Record<'_> {
+    fn known(&self, user: Uuid, slug: &str) -> Option<i64> {
+        let versions = self.versions.lock().unwrap();
+        versions.get(&(user, slug.to_owned())).copied()
+    }
+
+    fn learn(&self, user: Uuid, slug: &str, version: i64) {
+        let mut versions = self.versions.lock().unwrap();
+        let latest = versions.entry((user, slug.to_owned())).or_insert(version);
+        *latest = (*latest).max(version);
+    }
+
+    /// Sends `request`, records its outcome, and returns its status and body.
+    fn exchange(&self, port: u16, request: &http::Request, started: Instant) -> (u16, Value) {
+        let sent = Instant::now();
+        let (status, body) = http::send(port, request).unwrap_or((0, String::new()));
+        self.outcomes.lock().unwrap().push(Outcome {
+            at: sent.duration_since(started),
+            status,
+            latency: sent.elapsed(),
+        });
+        (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+    }
+
+    /// The version a save's refusal names (412 stale, 428 none sent): another
+    /// worker saved it, or the submission came with the generated data.
+    fn refused_over(&self, write: &Write, status: u16, answer: &Value) -> Option<i64> {
+        let Write::Save(user, slug, _) = write else {
+            return None;
+        };
+        let current = answer["error"]["details"]["current_version"].as_i64();
+        let current = current.filter(|_| matches!(status, 412 | 428))?;
+        self.learn(*user, slug, current);
+        Some(current)
+    }
+
+    fn acknowledge(&self, write: Write, answer: &Value) {
+        let mut acks = self.acks.lock().unwrap();
+        match write {
+            Write::Save(user, slug, sent_version) => {
+                let version = answer["submission"]["version"].as_i64().unwrap_or(-1);
+                if version != sent_version.map_or(1, |v| v + 1) {
+                    acks.unseen_overwrites += 1;
+                }
+                self.learn(user, &slug, version);
+                acks.saves
+                    .push((user, slug, version, answer["submission"]["data"].clone()));
+            }
+            Write::NewUser(lms) => acks.new_users.push(lms),
+            Write::None => {}
+        }
+    }
+}
+
 /// One worker: requests of the mix one after another until the deadline,
-/// each outcome recorded and each acknowledged write remembered.
+/// each outcome recorded and each acknowledged write remembered. A save
+/// refused for a version the clients had not seen is sent once more over the
+/// version the refusal names, as a participant told so looks and saves again.
 fn work(
     port: u16,
     registry: &Registry,
@@ -148,49 +204,22 @@ fn work(
 ) {
     let mut rng = Rng::new(1000 + worker as u64);
     let mut n = 0u64;
-    let known = |user: Uuid, slug: &str| -> Option<i64> {
-        let versions = record.versions.lock().unwrap();
-        versions.get(&(user, slug.to_owned())).copied()
-    };
+    let known = |user: Uuid, slug: &str| record.known(user, slug);
     while started.elapsed() < deadline {
         n += 1;
-        let (request, write) = next_request(&mut rng, registry, people, (worker, n), known);
-        let sent = Instant::now();
-        let (status, body) = http::send(port, &request).unwrap_or((0, String::new()));
-        record.outcomes.lock().unwrap().push(Outcome {
-            at: sent.duration_since(started),
-            status,
-            latency: sent.elapsed(),
-        });
-        let answer: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
-        if let Write::Save(user, slug, _) = &write
-            && matches!(status, 412 | 428)
-            && let Some(current) = answer["error"]["details"]["current_version"].as_i64()
+        let (mut request, mut write) = next_request(&mut rng, registry, people, (worker, n), known);
+        let (mut status, mut answer) = record.exchange(port, &request, started);
+        if let Some(current) = record.refused_over(&write, status, &answer)
+            && let Write::Save(_, _, sent_version) = &mut write
         {
-            // Another worker saved it, or the submission came with the data:
-            // read the version, as a client told so would.
-            let mut versions = record.versions.lock().unwrap();
-            let latest = versions.entry((*user, slug.clone())).or_insert(current);
-            *latest = (*latest).max(current);
+            *sent_version = Some(current);
+            request.headers.retain(|(name, _)| *name != "if-match");
+            request.headers.push(("if-match", format!("\"{current}\"")));
+            (status, answer) = record.exchange(port, &request, started);
+            record.refused_over(&write, status, &answer);
         }
-        if !(200..300).contains(&status) {
-            continue;
-        }
-        let mut acks = record.acks.lock().unwrap();
-        match write {
-            Write::Save(user, slug, sent_version) => {
-                let version = answer["submission"]["version"].as_i64().unwrap_or(-1);
-                if version != sent_version.map_or(1, |v| v + 1) {
-                    acks.unseen_overwrites += 1;
-                }
-                let mut versions = record.versions.lock().unwrap();
-                let latest = versions.entry((user, slug.clone())).or_insert(version);
-                *latest = (*latest).max(version);
-                acks.saves
-                    .push((user, slug, version, answer["submission"]["data"].clone()));
-            }
-            Write::NewUser(lms) => acks.new_users.push(lms),
-            Write::None => {}
+        if (200..300).contains(&status) {
+            record.acknowledge(write, &answer);
         }
     }
 }
