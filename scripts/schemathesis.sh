@@ -94,13 +94,14 @@ for pass in user guru admin none; do
         echo '[auth.openapi.learnworldsSignature]'
         echo "api_key = \"v1=$LEARNWORLDS_WEBHOOK_SECRET\""
         # A 412 is If-Match evaluated against the stored version (RFC 9110,
-        # 13.1.1): valid data meeting a failed precondition, which no schema can
-        # rule out. The check keeps its defaults otherwise, and every other
+        # 13.1.1), a 428 an update sent without one (RFC 6585): valid data
+        # meeting a precondition on what is stored, which no schema can rule
+        # out. The check keeps its defaults otherwise, and every other
         # operation keeps them all.
         echo '[[operations]]'
         echo 'include-method = "PUT"'
         echo 'include-path-regex = "^/tools/[^/]+/submission$"'
-        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "429", "5xx"]'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "428", "429", "5xx"]'
         if [ -n "${tokens[$pass]}" ]; then
             echo '[auth.openapi.bearerAuth]'
             echo "bearer = \"${tokens[$pass]}\""

@@ -68,11 +68,21 @@ pub fn webhook_request(body: String) -> http::Request {
     }
 }
 
-/// The body of `POST /sessions`: a launch signed with the bench's launch secret.
-pub fn launch_body(lms_user_id: &str, email: &str, name: &str, timestamp: i64) -> String {
+/// The body of `POST /sessions`: a launch signed with the bench's launch
+/// secret, with its nonce if it has one.
+pub fn launch_body(
+    lms_user_id: &str,
+    email: &str,
+    name: &str,
+    timestamp: i64,
+    nonce: Option<&str>,
+) -> String {
     let secret = Secret::new(LAUNCH_SECRET.to_owned());
-    let signature = sign_launch(&secret, lms_user_id, email, name, timestamp);
-    serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
-        "timestamp": timestamp, "signature": signature})
-    .to_string()
+    let signature = sign_launch(&secret, lms_user_id, email, name, timestamp, nonce);
+    let mut body = serde_json::json!({"lms_user_id": lms_user_id, "email": email, "name": name,
+        "timestamp": timestamp, "signature": signature});
+    if let Some(nonce) = nonce {
+        body["nonce"] = nonce.into();
+    }
+    body.to_string()
 }

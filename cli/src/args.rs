@@ -77,6 +77,12 @@ pub enum Command {
         email: String,
         #[arg(long)]
         name: String,
+        /// The launch's nonce (default: a fresh random one).
+        #[arg(long, conflicts_with = "no_nonce")]
+        nonce: Option<String>,
+        /// Sign the launch without a nonce, as a sender that has none does.
+        #[arg(long)]
+        no_nonce: bool,
     },
     /// Fill an example event from events/ with local values (a token and id for
     /// the user with this email, the local secrets), for `cargo lambda invoke`.

@@ -53,7 +53,16 @@ async fn run(command: Command) -> Result<()> {
             lms_user_id,
             email,
             name,
-        } => launch::run(&lms_user_id, &email, &name),
+            nonce,
+            no_nonce,
+        } => {
+            let nonce = match (nonce, no_nonce) {
+                (_, true) => launch::Nonce::Without,
+                (Some(nonce), false) => launch::Nonce::Given(nonce),
+                (None, false) => launch::Nonce::Fresh,
+            };
+            launch::run(&lms_user_id, &email, &name, nonce)
+        }
         Command::RenderEvent { file, email } => render_event::run(&file, &email).await,
         Command::Recompute {
             database,

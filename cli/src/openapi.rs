@@ -140,6 +140,33 @@ mod tests {
     }
 
     #[test]
+    fn each_save_operation_requires_if_match_on_updates_and_launches_take_a_nonce() {
+        let spec = document(Registry::embedded()).unwrap();
+        let save = &spec["paths"]["/tools/woop/submission"]["put"];
+        assert_eq!(
+            save["responses"]["428"]["$ref"],
+            "#/components/responses/PreconditionRequired"
+        );
+        let if_match = save["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "If-Match")
+            .unwrap();
+        // Not required of a first save, so not required in the schema.
+        assert_eq!(if_match["required"], false);
+        assert!(if_match["description"].as_str().unwrap().contains("428"));
+        let launch = &spec["components"]["schemas"]["Launch"];
+        assert_eq!(launch["properties"]["nonce"]["maxLength"], 64);
+        assert!(
+            !launch["required"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("nonce"))
+        );
+    }
+
+    #[test]
     fn the_filled_pattern_treats_exactly_rusts_whitespace_as_blank() {
         // Every char Rust calls whitespace is in the pattern's class, so text
         // of only those is not "filled" in the document either.

@@ -178,22 +178,45 @@ fn demo_data_goes_into_a_database_on_this_machine_only() {
 
 #[test]
 fn launch_needs_only_its_secret_and_signs_only_what_sessions_would_accept() {
-    let launch = |email: &str| {
+    let launch_with = |email: &str, extra: &[&str]| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_fasttrack"));
         command
             .env_clear()
             .env("LEARNWORLDS_LAUNCH_SECRET", "a-launch-secret-for-tests")
             .args(["launch", "--lms-user-id", "64f0", "--email", email])
-            .args(["--name", "Ana Lopes"]);
+            .args(["--name", "Ana Lopes"])
+            .args(extra);
         command.output().unwrap()
     };
+    let launch = |email: &str| launch_with(email, &[]);
+    let verified = |out: &Output| {
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let launch = shared::sessions::launch::Launch::from_json(body).unwrap();
+        let now = launch.timestamp;
+        let secret = shared::foundation::config::Secret::new("a-launch-secret-for-tests");
+        let max_age = std::time::Duration::from_secs(300);
+        shared::sessions::launch::verify_launch(Some(&secret), &launch, now, max_age).unwrap();
+        launch
+    };
     let ok = launch("ana@example.test");
-    assert!(ok.status.success(), "{}", text(&ok.stderr));
-    let body: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
-    assert_eq!(body["signature"].as_str().map(str::len), Some(64));
-    let refused = launch("not an email");
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(refused.stdout.is_empty(), "{}", text(&refused.stdout));
+    let first = verified(&ok);
+    assert_eq!(first.signature.len(), 64);
+    // A fresh nonce each time, so two launches in one second differ.
+    let second = verified(&launch("ana@example.test"));
+    assert_eq!(first.nonce.as_deref().map(str::len), Some(32));
+    assert_ne!(first.nonce, second.nonce);
+    let given = verified(&launch_with("ana@example.test", &["--nonce", "tab-2"]));
+    assert_eq!(given.nonce.as_deref(), Some("tab-2"));
+    let without = verified(&launch_with("ana@example.test", &["--no-nonce"]));
+    assert_eq!(without.nonce, None);
+    for refused in [
+        launch("not an email"),
+        launch_with("ana@example.test", &["--nonce", "a b"]),
+    ] {
+        assert_eq!(refused.status.code(), Some(1));
+        assert!(refused.stdout.is_empty(), "{}", text(&refused.stdout));
+    }
 }
 
 #[sqlx::test(migrations = false)]

@@ -25,12 +25,18 @@ fuzz_target!(|data: &[u8]| {
     let max_age = Duration::from_secs(300);
     let _ = launch::verify_launch(Some(&secret), &launch, NOW, max_age);
     let _ = launch::verify_launch(None, &launch, NOW, max_age);
+    // What parses has a valid nonce or none.
+    assert!(
+        launch.nonce.as_deref().is_none_or(launch::valid_nonce),
+        "{launch:?}"
+    );
     launch.signature = launch::sign_launch(
         &secret,
         &launch.lms_user_id,
         &launch.email,
         &launch.name,
         launch.timestamp,
+        launch.nonce.as_deref(),
     );
     let verified = launch::verify_launch(Some(&secret), &launch, NOW, max_age);
     let fresh = NOW.abs_diff(launch.timestamp) <= 300;
@@ -38,6 +44,18 @@ fuzz_target!(|data: &[u8]| {
         .iter()
         .any(|f| f.contains('\n'));
     assert_eq!(verified.is_ok(), fresh && one_line, "{launch:?}");
+    if verified.is_ok() {
+        // The signature binds the nonce: dropping it, or adding one, fails.
+        let mut other = launch.clone();
+        other.nonce = match launch.nonce {
+            Some(_) => None,
+            None => Some("n".into()),
+        };
+        assert!(
+            launch::verify_launch(Some(&secret), &other, NOW, max_age).is_err(),
+            "{launch:?}"
+        );
+    }
     let user = LmsUser {
         lms_user_id: launch.lms_user_id,
         email: launch.email,

@@ -14,8 +14,9 @@ use shared::foundation::db;
 use shared::sessions::TokenKeys;
 
 /// `calls` requests of `route` by users of the generated data, chosen with
-/// `seed`. Submits go only to tools the user may open (not locked), with every
-/// field filled, as a participant submitting would.
+/// `seed`. Submits go only to tools the user has started or completed (so has
+/// a submission of, which wrk's repeated submits update), with every field
+/// filled, as a participant submitting would.
 pub async fn sample(
     pool: &PgPool,
     registry: &Registry,
@@ -87,10 +88,8 @@ pub async fn sample(
                 .fetch_optional(pool)
                 .await
                 .context("reading progress")?;
-                if status.as_deref() != Some("unlocked")
-                    && status.as_deref() != Some("in_progress")
-                    && status.as_deref() != Some("completed")
-                {
+                // The generated data holds a submission exactly for these.
+                if !matches!(status.as_deref(), Some("in_progress" | "completed")) {
                     continue;
                 }
                 submit_call(registry, tool, user, organization, token, &mut rng)

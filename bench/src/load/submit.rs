@@ -1,4 +1,9 @@
 //! submit-tool's full submit of a tool, as a participant makes it.
+//!
+//! wrk sends each call again and again, so each is an update of a submission
+//! the generated data holds, sent with `If-Match: *` (any version): one ETag
+//! would match only the first time. The statement takes the same path as with
+//! an ETag.
 
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -7,14 +12,14 @@ use super::call::{Bind, Body, Call, Statement, bearer, pg_array};
 use shared::Registry;
 use shared::registry::Tool;
 use shared::submissions::sql::{self, Param, SaveBinds};
-use shared::submissions::{self, Budget, SaveRequest, SubmissionStatus};
+use shared::submissions::{self, Budget, IfMatch, SaveRequest, SubmissionStatus};
 
 use crate::fixtures;
 use crate::rng::Rng;
 
-/// A full submit of `tool`, and the four statements a save of an open tool
-/// runs (see `shared::submissions::save`), with the binds the save itself makes
-/// ([`sql::lock_params`], [`SaveBinds`]).
+/// A full submit of `tool` over the user's submission of it, and the four
+/// statements a save of an open tool runs (see `shared::submissions::save`),
+/// with the binds the save itself makes ([`sql::lock_params`], [`SaveBinds`]).
 pub fn submit_call(
     registry: &Registry,
     tool: &Tool,
@@ -32,7 +37,7 @@ pub fn submit_call(
         status: SubmissionStatus::Submitted,
     };
     let outputs = submissions::extract_outputs(tool, &data);
-    let binds = SaveBinds::new(
+    let mut binds = SaveBinds::new(
         registry,
         tool,
         user,
@@ -41,6 +46,9 @@ pub fn submit_call(
         &request,
         &outputs,
     );
+    binds.if_match = Some(IfMatch::Any);
+    let mut headers = bearer(token);
+    headers.push(("If-Match", IfMatch::Any.etag()));
     let body = json!({"data": data, "status": "submitted"}).to_string();
     let settings = fixtures::settings();
     let budget = Budget::for_body(
@@ -51,7 +59,7 @@ pub fn submit_call(
     Call {
         method: "PUT",
         path: format!("/tools/{}/submission", tool.slug),
-        headers: bearer(token),
+        headers,
         body: Body::Fixed(body),
         statements: vec![
             Statement::plain("BEGIN"),
@@ -129,5 +137,25 @@ mod tests {
             assert!(!text.contains("--") && !text.contains('\n'), "{text}");
             assert!(!text.contains('$'), "every bind became a variable: {text}");
         }
+    }
+
+    #[test]
+    fn a_repeated_submit_sends_if_match_any_and_pgbench_binds_it_too() {
+        let registry = Registry::embedded();
+        let tool = registry.tool("woop").unwrap();
+        let call = submit_call(
+            registry,
+            tool,
+            Uuid::nil(),
+            None,
+            String::new(),
+            &mut Rng::new(1),
+        );
+        assert!(call.headers.contains(&("If-Match", "*".to_owned())));
+        // $8 of the save: 0 is `*`.
+        assert_eq!(
+            call.statements[2].binds[7],
+            (Bind::Value("0".into()), "int4")
+        );
     }
 }

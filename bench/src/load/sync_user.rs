@@ -171,10 +171,11 @@ fn launch_call(p: &Participant, initial: &(String, String)) -> Call {
 
 /// Signed launches for one wrk run, `per_thread` for each of `threads` wrk
 /// threads, one file each (`launches-<thread>.txt`, a launch body a line).
-/// Each participant signs [`LAUNCH_TIMESTAMPS`] launches, one per second
-/// around `now`, all within the server's 300 s limit for the next minute;
-/// `run` picks participants no earlier run used, as a launch is refused a
-/// second time.
+/// Each participant signs [`LAUNCHES_PER_PARTICIPANT`] launches at `now`,
+/// each with its own nonce (as a double click would), all within the server's
+/// 300 s limit for the next minutes; `run` picks participants no earlier run
+/// used and names the nonces, so no launch repeats an earlier run's (a launch
+/// is refused a second time).
 pub async fn launch_files(
     pool: &PgPool,
     dir: &Path,
@@ -183,7 +184,7 @@ pub async fn launch_files(
     per_thread: usize,
     now: i64,
 ) -> Result<()> {
-    let needed = (threads * per_thread).div_ceil(LAUNCH_TIMESTAMPS);
+    let needed = (threads * per_thread).div_ceil(LAUNCHES_PER_PARTICIPANT);
     let participants = participants(pool, (run * needed) as i64, Some(needed as i64)).await?;
     if participants.len() < needed {
         bail!(
@@ -193,7 +194,7 @@ pub async fn launch_files(
     }
     let mut launches = Vec::with_capacity(threads * per_thread);
     'fill: for p in &participants {
-        for offset in 0..LAUNCH_TIMESTAMPS as i64 {
+        for n in 0..LAUNCHES_PER_PARTICIPANT {
             if launches.len() == threads * per_thread {
                 break 'fill;
             }
@@ -201,7 +202,8 @@ pub async fn launch_files(
                 &p.lms_user_id,
                 &p.email,
                 &p.full_name,
-                now - 60 + offset,
+                now,
+                Some(&format!("bench-{run}-{n}")),
             ));
         }
     }
@@ -223,4 +225,4 @@ pub async fn launch_files(
 }
 
 /// Launches each participant signs for a run (see [`launch_files`]).
-pub const LAUNCH_TIMESTAMPS: usize = 300;
+pub const LAUNCHES_PER_PARTICIPANT: usize = 300;

@@ -206,7 +206,13 @@ fn syncs(k: usize, now: i64, rng: &mut Rng) -> Result<(Requests, Requests)> {
             method: "POST",
             path: "/sessions".into(),
             headers: vec![("content-type", "application/json".into())],
-            body: Some(launch_body(lms, &email, "Launch Bench", now)),
+            body: Some(launch_body(
+                lms,
+                &email,
+                "Launch Bench",
+                now,
+                Some("round-trips"),
+            )),
         });
     }
     Ok((webhooks, launches))

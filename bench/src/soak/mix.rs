@@ -19,7 +19,9 @@ pub struct Participant {
 /// What to remember of a request if it is acknowledged.
 pub enum Write {
     None,
-    Save(Uuid, String),
+    /// A save of (user, tool), over the version sent as If-Match (none: a
+    /// first save, as far as the clients know).
+    Save(Uuid, String, Option<i64>),
     NewUser(String),
 }
 
@@ -27,13 +29,15 @@ fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
     &items[rng.below(items.len() as u64) as usize]
 }
 
-/// One request of the mix, and what it writes.
+/// One request of the mix, and what it writes. A save sends as If-Match the
+/// version `known` says the clients last saw of that submission, as a browser
+/// sends the ETag it last read.
 pub fn next_request(
     rng: &mut Rng,
     registry: &Registry,
     people: &[Participant],
-    worker: usize,
-    n: u64,
+    (worker, n): (usize, u64),
+    known: impl Fn(Uuid, &str) -> Option<i64>,
 ) -> (http::Request, Write) {
     let who = pick(rng, people);
     let auth = ("authorization", format!("Bearer {}", who.token));
@@ -64,14 +68,19 @@ pub fn next_request(
                 }
             }
             let status = if submit { "submitted" } else { "draft" };
+            let version = known(who.id, &tool.slug);
+            let mut headers = vec![auth, ("content-type", "application/json".into())];
+            if let Some(version) = version {
+                headers.push(("if-match", format!("\"{version}\"")));
+            }
             (
                 http::Request {
                     method: "PUT",
                     path: format!("/tools/{}/submission", tool.slug),
-                    headers: vec![auth, ("content-type", "application/json".into())],
+                    headers,
                     body: Some(json!({"data": data, "status": status}).to_string()),
                 },
-                Write::Save(who.id, tool.slug.clone()),
+                Write::Save(who.id, tool.slug.clone(), version),
             )
         }
         _ => {

@@ -1,11 +1,13 @@
 //! `fasttrack-bench soak`: sustained load on the local server, a mix of reads,
 //! draft saves, submits and LearnWorlds syncs from many users, optionally with
 //! a fault in the middle (every service connection terminated, or PostgreSQL
-//! restarted). Afterwards the database is checked against what clients were
-//! told: every acknowledged write present, no duplicate rows, every
-//! submission's outputs equal to its submitted data, every completed tool with
-//! its outputs, nothing unlocked without its dependencies. The server's memory
-//! is sampled throughout.
+//! restarted). Saves send the version the clients last saw as If-Match (and
+//! once more over the one a refusal names), and each acknowledged save must be
+//! the version after it. Afterwards the database is checked against what
+//! clients were told: every acknowledged write present, no duplicate rows,
+//! every submission's outputs equal to its submitted data, every completed
+//! tool with its outputs, nothing unlocked without its dependencies. The
+//! server's memory is sampled throughout.
 
 mod clients;
 mod drive;

@@ -147,6 +147,13 @@ fn judge_saves(acks: &Acks, stored: &Saves, verdicts: &mut Verdicts) {
         ),
         lost == 0 && stale == 0,
     );
+    verdicts.check(
+        format!(
+            "every acknowledged save wrote over the version its If-Match named: {} did not",
+            acks.unseen_overwrites
+        ),
+        acks.unseen_overwrites == 0,
+    );
 }
 
 async fn judge_new_users(pool: &PgPool, acks: &Acks, verdicts: &mut Verdicts) -> Result<()> {

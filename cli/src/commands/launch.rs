@@ -8,9 +8,18 @@ use shared::foundation::config::Secret;
 use shared::foundation::config::Source;
 use shared::identity::users::LmsUser;
 use shared::identity::users::Membership;
-use shared::sessions::launch::{launch_fields_signable, sign_launch};
+use shared::sessions::launch::{NONCE_MAX_LEN, launch_fields_signable, sign_launch, valid_nonce};
 
-pub fn run(lms_user_id: &str, email: &str, name: &str) -> Result<()> {
+/// Which nonce the launch is signed with.
+pub enum Nonce {
+    /// A fresh random one, as LearnWorlds' side signs each launch.
+    Fresh,
+    Given(String),
+    /// None: the launch as a sender without nonces signs it.
+    Without,
+}
+
+pub fn run(lms_user_id: &str, email: &str, name: &str, nonce: Nonce) -> Result<()> {
     let secret = Secret::new(
         Environment
             .get("LEARNWORLDS_LAUNCH_SECRET")
@@ -27,23 +36,43 @@ pub fn run(lms_user_id: &str, email: &str, name: &str) -> Result<()> {
     if !launch_fields_signable([lms_user_id, email, name]) {
         bail!("a launch field may not contain a newline");
     }
-    println!("{}", signed_body(&secret, lms_user_id, email, name));
+    let nonce = match nonce {
+        Nonce::Fresh => Some(fresh_nonce()),
+        Nonce::Given(nonce) if valid_nonce(&nonce) => Some(nonce),
+        Nonce::Given(_) => {
+            bail!("a nonce is 1 to {NONCE_MAX_LEN} ASCII letters, digits, `-` or `_`")
+        }
+        Nonce::Without => None,
+    };
+    let body = signed_body(&secret, lms_user_id, email, name, nonce.as_deref());
+    println!("{body}");
     Ok(())
 }
 
-/// A launch body signed with `secret`, timestamped now.
+/// A launch body signed with `secret`, timestamped now, with `nonce` if any.
 pub fn signed_body(
     secret: &Secret,
     lms_user_id: &str,
     email: &str,
     name: &str,
+    nonce: Option<&str>,
 ) -> serde_json::Value {
     let timestamp = unix_now();
-    let signature = sign_launch(secret, lms_user_id, email, name, timestamp);
-    serde_json::json!({
+    let signature = sign_launch(secret, lms_user_id, email, name, timestamp, nonce);
+    let mut body = serde_json::json!({
         "lms_user_id": lms_user_id, "email": email, "name": name,
         "timestamp": timestamp, "signature": signature,
-    })
+    });
+    if let Some(nonce) = nonce {
+        body["nonce"] = nonce.into();
+    }
+    body
+}
+
+/// A random nonce (32 hex digits), so that two launches signed in one second
+/// differ.
+pub fn fresh_nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn unix_now() -> i64 {

@@ -24,7 +24,7 @@ pub async fn run(file: &Path, email: &str) -> Result<()> {
             "invoked@example.com",
             "Invoked Locally",
         );
-        launch::signed_body(secret, id, mail, name).to_string()
+        launch::signed_body(secret, id, mail, name, Some(&launch::fresh_nonce())).to_string()
     });
     let values = Placeholders {
         token: Some(app.issue_token(user)?.0),

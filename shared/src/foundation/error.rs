@@ -31,6 +31,13 @@ pub enum ApiError {
     },
     #[error("too many saves; retry in {retry_after} seconds")]
     TooManyRequests { retry_after: u64 },
+    /// An update sent without If-Match: it would overwrite whatever another
+    /// tab or device saved since this client last read the submission.
+    #[error(
+        "this submission already exists: send If-Match with the ETag you last read, \
+         so that a save never overwrites changes you have not seen"
+    )]
+    PreconditionRequired { current: Option<i32> },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
@@ -68,6 +75,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::PreconditionRequired { .. } => StatusCode::PRECONDITION_REQUIRED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -85,6 +93,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Conflict { code, .. } | Self::Unprocessable { code, .. } => code,
             Self::PreconditionFailed { .. } => "precondition_failed",
+            Self::PreconditionRequired { .. } => "precondition_required",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -108,7 +117,9 @@ impl ApiError {
     pub fn details(&self) -> Value {
         match self {
             Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
-            Self::PreconditionFailed { current, .. } => json!({ "current_version": current }),
+            Self::PreconditionFailed { current, .. } | Self::PreconditionRequired { current } => {
+                json!({ "current_version": current })
+            }
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
             Self::TooManyRequests { retry_after } => json!({ "retry_after": retry_after }),
             _ => Value::Null,

@@ -91,6 +91,11 @@ impl SaveRequest {
 }
 
 /// `If-Match`: a version, or `*` for "any existing submission".
+///
+/// An update needs one (428 without). `*` satisfies that, as RFC 9110 has it:
+/// it is a client's explicit "overwrite whatever is stored", which gives up the
+/// lost-update check on purpose, for clients that replay a fixed request (the
+/// benchmark). An editor sends the ETag it last read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfMatch {
     Any,

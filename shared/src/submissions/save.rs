@@ -3,6 +3,10 @@
 //! A save is one transaction of four round trips: BEGIN; lock the caller's
 //! progress row for the tool (and claim the Idempotency-Key); one statement that
 //! writes the submission, its outputs, the progress and the unlocks; COMMIT.
+//!
+//! Once a submission exists, a save must say which version it overwrites
+//! (`If-Match`): two tabs editing one tool would otherwise each overwrite the
+//! other's draft unseen. The write statement checks it, on the row it locks.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -116,10 +120,15 @@ pub async fn save(
         .fetch_optional(&mut *tx)
         .await?;
         let Some(outcome) = outcome else {
+            // Refused by If-Match, or for the want of one: the submission
+            // exists. Still under the lock, so `current` is what was refused.
             let current = read::read(&mut *tx, tool, user, user).await?.version;
-            return Err(ApiError::PreconditionFailed {
-                expected: save.if_match.map_or_else(String::new, IfMatch::etag),
-                current,
+            return Err(match save.if_match {
+                None => ApiError::PreconditionRequired { current },
+                Some(if_match) => ApiError::PreconditionFailed {
+                    expected: if_match.etag(),
+                    current,
+                },
             });
         };
         let outcome = serde_json::from_value(outcome)

@@ -126,7 +126,10 @@ pub fn lock_params<'a>(
 /// The write of a save, in one statement, for a caller who already holds the
 /// lock on their progress row for the tool:
 ///
-/// * upsert the user's one submission (bumping `version`), honouring If-Match;
+/// * upsert the user's one submission (bumping `version`), honouring If-Match:
+///   without one ($8 null) only a first save inserts, and an existing row is
+///   left alone (428); the conflict's row lock makes that check and the write
+///   one step;
 /// * on submit, replace the tool's field outputs and record `submitted_data`;
 /// * update the tool's progress;
 /// * on submit, unlock every locked dependent whose required fields are now all
@@ -134,7 +137,7 @@ pub fn lock_params<'a>(
 /// * record the outcome under the Idempotency-Key, if one was sent.
 ///
 /// Binds: [`SaveBinds`]. Returns one row with the outcome as jsonb, or none
-/// when If-Match failed.
+/// when If-Match failed or was missing on an update.
 pub fn save_submission(registry: &Registry, tool: &Tool) -> Sql {
     let needed = registry
         .dependents(tool)
@@ -168,7 +171,7 @@ const SAVE: &str = r"with sub as (
                 submitted_at = coalesce(excluded.submitted_at, sub.submitted_at),
                 completed_at = coalesce(excluded.completed_at, sub.completed_at),
                 version = sub.version + 1
-            where $8::int is null or $8 = 0 or sub.version = $8
+            where $8 = 0 or sub.version = $8
             returning sub.*
         ), outputs as (
             insert into {s}.field_outputs (submission_id, field_id, field_value)
@@ -293,7 +296,7 @@ impl<'a> SaveBinds<'a> {
             Param::TextArray(self.fields.clone()),
             Param::JsonArray(&self.values),
             Param::Int(Some(self.percentage)),
-            // null: none; 0: `*`.
+            // null: none (a first save only); 0: `*`.
             Param::Int(self.if_match.map(IfMatch::bind)),
             Param::Text(self.idempotency_key),
             Param::Text(Some(&self.tool.slug)),

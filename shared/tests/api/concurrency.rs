@@ -9,6 +9,9 @@ use sqlx::PgPool;
 
 use crate::{TestApp, blocked_on_a_lock};
 
+/// Twenty clients saving one tool at once, each retrying with the version a
+/// refusal names (412, or 428 when it sent none): every write lands once, on
+/// the version it saw.
 #[sqlx::test(migrations = false)]
 async fn twenty_parallel_saves_of_one_tool_leave_one_row_with_one_version_per_write(pool: PgPool) {
     let app = Arc::new(TestApp::new(pool).await);
@@ -16,8 +19,23 @@ async fn twenty_parallel_saves_of_one_tool_leave_one_row_with_one_version_per_wr
     let saves = (0..20).map(|i| {
         let (app, ana) = (Arc::clone(&app), Arc::clone(&ana));
         tokio::spawn(async move {
-            app.save(&ana, "woop", json!({"wish": format!("wish {i}")}), "draft")
-                .await
+            let body = json!({"data": {"wish": format!("wish {i}")}, "status": "draft"});
+            let mut if_match: Option<String> = None;
+            loop {
+                let headers: Vec<(&str, &str)> =
+                    if_match.iter().map(|e| ("if-match", e.as_str())).collect();
+                let response = app
+                    .put("/tools/woop/submission", &ana.token, &body, &headers)
+                    .await;
+                if !matches!(response.status, 412 | 428) {
+                    let expected =
+                        if_match.map_or(1, |e| e.trim_matches('"').parse::<i64>().unwrap() + 1);
+                    assert_eq!(response.body["submission"]["version"], expected);
+                    return response;
+                }
+                let current = &response.body["error"]["details"]["current_version"];
+                if_match = Some(format!("\"{current}\""));
+            }
         })
     });
     let mut versions = Vec::new();

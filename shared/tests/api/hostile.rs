@@ -183,6 +183,7 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
         "l@example.test",
         "L",
         now,
+        None,
     );
     let launch = json!({"lms_user_id": "64a0f00000000000000000bb", "email": "l@example.test",
                         "name": "L", "timestamp": now, "signature": launch_signature})

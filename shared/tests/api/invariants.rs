@@ -319,6 +319,8 @@ struct Request {
     slug: String,
     body: Value,
     key: Option<String>,
+    /// The version the client last saw (an update needs one).
+    if_match: Option<i64>,
 }
 
 struct UserModel {
@@ -379,6 +381,7 @@ struct Stats {
     submits_accepted: u64,
     rejected_locked: u64,
     rejected_incomplete: u64,
+    rejected_precondition: u64,
     replays: u64,
     key_reuses: u64,
     recomputes: u64,
@@ -501,17 +504,25 @@ impl Case<'_> {
         let lms = self.lms_id(user);
         let email = format!("inv{}u{user}@example.test", self.attempt);
         let (id, token) = if session {
-            // Distinct timestamps (within the allowed age) keep each launch unique.
-            let now = std::time::SystemTime::now()
+            // A nonce of its own keeps each launch unique, however many fall
+            // in one second.
+            let timestamp = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_secs() as i64;
-            let timestamp = now - self.nonce % 200;
+            let launch_nonce = format!("step-{}", self.nonce);
             let name = format!("User {user}");
-            let signature =
-                sign_launch(&Secret::new(LAUNCH_SECRET), &lms, &email, &name, timestamp);
+            let signature = sign_launch(
+                &Secret::new(LAUNCH_SECRET),
+                &lms,
+                &email,
+                &name,
+                timestamp,
+                Some(&launch_nonce),
+            );
             let body = json!({"lms_user_id": lms, "email": email, "name": name,
-                              "timestamp": timestamp, "signature": signature});
+                              "timestamp": timestamp, "nonce": launch_nonce,
+                              "signature": signature});
             let response = self
                 .app
                 .request(
@@ -620,6 +631,7 @@ impl Case<'_> {
             slug: spec.slug.clone(),
             body: json!({"data": data, "status": status}),
             key: key.map(|k| format!("key-{k}")),
+            if_match: model.subs.get(&spec.slug).map(|s| s.version),
         }
     }
 
@@ -633,12 +645,14 @@ impl Case<'_> {
         let spec = catalogue.spec(&request.slug);
         let model = self.users[user].as_mut().unwrap();
         model.last = Some(request.clone());
-        let headers: Vec<(&str, &str)> = request
-            .key
-            .as_deref()
-            .map(|k| ("idempotency-key", k))
-            .into_iter()
-            .collect();
+        let etag = request.if_match.map(|v| format!("\"{v}\""));
+        let headers: Vec<(&str, &str)> = [
+            request.key.as_deref().map(|k| ("idempotency-key", k)),
+            etag.as_deref().map(|e| ("if-match", e)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let response = self
             .app
             .put(
@@ -691,12 +705,29 @@ impl Case<'_> {
             );
             return Ok(());
         }
+        let previous = model.subs.get(&request.slug).cloned();
+        // A retry without a key is a new save: on a version it no longer holds.
+        let current = previous.as_ref().map(|p| p.version);
+        if current != request.if_match {
+            stats.rejected_precondition += 1;
+            let (status, code) = match request.if_match {
+                None => (428, "precondition_required"),
+                Some(_) => (412, "precondition_failed"),
+            };
+            check!(
+                response.status == status
+                    && response.code() == code
+                    && response.body["error"]["details"]["current_version"] == json!(current),
+                "{}: expected {status} {code} at version {current:?}, got {response:?}",
+                context()
+            );
+            return Ok(());
+        }
         let before: Vec<St> = catalogue
             .tools
             .iter()
             .map(|t| model.expected(catalogue, t))
             .collect();
-        let previous = model.subs.get(&request.slug).cloned();
         let sub = SubModel {
             data: data.clone(),
             status: if submit { "submitted" } else { "draft" },
@@ -1036,7 +1067,7 @@ async fn random_syncs_saves_and_recomputes_keep_every_unlock_invariant(pool: PgP
     println!(
         "unlock invariants: {cases} cases, {} steps checked, 0 failures, in {:.1} s (seed {seed:#x})\n  \
          {} syncs, {} saves accepted ({} submits), {} refused as locked, {} incomplete submits refused, \
-         {} idempotent replays, {} reused keys refused, {} recomputes, {} unlocks, {} tools completed",
+         {} stale or missing If-Match refused, {} idempotent replays, {} reused keys refused, {} recomputes, {} unlocks, {} tools completed",
         stats.steps,
         started.elapsed().as_secs_f64(),
         stats.syncs,
@@ -1044,6 +1075,7 @@ async fn random_syncs_saves_and_recomputes_keep_every_unlock_invariant(pool: PgP
         stats.submits_accepted,
         stats.rejected_locked,
         stats.rejected_incomplete,
+        stats.rejected_precondition,
         stats.replays,
         stats.key_reuses,
         stats.recomputes,

@@ -49,8 +49,15 @@ async fn saves_with_fresh_keys_keep_a_users_stored_keys_bounded_and_leave_others
         .await;
     assert_eq!(bens.status, 201);
 
-    // 64 KiB of text in every draft, each sent under a new key.
+    // 64 KiB of text in every draft, each sent under a new key, over the
+    // first save's submission (`If-Match: *`).
     let big = "x".repeat(64 * 1024);
+    assert_eq!(
+        app.save(&ana, "woop", json!({"wish": "first"}), "draft")
+            .await
+            .status,
+        201
+    );
     for i in 0..130 {
         let key = format!("flood-{i}");
         let saved = app
@@ -58,7 +65,7 @@ async fn saves_with_fresh_keys_keep_a_users_stored_keys_bounded_and_leave_others
                 "/tools/woop/submission",
                 &ana.token,
                 &json!({"data": {"wish": big, "n": i}, "status": "draft"}),
-                &[("idempotency-key", &key)],
+                &[("idempotency-key", &key), ("if-match", "*")],
             )
             .await;
         assert!(matches!(saved.status, 200 | 201), "{:?}", saved.body);
@@ -73,7 +80,7 @@ async fn saves_with_fresh_keys_keep_a_users_stored_keys_bounded_and_leave_others
             "/tools/woop/submission",
             &ana.token,
             &json!({"data": {"wish": big, "n": 129}, "status": "draft"}),
-            &[("idempotency-key", "flood-129")],
+            &[("idempotency-key", "flood-129"), ("if-match", "*")],
         )
         .await;
     assert_eq!(last.header("idempotent-replayed"), Some("true"));
@@ -111,7 +118,7 @@ async fn a_replayed_draft_answers_with_the_submitted_data_it_was_saved_beside(po
             "/tools/woop/submission",
             &ana.token,
             &draft,
-            &[("idempotency-key", "d-1")],
+            &[("idempotency-key", "d-1"), ("if-match", "*")],
         )
         .await;
     assert_eq!(first.status, 200);
@@ -124,7 +131,7 @@ async fn a_replayed_draft_answers_with_the_submitted_data_it_was_saved_beside(po
             "/tools/woop/submission",
             &ana.token,
             &draft,
-            &[("idempotency-key", "d-1")],
+            &[("idempotency-key", "d-1"), ("if-match", "*")],
         )
         .await;
     assert_eq!(retry.header("idempotent-replayed"), Some("true"));
@@ -145,7 +152,7 @@ async fn a_replayed_draft_answers_with_the_submitted_data_it_was_saved_beside(po
             "/tools/woop/submission",
             &ana.token,
             &draft,
-            &[("idempotency-key", "d-1")],
+            &[("idempotency-key", "d-1"), ("if-match", "*")],
         )
         .await;
     assert_eq!(
@@ -156,21 +163,23 @@ async fn a_replayed_draft_answers_with_the_submitted_data_it_was_saved_beside(po
     );
 }
 
-/// Sends small drafts until one is refused; returns how many were accepted
-/// and the refusal.
+/// Sends drafts until one is refused; returns how many were accepted and the
+/// refusal. The first creates the submission, the others go over it.
 async fn drafts_until_refused(
     app: &TestApp,
     user: &crate::TestUser,
     body: &serde_json::Value,
 ) -> (usize, crate::TestResponse) {
+    let mut headers: &[(&str, &str)] = &[];
     for accepted in 0..500 {
         let saved = app
-            .put("/tools/woop/submission", &user.token, body, &[])
+            .put("/tools/woop/submission", &user.token, body, headers)
             .await;
         if saved.status == 429 {
             return (accepted, saved);
         }
         assert!(matches!(saved.status, 200 | 201), "{:?}", saved.body);
+        headers = &[("if-match", "*")];
     }
     panic!("500 saves in a row were accepted");
 }

@@ -236,7 +236,8 @@ impl TestApp {
             .await
     }
 
-    /// PUT a save of `slug` and return the response.
+    /// PUT a save of `slug` as a client that has just read the submission:
+    /// with its ETag as If-Match once there is one, as an update needs.
     pub async fn save(
         &self,
         user: &TestUser,
@@ -244,14 +245,15 @@ impl TestApp {
         data: Value,
         status: &str,
     ) -> TestResponse {
+        let path = format!("/tools/{slug}/submission");
+        let read = self.get(&path, &user.token).await;
+        let if_match: Vec<(&str, &str)> = read
+            .header("etag")
+            .map(|etag| ("if-match", etag))
+            .into_iter()
+            .collect();
         let body = json!({ "data": data, "status": status });
-        self.put(
-            &format!("/tools/{slug}/submission"),
-            &user.token,
-            &body,
-            &[],
-        )
-        .await
+        self.put(&path, &user.token, &body, &if_match).await
     }
 
     /// Submits `slug` with every output key filled.

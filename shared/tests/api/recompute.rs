@@ -83,7 +83,7 @@ async fn recompute_deletes_expired_idempotency_keys_and_launches(pool: PgPool) {
         "/tools/woop/submission",
         &ana.token,
         &body,
-        &[("idempotency-key", "new")],
+        &[("idempotency-key", "new"), ("if-match", "\"1\"")],
     )
     .await;
     sqlx::query("update shared.idempotency_keys set created_at = now() - interval '2 days' where key = 'old'")

@@ -32,7 +32,7 @@ async fn a_launch_timestamp_written_as_an_integral_float_is_an_integer(pool: PgP
         .unwrap()
         .as_secs() as i64;
     let (id, email, name) = ("64a0f0000000000000000009", "flo@example.test", "Flo");
-    let signature = sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now);
+    let signature = sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now, None);
     let body = format!(
         r#"{{"lms_user_id": "{id}", "email": "{email}", "name": "{name}", "timestamp": {now}.0, "signature": "{signature}"}}"#
     );

@@ -16,8 +16,30 @@ fn now() -> i64 {
 }
 
 fn launch(lms_user_id: &str, email: &str, name: &str, timestamp: i64, secret: &str) -> Value {
-    let signature = sign_launch(&Secret::new(secret), lms_user_id, email, name, timestamp);
+    let signature = sign_launch(
+        &Secret::new(secret),
+        lms_user_id,
+        email,
+        name,
+        timestamp,
+        None,
+    );
     json!({"lms_user_id": lms_user_id, "email": email, "name": name, "timestamp": timestamp, "signature": signature})
+}
+
+/// A launch of the demo participant at `timestamp` with `nonce`, signed.
+fn launch_with_nonce(timestamp: i64, nonce: &str) -> Value {
+    let (id, email, name) = ("64a0f0000000000000000007", "g@example.test", "G");
+    let signature = sign_launch(
+        &Secret::new(LAUNCH_SECRET),
+        id,
+        email,
+        name,
+        timestamp,
+        Some(nonce),
+    );
+    json!({"lms_user_id": id, "email": email, "name": name, "timestamp": timestamp,
+           "nonce": nonce, "signature": signature})
 }
 
 async fn post(app: &TestApp, body: &Value) -> TestResponse {
@@ -175,6 +197,59 @@ async fn stale_forged_and_replayed_launches_get_401_and_write_nothing(pool: PgPo
     assert_eq!(app.snapshot().await, after_first);
 }
 
+/// A double click, or the tool opened in a second tab: two launches of one
+/// user signed in the same second. Each has its own nonce, so each opens a
+/// session, and each is still good once only.
+#[sqlx::test(migrations = false)]
+async fn two_launches_signed_in_the_same_second_each_open_a_session_once(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let at = now();
+    let (first, second) = (
+        launch_with_nonce(at, "tab-1"),
+        launch_with_nonce(at, "tab-2"),
+    );
+    let opened = [post(&app, &first).await, post(&app, &second).await];
+    for response in &opened {
+        assert_eq!(response.status, 200, "{:?}", response.body);
+    }
+    assert_eq!(opened[0].body["user"]["id"], opened[1].body["user"]["id"]);
+    // A launch without a nonce (a sender that has none) in that second too.
+    let plain = launch(
+        "64a0f0000000000000000007",
+        "g@example.test",
+        "G",
+        at,
+        LAUNCH_SECRET,
+    );
+    assert_eq!(post(&app, &plain).await.status, 200);
+
+    let after = app.snapshot().await;
+    let mut nonce_moved = second.clone();
+    nonce_moved["nonce"] = json!("tab-1");
+    let mut nonce_dropped = first.clone();
+    nonce_dropped.as_object_mut().unwrap().remove("nonce");
+    let mut nonce_added = plain.clone();
+    nonce_added["nonce"] = json!("tab-3");
+    for (name, body, message) in [
+        ("the first again", &first, "already used"),
+        ("the second again", &second, "already used"),
+        ("the plain one again", &plain, "already used"),
+        (
+            "another launch's nonce",
+            &nonce_moved,
+            "signature is invalid",
+        ),
+        ("its nonce dropped", &nonce_dropped, "signature is invalid"),
+        ("a nonce added", &nonce_added, "signature is invalid"),
+    ] {
+        let response = post(&app, body).await;
+        assert_eq!(response.status, 401, "{name}: {:?}", response.body);
+        let said = response.body["error"]["message"].as_str().unwrap();
+        assert!(said.contains(message), "{name}: {said}");
+    }
+    assert_eq!(app.snapshot().await, after);
+}
+
 #[sqlx::test(migrations = false)]
 async fn launches_are_refused_when_no_launch_secret_is_configured(pool: PgPool) {
     let mut settings = crate::settings(&[]);
@@ -227,11 +302,20 @@ async fn a_launch_with_missing_or_extra_fields_is_422(pool: PgPool) {
         LAUNCH_SECRET,
     );
     extra["role"] = json!("admin");
+    let mut bad_nonces = Vec::new();
+    for nonce in [json!("a\nb"), json!(""), json!("x".repeat(65)), json!(null)] {
+        let mut body = launch_with_nonce(now(), "n");
+        body["nonce"] = nonce;
+        bad_nonces.push(body);
+    }
     for body in [
         json!({"email": "e@example.test"}),
         extra,
         json!({"lms_user_id": 5}),
-    ] {
+    ]
+    .into_iter()
+    .chain(bad_nonces)
+    {
         let response = post(&app, &body).await;
         assert_eq!(response.status, 422, "{body}: {:?}", response.body);
     }

@@ -198,6 +198,138 @@ async fn if_match_guards_against_lost_updates(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn an_update_without_if_match_is_428_with_the_current_version_and_writes_nothing(
+    pool: PgPool,
+) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let body = json!({"data": {"wish": "w"}, "status": "draft"});
+    let first = app
+        .put("/tools/woop/submission", &ana.token, &body, &[])
+        .await;
+    assert_eq!(first.status, 201, "a first save needs no If-Match");
+    let before = app.snapshot().await;
+    for status in ["draft", "submitted"] {
+        let body = json!({"data": complete_data("woop"), "status": status});
+        let blind = app
+            .put("/tools/woop/submission", &ana.token, &body, &[])
+            .await;
+        assert_eq!(
+            (blind.status, blind.code()),
+            (428, "precondition_required"),
+            "{:?}",
+            blind.body
+        );
+        assert_eq!(blind.body["error"]["details"]["current_version"], 1);
+        let message = blind.body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("If-Match"), "{message}");
+        assert!(blind.body["error"]["request_id"].is_string());
+    }
+    assert_eq!(app.snapshot().await, before);
+}
+
+/// Two tabs (or a phone and a laptop) open on one draft: whichever saves
+/// second learns that the other saved, instead of erasing it unseen.
+#[sqlx::test(migrations = false)]
+async fn two_tabs_editing_one_draft_never_overwrite_each_other_unseen(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    app.save(&ana, "woop", json!({"wish": "first"}), "draft")
+        .await;
+    let read = app.get("/tools/woop/submission", &ana.token).await;
+    let etag = read.header("etag").unwrap().to_owned();
+    let save = async |wish: &str, headers: &[(&str, &str)]| {
+        let body = json!({"data": {"wish": wish}, "status": "draft"});
+        app.put("/tools/woop/submission", &ana.token, &body, headers)
+            .await
+    };
+    let laptop = save("laptop", &[("if-match", &etag)]).await;
+    assert_eq!((laptop.status, laptop.header("etag")), (200, Some("\"2\"")));
+    let phone = save("phone", &[("if-match", &etag)]).await;
+    assert_eq!((phone.status, phone.code()), (412, "precondition_failed"));
+    let forgetful = save("phone", &[]).await;
+    assert_eq!(
+        (forgetful.status, forgetful.code()),
+        (428, "precondition_required")
+    );
+    assert_eq!(forgetful.body["error"]["details"]["current_version"], 2);
+    let stored = app.get("/tools/woop/submission", &ana.token).await;
+    assert_eq!(stored.body["submission"]["data"], json!({"wish": "laptop"}));
+    // `*` is the explicit "overwrite whatever is stored".
+    let star = save("phone", &[("if-match", "*")]).await;
+    assert_eq!((star.status, star.header("etag")), (200, Some("\"3\"")));
+}
+
+/// Requiring If-Match costs a save nothing: it is checked by the statement
+/// that writes.
+#[sqlx::test(migrations = false)]
+async fn an_update_with_if_match_takes_at_most_four_round_trips(pool: PgPool) {
+    let test = TestApp::new(pool).await;
+    let ana = test.user("ana", None, "user").await;
+    let counter = crate::RoundTripCounter::new(&test.pool).await;
+    let app = shared::app::App::new(
+        counter.pool.clone(),
+        shared::registry::Registry::embedded(),
+        crate::settings(&[]),
+        None,
+    );
+    let save = |version: Option<i32>| {
+        let mut request = http::Request::put("/tools/woop/submission")
+            .header("authorization", format!("Bearer {}", ana.token))
+            .header("content-type", "application/json");
+        if let Some(version) = version {
+            request = request.header("if-match", format!("\"{version}\""));
+        }
+        let body = json!({"data": complete_data("woop"), "status": "submitted"});
+        request
+            .body(lambda_http::Body::Text(body.to_string()))
+            .unwrap()
+    };
+    assert_eq!(app.handle(save(None)).await.status(), 201);
+    assert_eq!(app.handle(save(Some(1))).await.status(), 200);
+    counter.reset();
+    assert_eq!(app.handle(save(Some(2))).await.status(), 200);
+    // BEGIN, lock, write, COMMIT; behind a transaction pooler each statement is also prepared.
+    let budget = if crate::behind_pooler() { 6 } else { 4 };
+    assert!(counter.count() <= budget, "{} round trips", counter.count());
+}
+
+/// The check and the write are one step: of first saves sent at once without
+/// If-Match, one creates the submission and every other is refused, none
+/// overwrites it.
+#[sqlx::test(migrations = false)]
+async fn parallel_first_saves_without_if_match_create_once_and_refuse_the_rest(pool: PgPool) {
+    let app = std::sync::Arc::new(TestApp::new(pool).await);
+    let ana = std::sync::Arc::new(app.user("ana", None, "user").await);
+    let saves = (0..8).map(|i| {
+        let (app, ana) = (std::sync::Arc::clone(&app), std::sync::Arc::clone(&ana));
+        tokio::spawn(async move {
+            let body = json!({"data": {"wish": format!("tab {i}")}, "status": "draft"});
+            app.put("/tools/woop/submission", &ana.token, &body, &[])
+                .await
+        })
+    });
+    let mut statuses = Vec::new();
+    let mut created = None;
+    for save in saves {
+        let response = save.await.unwrap();
+        if response.status == 201 {
+            created = Some(response.body["submission"]["data"].clone());
+        }
+        statuses.push(response.status);
+    }
+    statuses.sort();
+    assert_eq!(statuses, [201, 428, 428, 428, 428, 428, 428, 428]);
+    let (version, data): (i32, serde_json::Value) =
+        sqlx::query_as("select version, data from sprint_00_woop.submissions where user_id = $1")
+            .bind(ana.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((version, Some(data)), (1, created));
+}
+
+#[sqlx::test(migrations = false)]
 async fn an_idempotency_key_replays_the_first_response_without_a_second_write(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
@@ -278,7 +410,7 @@ async fn an_idempotency_key_expires_after_24_hours(pool: PgPool) {
             "/tools/woop/submission",
             &ana.token,
             &body,
-            &[("idempotency-key", "k")],
+            &[("idempotency-key", "k"), ("if-match", "\"1\"")],
         )
         .await;
     assert_eq!(
@@ -474,8 +606,13 @@ async fn a_failed_if_match_names_the_etag_it_was_given(pool: PgPool) {
     let body = json!({"data": {"wish": "w"}, "status": "draft"});
     app.put("/tools/woop/submission", &ana.token, &body, &[])
         .await;
-    app.put("/tools/woop/submission", &ana.token, &body, &[])
-        .await;
+    app.put(
+        "/tools/woop/submission",
+        &ana.token,
+        &body,
+        &[("if-match", "\"1\"")],
+    )
+    .await;
     let stale = app
         .put(
             "/tools/woop/submission",
