@@ -190,9 +190,12 @@ impl Manager {
             .application_name("fasttrack-cancel");
         let cancelled = async {
             let mut conn = PgConnection::connect_with(&options).await?;
+            // The cancel in the target list, which is computed only for the
+            // rows the WHERE clause keeps: beside the name in the WHERE
+            // clause, the planner could call it for every session.
             let found: i64 = sqlx::query_scalar(
-                "select count(*) from pg_stat_activity
-                 where application_name = $1 and pg_cancel_backend(pid)",
+                "select count(*) filter (where pg_cancel_backend(pid)) from pg_stat_activity
+                 where application_name = $1",
             )
             .bind(name)
             .persistent(false)

@@ -424,3 +424,38 @@ async fn a_zero_statement_timeout_overrides_a_limit_set_on_the_database(pool: Pg
     assert_eq!(show(0).await, ("0".to_owned(), "0".to_owned()));
     assert_eq!(show(7000).await, ("7s".to_owned(), "7s".to_owned()));
 }
+
+/// A statement left running by a request that gave up is cancelled, and only
+/// it: another session's statement runs to its end.
+#[sqlx::test(migrations = false)]
+async fn cancelling_an_abandoned_statement_touches_no_other_session(pool: PgPool) {
+    let service = Pool::on_same_database(&pool, 1);
+    let mut bystander = pool.acquire().await.unwrap();
+    let bystander = tokio::spawn(async move {
+        sqlx::query("select pg_sleep(0.5)")
+            .execute(&mut *bystander)
+            .await
+            .map(|_| ())
+    });
+    let mut conn = service.acquire().await.unwrap();
+    give_up_on(sqlx::query("select pg_sleep(30)").execute(&mut *conn)).await;
+    drop(conn);
+    let started = Instant::now();
+    service.quiesce().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the abandoned statement was not cancelled"
+    );
+    assert!(
+        bystander.await.unwrap().is_ok(),
+        "another session's statement was cancelled"
+    );
+    // The connection came back at rest.
+    let mut conn = service.acquire().await.unwrap();
+    let value: i32 = sqlx::query_scalar("select 1")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(value, 1);
+    conn.release();
+}
