@@ -7,15 +7,20 @@ use crate::foundation::config::{ApiSettings, ConfigError, DatabaseSettings, Envi
 use crate::foundation::{db, secrets};
 use crate::registry::Registry;
 
-/// A route function's settings and pool. A database that cannot be reached
-/// does not fail the cold start: requests answer 503 until it can.
-pub async fn api_from_env() -> Result<(ApiSettings, db::Pool), ConfigError> {
+/// A route function's settings, what `prepare` makes of them (its token
+/// keys), and its pool. Every configuration error comes before any connection
+/// is opened; a database that cannot be reached does not fail the cold start:
+/// requests answer 503 until it can.
+pub async fn api_from_env<T>(
+    prepare: impl FnOnce(&mut ApiSettings) -> Result<T, ConfigError>,
+) -> Result<(ApiSettings, T, db::Pool), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let database = DatabaseSettings::from_source(&source)?;
-    let settings = ApiSettings::from_source(&source)?;
+    let mut settings = ApiSettings::from_source(&source)?;
+    let prepared = prepare(&mut settings)?;
     // A request uses one connection.
     let pool = cold_start_pool(&database, 1).await?;
-    Ok((settings, pool))
+    Ok((settings, prepared, pool))
 }
 
 /// A job's pool, with the `connections` a run uses open.
