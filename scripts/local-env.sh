@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Settings for running the service on this machine. Each is used only when the
-# variable is not already set. These secrets are public: never deploy them.
-: "${JWT_SECRET:=local-development-jwt-secret-do-not-deploy}"
+# variable is not already set. These keys and secrets are public: never deploy
+# them (a deployed stage, DEPLOYMENT_STAGE set, refuses to start with any of
+# them; shared/src/foundation/hygiene.rs reads them from this file).
+# The token key pair: the Ed25519 private key (PKCS#8) and its public key.
+: "${JWT_SIGNING_KEY:=MC4CAQAwBQYDK2VwBCIEIJQccKRqw6cxJO+c/P05m8inG2AGWA0C9NXjeWNeqlKO}"
+: "${JWT_PUBLIC_KEYS:=MCowBQYDK2VwAyEABgL5JNcbCmjX2UFxMnhXgt8/2+TsxOkoOimpZN5XFsE=}"
 : "${LEARNWORLDS_WEBHOOK_SECRET:=local-development-webhook-secret}"
 : "${LEARNWORLDS_LAUNCH_SECRET:=local-development-launch-secret}"
 : "${PORT:=3000}"
-export JWT_SECRET LEARNWORLDS_WEBHOOK_SECRET LEARNWORLDS_LAUNCH_SECRET PORT
+export JWT_SIGNING_KEY JWT_PUBLIC_KEYS LEARNWORLDS_WEBHOOK_SECRET LEARNWORLDS_LAUNCH_SECRET PORT

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fails if any configured secret value appears in the given log files: the
-# local secrets (scripts/local-env.sh, or the environment's own), the database
-# password in DATABASE_URL, and the secret constants the tests configure.
+# local secrets and token signing key (scripts/local-env.sh, or the
+# environment's own), the database password in DATABASE_URL, and the secret and
+# private-key constants the tests configure.
 #
 #   scripts/scan-secrets.sh LOG...
 set -euo pipefail
@@ -13,21 +14,25 @@ secrets=()
 mapfile -t -O "${#secrets[@]}" secrets < <(
     # shellcheck source=/dev/null
     source scripts/local-env.sh
-    printf '%s\n' "$JWT_SECRET" "$LEARNWORLDS_WEBHOOK_SECRET" "$LEARNWORLDS_LAUNCH_SECRET"
+    printf '%s\n' "$JWT_SIGNING_KEY" "$LEARNWORLDS_WEBHOOK_SECRET" "$LEARNWORLDS_LAUNCH_SECRET"
 )
 # The password of DATABASE_URL, if it has one.
 if [[ "${DATABASE_URL:-}" =~ ^[a-z]+://[^:/@]+:([^@]+)@ ]]; then
     secrets+=("${BASH_REMATCH[1]}")
 fi
-# The tests' constants: `const ...SECRET/PASSWORD...: &str = "..."`, and the
-# passwords the scripts give login roles.
+# The tests' constants: `const ...SECRET/PASSWORD...: &str = "..."`, private
+# keys `const ...PRIVATE_KEY: &str = "..."` (on that line or the next, where
+# rustfmt puts a long one), and the passwords the scripts give login roles.
 mapfile -t -O "${#secrets[@]}" secrets < <(
     grep -rhoE '(SECRET|PASSWORD)[A-Z_]*: &str = "[^"]+"' shared functions cli bench --include='*.rs' \
         | sed -E 's/.*= "(.*)"/\1/'
+    grep -rhoPz 'PRIVATE_KEY: &str =\s*"\K[^"\n]+(?=")' shared functions cli bench --include='*.rs' \
+        | tr '\0' '\n'
     grep -rhoE '^[A-Z_]*PASSWORD=[^ ]+' scripts/*.sh | sed -E 's/^[A-Z_]*=//'
 )
-# Values shorter than 8 characters would match by accident; there are none.
-mapfile -t secrets < <(printf '%s\n' "${secrets[@]}" | awk 'length($0) >= 8' | sort -u)
+# Values shorter than 8 characters would match by accident; there are none. A
+# key given as PEM is scanned for its base64 lines, not its armour.
+mapfile -t secrets < <(printf '%s\n' "${secrets[@]}" | awk 'length($0) >= 8 && !/^-----/' | sort -u)
 
 lines=$(cat "$@" | wc -l)
 found=0

@@ -26,7 +26,8 @@ log "cargo check of the fuzz targets (fuzz/ has a lock file of its own)"
 cargo check -q --manifest-path fuzz/Cargo.toml --locked --bins --target-dir "${CARGO_TARGET_DIR:-target}/fuzz-check"
 
 log "dependencies: cargo deny (scripts/deny.sh)"
-scripts/deny.sh
+deny_summary=$(mktemp)
+DENY_SUMMARY="$deny_summary" scripts/deny.sh
 
 tools_up
 log "cfn-lint template.yaml"
@@ -89,4 +90,6 @@ scripts/scan-secrets.sh "$results" "$FASTTRACK_TEST_LOG" "$logs"/schemathesis/*.
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "%d passed, %d failed\n", p, f }' "$results"
-rm -rf "$logs"
+# What the dependency advisories covered, said again where it cannot be missed.
+log "$(cat "$deny_summary")"
+rm -rf "$logs" "$deny_summary"

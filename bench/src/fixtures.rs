@@ -7,9 +7,12 @@ use std::collections::HashMap;
 use crate::http;
 use shared::foundation::config::ApiSettings;
 use shared::foundation::config::Secret;
+use shared::sessions::TokenKeys;
 use shared::sessions::launch::sign_launch;
 
-const JWT_SECRET: &str = "bench-jwt-secret-0123456789abcdef0123456789";
+/// The harness's token key pair (`openssl genpkey -algorithm ed25519`).
+const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIDIW1Q/1vUMyxdzrgZXIKVVtD0wQIxmDBucLBCmaTGe/";
+const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEA0rw1pcAEahKzG0E0z7Kb4IanPMmYFQPEAxCaW1uVREs=";
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
 /// Save budgets no load of the harness runs out of: it measures the save, not
@@ -21,7 +24,8 @@ const SAVE_REFILL_PER_MINUTE: &str = "1000000";
 /// server's.
 pub fn settings() -> ApiSettings {
     ApiSettings::from_source(&HashMap::from([
-        ("JWT_SECRET", JWT_SECRET),
+        ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+        ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
         ("SAVE_BURST", SAVE_BURST),
@@ -30,12 +34,18 @@ pub fn settings() -> ApiSettings {
     .expect("the bench's own settings are valid")
 }
 
+/// The harness's token minter: it signs as sync-user does.
+pub fn token_keys() -> TokenKeys {
+    TokenKeys::minting(&settings()).expect("the bench's settings hold the signing key")
+}
+
 /// The environment the local server and the function binaries run with.
 pub fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
     [
         ("DATABASE_URL", database_url.to_owned()),
         ("DATABASE_MAX_CONNECTIONS", pool.to_string()),
-        ("JWT_SECRET", JWT_SECRET.to_owned()),
+        ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY.to_owned()),
+        ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY.to_owned()),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET.to_owned()),
         ("SAVE_BURST", SAVE_BURST.to_owned()),

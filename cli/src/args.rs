@@ -64,7 +64,8 @@ pub enum Command {
         )]
         cors_allowed_origins: Vec<String>,
     },
-    /// Print a bearer token for an existing user (local use: needs JWT_SECRET).
+    /// Print a bearer token for an existing user (local use: needs JWT_SIGNING_KEY
+    /// and JWT_PUBLIC_KEYS).
     Token {
         #[arg(long)]
         email: String,

@@ -8,6 +8,10 @@ fn fasttrack(args: &[&str], database_url: Option<&str>) -> Output {
     fasttrack_with(args, database_url, &[])
 }
 
+/// The commands' token key pair (`openssl genpkey -algorithm ed25519`).
+const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEICkOJheBduYbxD0xcZgx1LWVEMEOFtrvzDA3r1bWXpIJ";
+const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAnhoyy0AVKk11nfBU0jALRe8RVTxQovzYGz0GUobC3mc=";
+
 /// The binary with only these database settings in its environment.
 fn fasttrack_with(args: &[&str], database_url: Option<&str>, env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fasttrack"));
@@ -236,7 +240,8 @@ async fn a_rendered_webhook_event_is_signed_as_the_signature_mode_says(pool: PgP
             &["render-event", event],
             Some(&url),
             &[
-                ("JWT_SECRET", "a-test-secret-of-at-least-32-bytes!"),
+                ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+                ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
                 ("LEARNWORLDS_WEBHOOK_SECRET", secret),
                 ("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", mode),
             ],
@@ -285,7 +290,8 @@ async fn demo_summary_token_and_recompute_run_again_and_again_behind_a_transacti
             Some(&through_pooler),
             &[
                 ("DATABASE_POOLER_MODE", "transaction"),
-                ("JWT_SECRET", "a-test-secret-of-at-least-32-bytes!"),
+                ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+                ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
             ],
         );
         assert!(
@@ -453,7 +459,8 @@ async fn the_local_server_routes_and_authenticates_a_request_before_refusing_its
 ) {
     let url = url_of(&pool).await;
     let secrets = [
-        ("JWT_SECRET", "a-test-secret-of-at-least-32-bytes!"),
+        ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+        ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ("MAX_BODY_BYTES", "2048"),
     ];
     for args in [&["migrate"][..], &["demo"]] {

@@ -12,7 +12,7 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::foundation::config::ConfigError;
+use crate::foundation::config::{ApiSettings, ConfigError};
 use crate::foundation::db::{self, Login};
 use crate::foundation::error::ApiError;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
@@ -29,13 +29,57 @@ pub struct App {
 }
 
 impl App {
+    /// The app of `function` (`None`: every route).
     pub fn new(
         pool: db::Pool,
         registry: &'static Registry,
-        settings: crate::foundation::config::ApiSettings,
+        mut settings: ApiSettings,
+        function: Option<Function>,
+    ) -> Result<Self, ConfigError> {
+        let keys = Self::token_keys(&mut settings, function)?;
+        Ok(Self::assemble(pool, registry, settings, keys, function))
+    }
+
+    /// The cold start of a route function (see [`startup::api_from_env`]), or
+    /// of the local server (`None`), which serves every route for a developer
+    /// as whoever their URL names.
+    pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
+        let login = match function {
+            Some(_) => Login::Runtime,
+            None => Login::Any,
+        };
+        let (settings, keys, pool) =
+            startup::api_from_env(login, |settings| Self::token_keys(settings, function)).await?;
+        Ok(Self::assemble(
+            pool,
+            Registry::embedded(),
+            settings,
+            keys,
+            function,
+        ))
+    }
+
+    /// Only a function that creates sessions gets the key that signs tokens;
+    /// the others verify them. From here on only the keys hold it.
+    fn token_keys(
+        settings: &mut ApiSettings,
+        function: Option<Function>,
+    ) -> Result<TokenKeys, ConfigError> {
+        let keys = match routes::mints_tokens(function) {
+            true => TokenKeys::minting(settings)?,
+            false => TokenKeys::verifying(settings)?,
+        };
+        settings.jwt_signing_key = None;
+        Ok(keys)
+    }
+
+    fn assemble(
+        pool: db::Pool,
+        registry: &'static Registry,
+        settings: ApiSettings,
+        keys: TokenKeys,
         function: Option<Function>,
     ) -> Self {
-        let keys = TokenKeys::new(&settings);
         Self {
             context: Context {
                 pool,
@@ -47,18 +91,8 @@ impl App {
         }
     }
 
-    /// The cold start of a route function (see [`startup::api_from_env`]), or
-    /// of the local server (`None`).
-    pub async fn from_env(function: Option<Function>) -> Result<Self, ConfigError> {
-        let login = match function {
-            Some(_) => Login::Runtime,
-            None => Login::Any,
-        };
-        let (settings, pool) = startup::api_from_env(login).await?;
-        Ok(Self::new(pool, Registry::embedded(), settings, function))
-    }
-
-    /// A bearer token for `user_id`, valid from now.
+    /// A bearer token for `user_id`, valid from now: an error in a function
+    /// that only verifies tokens.
     pub fn issue_token(&self, user_id: Uuid) -> Result<(String, u64), ApiError> {
         self.keys.issue(user_id, sessions::handler::unix_now())
     }

@@ -10,18 +10,23 @@ use crate::foundation::db::{self, Login};
 use crate::foundation::secrets;
 use crate::registry::Registry;
 
-/// A route function's settings and pool (or the local server's, which serves
-/// every route for a developer, as the owner they are). A database that
-/// cannot be reached does not fail the cold start: requests answer 503 until
-/// it can. With [`Login::Runtime`], a login that owns the schemas fails it.
-pub async fn api_from_env(login: Login) -> Result<(ApiSettings, db::Pool), ConfigError> {
+/// A route function's settings, what `prepare` makes of them (its token
+/// keys), and its pool. Every configuration error comes before any connection
+/// is opened; a database that cannot be reached does not fail the cold start:
+/// requests answer 503 until it can. With [`Login::Runtime`], a login that
+/// owns the schemas fails it.
+pub async fn api_from_env<T>(
+    login: Login,
+    prepare: impl FnOnce(&mut ApiSettings) -> Result<T, ConfigError>,
+) -> Result<(ApiSettings, T, db::Pool), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let database = DatabaseSettings::from_source(&source)?;
-    let settings = ApiSettings::from_source(&source)?;
+    let mut settings = ApiSettings::from_source(&source)?;
     statements_end_before_requests(&database, &settings)?;
+    let prepared = prepare(&mut settings)?;
     // A request uses one connection.
     let pool = cold_start_pool(&database, 1, login).await?;
-    Ok((settings, pool))
+    Ok((settings, prepared, pool))
 }
 
 /// A request's statements must end before the request does: PostgreSQL then
@@ -99,7 +104,10 @@ mod tests {
             ("DATABASE_URL", "postgres://x@h/db"),
             ("DATABASE_STATEMENT_TIMEOUT_MS", statement_ms),
             ("REQUEST_TIMEOUT_MS", request_ms),
-            ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+            (
+                "JWT_PUBLIC_KEYS",
+                "MCowBQYDK2VwAyEAL0C2kjfEUhnxdYYEHdVNDfs7pHUtIUW20E/4tROSIpk=",
+            ),
         ]);
         (
             DatabaseSettings::from_source(&source).unwrap(),

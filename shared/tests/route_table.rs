@@ -116,6 +116,40 @@ fn every_function_binary_has_a_template_function_and_every_route_function_a_bina
     }
 }
 
+/// The key that signs tokens: its secret, and the right to read it, go to the
+/// function that creates sessions alone. Every function gets the public keys
+/// and its stage (`DEPLOYMENT_STAGE`, which turns on the deployed checks).
+#[test]
+fn only_the_function_that_creates_sessions_can_read_the_token_signing_key() {
+    let template = template();
+    let mentions =
+        |value: &Value, name: &str| serde_norway::to_string(value).unwrap().contains(name);
+    assert!(!mentions(&template["Globals"], "JwtSigningKeySecretArn"));
+    let mut readers = Vec::new();
+    for (_, resource) in template["Resources"].as_mapping().unwrap() {
+        if mentions(resource, "JwtSigningKeySecretArn") {
+            let binary = str_of(resource, &["Metadata", "BuildProperties", "Binary"]);
+            readers.push(binary.unwrap_or("a resource that is no function"));
+            let variables = &resource["Properties"]["Environment"]["Variables"];
+            assert!(variables.get("JWT_SIGNING_KEY_SECRET_ARN").is_some());
+            assert!(mentions(
+                &resource["Properties"]["Policies"],
+                "JwtSigningKeySecretArn"
+            ));
+        }
+    }
+    let minting: Vec<&str> = Function::ALL
+        .into_iter()
+        .filter(|f| shared::http::routes::mints_tokens(Some(*f)))
+        .map(Function::binary)
+        .collect();
+    assert_eq!(readers, minting);
+    let globals = &template["Globals"]["Function"]["Environment"]["Variables"];
+    for name in ["JWT_PUBLIC_KEYS", "DEPLOYMENT_STAGE"] {
+        assert!(globals.get(name).is_some(), "{name}");
+    }
+}
+
 #[test]
 fn cargo_lambdas_watch_router_knows_exactly_the_route_table() {
     let manifest: toml::Table = repo("Cargo.toml").parse().unwrap();
@@ -209,10 +243,13 @@ fn events_hold_one_api_gateway_event_per_route_and_a_schedule_event() {
 /// body), never 404/405: the app serving all functions knows every route.
 #[tokio::test]
 async fn the_local_server_serves_every_route() {
-    let settings = shared::foundation::config::ApiSettings::from_source(
-        &std::collections::HashMap::from([("JWT_SECRET", "route-table-test-secret-of-32-bytes!")]),
-    )
-    .unwrap();
+    let key = shared::foundation::keys::SigningKey::generate();
+    let settings =
+        shared::foundation::config::ApiSettings::from_source(&std::collections::HashMap::from([
+            ("JWT_SIGNING_KEY", key.to_base64().as_str()),
+            ("JWT_PUBLIC_KEYS", key.public_key().to_base64().as_str()),
+        ]))
+        .unwrap();
     let database = shared::foundation::config::DatabaseSettings::from_source(
         &std::collections::HashMap::from([("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")]),
     )
@@ -222,7 +259,8 @@ async fn the_local_server_serves_every_route() {
         Registry::embedded(),
         settings,
         None,
-    );
+    )
+    .unwrap();
     for route in &ROUTES {
         let path = route
             .path

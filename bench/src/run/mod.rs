@@ -20,7 +20,6 @@ use crate::report::{Row, step};
 use databases::generated_database;
 pub use options::{Options, Section};
 use shared::foundation::db;
-use shared::sessions::TokenKeys;
 
 pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     let started = Instant::now();
@@ -51,7 +50,7 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     )
     .await?;
     generated(&mut rows, options.users, seconds);
-    let keys = TokenKeys::new(&fixtures::settings());
+    let keys = fixtures::token_keys();
 
     if options.runs(Section::Recompute) {
         let (small_url, seconds) = generated_database(

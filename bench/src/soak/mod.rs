@@ -31,7 +31,6 @@ pub use fault::Fault;
 use mix::Participant;
 use shared::Registry;
 use shared::foundation::db;
-use shared::sessions::TokenKeys;
 use verdict::Verdicts;
 
 pub struct Options {
@@ -122,7 +121,7 @@ async fn prepare(
         },
     )
     .await?;
-    let keys = TokenKeys::new(&fixtures::settings());
+    let keys = fixtures::token_keys();
     let now = chrono::Utc::now().timestamp() as u64;
     let rows: Vec<(Uuid, String)> =
         db::query_as("select id, lms_user_id from shared.users where role = 'user' order by id")

@@ -28,7 +28,10 @@ use tokio::sync::mpsc;
 #[path = "../../../shared/tests/support/runtime_role.rs"]
 mod runtime_role;
 
-const JWT_SECRET: &str = "cold-start-jwt-secret-0123456789abcdef";
+/// The token key pair: get-progress is given the public key alone, as the
+/// template gives it (`openssl genpkey -algorithm ed25519`).
+const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEINfq2LZPJaT2wWw0T3kottfEUayULB8cs36AWetTxGf2";
+const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAHskKiSXijs1xv+xJDH3X+CruyafvYo3ThT4vBq2a2B8=";
 
 /// A Lambda Runtime API that hands out one event and reports what came back.
 struct RuntimeApi {
@@ -253,18 +256,15 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let database_arn = moto
         .store("fasttrack/test/database", &database_secret.to_string())
         .await;
-    // Stored as `--secret-string file://...` stores it, with a final newline,
-    // which the function must not make part of the key.
-    let jwt_arn = moto
-        .store("fasttrack/test/jwt", &format!("{JWT_SECRET}\n"))
-        .await;
 
-    let settings = ApiSettings::from_source(&std::collections::HashMap::from([(
-        "JWT_SECRET",
-        JWT_SECRET,
-    )]))
+    // The token, made where sync-user makes them: only there is the private key.
+    let settings = ApiSettings::from_source(&std::collections::HashMap::from([
+        ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+        ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+    ]))
     .unwrap();
-    let (token, _) = shared::sessions::TokenKeys::new(&settings)
+    let (token, _) = shared::sessions::TokenKeys::minting(&settings)
+        .unwrap()
         .issue(user.id, jsonwebtoken::get_current_timestamp())
         .unwrap();
     let event = std::fs::read_to_string(concat!(
@@ -289,7 +289,9 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
             ("AWS_SECRET_ACCESS_KEY", "test"),
             ("DATABASE_SECRET_ARN", database_arn.as_str()),
             ("DATABASE_HOST", place.as_str()),
-            ("JWT_SECRET_ARN", jwt_arn.as_str()),
+            // As the template sets them: public keys are no secret.
+            ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+            ("DEPLOYMENT_STAGE", "test"),
             // The most a deployment can log: nothing secret even then.
             ("AWS_LAMBDA_LOG_LEVEL", "TRACE"),
         ],
@@ -302,7 +304,7 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["user_id"], user.id.to_string());
     assert_eq!(body["summary"]["total"], Registry::embedded().tools().len());
-    for secret in [JWT_SECRET, runtime_role::RUNTIME_PASSWORD, token.as_str()] {
+    for secret in [runtime_role::RUNTIME_PASSWORD, token.as_str()] {
         assert!(
             !logs.contains(secret),
             "a secret appeared in the logs:\n{logs}"
@@ -331,7 +333,7 @@ async fn a_route_function_logging_in_as_the_schemas_owner_refuses_to_start(pool:
         &runtime.address,
         &[
             ("DATABASE_URL", owner_url.as_str()),
-            ("JWT_SECRET", JWT_SECRET),
+            ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ],
     )
     .output()
@@ -359,7 +361,7 @@ async fn a_missing_setting_fails_the_cold_start_with_one_line_naming_it() {
         + &String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "{logs}");
-    assert!(lines[0].contains("JWT_SECRET is not set"), "{logs}");
+    assert!(lines[0].contains("JWT_PUBLIC_KEYS is not set"), "{logs}");
     assert!(!logs.contains("hunter2"));
 }
 
@@ -375,9 +377,9 @@ async fn an_unreadable_secret_fails_the_cold_start_naming_its_variable() {
             ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("DATABASE_URL", "postgres://u@127.0.0.1:1/db"),
+            ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
             (
-                "JWT_SECRET_ARN",
+                "DATABASE_SECRET_ARN",
                 "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
             ),
         ],
@@ -388,7 +390,7 @@ async fn an_unreadable_secret_fails_the_cold_start_naming_its_variable() {
     let logs = String::from_utf8_lossy(&output.stdout).into_owned()
         + &String::from_utf8_lossy(&output.stderr);
     assert!(
-        logs.contains("JWT_SECRET_ARN is invalid: could not be read from Secrets Manager"),
+        logs.contains("DATABASE_SECRET_ARN is invalid: could not be read from Secrets Manager"),
         "{logs}"
     );
 }
@@ -404,4 +406,83 @@ fn the_function_binary_is_a_position_independent_executable() {
         e_type, 3,
         "ET_DYN is 3; ET_EXEC (2) is a fixed-address executable"
     );
+}
+
+/// A deployed stage (the template sets DEPLOYMENT_STAGE) refuses to start
+/// with what would let anyone make tokens or sign requests: the public
+/// development keys and secrets, the signing key in a function that only
+/// verifies, one secret for two purposes. One line, naming the setting and
+/// never its value, as for any other configuration error.
+#[tokio::test]
+async fn a_deployed_stage_refuses_public_development_values_and_misplaced_keys() {
+    use shared::foundation::hygiene::development_value;
+    let dev = |name: &str| development_value(name).unwrap();
+    let reused = "one-secret-for-two-purposes";
+    let cases: [(&[(&str, &str)], &str); 5] = [
+        (
+            &[("JWT_PUBLIC_KEYS", dev("JWT_PUBLIC_KEYS"))],
+            "JWT_PUBLIC_KEYS is invalid: holds the development key",
+        ),
+        (
+            &[("JWT_SIGNING_KEY", JWT_PRIVATE_KEY)],
+            "JWT_SIGNING_KEY is invalid: is given to a function that only verifies tokens",
+        ),
+        (
+            &[(
+                "LEARNWORLDS_WEBHOOK_SECRET",
+                dev("LEARNWORLDS_WEBHOOK_SECRET"),
+            )],
+            "LEARNWORLDS_WEBHOOK_SECRET is invalid: is the public development value",
+        ),
+        (
+            &[(
+                "LEARNWORLDS_LAUNCH_SECRET",
+                dev("LEARNWORLDS_LAUNCH_SECRET"),
+            )],
+            "LEARNWORLDS_LAUNCH_SECRET is invalid: is the public development value",
+        ),
+        (
+            &[
+                ("LEARNWORLDS_WEBHOOK_SECRET", reused),
+                ("LEARNWORLDS_LAUNCH_SECRET", reused),
+            ],
+            "LEARNWORLDS_LAUNCH_SECRET is invalid: is the same value as LEARNWORLDS_WEBHOOK_SECRET",
+        ),
+    ];
+    let runtime = RuntimeApi::start(String::new()).await;
+    for (changes, expected) in cases {
+        let mut vars = vec![
+            ("DATABASE_URL", "postgres://u@127.0.0.1:1/db"),
+            ("DEPLOYMENT_STAGE", "prod"),
+            ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+        ];
+        vars.retain(|(name, _)| !changes.iter().any(|(changed, _)| changed == name));
+        vars.extend_from_slice(changes);
+        let output = function(&runtime.address, &vars).output().unwrap();
+        assert!(!output.status.success(), "{expected}: it started");
+        let logs = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{logs}");
+        assert!(lines[0].contains(expected), "{expected}: {logs}");
+        for (_, value) in changes {
+            assert!(
+                !logs.contains(value),
+                "a value appeared in the logs: {logs}"
+            );
+        }
+        // The same settings, not deployed (`make run`, `cargo lambda watch`),
+        // pass the cold start: the function asks for its first event.
+        let local: Vec<_> = vars
+            .iter()
+            .filter(|(name, _)| *name != "DEPLOYMENT_STAGE")
+            .copied()
+            .collect();
+        let mut local_runtime = RuntimeApi::start("{}".into()).await;
+        let running = Running::start(function(&local_runtime.address, &local));
+        let answered =
+            tokio::time::timeout(Duration::from_secs(30), local_runtime.results.recv()).await;
+        let logs = running.logs();
+        assert!(answered.is_ok(), "{expected}, not deployed: {logs}");
+    }
 }

@@ -5,6 +5,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::keys::{self, PublicKey, SigningKey};
+
 /// A secret value: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -212,9 +214,26 @@ impl FromStr for SignatureMode {
     }
 }
 
+/// Where the service runs: `DEPLOYMENT_STAGE`, which the SAM template sets to
+/// the stage, and nothing sets locally (`make run`, tests, `cargo lambda watch`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deployment {
+    Local,
+    /// A deployed stage: the public development secrets and a secret reused
+    /// for two purposes fail its cold start ([`super::hygiene`]).
+    Stage(String),
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
-    pub jwt_secret: Secret,
+    /// The Ed25519 key tokens are signed with. Only the function that creates
+    /// sessions holds it (`sessions::TokenKeys`); the others verify with
+    /// `jwt_public_keys` alone.
+    pub jwt_signing_key: Option<SigningKey>,
+    /// The keys tokens are verified with, chosen by their `kid`: the current
+    /// one, and during a rotation the next or the previous one too.
+    pub jwt_public_keys: Vec<PublicKey>,
+    pub deployment: Deployment,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     pub token_ttl: Duration,
@@ -234,18 +253,9 @@ pub struct ApiSettings {
     pub save_refill_per_minute: u32,
 }
 
-/// HS256 keys shorter than the hash output are weak.
-const MIN_SECRET_BYTES: usize = 32;
-
 impl ApiSettings {
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
-        let jwt_secret = required(source, "JWT_SECRET")?;
-        if jwt_secret.len() < MIN_SECRET_BYTES {
-            return Err(ConfigError::Invalid {
-                name: "JWT_SECRET",
-                reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
-            });
-        }
+        let (jwt_signing_key, jwt_public_keys) = token_keys(source)?;
         let optional_secret = |name: &'static str| -> Result<Option<Secret>, ConfigError> {
             match source.get(name) {
                 Some(s) if s.len() < 16 => Err(ConfigError::Invalid {
@@ -255,8 +265,13 @@ impl ApiSettings {
                 other => Ok(other.map(Secret::new)),
             }
         };
-        Ok(Self {
-            jwt_secret: Secret::new(jwt_secret),
+        let settings = Self {
+            jwt_signing_key,
+            jwt_public_keys,
+            deployment: match source.get("DEPLOYMENT_STAGE") {
+                Some(stage) => Deployment::Stage(stage.trim().to_owned()),
+                None => Deployment::Local,
+            },
             jwt_issuer: source
                 .get("JWT_ISSUER")
                 .unwrap_or_else(|| "fasttrack".into()),
@@ -294,8 +309,31 @@ impl ApiSettings {
             .map(Duration::from_millis)?,
             save_burst: bounded(source, "SAVE_BURST", 60, 1..=100_000)?,
             save_refill_per_minute: bounded(source, "SAVE_REFILL_PER_MINUTE", 60, 1..=1_000_000)?,
-        })
+        };
+        super::hygiene::check(&settings)?;
+        Ok(settings)
     }
+}
+
+/// `JWT_SIGNING_KEY` (where it is given) and `JWT_PUBLIC_KEYS`; the signing
+/// key's own public key must be among them, or its tokens would be refused.
+fn token_keys(source: &dyn Source) -> Result<(Option<SigningKey>, Vec<PublicKey>), ConfigError> {
+    let invalid = |name: &'static str| move |reason: String| ConfigError::Invalid { name, reason };
+    let public_keys = keys::public_keys(&required(source, "JWT_PUBLIC_KEYS")?)
+        .map_err(invalid("JWT_PUBLIC_KEYS"))?;
+    let signing_key = source
+        .get("JWT_SIGNING_KEY")
+        .map(|text| SigningKey::parse(&text))
+        .transpose()
+        .map_err(invalid("JWT_SIGNING_KEY"))?;
+    if let Some(key) = &signing_key
+        && !public_keys.contains(&key.public_key())
+    {
+        return Err(invalid("JWT_SIGNING_KEY")(
+            "its public key is not in JWT_PUBLIC_KEYS: publish it there first (README, rotating the token key)".into(),
+        ));
+    }
+    Ok((signing_key, public_keys))
 }
 
 #[cfg(test)]
@@ -304,15 +342,21 @@ mod tests {
 
     use super::*;
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+    // The base64 of `openssl pkey -pubout`'s Ed25519 key, and its private key.
+    const PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAL0C2kjfEUhnxdYYEHdVNDfs7pHUtIUW20E/4tROSIpk=";
+    const SIGNING_PRIVATE_KEY: &str =
+        "MC4CAQAwBQYDK2VwBCIEILvJS1Uob/X2DsUZV8YrWhRtu7Lk6RXw11h5zSItEJev";
 
     #[test]
     fn defaults_apply_when_only_the_required_settings_are_set() {
-        let api = ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET)])).unwrap();
+        let api =
+            ApiSettings::from_source(&HashMap::from([("JWT_PUBLIC_KEYS", PUBLIC_KEY)])).unwrap();
         assert_eq!(api.token_ttl, Duration::from_secs(3600));
         assert_eq!(api.max_body_bytes, 262_144);
         assert_eq!(api.webhook_signature_mode, SignatureMode::SharedSecret);
         assert!(api.webhook_secret.is_none());
+        assert!(api.jwt_signing_key.is_none());
+        assert_eq!(api.deployment, Deployment::Local);
         let db =
             DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", "postgres://x@h/db")]))
                 .unwrap();
@@ -322,30 +366,47 @@ mod tests {
 
     #[test]
     fn each_bad_setting_is_named() {
-        let cases: [(&[(&str, &str)], &str); 6] = [
-            (&[], "JWT_SECRET is not set"),
-            (&[("JWT_SECRET", "short")], "JWT_SECRET is invalid"),
+        let cases: [(&[(&str, &str)], &str); 8] = [
+            (&[], "JWT_PUBLIC_KEYS is not set"),
             (
-                &[("JWT_SECRET", SECRET), ("TOKEN_TTL_SECONDS", "soon")],
+                &[("JWT_PUBLIC_KEYS", "short")],
+                "JWT_PUBLIC_KEYS is invalid: key 1: expected an Ed25519 public key",
+            ),
+            (
+                &[
+                    ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
+                    ("JWT_SIGNING_KEY", PUBLIC_KEY),
+                ],
+                "JWT_SIGNING_KEY is invalid: expected an Ed25519 private key",
+            ),
+            (
+                &[
+                    ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
+                    ("TOKEN_TTL_SECONDS", "soon"),
+                ],
                 "TOKEN_TTL_SECONDS is invalid",
             ),
             (
                 &[
-                    ("JWT_SECRET", SECRET),
+                    ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
                     ("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", "md5"),
                 ],
                 "LEARNWORLDS_WEBHOOK_SIGNATURE_MODE is invalid",
             ),
             (
                 &[
-                    ("JWT_SECRET", SECRET),
+                    ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
                     ("LEARNWORLDS_LAUNCH_SECRET", "tiny"),
                 ],
                 "LEARNWORLDS_LAUNCH_SECRET is invalid",
             ),
             (
-                &[("JWT_SECRET", SECRET), ("MAX_BODY_BYTES", "-1")],
+                &[("JWT_PUBLIC_KEYS", PUBLIC_KEY), ("MAX_BODY_BYTES", "-1")],
                 "MAX_BODY_BYTES is invalid",
+            ),
+            (
+                &[("JWT_SIGNING_KEY", SIGNING_PRIVATE_KEY)],
+                "JWT_PUBLIC_KEYS is not set",
             ),
         ];
         for (vars, expected) in cases {
@@ -370,7 +431,7 @@ mod tests {
     fn a_launch_max_age_longer_than_used_launches_are_remembered_is_refused() {
         let settings = |age: &str| {
             ApiSettings::from_source(&HashMap::from([
-                ("JWT_SECRET", SECRET),
+                ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
                 ("LAUNCH_MAX_AGE_SECONDS", age),
             ]))
         };
@@ -390,8 +451,11 @@ mod tests {
     #[test]
     fn numbers_past_what_the_service_can_use_are_refused_at_start_up() {
         let api = |name: &str, value: &str| {
-            ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET), (name, value)]))
-                .map(|_| ())
+            ApiSettings::from_source(&HashMap::from([
+                ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
+                (name, value),
+            ]))
+            .map(|_| ())
         };
         let db = |name: &str, value: &str| {
             DatabaseSettings::from_source(&HashMap::from([
@@ -433,12 +497,13 @@ mod tests {
     #[test]
     fn secrets_never_print() {
         let api = ApiSettings::from_source(&HashMap::from([
-            ("JWT_SECRET", SECRET),
+            ("JWT_PUBLIC_KEYS", PUBLIC_KEY),
+            ("JWT_SIGNING_KEY", SIGNING_PRIVATE_KEY),
             ("LEARNWORLDS_WEBHOOK_SECRET", "webhook-secret-value"),
         ]))
         .unwrap();
-        let printed = format!("{api:?} {}", api.jwt_secret);
-        assert!(!printed.contains(SECRET));
+        let printed = format!("{api:?}");
+        assert!(!printed.contains(&SIGNING_PRIVATE_KEY[20..]));
         assert!(!printed.contains("webhook-secret-value"));
         assert!(printed.contains("[redacted]"));
     }

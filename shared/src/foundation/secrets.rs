@@ -20,7 +20,7 @@ pub const SECRET_SETTINGS: [(&str, &str); 5] = [
     ("DATABASE_SECRET_ARN", "DATABASE_URL"),
     // The migrate function only: the route functions' login, which it makes.
     ("RUNTIME_DATABASE_SECRET_ARN", "RUNTIME_DATABASE_URL"),
-    ("JWT_SECRET_ARN", "JWT_SECRET"),
+    ("JWT_SIGNING_KEY_SECRET_ARN", "JWT_SIGNING_KEY"),
     (
         "LEARNWORLDS_WEBHOOK_SECRET_ARN",
         "LEARNWORLDS_WEBHOOK_SECRET",
@@ -384,9 +384,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_secret_arns_nothing_is_asked_of_aws() {
-        let env = std::collections::HashMap::from([("JWT_SECRET", "x")]);
+        let env = std::collections::HashMap::from([("JWT_SIGNING_KEY", "x")]);
         let resolved = resolve(&env).await.unwrap();
-        assert_eq!(resolved.get("JWT_SECRET").as_deref(), Some("x"));
+        assert_eq!(resolved.get("JWT_SIGNING_KEY").as_deref(), Some("x"));
         assert!(resolved.values.is_empty());
     }
 }

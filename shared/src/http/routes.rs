@@ -98,6 +98,15 @@ pub static ROUTES: [Route; 7] = [
     },
 ];
 
+/// Whether `function` (`None`: every route, the local server) makes bearer
+/// tokens: it serves `POST /sessions`. Only such a function holds the key
+/// that signs them.
+pub fn mints_tokens(function: Option<Function>) -> bool {
+    ROUTES.iter().any(|route| {
+        route.endpoint == Endpoint::CreateSession && function.is_none_or(|f| f == route.function)
+    })
+}
+
 /// The local server's health check; it needs no authentication and no Lambda.
 pub const HEALTH_PATH: &str = "/health";
 

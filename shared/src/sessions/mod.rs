@@ -1,7 +1,9 @@
 //! Sessions: a participant opens a tool from LearnWorlds with a signed launch
 //! ([`launch`]: where its signature is checked), and gets a bearer token
-//! ([`tokens`]: minted and verified) for the API calls that follow.
+//! ([`tokens`]: minted and verified, on [`crypto`]) for the API calls that
+//! follow.
 
+pub mod crypto;
 pub mod handler;
 pub mod launch;
 pub mod tokens;

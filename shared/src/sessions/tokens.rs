@@ -1,7 +1,9 @@
-//! Bearer tokens: the session's proof of who the caller is. HS256 JWTs with a
-//! pinned algorithm and every registered claim required. A token says only
-//! who the caller is ([`Caller`]); what they may see is decided in SQL
-//! ([`crate::access`]).
+//! Bearer tokens: the session's proof of who the caller is. EdDSA (Ed25519)
+//! JWTs with a pinned algorithm, every registered claim required, and a `kid`
+//! naming the key that signed them. Only the function that creates sessions
+//! holds the signing key; every other one holds public keys and can verify a
+//! token but never make one. A token says only who the caller is ([`Caller`]);
+//! what they may see is decided in SQL ([`crate::access`]).
 
 use std::time::Duration;
 
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::access::Caller;
-use crate::foundation::config::ApiSettings;
+use crate::foundation::config::{ApiSettings, ConfigError, Deployment};
 use crate::foundation::error::ApiError;
 use crate::http::Request;
 
@@ -24,9 +26,16 @@ pub struct Claims {
     pub exp: u64,
 }
 
+/// How far a token's `exp` and `nbf` may be off, for clocks that disagree.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+const INVALID: ApiError = ApiError::Unauthorized("the token is invalid or expired");
+
 pub struct TokenKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key and its `kid`; `None` in a function that only verifies.
+    signer: Option<(String, EncodingKey)>,
+    /// Every key a token may be signed with, by `kid`.
+    verifiers: Vec<(String, DecodingKey)>,
     validation: Validation,
     issuer: String,
     audience: String,
@@ -34,19 +43,49 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    pub fn new(settings: &ApiSettings) -> Self {
-        let secret = settings.jwt_secret.expose().as_bytes();
-        // The algorithm is pinned: a token claiming any other `alg` (none, HS512,
-        // RS256 with our secret as a "public key") is rejected before verification.
-        let mut validation = Validation::new(Algorithm::HS256);
+    /// The keys of a function that only verifies tokens: the public keys. A
+    /// signing key given to it anyway is left unused, and refused in a
+    /// deployed stage, where it can only be a template's mistake.
+    pub fn verifying(settings: &ApiSettings) -> Result<Self, ConfigError> {
+        if settings.jwt_signing_key.is_some() && settings.deployment != Deployment::Local {
+            return Err(ConfigError::Invalid {
+                name: "JWT_SIGNING_KEY",
+                reason: "is given to a function that only verifies tokens: only the one that creates sessions (sync-user) may hold it".into(),
+            });
+        }
+        Ok(Self::new(settings, None))
+    }
+
+    /// The keys of the function that creates sessions: `JWT_SIGNING_KEY` too.
+    pub fn minting(settings: &ApiSettings) -> Result<Self, ConfigError> {
+        let key = settings
+            .jwt_signing_key
+            .as_ref()
+            .ok_or(ConfigError::Missing("JWT_SIGNING_KEY"))?;
+        let signer = (
+            key.public_key().kid(),
+            EncodingKey::from_ed_der(key.pkcs8_der()),
+        );
+        Ok(Self::new(settings, Some(signer)))
+    }
+
+    fn new(settings: &ApiSettings, signer: Option<(String, EncodingKey)>) -> Self {
+        super::crypto::install();
+        // The algorithm is pinned: a token claiming any other `alg` (none, HS256
+        // with a public key as its secret) is refused before any signature check.
+        let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         validation.set_issuer(&[&settings.jwt_issuer]);
         validation.set_audience(&[&settings.jwt_audience]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = LEEWAY_SECONDS;
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            signer,
+            verifiers: settings
+                .jwt_public_keys
+                .iter()
+                .map(|key| (key.kid(), DecodingKey::from_ed_der(key.bytes())))
+                .collect(),
             validation,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
@@ -56,6 +95,9 @@ impl TokenKeys {
 
     /// A token for `user_id`, valid from `now` (Unix seconds) for the configured TTL.
     pub fn issue(&self, user_id: Uuid, now: u64) -> Result<(String, u64), ApiError> {
+        let (kid, key) = self.signer.as_ref().ok_or_else(|| {
+            ApiError::Internal("this function verifies tokens and holds no key to sign them".into())
+        })?;
         let exp = now + self.ttl.as_secs();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -65,17 +107,32 @@ impl TokenKeys {
             nbf: now,
             exp,
         };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, key)
             .map_err(|e| ApiError::Internal(format!("signing a token: {e}")))?;
         Ok((token, exp))
     }
 
     /// The user a token was issued to.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))?;
-        Uuid::parse_str(&data.claims.sub)
-            .map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))
+        let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
+        // The key is the one its `kid` names among those configured: a token
+        // naming none, or a key that is not (or no longer) trusted, is refused.
+        // Nothing else in the header (`jwk`, `jku`, `x5u`) chooses a key.
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifiers.iter().find(|(known, _)| known == kid))
+            .map(|(_, key)| key)
+            .ok_or(INVALID)?;
+        // Extensions a verifier must understand: none is.
+        if header.crit.is_some() {
+            return Err(INVALID);
+        }
+        let data =
+            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| INVALID)?;
+        Uuid::parse_str(&data.claims.sub).map_err(|_| INVALID)
     }
 }
 
@@ -109,56 +166,112 @@ mod tests {
     use std::collections::HashMap;
 
     use base64::Engine;
-    use serde_json::json;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, KeyInit, Mac};
+    use serde_json::{Value, json};
+    use sha2::{Sha256, Sha512};
 
     use super::*;
+    use crate::foundation::keys::SigningKey;
 
-    const SECRET: &str = "test-jwt-secret-of-at-least-32-bytes!!";
+    // `openssl genpkey -algorithm ed25519`, and the base64 of `openssl pkey -pubout`.
+    const CURRENT_PRIVATE_KEY: &str =
+        "MC4CAQAwBQYDK2VwBCIEILvJS1Uob/X2DsUZV8YrWhRtu7Lk6RXw11h5zSItEJev";
+    const CURRENT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAL0C2kjfEUhnxdYYEHdVNDfs7pHUtIUW20E/4tROSIpk=";
 
-    fn settings() -> ApiSettings {
-        ApiSettings::from_source(&HashMap::from([("JWT_SECRET", SECRET)])).unwrap()
+    fn current() -> SigningKey {
+        SigningKey::parse(CURRENT_PRIVATE_KEY).unwrap()
+    }
+
+    /// Settings signing with `signer` (if any) and trusting `trusted`.
+    fn settings(signer: Option<&SigningKey>, trusted: &[&SigningKey]) -> ApiSettings {
+        let signing = signer.map(SigningKey::to_base64);
+        let public = trusted
+            .iter()
+            .map(|key| key.public_key().to_base64())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut vars = HashMap::from([("JWT_PUBLIC_KEYS", public.as_str())]);
+        if let Some(signing) = &signing {
+            vars.insert("JWT_SIGNING_KEY", signing);
+        }
+        ApiSettings::from_source(&vars).unwrap()
+    }
+
+    fn minting(signer: &SigningKey, trusted: &[&SigningKey]) -> TokenKeys {
+        TokenKeys::minting(&settings(Some(signer), trusted)).unwrap()
+    }
+
+    fn verifying(trusted: &[&SigningKey]) -> TokenKeys {
+        TokenKeys::verifying(&settings(None, trusted)).unwrap()
     }
 
     fn now() -> u64 {
         jsonwebtoken::get_current_timestamp()
     }
 
-    fn b64(value: &serde_json::Value) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+    fn b64(value: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(value.to_string())
     }
 
-    fn forge(
-        header: serde_json::Value,
-        claims: serde_json::Value,
-        key: &[u8],
-        alg: Algorithm,
-    ) -> String {
-        let mut h = Header::new(alg);
-        if let Some(typ) = header.get("typ") {
-            h.typ = typ.as_str().map(str::to_owned);
-        }
-        jsonwebtoken::encode(&h, &claims, &EncodingKey::from_secret(key)).unwrap()
+    fn decoded(part: &str) -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
     }
 
-    fn claims(user: Uuid) -> serde_json::Value {
+    /// A token with exactly this header and these claims, signed with `key`
+    /// by Ed25519, as anyone holding that key could make it.
+    fn forge(header: Value, claims: Value, key: &SigningKey) -> String {
+        let message = format!("{}.{}", b64(&header), b64(&claims));
+        let pair =
+            ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8_der()).unwrap();
+        let signature = URL_SAFE_NO_PAD.encode(pair.sign(message.as_bytes()));
+        format!("{message}.{signature}")
+    }
+
+    /// A token MACed with `secret`: what an attacker makes of a public key.
+    fn hmac_forge(alg: &str, kid: &str, claims: Value, secret: &[u8]) -> String {
+        let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
+        let message = format!("{}.{}", b64(&header), b64(&claims));
+        let tag = match alg {
+            "HS256" => Hmac::<Sha256>::new_from_slice(secret)
+                .unwrap()
+                .chain_update(message.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+            _ => Hmac::<Sha512>::new_from_slice(secret)
+                .unwrap()
+                .chain_update(message.as_bytes())
+                .finalize()
+                .into_bytes()
+                .to_vec(),
+        };
+        format!("{message}.{}", URL_SAFE_NO_PAD.encode(tag))
+    }
+
+    fn header(key: &SigningKey) -> Value {
+        json!({"alg": "EdDSA", "typ": "JWT", "kid": key.public_key().kid()})
+    }
+
+    fn claims(user: Uuid) -> Value {
         let now = now();
         json!({"sub": user.to_string(), "iss": "fasttrack", "aud": "fasttrack-api", "iat": now, "nbf": now, "exp": now + 600})
     }
 
     #[test]
-    fn an_issued_token_decodes_to_its_user_with_every_claim() {
-        let keys = TokenKeys::new(&settings());
+    fn an_issued_token_is_eddsa_names_its_key_and_decodes_to_its_user() {
+        let key = current();
+        let keys = minting(&key, &[&key]);
         let user = Uuid::new_v4();
         let (token, exp) = keys.issue(user, now()).unwrap();
         assert_eq!(keys.verify(&token).unwrap(), user);
-        // Decode the real token independently and check the claims it carries.
-        let payload = token.split('.').nth(1).unwrap();
-        let claims: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(payload)
-                .unwrap(),
-        )
-        .unwrap();
+        // A function holding only the public key verifies it too.
+        assert_eq!(verifying(&[&key]).verify(&token).unwrap(), user);
+        let parts: Vec<&str> = token.split('.').collect();
+        let header = decoded(parts[0]);
+        assert_eq!(header["alg"], "EdDSA");
+        assert_eq!(header["kid"], key.public_key().kid());
+        let claims = decoded(parts[1]);
         assert_eq!(claims["sub"], user.to_string());
         assert_eq!(claims["iss"], "fasttrack");
         assert_eq!(claims["aud"], "fasttrack-api");
@@ -167,100 +280,200 @@ mod tests {
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
             3600
         );
-        let header = token.split('.').next().unwrap();
-        let header: serde_json::Value = serde_json::from_slice(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(header)
-                .unwrap(),
-        )
-        .unwrap();
-        assert_eq!(header["alg"], "HS256");
+        // The Ed25519 signature checks against the configured public key alone.
+        let public = crate::foundation::keys::PublicKey::parse(CURRENT_PUBLIC_KEY).unwrap();
+        ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, public.bytes())
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &URL_SAFE_NO_PAD.decode(parts[2]).unwrap(),
+            )
+            .unwrap();
+    }
+
+    #[test]
+    fn a_function_that_only_verifies_tokens_cannot_make_one() {
+        let key = current();
+        let with_the_key = settings(Some(&key), &[&key]);
+        // Locally (`cargo lambda watch` gives every function the same
+        // settings) the key is there, and left unused.
+        let verifier = TokenKeys::verifying(&with_the_key).unwrap();
+        let error = verifier.issue(Uuid::new_v4(), now()).unwrap_err();
+        assert!(matches!(error, ApiError::Internal(_)), "{error:?}");
+        // Deployed, a verifying function given the key refuses to start.
+        let mut deployed = with_the_key;
+        deployed.deployment = Deployment::Stage("prod".into());
+        let error = TokenKeys::verifying(&deployed).err().unwrap().to_string();
+        assert!(
+            error.contains(
+                "JWT_SIGNING_KEY is invalid: is given to a function that only verifies tokens"
+            ),
+            "{error}"
+        );
+        // The function that creates sessions cannot start without it.
+        let error = TokenKeys::minting(&settings(None, &[&key])).err().unwrap();
+        assert_eq!(error, ConfigError::Missing("JWT_SIGNING_KEY"));
     }
 
     #[test]
     fn expired_tampered_and_wrongly_signed_tokens_are_rejected() {
-        let keys = TokenKeys::new(&settings());
+        let key = current();
+        let keys = verifying(&[&key]);
+        let attacker = SigningKey::generate();
         let user = Uuid::new_v4();
-        let mut expired = claims(user);
-        expired["exp"] = json!(now() - 120);
-        expired["iat"] = json!(now() - 4000);
-        expired["nbf"] = json!(now() - 4000);
-        let mut future = claims(user);
-        future["nbf"] = json!(now() + 600);
-        let mut wrong_aud = claims(user);
-        wrong_aud["aud"] = json!("someone-else");
-        let mut wrong_iss = claims(user);
-        wrong_iss["iss"] = json!("evil");
-        let mut not_uuid = claims(user);
-        not_uuid["sub"] = json!("admin");
-        let good = forge(json!({}), claims(user), SECRET.as_bytes(), Algorithm::HS256);
+        let at = |changes: &[(&str, Value)]| {
+            let mut c = claims(user);
+            for (name, value) in changes {
+                c[*name] = value.clone();
+            }
+            forge(header(&key), c, &key)
+        };
+        let good = at(&[]);
+        assert_eq!(keys.verify(&good).unwrap(), user);
         let (head, rest) = good.split_once('.').unwrap();
         let (_, sig) = rest.split_once('.').unwrap();
-        let mut other = claims(Uuid::new_v4());
-        other["sub"] = json!(Uuid::new_v4().to_string());
-        let tampered = format!("{head}.{}.{sig}", b64(&other));
+        let tampered = format!("{head}.{}.{sig}", b64(&claims(Uuid::new_v4())));
+        let public = key.public_key();
+        let kid = public.kid();
+        let with_header = |extra: Value, signer: &SigningKey| {
+            let mut h = header(&key);
+            for (name, value) in extra.as_object().unwrap() {
+                h[name] = value.clone();
+            }
+            forge(h, claims(user), signer)
+        };
         let cases = [
             (
-                "expired",
-                forge(json!({}), expired, SECRET.as_bytes(), Algorithm::HS256),
+                "expired past the leeway",
+                at(&[
+                    ("exp", json!(now() - LEEWAY_SECONDS - 5)),
+                    ("iat", json!(now() - 4000)),
+                    ("nbf", json!(now() - 4000)),
+                ]),
+            ),
+            ("future nbf", at(&[("nbf", json!(now() + 600))])),
+            ("wrong audience", at(&[("aud", json!("someone-else"))])),
+            ("wrong issuer", at(&[("iss", json!("evil"))])),
+            ("sub not a uuid", at(&[("sub", json!("admin"))])),
+            (
+                "another key under the trusted kid",
+                forge(header(&key), claims(user), &attacker),
             ),
             (
-                "future nbf",
-                forge(json!({}), future, SECRET.as_bytes(), Algorithm::HS256),
+                "another key under its own kid",
+                forge(header(&attacker), claims(user), &attacker),
             ),
             (
-                "wrong audience",
-                forge(json!({}), wrong_aud, SECRET.as_bytes(), Algorithm::HS256),
-            ),
-            (
-                "wrong issuer",
-                forge(json!({}), wrong_iss, SECRET.as_bytes(), Algorithm::HS256),
-            ),
-            (
-                "sub not a uuid",
-                forge(json!({}), not_uuid, SECRET.as_bytes(), Algorithm::HS256),
-            ),
-            (
-                "wrong key",
-                forge(
-                    json!({}),
-                    claims(user),
-                    b"another-secret-another-secret-xx",
-                    Algorithm::HS256,
+                "another key embedded as a jwk",
+                with_header(
+                    json!({"kid": null, "jwk": {"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode(attacker.public_key().bytes())}}),
+                    &attacker,
                 ),
             ),
+            ("no kid", with_header(json!({"kid": null}), &key)),
+            ("an unknown kid", with_header(json!({"kid": "k1"}), &key)),
             (
-                "HS512",
-                forge(json!({}), claims(user), SECRET.as_bytes(), Algorithm::HS512),
+                "a critical extension",
+                with_header(json!({"crit": ["exp"]}), &key),
+            ),
+            (
+                "HS256 with the public key's base64 as secret",
+                hmac_forge("HS256", &kid, claims(user), CURRENT_PUBLIC_KEY.as_bytes()),
+            ),
+            (
+                "HS256 with the public key's bytes as secret",
+                hmac_forge("HS256", &kid, claims(user), public.bytes()),
+            ),
+            (
+                "HS512 with the public key's base64 as secret",
+                hmac_forge("HS512", &kid, claims(user), CURRENT_PUBLIC_KEY.as_bytes()),
             ),
             (
                 "alg none",
                 format!(
                     "{}.{}.",
-                    b64(&json!({"alg": "none", "typ": "JWT"})),
+                    b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
+                    b64(&claims(user))
+                ),
+            ),
+            (
+                "alg none with the real signature",
+                format!(
+                    "{}.{}.{sig}",
+                    b64(&json!({"alg": "none", "typ": "JWT", "kid": kid})),
                     b64(&claims(user))
                 ),
             ),
             ("tampered payload", tampered),
+            (
+                "signature cut off",
+                good.rsplit_once('.').unwrap().0.to_owned() + ".",
+            ),
             ("garbage", "not.a.token".to_owned()),
         ];
         for (name, token) in cases {
             assert!(keys.verify(&token).is_err(), "{name} token was accepted");
         }
+        // Within the leeway, a token just past its `exp` still passes.
+        let just_expired = at(&[("exp", json!(now() - LEEWAY_SECONDS + 10))]);
+        assert_eq!(keys.verify(&just_expired).unwrap(), user);
     }
 
     #[test]
     fn tokens_missing_a_required_claim_are_rejected() {
-        let keys = TokenKeys::new(&settings());
+        let key = current();
+        let keys = verifying(&[&key]);
         for claim in ["exp", "nbf", "iat", "iss", "aud", "sub"] {
             let mut c = claims(Uuid::new_v4());
             c.as_object_mut().unwrap().remove(claim);
-            let token = forge(json!({}), c, SECRET.as_bytes(), Algorithm::HS256);
+            let token = forge(header(&key), c, &key);
             assert!(
                 keys.verify(&token).is_err(),
                 "token without {claim} was accepted"
             );
         }
+    }
+
+    /// README, "Rotating the token key": publish the new public key to the
+    /// verifiers, switch the signer, remove the old key once every token it
+    /// signed has expired.
+    #[test]
+    fn a_key_rotation_keeps_old_tokens_valid_until_the_old_key_is_removed() {
+        let (old, new) = (current(), SigningKey::generate());
+        let user = Uuid::new_v4();
+        let old_token = minting(&old, &[&old]).issue(user, now()).unwrap().0;
+
+        // 1. The verifiers trust both keys; the signer still signs with the old.
+        let overlap = verifying(&[&old, &new]);
+        assert_eq!(overlap.verify(&old_token).unwrap(), user);
+        // 2. The signer switches to the new key.
+        let new_token = minting(&new, &[&old, &new]).issue(user, now()).unwrap().0;
+        assert_ne!(kid_of(&new_token), kid_of(&old_token));
+        assert_eq!(overlap.verify(&new_token).unwrap(), user);
+        assert_eq!(overlap.verify(&old_token).unwrap(), user);
+        // (A verifier that had not been given the new key would refuse its
+        // tokens: hence step 1 first.)
+        assert!(verifying(&[&old]).verify(&new_token).is_err());
+        // 3. The old key is removed: its tokens, even unexpired, are refused.
+        let after = verifying(&[&new]);
+        assert_eq!(after.verify(&new_token).unwrap(), user);
+        assert!(after.verify(&old_token).is_err());
+
+        // A signer whose key the verifiers are not given would make tokens
+        // nobody accepts: it refuses to start.
+        let error = ApiSettings::from_source(&HashMap::from([
+            ("JWT_SIGNING_KEY", new.to_base64().as_str()),
+            ("JWT_PUBLIC_KEYS", old.public_key().to_base64().as_str()),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("JWT_SIGNING_KEY is invalid: its public key is not in JWT_PUBLIC_KEYS"),
+            "{error}"
+        );
+    }
+
+    fn kid_of(token: &str) -> Value {
+        decoded(token.split('.').next().unwrap())["kid"].clone()
     }
 
     #[test]

@@ -332,7 +332,7 @@ async fn a_lost_database_is_a_503_with_retry_after_and_no_leak() {
     // sqlx retries a refused connection until the acquire timeout: that is the bound.
     database.acquire_timeout = Duration::from_secs(2);
     let pool = shared::foundation::db::Pool::new(&database).unwrap();
-    let app = App::new(pool, Registry::embedded(), settings(&[]), None);
+    let app = App::new(pool, Registry::embedded(), settings(&[]), None).unwrap();
     let (token, _) = app.issue_token(uuid::Uuid::new_v4()).unwrap();
     // It answers once the acquire timeout is spent, rather than waiting on.
     let request = app.handle(
@@ -367,7 +367,8 @@ async fn health_needs_no_database_and_no_token() {
         Registry::embedded(),
         settings(&[]),
         None,
-    );
+    )
+    .unwrap();
     let response = app
         .handle(
             http::Request::get("/health")

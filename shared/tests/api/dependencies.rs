@@ -96,7 +96,8 @@ async fn a_save_that_unlocks_tools_takes_at_most_four_round_trips(pool: PgPool) 
         Registry::embedded(),
         settings(&[]),
         None,
-    );
+    )
+    .unwrap();
     let submit = |token: &str| {
         http::Request::put("/tools/woop/submission")
             .header("authorization", format!("Bearer {token}"))

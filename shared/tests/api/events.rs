@@ -53,7 +53,8 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
             Registry::embedded(),
             settings(&[]),
             Some(route.function),
-        );
+        )
+        .unwrap();
         let request = lambda_http::request::from_str(&text).unwrap();
         let response = app.handle(request).await;
         let status = response.status().as_u16();

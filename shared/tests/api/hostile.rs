@@ -8,13 +8,17 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
 use http::Method;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
+use sha2::Sha256;
+use shared::foundation::keys::SigningKey;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::{JWT_SECRET, LAUNCH_SECRET, TestApp, WEBHOOK_SECRET};
+use crate::{
+    JWT_PUBLIC_KEY, LAUNCH_SECRET, TestApp, WEBHOOK_SECRET, forge_token, signing_key, token_header,
+};
 
 fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
@@ -26,17 +30,12 @@ fn claims(sub: Uuid) -> Value {
            "iat": now, "nbf": now, "exp": now + 600})
 }
 
-fn signed(algorithm: Algorithm, claims: &Value, secret: &str) -> String {
-    encode(
-        &Header::new(algorithm),
-        claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 /// Forged or misused tokens for `user`, each with the reason it must fail.
 fn bad_tokens(user: Uuid) -> Vec<(&'static str, String)> {
+    let key = signing_key();
+    let header = token_header(&key);
+    let signed = |claims: &Value| forge_token(&header, claims, &key);
+    let attacker = SigningKey::generate();
     let good = claims(user);
     let mut expired = good.clone();
     expired["exp"] = json!(now() - 3600);
@@ -51,34 +50,39 @@ fn bad_tokens(user: Uuid) -> Vec<(&'static str, String)> {
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(good.to_string())
     );
-    let valid = signed(Algorithm::HS256, &good, JWT_SECRET);
+    // The public key is no secret: an HS256 token keyed with it, naming it.
+    let mut hs256_header = header.clone();
+    hs256_header["alg"] = json!("HS256");
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(hs256_header.to_string()),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
+    let mac = Hmac::<Sha256>::new_from_slice(JWT_PUBLIC_KEY.as_bytes())
+        .unwrap()
+        .chain_update(message.as_bytes())
+        .finalize()
+        .into_bytes();
+    let hs256_with_public_key = format!("{message}.{}", URL_SAFE_NO_PAD.encode(mac));
+    let valid = signed(&good);
     let mut parts: Vec<&str> = valid.split('.').collect();
     let forged_payload = URL_SAFE_NO_PAD.encode(claims(Uuid::new_v4()).to_string());
     parts[1] = &forged_payload;
     let swapped_payload = parts.join(".");
     vec![
         (
-            "signed with the wrong key",
-            signed(
-                Algorithm::HS256,
-                &good,
-                "some-other-secret-of-at-least-32-bytes",
-            ),
+            "signed with another key, naming the service's",
+            forge_token(&header, &good, &attacker),
         ),
-        ("expired", signed(Algorithm::HS256, &expired, JWT_SECRET)),
+        (
+            "signed with another key, naming it",
+            forge_token(&token_header(&attacker), &good, &attacker),
+        ),
+        ("expired", signed(&expired)),
         ("alg none", unsigned),
-        (
-            "HS512 with the right key",
-            signed(Algorithm::HS512, &good, JWT_SECRET),
-        ),
-        (
-            "nbf in the future",
-            signed(Algorithm::HS256, &future, JWT_SECRET),
-        ),
-        (
-            "another audience",
-            signed(Algorithm::HS256, &other_audience, JWT_SECRET),
-        ),
+        ("HS256 keyed with the public key", hs256_with_public_key),
+        ("nbf in the future", signed(&future)),
+        ("another audience", signed(&other_audience)),
         ("payload swapped under a valid signature", swapped_payload),
         ("not a JWT", "a.b.c".into()),
     ]
@@ -122,7 +126,7 @@ async fn forged_and_misused_tokens_are_401_on_every_route_and_write_nothing(pool
             }
         }
     }
-    assert_eq!(tried, 2 * 8 * routes.len());
+    assert_eq!(tried, 2 * bad_tokens(ana.id).len() * routes.len());
     assert_eq!(app.snapshot().await, before);
 }
 

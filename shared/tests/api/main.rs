@@ -32,14 +32,42 @@ use lambda_http::Body;
 use serde_json::{Value, json};
 use shared::app::App;
 use shared::foundation::config::ApiSettings;
+use shared::foundation::keys::SigningKey;
 use shared::identity::users::{LmsUser, Membership};
 use shared::registry::Registry;
+use shared::sessions::TokenKeys;
 use sqlx::{AssertSqlSafe, PgPool};
 use uuid::Uuid;
 
-pub const JWT_SECRET: &str = "api-test-jwt-secret-at-least-32-bytes";
+/// The tests' token key pair (Ed25519: `openssl genpkey -algorithm ed25519`).
+pub const JWT_PRIVATE_KEY: &str =
+    "MC4CAQAwBQYDK2VwBCIEIKe6r8OqLVgPvLlaZSx7Nfy1i6IhDCQhd9ewWTrkRLnO";
+pub const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAJOZlA/B736+S5c98HBbiCvM5urM4q9OmuTnVe2qlpjI=";
 pub const WEBHOOK_SECRET: &str = "api-test-webhook-secret";
 pub const LAUNCH_SECRET: &str = "api-test-launch-secret";
+
+/// The tests' signing key, as sync-user holds it.
+pub fn signing_key() -> SigningKey {
+    SigningKey::parse(JWT_PRIVATE_KEY).unwrap()
+}
+
+/// The header the service's tokens carry for `key`.
+pub fn token_header(key: &SigningKey) -> Value {
+    json!({"alg": "EdDSA", "typ": "JWT", "kid": key.public_key().kid()})
+}
+
+/// A token with exactly this header and these claims, signed by `key`
+/// (Ed25519), as anyone holding that key could make it.
+pub fn forge_token(header: &Value, claims: &Value, key: &SigningKey) -> String {
+    use base64::Engine;
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let message = format!("{}.{}", b64(header), b64(claims));
+    let pair =
+        ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(key.pkcs8_der()).unwrap();
+    let signature =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(pair.sign(message.as_bytes()));
+    format!("{message}.{signature}")
+}
 
 /// True when this run goes through a transaction-mode pooler.
 pub fn behind_pooler() -> bool {
@@ -116,7 +144,8 @@ pub async fn service_pool(owner: &PgPool) -> shared::foundation::db::Pool {
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
     let mut vars: HashMap<&str, &str> = HashMap::from([
-        ("JWT_SECRET", JWT_SECRET),
+        ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
+        ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
     ]);
@@ -127,6 +156,9 @@ pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
 pub struct TestApp {
     pub app: App,
     pub pool: PgPool,
+    /// Signs the test users' tokens, as sync-user would, whichever function
+    /// `app` is.
+    pub tokens: TokenKeys,
 }
 
 pub struct TestUser {
@@ -174,13 +206,15 @@ impl TestApp {
         shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
             .await
             .unwrap();
+        let tokens = TokenKeys::minting(&settings).unwrap();
         let app = App::new(
             service_pool(&pool).await,
             Registry::embedded(),
             settings,
             function,
-        );
-        Self { app, pool }
+        )
+        .unwrap();
+        Self { app, pool, tokens }
     }
 
     pub fn registry(&self) -> &'static Registry {
@@ -290,12 +324,18 @@ impl TestApp {
             .execute(&mut *conn)
             .await
             .unwrap();
-        let (token, _) = self.app.issue_token(synced.id).unwrap();
+        let token = self.token(synced.id);
         TestUser {
             id: synced.id,
             token,
             lms_user_id,
         }
+    }
+
+    /// A bearer token for `user_id`, valid from now.
+    pub fn token(&self, user_id: Uuid) -> String {
+        let now = jsonwebtoken::get_current_timestamp();
+        self.tokens.issue(user_id, now).unwrap().0
     }
 
     /// A checksum of every row of every table the service writes.
@@ -423,7 +463,7 @@ impl RoundTripCounter {
         &self,
         request: impl Fn() -> http::Request<Body>,
     ) -> (usize, http::Response<Body>) {
-        let app = App::new(self.pool.clone(), Registry::embedded(), settings(&[]), None);
+        let app = App::new(self.pool.clone(), Registry::embedded(), settings(&[]), None).unwrap();
         let first = app.handle(request()).await;
         assert!(first.status().is_success(), "{:?}", first.body());
         self.reset();

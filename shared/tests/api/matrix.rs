@@ -176,15 +176,10 @@ async fn every_route_but_health_requires_a_valid_token(pool: PgPool) {
         (Method::PUT, "/tools/woop/submission".to_owned()),
     ];
     let expired = {
-        use jsonwebtoken::{EncodingKey, Header, encode};
         let now = jsonwebtoken::get_current_timestamp();
         let claims = json!({"sub": c.ana.id.to_string(), "iss": "fasttrack", "aud": "fasttrack-api", "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600});
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(crate::JWT_SECRET.as_bytes()),
-        )
-        .unwrap()
+        let key = crate::signing_key();
+        crate::forge_token(&crate::token_header(&key), &claims, &key)
     };
     for (method, path) in &routes {
         for auth in [

@@ -321,3 +321,75 @@ async fn a_launch_with_missing_or_extra_fields_is_422(pool: PgPool) {
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+/// Only sync-user, which serves `POST /sessions`, holds the key that signs
+/// tokens: every other function verifies them with the public key alone, and
+/// cannot make one even when it is configured with the key.
+#[sqlx::test(migrations = false)]
+async fn only_the_function_that_creates_sessions_can_make_tokens(pool: PgPool) {
+    use shared::app::App;
+    use shared::http::routes::Function;
+    use shared::registry::Registry;
+
+    let sync_user = TestApp::serving(pool, crate::settings(&[]), Some(Function::SyncUser)).await;
+    let response = post(
+        &sync_user,
+        &launch(
+            "64a0f0000000000000000021",
+            "k@example.test",
+            "K",
+            now(),
+            LAUNCH_SECRET,
+        ),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    let token = response.body["token"].as_str().unwrap();
+
+    let pool = || sync_user.app.context.pool.clone();
+    for function in Function::ALL {
+        // Given the signing key too, as `cargo lambda watch` gives every function.
+        let app = App::new(
+            pool(),
+            Registry::embedded(),
+            crate::settings(&[]),
+            Some(function),
+        )
+        .unwrap();
+        let made = app.issue_token(uuid::Uuid::new_v4());
+        assert_eq!(made.is_ok(), function == Function::SyncUser, "{function:?}");
+    }
+    let public_only = || {
+        shared::foundation::config::ApiSettings::from_source(&std::collections::HashMap::from([(
+            "JWT_PUBLIC_KEYS",
+            crate::JWT_PUBLIC_KEY,
+        )]))
+        .unwrap()
+    };
+    let get_progress = App::new(
+        pool(),
+        Registry::embedded(),
+        public_only(),
+        Some(Function::GetProgress),
+    )
+    .unwrap();
+    let request = http::Request::get("/progress")
+        .header("authorization", format!("Bearer {token}"))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let answer = get_progress.handle(request).await;
+    assert_eq!(answer.status(), 200, "{:?}", answer.body());
+    // sync-user cannot start without it.
+    let error = App::new(
+        pool(),
+        Registry::embedded(),
+        public_only(),
+        Some(Function::SyncUser),
+    )
+    .err()
+    .unwrap();
+    assert_eq!(
+        error.to_string(),
+        "configuration: JWT_SIGNING_KEY is not set"
+    );
+}

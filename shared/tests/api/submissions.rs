@@ -272,7 +272,8 @@ async fn an_update_with_if_match_takes_at_most_four_round_trips(pool: PgPool) {
         shared::registry::Registry::embedded(),
         crate::settings(&[]),
         None,
-    );
+    )
+    .unwrap();
     let save = |version: Option<i32>| {
         let mut request = http::Request::put("/tools/woop/submission")
             .header("authorization", format!("Bearer {}", ana.token))
