@@ -17,6 +17,7 @@ mod recompute;
 mod runtime_role;
 mod schemathesis;
 mod sessions;
+mod stand_in;
 mod submissions;
 mod webhooks;
 
@@ -152,6 +153,14 @@ impl TestResponse {
 impl TestApp {
     pub async fn new(pool: PgPool) -> Self {
         Self::with_settings(pool, settings(&[])).await
+    }
+
+    /// The app with LearnWorlds' API at `lms`, as a deployment with API
+    /// credentials has it: webhooks confirm what they say with it.
+    pub async fn confirming_with(pool: PgPool, lms: &stand_in::StandIn) -> Self {
+        let mut settings = settings(&[]);
+        settings.learnworlds_api = Some(lms.settings());
+        Self::with_settings(pool, settings).await
     }
 
     /// Migrates as the owner (the test's pool), then serves through a pool that
