@@ -10,6 +10,7 @@ mod events;
 mod hostile;
 mod invariants;
 mod matrix;
+mod membership;
 mod privileges;
 mod progress;
 mod recompute;
