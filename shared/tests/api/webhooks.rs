@@ -738,10 +738,14 @@ async fn when_learnworlds_cannot_confirm_a_delivery_the_answer_is_503_and_nothin
         assert_eq!(response.header("retry-after"), Some("1"));
         assert_eq!(app.snapshot().await, before, "{status} wrote something");
     }
-    // Nobody listening, and credentials LearnWorlds refuses.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let nowhere = format!("http://{}/admin/api", closed.local_addr().unwrap());
-    drop(closed);
+    // A server that hangs up on every connection, and credentials LearnWorlds refuses.
+    let hangs_up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let nowhere = format!("http://{}/admin/api", hangs_up.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = hangs_up.accept().await {
+            drop(stream);
+        }
+    });
     let mut unreachable = crate::settings(&[]);
     unreachable.learnworlds_api = Some(shared::foundation::config::LearnWorldsApiSettings {
         base_url: nowhere,
