@@ -3,6 +3,9 @@
 //! signature check runs on every input; the payload is interpreted whether or
 //! not the signature held (a fuzzer cannot forge one), so both are explored.
 //!
+//! The body is also read as LearnWorlds' API answers (a token, a user), the
+//! other outside bytes the route takes in.
+//!
 //! Input: one mode byte, the header value up to the first newline, then the body.
 #![no_main]
 
@@ -10,7 +13,8 @@ use libfuzzer_sys::fuzz_target;
 use shared::identity::signature;
 use shared::foundation::config::{Secret, SignatureMode};
 use shared::http::body;
-use shared::identity::webhooks;
+use shared::identity::users::{LmsUser, Membership};
+use shared::identity::{learnworlds, webhooks};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -40,26 +44,45 @@ fuzz_target!(|data: &[u8]| {
         )
         .is_ok()
     );
+    // The same bytes as LearnWorlds' API would answer them: never a panic.
+    let _ = learnworlds::read_token(payload);
     let Ok(value) = body::parse_json(payload) else {
         return;
     };
     if let Ok(event) = webhooks::interpret(&value)
         && let Some(user) = event.user
-        && user.validate().is_ok()
     {
-        // What validate() lets through fits the VARCHAR(255) columns it goes into.
-        for field in [&user.lms_user_id, &user.email, &user.full_name] {
-            assert!(
-                field.chars().count() <= 255 && !field.contains('\0'),
-                "{user:?}"
-            );
-        }
-        if let shared::identity::users::Membership::In(org) = &user.organization {
-            assert!(org.slug.chars().count() <= 255 && org.name.chars().count() <= 255);
-            assert!(
-                !org.slug.is_empty() && !org.name.trim().is_empty(),
-                "{org:?}"
-            );
-        }
+        // A delivery never names an organization: only the API does.
+        assert_eq!(user.organization, Membership::Unchanged);
+        check(&user);
+    }
+    let asked = value
+        .get("id")
+        .or_else(|| value.get("data").and_then(|d| d.get("id")))
+        .and_then(|id| id.as_str())
+        .unwrap_or_default();
+    if let Ok(user) = learnworlds::read_current_user(payload, asked) {
+        assert_eq!(user.lms_user_id, asked);
+        check(&user);
     }
 });
+
+/// What validate() lets through fits the VARCHAR(255) columns it goes into.
+fn check(user: &LmsUser) {
+    if user.validate().is_err() {
+        return;
+    }
+    for field in [&user.lms_user_id, &user.email, &user.full_name] {
+        assert!(
+            field.chars().count() <= 255 && !field.contains('\0'),
+            "{user:?}"
+        );
+    }
+    if let Membership::In(org) = &user.organization {
+        assert!(org.slug.chars().count() <= 255 && org.name.chars().count() <= 255);
+        assert!(
+            !org.slug.is_empty() && !org.name.trim().is_empty(),
+            "{org:?}"
+        );
+    }
+}

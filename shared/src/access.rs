@@ -12,8 +12,16 @@
 //! - anyone else sees nobody else. A user they may not see answers like one
 //!   who does not exist (404), so that ids cannot be probed.
 //!
+//! A guru sees a person's progress (the tools' statuses) but of their **work**
+//! (what a submission holds, and the outputs other tools read from it) only
+//! what was saved while the person was in the guru's organization: a new
+//! organization's guru does not read what someone wrote before joining, and
+//! the guru of the organization they left reads nothing of theirs any more.
+//! The person and admins see all of it.
+//!
 //! Every statement that reads a user's data joins the caller (`a`) to the
-//! target (`t`) through [`visible_to_caller!`].
+//! target (`t`) through [`visible_to_caller!`], and reads their work through
+//! [`work_visible_to_caller!`].
 
 use uuid::Uuid;
 
@@ -37,3 +45,29 @@ macro_rules! visible_to_caller {
     };
 }
 pub(crate) use visible_to_caller;
+
+/// The rule for a piece of `t`'s work, as SQL: `a` sees it when they are `t`
+/// or an admin, or when, as a guru of `t`'s organization, it was saved in that
+/// organization since `t` joined it. `$organization` is the organization the
+/// work records (every save writes the saver's organization into the
+/// submission); `$saved_at` is when it was saved (the submission's
+/// `updated_at` for its data, `submitted_at` for what it submitted, an
+/// output's `created_at`). `t.organization_joined_at` is null for a membership
+/// older than migration 0012, which then counts from the start.
+///
+/// Work from an earlier stay in the same organization counts as before joining:
+/// the rule errs towards hiding. Used with [`visible_to_caller!`], which
+/// decides whether `t` is seen at all.
+macro_rules! work_visible_to_caller {
+    ($organization:literal, $saved_at:literal) => {
+        concat!(
+            "(a.id = t.id or a.role = 'admin' or (a.role = 'guru' and a.organization_id is not null",
+            " and a.organization_id = t.organization_id and ",
+            $organization,
+            " = a.organization_id and ",
+            $saved_at,
+            " >= coalesce(t.organization_joined_at, '-infinity'::timestamptz)))"
+        )
+    };
+}
+pub(crate) use work_visible_to_caller;

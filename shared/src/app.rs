@@ -17,6 +17,7 @@ use crate::foundation::db::{self, Login};
 use crate::foundation::error::ApiError;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
 use crate::http::{self as api, Context, Response, response};
+use crate::identity::learnworlds::LearnWorldsApi;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
 use crate::{dependencies, identity, progress, startup, submissions};
@@ -24,6 +25,8 @@ use crate::{dependencies, identity, progress, startup, submissions};
 pub struct App {
     pub context: Context,
     keys: TokenKeys,
+    /// LearnWorlds' API, which confirms what a webhook delivery says.
+    learnworlds: LearnWorldsApi,
     /// `None`: every route (the local server).
     function: Option<Function>,
 }
@@ -80,6 +83,7 @@ impl App {
         keys: TokenKeys,
         function: Option<Function>,
     ) -> Self {
+        let learnworlds = LearnWorldsApi::new(settings.learnworlds_api.clone());
         Self {
             context: Context {
                 pool,
@@ -87,6 +91,7 @@ impl App {
                 settings,
             },
             keys,
+            learnworlds,
             function,
         }
     }
@@ -174,7 +179,9 @@ impl App {
         // Routes signed by LearnWorlds check their own signatures; every other
         // route needs a bearer token.
         match route.endpoint {
-            Endpoint::LearnWorldsWebhook => identity::handler::webhook(ctx, call).await,
+            Endpoint::LearnWorldsWebhook => {
+                identity::handler::webhook(ctx, &self.learnworlds, call).await
+            }
             Endpoint::CreateSession => sessions::handler::create(ctx, &self.keys, call).await,
             endpoint => {
                 let caller = sessions::authenticate(&self.keys, call)?;

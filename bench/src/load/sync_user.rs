@@ -25,13 +25,12 @@ struct Participant {
     lms_user_id: String,
     email: String,
     full_name: String,
-    organization_id: Uuid,
     organization_slug: String,
     organization_name: String,
 }
 
 const PARTICIPANTS_SQL: &str = "select u.id, u.lms_user_id::text, u.email::text, u.full_name::text,
-        o.id as organization_id, o.slug::text as organization_slug, o.name::text as organization_name
+        o.slug::text as organization_slug, o.name::text as organization_name
     from shared.users u join shared.organizations o on o.id = u.organization_id
     where u.role = 'user' order by u.id offset $1 limit $2";
 
@@ -46,7 +45,9 @@ async fn participants(pool: &PgPool, offset: i64, limit: Option<i64>) -> Result<
 }
 
 /// sync-user's calls for `calls` participants chosen with `seed`: the
-/// statements of a webhook for an existing participant (`webhooks::receive`),
+/// statements of a webhook for an existing participant (`webhooks::receive`,
+/// as the local server runs it: without LearnWorlds' API, so the delivery
+/// updates the profile and keeps the organization),
 /// or of their session launch (`App::create_session`: the launch and the
 /// sync in one transaction, then their progress).
 pub async fn sync_calls(
@@ -77,25 +78,22 @@ pub async fn sync_calls(
 }
 
 /// The sync of `p`, with the progress a new user starts with (`initial`: the
-/// slugs and statuses as array literals).
-fn sync_statement(
-    p: &Participant,
-    (slugs, statuses): &(String, String),
-    organization: Bind,
-    login: bool,
-) -> Statement {
+/// slugs and statuses as array literals), keeping their organization.
+fn sync_statement(p: &Participant, (slugs, statuses): &(String, String), login: bool) -> Statement {
     Statement {
         sql: users::SYNC_SQL.to_owned(),
         binds: vec![
             (Bind::Value(p.lms_user_id.clone()), "text"),
             (Bind::Value(p.email.clone()), "text"),
             (Bind::Value(p.full_name.clone()), "text"),
-            (organization, "uuid"),
+            (Bind::Null, "uuid"),
             (Bind::Value(slugs.clone()), "text[]"),
             (Bind::Value(statuses.clone()), "text[]"),
             (Bind::Value(login.to_string()), "bool"),
-            // A launch keeps the organization; the webhook's tags name it.
-            (Bind::Value(login.to_string()), "bool"),
+            // Neither a launch nor an unconfirmed delivery moves anyone.
+            (Bind::Value("true".into()), "bool"),
+            // No time of its own: a userUpdated delivery carries none.
+            (Bind::Null, "timestamptz"),
         ],
     }
 }
@@ -131,16 +129,7 @@ fn webhook_call(p: &Participant, initial: &(String, String)) -> Call {
                     (Bind::Value(payload), "jsonb"),
                 ],
             },
-            Statement {
-                sql: users::ORGANIZATION_ID_SQL.to_owned(),
-                binds: vec![(Bind::Value(p.organization_slug.clone()), "text")],
-            },
-            sync_statement(
-                p,
-                initial,
-                Bind::Value(p.organization_id.to_string()),
-                false,
-            ),
+            sync_statement(p, initial, false),
             Statement::plain("COMMIT"),
         ],
     }
@@ -162,7 +151,7 @@ fn launch_call(p: &Participant, initial: &(String, String)) -> Call {
                     (Bind::Value(p.lms_user_id.clone()), "text"),
                 ],
             },
-            sync_statement(p, initial, Bind::Null, true),
+            sync_statement(p, initial, true),
             progress_statement(p.id),
             Statement::plain("COMMIT"),
         ],

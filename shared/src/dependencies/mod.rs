@@ -21,6 +21,8 @@ pub struct DependencyValue {
     pub required: bool,
     pub source_tool: String,
     pub available: bool,
+    /// Null also when the caller may not read the work that stored it (a
+    /// guru, for what was saved before the user joined their organization).
     pub value: Option<Value>,
     /// When the value was last written (the source tool's last submit).
     #[serde(serialize_with = "crate::foundation::rfc3339::option::serialize")]
@@ -43,8 +45,9 @@ struct Row {
     target_id: Option<Uuid>,
     status: Option<Status>,
     field_ids: Vec<String>,
-    field_values: Vec<Value>,
-    updated_ats: Vec<DateTime<Utc>>,
+    /// Null where the caller may not read the work that stored the field.
+    field_values: Vec<Option<Value>>,
+    updated_ats: Vec<Option<DateTime<Utc>>>,
 }
 
 pub async fn resolve(
@@ -78,8 +81,8 @@ pub async fn resolve(
                 required: dep.required,
                 source_tool: dep.source.clone(),
                 available: found.is_some(),
-                value: found.map(|i| row.field_values[i].clone()),
-                updated_at: found.map(|i| row.updated_ats[i]),
+                value: found.and_then(|i| row.field_values[i].clone()),
+                updated_at: found.and_then(|i| row.updated_ats[i]),
             }
         })
         .collect();

@@ -1,11 +1,13 @@
 //! The statement of a dependency read.
 
-use crate::access::visible_to_caller;
+use crate::access::{visible_to_caller, work_visible_to_caller};
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
 use crate::registry::{Registry, Tool};
 
 /// Reads what `tool` depends on, for a target user the caller may see, in one
-/// statement. Binds: $1 caller, $2 target, $3 tool slug, $4 dependency field ids.
+/// statement. A field is found whenever its producer stored it; its value and
+/// time only when the caller may read that work (`access::work_visible_to_caller!`),
+/// else null. Binds: $1 caller, $2 target, $3 tool slug, $4 dependency field ids.
 /// Returns one row: actor_exists, target_id, status, field_ids, field_values, updated_ats.
 pub fn resolve(registry: &Registry, tool: &Tool) -> Sql {
     let fields = tool.dependencies.iter().map(|d| d.field.as_str());
@@ -13,30 +15,41 @@ pub fn resolve(registry: &Registry, tool: &Tool) -> Sql {
         RESOLVE,
         None,
         Some(Branches {
-            each:
-                "select fo.field_id::text as field_id, fo.field_value, fo.created_at as updated_at
-                 from {s}.field_outputs fo
-                 join {s}.submissions sub on sub.id = fo.submission_id
-                 join target on sub.user_id = target.id
-                 where fo.field_id = any($4::text[])",
+            each: EACH_PRODUCER,
             none: "select null::text as field_id, null::jsonb as field_value, null::timestamptz as updated_at where false",
             schemas: producer_schemas(registry, fields, None),
         }),
     )
 }
 
+const EACH_PRODUCER: &str = concat!(
+    "select fo.field_id::text as field_id,
+                    case when ",
+    work_visible_to_caller!("sub.organization_id", "fo.created_at"),
+    " then fo.field_value end as field_value,
+                    case when ",
+    work_visible_to_caller!("sub.organization_id", "fo.created_at"),
+    " then fo.created_at end as updated_at
+                 from {s}.field_outputs fo
+                 join {s}.submissions sub on sub.id = fo.submission_id
+                 join target t on sub.user_id = t.id
+                 cross join caller a
+                 where fo.field_id = any($4::text[])"
+);
+
 const RESOLVE: &str = concat!(
-    r"with target as (
-            select t.id from shared.users a
+    r"with caller as (
+            select id, role, organization_id from shared.users where id = $1
+        ), target as (
+            select t.id, t.organization_id, t.organization_joined_at from caller a
             join shared.users t on t.id = $2 and ",
     visible_to_caller!(),
     r"
-            where a.id = $1
         ), found as (
             {branches}
         )
         select
-            exists (select 1 from shared.users where id = $1) as actor_exists,
+            exists (select 1 from caller) as actor_exists,
             (select id from target) as target_id,
             (select p.status::text from shared.user_progress p join target on p.user_id = target.id
              where p.tool_slug = $3) as status,

@@ -251,6 +251,86 @@ pub struct ApiSettings {
     pub save_burst: u32,
     /// Tokens a user's save budget regains per minute.
     pub save_refill_per_minute: u32,
+    /// Absent: webhooks never change a user's organization (see
+    /// [`LearnWorldsApiSettings`]).
+    pub learnworlds_api: Option<LearnWorldsApiSettings>,
+}
+
+/// LearnWorlds' REST API, which the webhook asks for a user's current tags
+/// and profile instead of trusting what a delivery says. The three settings
+/// come together or not at all.
+#[derive(Debug, Clone)]
+pub struct LearnWorldsApiSettings {
+    /// The school's API URL as Settings > Developers > API shows it
+    /// (`https://<school>/admin/api`), without a trailing slash.
+    pub base_url: String,
+    /// Sent as `Lw-Client` and in the token request.
+    pub client_id: String,
+    pub client_secret: Secret,
+}
+
+impl LearnWorldsApiSettings {
+    const NAMES: [&str; 3] = [
+        "LEARNWORLDS_API_BASE_URL",
+        "LEARNWORLDS_API_CLIENT_ID",
+        "LEARNWORLDS_API_CLIENT_SECRET",
+    ];
+
+    pub fn from_source(source: &dyn Source) -> Result<Option<Self>, ConfigError> {
+        let values = Self::NAMES.map(|name| source.get(name));
+        if values.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let [Some(base_url), Some(client_id), Some(client_secret)] = values else {
+            let missing = values.iter().position(Option::is_none).unwrap_or(0);
+            return Err(ConfigError::Missing(Self::NAMES[missing]));
+        };
+        let invalid = |name: &'static str, reason: &str| ConfigError::Invalid {
+            name,
+            reason: reason.into(),
+        };
+        let base_url = base_url.trim().trim_end_matches('/');
+        if !api_base_url_allowed(base_url) {
+            return Err(invalid(
+                "LEARNWORLDS_API_BASE_URL",
+                "expected https://<school>/admin/api (http:// only to localhost), without a query",
+            ));
+        }
+        let client_id = client_id.trim();
+        if client_id.is_empty() || !client_id.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "LEARNWORLDS_API_CLIENT_ID",
+                "expected visible ASCII characters",
+            ));
+        }
+        Ok(Some(Self {
+            base_url: base_url.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret: Secret::new(client_secret.trim()),
+        }))
+    }
+}
+
+/// An https:// URL with a host, or http:// to this machine (a local stand-in
+/// for LearnWorlds); no user info, query or fragment.
+fn api_base_url_allowed(url: &str) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    let local = matches!(authority.host(), "localhost" | "127.0.0.1" | "[::1]");
+    let scheme_ok = match uri.scheme_str() {
+        Some("https") => true,
+        Some("http") => local,
+        _ => false,
+    };
+    scheme_ok
+        && !authority.host().is_empty()
+        && !authority.as_str().contains('@')
+        && uri.query().is_none()
+        && !url.contains('#')
 }
 
 impl ApiSettings {
@@ -309,6 +389,7 @@ impl ApiSettings {
             .map(Duration::from_millis)?,
             save_burst: bounded(source, "SAVE_BURST", 60, 1..=100_000)?,
             save_refill_per_minute: bounded(source, "SAVE_REFILL_PER_MINUTE", 60, 1..=1_000_000)?,
+            learnworlds_api: LearnWorldsApiSettings::from_source(source)?,
         };
         super::hygiene::check(&settings)?;
         Ok(settings)
@@ -492,6 +573,57 @@ mod tests {
             longest.statement_timeout,
             Duration::from_millis(2_147_483_647)
         );
+    }
+
+    #[test]
+    fn learnworlds_api_settings_come_together_and_only_over_https() {
+        let api = |vars: &[(&'static str, &'static str)]| {
+            let mut all = HashMap::from([("JWT_PUBLIC_KEYS", PUBLIC_KEY)]);
+            all.extend(vars.iter().copied());
+            ApiSettings::from_source(&all).map(|s| s.learnworlds_api)
+        };
+        assert!(api(&[]).unwrap().is_none());
+        let full = [
+            (
+                "LEARNWORLDS_API_BASE_URL",
+                " https://school.example/admin/api/ ",
+            ),
+            ("LEARNWORLDS_API_CLIENT_ID", "client-id"),
+            ("LEARNWORLDS_API_CLIENT_SECRET", "client-secret-value"),
+        ];
+        let settings = api(&full).unwrap().unwrap();
+        assert_eq!(settings.base_url, "https://school.example/admin/api");
+        assert_eq!(settings.client_id, "client-id");
+        assert!(!format!("{settings:?}").contains("client-secret-value"));
+        let local = api(&[
+            full[1],
+            full[2],
+            ("LEARNWORLDS_API_BASE_URL", "http://127.0.0.1:9/admin/api"),
+        ]);
+        assert!(local.unwrap().is_some());
+        for (vars, expected) in [
+            (&full[..1], "LEARNWORLDS_API_CLIENT_ID is not set"),
+            (&full[1..], "LEARNWORLDS_API_BASE_URL is not set"),
+            (&full[..2], "LEARNWORLDS_API_CLIENT_SECRET is not set"),
+        ] {
+            let err = api(vars).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+        for url in [
+            "http://school.example/admin/api",
+            "school.example/admin/api",
+            "https://user:pw@school.example/admin/api",
+            "https://school.example/admin/api?x=1",
+            "ftp://school.example",
+        ] {
+            let err = api(&[full[1], full[2], ("LEARNWORLDS_API_BASE_URL", url)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("LEARNWORLDS_API_BASE_URL is invalid"),
+                "{url}: {err}"
+            );
+        }
     }
 
     #[test]

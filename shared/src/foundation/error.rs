@@ -52,6 +52,10 @@ pub enum ApiError {
     Unavailable(#[source] sqlx::Error),
     #[error("the request took too long")]
     Timeout,
+    /// A service this one depends on (LearnWorlds' API) cannot answer now;
+    /// the message names what failed, never a credential or a user's data.
+    #[error("{0}")]
+    Upstream(String),
     #[error("database error")]
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
@@ -80,7 +84,9 @@ impl ApiError {
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Timeout | Self::Upstream(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -97,7 +103,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::UnsupportedMediaType => "unsupported_media_type",
-            Self::Unavailable(_) | Self::Timeout => "service_unavailable",
+            Self::Unavailable(_) | Self::Timeout | Self::Upstream(_) => "service_unavailable",
             Self::Database(_) | Self::Internal(_) => "internal_error",
         }
     }
@@ -105,7 +111,7 @@ impl ApiError {
     /// What the client is told. Server faults get a fixed sentence.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Unavailable(_) | Self::Timeout => {
+            Self::Unavailable(_) | Self::Timeout | Self::Upstream(_) => {
                 "The service is temporarily unavailable; retry shortly.".to_owned()
             }
             Self::Database(_) | Self::Internal(_) => "An internal error occurred.".to_owned(),

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::foundation::config::{ConfigError, Layered, Source};
 
 /// (variable naming the secret, setting it supplies)
-pub const SECRET_SETTINGS: [(&str, &str); 5] = [
+pub const SECRET_SETTINGS: [(&str, &str); 6] = [
     ("DATABASE_SECRET_ARN", "DATABASE_URL"),
     // The migrate function only: the route functions' login, which it makes.
     ("RUNTIME_DATABASE_SECRET_ARN", "RUNTIME_DATABASE_URL"),
@@ -26,6 +26,10 @@ pub const SECRET_SETTINGS: [(&str, &str); 5] = [
         "LEARNWORLDS_WEBHOOK_SECRET",
     ),
     ("LEARNWORLDS_LAUNCH_SECRET_ARN", "LEARNWORLDS_LAUNCH_SECRET"),
+    (
+        "LEARNWORLDS_API_CLIENT_SECRET_ARN",
+        "LEARNWORLDS_API_CLIENT_SECRET",
+    ),
 ];
 
 /// `env`, with the settings its `*_SECRET_ARN` variables name read from

@@ -2,11 +2,16 @@
 
 use http::StatusCode;
 
+use super::learnworlds::LearnWorldsApi;
 use super::{signature, webhooks};
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
 
-pub async fn webhook(ctx: &Context, request: &Request<'_>) -> Result<Response, ApiError> {
+pub async fn webhook(
+    ctx: &Context,
+    learnworlds: &LearnWorldsApi,
+    request: &Request<'_>,
+) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
     // The signature is checked on the raw bytes before anything is parsed.
     signature::verify_webhook(
@@ -16,7 +21,14 @@ pub async fn webhook(ctx: &Context, request: &Request<'_>) -> Result<Response, A
         request.raw_body(),
     )?;
     let payload = request.json_body()?;
-    let receipt = webhooks::receive(&ctx.pool, ctx.registry, request.raw_body(), &payload).await?;
+    let receipt = webhooks::receive(
+        &ctx.pool,
+        ctx.registry,
+        learnworlds,
+        request.raw_body(),
+        &payload,
+    )
+    .await?;
     request.log().user_id(receipt.user_id);
     request.log().outcome(receipt.outcome);
     Ok(response::json(StatusCode::OK, &receipt))

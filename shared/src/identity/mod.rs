@@ -1,8 +1,10 @@
 //! Who the participants are: LearnWorlds users synced into `shared.users`, with
 //! their organization, from webhooks ([`webhooks`], signed as [`signature`]
-//! checks) and from session launches (`crate::sessions`).
+//! checks, confirmed with LearnWorlds' API as [`learnworlds`] asks it) and from
+//! session launches (`crate::sessions`).
 
 pub mod handler;
+pub mod learnworlds;
 pub mod signature;
 pub mod users;
 pub mod webhooks;

@@ -1,5 +1,6 @@
 //! Syncing LearnWorlds users into `shared.users`, for webhooks and session launches.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -21,8 +22,9 @@ pub struct LmsUser {
 /// What a sync does to the user's organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Membership {
-    /// The sync does not say: a session launch, a tag event (its tags may be
-    /// only the added or removed ones), a user object without `tags`.
+    /// The sync does not say: a session launch, or a webhook delivery, whose
+    /// tags nobody vouches for (only LearnWorlds' API is believed about them:
+    /// see `crate::identity::learnworlds`).
     Unchanged,
     /// The first `org:<slug>` tag of the user's tags.
     In(OrganizationTag),
@@ -160,11 +162,29 @@ pub fn display_name(name: &str) -> String {
         .to_owned()
 }
 
+/// In [`SYNC_SQL`]'s upsert: the sync's state is not older than the row's.
+macro_rules! not_older {
+    () => {
+        "(excluded.lms_state_at is null or u.lms_state_at is null or excluded.lms_state_at >= u.lms_state_at)"
+    };
+}
+
 /// The upsert of a user by LearnWorlds id, with a new user's progress rows.
 /// Binds: $1 LearnWorlds id, $2 email, $3 full name, $4 organization, $5 and
 /// $6 every tool's slug and starting status ([`initial_progress`]), $7 whether
 /// this is a login, $8 whether an existing user keeps their organization
-/// ([`Membership::Unchanged`]; otherwise they take $4, which may be null).
+/// ([`Membership::Unchanged`]; otherwise they take $4, which may be null), $9
+/// the time of the LearnWorlds state this sync carries, or null.
+///
+/// **Order.** `lms_state_at` keeps the latest such time a user was synced
+/// with; a sync carrying an older one changes no email, name or organization
+/// (a login time is still recorded), so an older answer never undoes a newer
+/// one. A sync without a time (a launch, a delivery without its own time and
+/// no API to confirm it) applies as it arrives.
+///
+/// **Joining.** `organization_joined_at` is when the user entered the
+/// organization they are in: a guru reads only work saved since
+/// (`crate::access::work_visible_to_caller!`).
 ///
 /// Syncs of one LearnWorlds id take turns (a transaction-scoped advisory lock
 /// on the id, before the insert): `ON CONFLICT` covers only its arbiter index,
@@ -172,14 +192,30 @@ pub fn display_name(name: &str) -> String {
 /// email's unique index, a 409 for the user's own address. LearnWorlds sends
 /// several deliveries for one user at once (a sign-up is a userUpdated, an
 /// enrolment and a tag), and a launch may come meanwhile.
-pub const SYNC_SQL: &str = r"with upserted as (
-            insert into shared.users as u (lms_user_id, email, full_name, organization_id, last_login)
-            select $1, $2, $3, $4, case when $7 then current_timestamp end
+pub const SYNC_SQL: &str = concat!(
+    r"with upserted as (
+            insert into shared.users as u
+                (lms_user_id, email, full_name, organization_id, last_login, organization_joined_at, lms_state_at)
+            select $1, $2, $3, $4, case when $7 then current_timestamp end,
+                case when $4::uuid is not null then current_timestamp end, $9
             from (select pg_advisory_xact_lock(1718908275, hashtext($1))) as one_sync_per_user
             on conflict (lms_user_id) do update set
-                email = excluded.email,
-                full_name = excluded.full_name,
-                organization_id = case when $8 then u.organization_id else excluded.organization_id end,
+                email = case when ",
+    not_older!(),
+    r" then excluded.email else u.email end,
+                full_name = case when ",
+    not_older!(),
+    r" then excluded.full_name else u.full_name end,
+                organization_id = case when $8 or not ",
+    not_older!(),
+    r" then u.organization_id else excluded.organization_id end,
+                organization_joined_at = case
+                    when $8 or not ",
+    not_older!(),
+    r" or excluded.organization_id is not distinct from u.organization_id
+                        then u.organization_joined_at
+                    else excluded.organization_joined_at end,
+                lms_state_at = greatest(u.lms_state_at, excluded.lms_state_at),
                 last_login = coalesce(excluded.last_login, u.last_login)
             returning u.id, u.lms_user_id, u.email, u.full_name, u.role, u.organization_id, (u.xmax = 0) as created
         ), progress as (
@@ -189,7 +225,8 @@ pub const SYNC_SQL: &str = r"with upserted as (
             where upserted.created
             on conflict (user_id, tool_slug) do nothing
         )
-        select id, lms_user_id::text, email::text, full_name::text, role::text, organization_id, created from upserted";
+        select id, lms_user_id::text, email::text, full_name::text, role::text, organization_id, created from upserted"
+);
 
 /// A new organization; no row when the slug exists. Binds: $1 slug, $2 name.
 pub const INSERT_ORGANIZATION_SQL: &str = "insert into shared.organizations (slug, name) values ($1, $2) on conflict (slug) do nothing returning id";
@@ -209,12 +246,25 @@ pub fn initial_progress(registry: &Registry) -> (Vec<&str>, Vec<Status>) {
 /// Upserts the user by LearnWorlds id and, for a new user, creates one progress
 /// row per registry tool. Re-syncing never touches progress. The user is
 /// checked first ([`LmsUser::validate`]: a 422); an email held by a different
-/// LearnWorlds id (compared case-insensitively) is a 409.
+/// LearnWorlds id (compared case-insensitively) is a 409. A sync without a
+/// time of its own: see [`sync_as_of`].
 pub async fn sync(
     conn: &mut PgConnection,
     registry: &Registry,
     user: &LmsUser,
     record_login: bool,
+) -> Result<User, ApiError> {
+    sync_as_of(conn, registry, user, record_login, None).await
+}
+
+/// [`sync`], for a user as LearnWorlds held them at `as_of`: nothing changes
+/// if the user already shows a later state ([`SYNC_SQL`]).
+pub async fn sync_as_of(
+    conn: &mut PgConnection,
+    registry: &Registry,
+    user: &LmsUser,
+    record_login: bool,
+    as_of: Option<DateTime<Utc>>,
 ) -> Result<User, ApiError> {
     user.validate()?;
     let organization_id = match &user.organization {
@@ -231,6 +281,7 @@ pub async fn sync(
         .bind(&statuses)
         .bind(record_login)
         .bind(user.organization == Membership::Unchanged)
+        .bind(as_of)
         .fetch_one(&mut *conn)
         .await
         .map_err(

@@ -1,17 +1,36 @@
 //! LearnWorlds webhooks: which deliveries carry a user, where the user sits in
-//! the payload, and telling a retry from a new delivery.
+//! the payload, what is applied, and telling a retry from a new delivery.
+//!
+//! **A delivery is a notice, not a fact.** In `shared-secret` mode the
+//! signature is a constant that anyone who saw one delivery can put on any
+//! body, and in either mode an old delivery can be sent again. So a delivery
+//! only says which user to look at: with LearnWorlds' API configured, the user
+//! is then read from it ([`LearnWorldsApi`]) and that answer (tags, and so the
+//! organization; email and name) is what is applied, whatever the body said.
+//! Without the API, a delivery may update the user's email and name but never
+//! their organization (the receipt says `"membership": "unconfirmed"`).
+//!
+//! **Order.** An answer from the API is LearnWorlds' state when the question
+//! was asked; each sync carries that time ([`users::sync_as_of`]) and one that
+//! is older than the state a user already shows changes nothing, so two
+//! deliveries confirmed concurrently never leave the older answer in place.
+//! Without the API a delivery carries its event's own time where the event
+//! type has one (`courseCompleted`'s `completed_at`; no other user event
+//! does), never later than its arrival.
 //!
 //! LearnWorlds sends no event id and retries failed deliveries, so a delivery is
 //! identified by the SHA-256 of its raw body. A retry (for a user event: the
 //! user's last body again) has no second effect; a user set back to an earlier
 //! state arrives as an earlier body, and is applied.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::users::{self, LmsUser, Membership, OrganizationTag};
+use super::learnworlds::LearnWorldsApi;
+use super::users::{self, LmsUser, Membership};
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::registry::Registry;
@@ -43,8 +62,12 @@ fn user_location(event_type: &str) -> Option<UserAt> {
 pub struct Event {
     pub event_type: Option<String>,
     pub trigger: Option<String>,
-    /// `None` for events the service does not act on.
+    /// The user the delivery names, as it describes them; `None` for events
+    /// the service does not act on. Its organization is always
+    /// [`Membership::Unchanged`]: tags in a body are a claim nobody signed.
     pub user: Option<LmsUser>,
+    /// The event's own time, where its type carries one (`courseCompleted`).
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -70,6 +93,79 @@ fn name_part(user: &Map<String, Value>, name: &str) -> Result<Option<String>, Ap
         return Err(invalid(format!("`{name}` may not contain \\u0000")));
     }
     Ok(Some(value.trim().to_owned()).filter(|v| !v.is_empty()))
+}
+
+/// A LearnWorlds user object, as deliveries and LearnWorlds' API both carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserObject<'a> {
+    /// Id, email and name; the organization [`Membership::Unchanged`].
+    pub profile: LmsUser,
+    /// `tags`, when the object has them.
+    pub tags: Option<Vec<&'a str>>,
+    /// The `company` sign-up field.
+    pub company: Option<&'a str>,
+}
+
+/// Reads a user object: unknown fields are ignored, and LearnWorlds' own
+/// `is_admin` and `role` never grant anything here.
+pub fn read_user(user: &Map<String, Value>) -> Result<UserObject<'_>, ApiError> {
+    // LearnWorlds ids are strings; a number is taken as its decimal text.
+    let lms_user_id = match user.get("id") {
+        Some(Value::String(id)) => id.clone(),
+        Some(Value::Number(id)) => id.to_string(),
+        None | Some(Value::Null) => return Err(invalid("the user has no id")),
+        Some(_) => return Err(invalid("the user id must be a string")),
+    };
+    let email = string(user, "email")?
+        .ok_or_else(|| invalid("the user has no email"))?
+        .to_owned();
+    let first = name_part(user, "first_name")?;
+    let last = name_part(user, "last_name")?;
+    let username = name_part(user, "username")?;
+    let full_name = [first, last]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let full_name = Some(full_name)
+        .filter(|n| !n.is_empty())
+        .or(username)
+        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+    // A display name: longer than the column, it is cut, not refused.
+    let full_name = truncate(&full_name, 255);
+    let tags = user
+        .get("tags")
+        .and_then(Value::as_array)
+        .map(|tags| tags.iter().filter_map(Value::as_str).collect::<Vec<_>>());
+    let company = user
+        .get("fields")
+        .and_then(|f| f.get("company"))
+        .and_then(Value::as_str);
+    Ok(UserObject {
+        profile: LmsUser {
+            lms_user_id,
+            email,
+            full_name,
+            organization: Membership::Unchanged,
+        },
+        tags,
+        company,
+    })
+}
+
+/// A time as LearnWorlds writes one: Unix seconds (a float in most events) or
+/// an ISO 8601 string. Anything else is no time.
+fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
+    match value? {
+        Value::Number(n) => {
+            let seconds = n.as_f64().filter(|s| s.is_finite())?;
+            DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
+        }
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+        _ => None,
+    }
 }
 
 /// Reads an envelope `{"version", "type", "trigger", "school_id", "data"}`:
@@ -98,6 +194,7 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
             event_type,
             trigger,
             user: None,
+            occurred_at: None,
         });
     };
     let user = match location {
@@ -115,67 +212,30 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
             event_type.unwrap_or_default()
         )));
     };
-    // LearnWorlds ids are strings; a number is taken as its decimal text.
-    let lms_user_id = match user.get("id") {
-        Some(Value::String(id)) => id.clone(),
-        Some(Value::Number(id)) => id.to_string(),
-        None | Some(Value::Null) => return Err(invalid("the webhook's user has no id")),
-        Some(_) => return Err(invalid("the webhook's user id must be a string")),
-    };
-    let email = string(user, "email")?
-        .ok_or_else(|| invalid("the webhook's user has no email"))?
-        .to_owned();
-    let first = name_part(user, "first_name")?;
-    let last = name_part(user, "last_name")?;
-    let username = name_part(user, "username")?;
-    let full_name = [first, last]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(" ");
-    let full_name = Some(full_name)
-        .filter(|n| !n.is_empty())
-        .or(username)
-        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
-    // A display name: longer than the column, it is cut, not refused.
-    let full_name = truncate(&full_name, 255);
-    // A tag event may list only the tags it added or removed: it can put the
-    // user in an organization, never take them out of one. Other events carry
-    // the whole user, whose tags are the whole list.
-    let tags = user
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|tags| tags.iter().filter_map(Value::as_str).collect::<Vec<_>>());
-    let company = user
-        .get("fields")
-        .and_then(|f| f.get("company"))
-        .and_then(Value::as_str);
-    let organization = match (event_type.as_deref(), tags) {
-        (Some("userTagDeleted"), _) | (_, None) => Membership::Unchanged,
-        (Some("userTagAdded"), Some(tags)) => {
-            OrganizationTag::from_tags(tags, company).map_or(Membership::Unchanged, Membership::In)
-        }
-        (_, Some(tags)) => Membership::from_tags(tags, company),
+    let occurred_at = match event_type.as_deref() {
+        Some("courseCompleted") => timestamp(data.and_then(|d| d.get("completed_at"))),
+        _ => None,
     };
     Ok(Event {
         event_type,
         trigger,
-        user: Some(LmsUser {
-            lms_user_id,
-            email,
-            full_name,
-            organization,
-        }),
+        user: Some(read_user(user)?.profile),
+        occurred_at,
     })
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
-    /// `synced`, `ignored`, or `duplicate` for a retry of a delivery already
+    /// `synced`, `ignored` (an event without a user, or a user LearnWorlds
+    /// does not know), or `duplicate` for a retry of a delivery already
     /// received (for a user event: the user's last one).
     pub outcome: &'static str,
     pub event_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
+    /// For a synced user: `confirmed` (read from LearnWorlds' API, organization
+    /// included) or `unconfirmed` (no API configured: email and name from the
+    /// delivery, organization unchanged). Otherwise null.
+    pub membership: Option<&'static str>,
 }
 
 /// Records a delivery of a user event; no row when its body is the last one
@@ -202,44 +262,70 @@ pub const RECORD_USER_DELIVERY_SQL: &str = "with last as (
      on conflict (body_sha256) do update set received_at = excluded.received_at
      returning e.id";
 
-/// Records a delivery of an event without a user, once per body; no row for a
-/// body seen before. Binds as [`RECORD_USER_DELIVERY_SQL`] ($4 null).
+/// Records a delivery that syncs nothing (an event without a user, or about a
+/// user LearnWorlds does not know), once per body; no row for a body seen
+/// before. Binds as [`RECORD_USER_DELIVERY_SQL`].
 pub const RECORD_OTHER_DELIVERY_SQL: &str = "insert into shared.webhook_events (body_sha256, event_type, trigger, lms_user_id, outcome, payload)
      values ($1, $2, $3, $4, $5, $6)
      on conflict (body_sha256) do nothing
      returning id";
 
-/// Records the delivery and, for events that carry a user, syncs the user, in
-/// one transaction: on any error (a user the sync refuses among them) nothing
-/// is written, so LearnWorlds' retry can succeed later.
+/// What a delivery applies: the user, with the time of the state they show.
+struct Apply {
+    user: LmsUser,
+    as_of: Option<DateTime<Utc>>,
+    membership: &'static str,
+}
+
+/// Reads the delivery, asks LearnWorlds' API about its user (before any
+/// transaction: a slow answer holds no lock), then records the delivery and
+/// syncs the user in one transaction. An API that cannot answer is a 503 and
+/// any error (a user the sync refuses among them) writes nothing, so
+/// LearnWorlds' retry can succeed later.
 pub async fn receive(
     pool: &db::Pool,
     registry: &Registry,
+    api: &LearnWorldsApi,
     body: &[u8],
     payload: &Value,
 ) -> Result<Receipt, ApiError> {
     let event = interpret(payload)?;
-    // Before anything is recorded: the delivery's record holds the id too.
+    // Before anything is recorded or asked: the delivery's record holds the
+    // id too.
     if let Some(user) = &event.user {
         user.validate()?;
     }
-    let digest = Sha256::digest(body).to_vec();
-    let outcome = if event.user.is_some() {
-        "synced"
-    } else {
-        "ignored"
+    let apply = match &event.user {
+        None => None,
+        Some(named) if api.is_configured() => {
+            api.current_user(&named.lms_user_id)
+                .await?
+                .map(|current| Apply {
+                    user: current.user,
+                    as_of: Some(current.asked_at),
+                    membership: "confirmed",
+                })
+        }
+        Some(named) => Some(Apply {
+            user: named.clone(),
+            as_of: event.occurred_at.map(|t| t.min(Utc::now())),
+            membership: "unconfirmed",
+        }),
     };
+    let digest = Sha256::digest(body).to_vec();
+    let outcome = if apply.is_some() { "synced" } else { "ignored" };
     let receipt = pool
         .transaction(async |tx| {
-            let record = match event.user {
-                Some(_) => RECORD_USER_DELIVERY_SQL,
-                None => RECORD_OTHER_DELIVERY_SQL,
+            let record = if apply.is_some() {
+                RECORD_USER_DELIVERY_SQL
+            } else {
+                RECORD_OTHER_DELIVERY_SQL
             };
             let event_id: Option<Uuid> = db::query_scalar(record)
                 .bind(&digest)
                 .bind(event.event_type.as_deref().map(|s| truncate(s, 255)))
                 .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
-                .bind(event.user.as_ref().map(|u| u.lms_user_id.as_str()))
+                .bind(event.user.as_ref().map(|u| truncate(&u.lms_user_id, 255)))
                 .bind(outcome)
                 .bind(payload)
                 .fetch_optional(&mut *tx)
@@ -249,22 +335,34 @@ pub async fn receive(
                     outcome: "duplicate",
                     event_id: None,
                     user_id: None,
+                    membership: None,
                 });
             };
-            let user_id = match &event.user {
-                Some(user) => Some(users::sync(tx, registry, user, false).await?.id),
+            let user_id = match &apply {
+                Some(apply) => Some(
+                    users::sync_as_of(tx, registry, &apply.user, false, apply.as_of)
+                        .await?
+                        .id,
+                ),
                 None => None,
             };
             Ok(Receipt {
                 outcome,
                 event_id: Some(event_id),
                 user_id,
+                membership: apply.as_ref().map(|a| a.membership),
             })
         })
         .await?;
     // A duplicate recorded nothing.
     if receipt.event_id.is_some() {
-        tracing::info!(event_type = ?event.event_type, outcome, user_id = ?receipt.user_id, "webhook received");
+        tracing::info!(
+            event_type = ?event.event_type,
+            outcome,
+            membership = receipt.membership,
+            user_id = ?receipt.user_id,
+            "webhook received"
+        );
     }
     Ok(receipt)
 }
@@ -298,6 +396,7 @@ mod tests {
             json!({"type": "userUnenrolledFromProduct", "data": {"user": user()}}),
             json!({"type": "subscriptionPaymentPlanBought", "data": {"user": {"user": user()}}}),
             json!({"type": "userTagAdded", "trigger": "user_tag_added", "data": user()}),
+            json!({"type": "userTagDeleted", "trigger": "user_tag_deleted", "data": user()}),
         ];
         for payload in cases {
             let event = interpret(&payload).unwrap();
@@ -305,42 +404,54 @@ mod tests {
             assert_eq!(user.lms_user_id, "64a0f0000000000000000001");
             assert_eq!(user.email, "ana@example.test");
             assert_eq!(user.full_name, "Ana Lopes");
-            let Membership::In(organization) = user.organization else {
-                panic!("no organization in {payload}")
-            };
-            assert_eq!(organization.name, "Acme Ltd");
         }
     }
 
     #[test]
-    fn a_tag_deletion_never_moves_the_user_between_organizations() {
-        let event = interpret(&json!({"type": "userTagDeleted", "data": user()})).unwrap();
-        assert_eq!(event.user.unwrap().organization, Membership::Unchanged);
+    fn a_delivery_never_claims_a_membership_whatever_its_tags_say() {
+        for event_type in [
+            "userUpdated",
+            "userTagAdded",
+            "userTagDeleted",
+            "productBought",
+        ] {
+            let payload = match event_type {
+                "userTagAdded" | "userTagDeleted" => json!({"type": event_type, "data": user()}),
+                _ => json!({"type": event_type, "data": {"user": user()}}),
+            };
+            let user = interpret(&payload).unwrap().user.unwrap();
+            assert_eq!(user.organization, Membership::Unchanged, "{event_type}");
+        }
+        // The object itself still says what it carries, for LearnWorlds' API.
+        let object = user();
+        let read = read_user(object.as_object().unwrap()).unwrap();
+        assert_eq!(read.tags, Some(vec!["vip", "org:acme"]));
+        assert_eq!(read.company, Some("Acme Ltd"));
     }
 
     #[test]
-    fn only_a_whole_tag_list_without_an_org_tag_takes_the_user_out_of_their_organization() {
-        let membership = |payload: Value| interpret(&payload).unwrap().user.unwrap().organization;
-        let untagged =
-            json!({"id": "64a0f0000000000000000001", "email": "ana@example.test", "tags": ["vip"]});
-        let no_tags = json!({"id": "64a0f0000000000000000001", "email": "ana@example.test"});
+    fn only_a_completed_course_carries_its_own_time() {
+        let at = |payload: Value| interpret(&payload).unwrap().occurred_at;
+        let expected = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
         assert_eq!(
-            membership(json!({"type": "userUpdated", "data": {"user": untagged}})),
-            Membership::NoOrganization
+            at(
+                json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "2026-01-01T00:00:00Z"}})
+            ),
+            Some(expected.with_timezone(&Utc))
         );
         assert_eq!(
-            membership(json!({"type": "productBought", "data": {"user": untagged}})),
-            Membership::NoOrganization
+            at(
+                json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": 1_767_225_600.0}})
+            ),
+            Some(expected.with_timezone(&Utc))
         );
-        // Without `tags` the event says nothing; a tag event lists only its tags.
-        assert_eq!(
-            membership(json!({"type": "userUpdated", "data": {"user": no_tags}})),
-            Membership::Unchanged
-        );
-        assert_eq!(
-            membership(json!({"type": "userTagAdded", "data": untagged})),
-            Membership::Unchanged
-        );
+        for payload in [
+            json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "soon"}}),
+            json!({"type": "courseCompleted", "data": {"user": user()}}),
+            json!({"type": "userUpdated", "data": {"user": user(), "completed_at": 1_767_225_600.0}}),
+        ] {
+            assert_eq!(at(payload.clone()), None, "{payload}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
 use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
-use crate::access::visible_to_caller;
+use crate::access::{visible_to_caller, work_visible_to_caller};
 use crate::foundation::error::ApiError;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
 use crate::registry::{Registry, Tool};
@@ -319,7 +319,10 @@ pub fn submitted_data(tool: &Tool) -> Sql {
 }
 
 /// A user's submission for `tool`, with the tool's progress row, if the caller
-/// may see it. Binds: $1 caller, $2 target, $3 tool slug. Always one row.
+/// may see it: the progress whenever they see the user, the submission when
+/// its last save is work they may read, and what it submitted when that
+/// submit is too (`access::work_visible_to_caller!`). Binds: $1 caller, $2
+/// target, $3 tool slug. Always one row.
 pub fn get_submission(tool: &Tool) -> Sql {
     expand(GET, Some(&tool.schema), None)
 }
@@ -328,14 +331,22 @@ const GET: &str = concat!(
     r"select
             a.id is not null as actor_exists,
             t.id as target_id,
-            sub.id, sub.status::text as status, sub.version, sub.data, sub.submitted_data,
-            sub.created_at, sub.updated_at, sub.submitted_at,
+            sub.id, sub.status::text as status, sub.version, sub.data,
+            case when ",
+    work_visible_to_caller!("sub.organization_id", "sub.submitted_at"),
+    r" then sub.submitted_data end as submitted_data,
+            sub.created_at, sub.updated_at,
+            case when ",
+    work_visible_to_caller!("sub.organization_id", "sub.submitted_at"),
+    r" then sub.submitted_at end as submitted_at,
             p.status::text as progress_status, p.progress_percentage, p.started_at, p.completed_at
         from (values (1)) as one
         left join shared.users a on a.id = $1
         left join shared.users t on t.id = $2 and ",
     visible_to_caller!(),
     "
-        left join {s}.submissions sub on sub.user_id = t.id
+        left join {s}.submissions sub on sub.user_id = t.id and ",
+    work_visible_to_caller!("sub.organization_id", "sub.updated_at"),
+    "
         left join shared.user_progress p on p.user_id = t.id and p.tool_slug = $3"
 );

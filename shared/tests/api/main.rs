@@ -11,6 +11,7 @@ mod hostile;
 mod invariants;
 mod limits;
 mod matrix;
+mod membership;
 mod privileges;
 mod progress;
 mod recompute;
@@ -19,6 +20,7 @@ mod runtime_role;
 mod schemathesis;
 mod sessions;
 mod spoofing;
+mod stand_in;
 mod submissions;
 mod timeouts;
 mod webhooks;
@@ -187,6 +189,14 @@ impl TestResponse {
 impl TestApp {
     pub async fn new(pool: PgPool) -> Self {
         Self::with_settings(pool, settings(&[])).await
+    }
+
+    /// The app with LearnWorlds' API at `lms`, as a deployment with API
+    /// credentials has it: webhooks confirm what they say with it.
+    pub async fn confirming_with(pool: PgPool, lms: &stand_in::StandIn) -> Self {
+        let mut settings = settings(&[]);
+        settings.learnworlds_api = Some(lms.settings());
+        Self::with_settings(pool, settings).await
     }
 
     /// Migrates as the owner (the test's pool), then serves through a pool that

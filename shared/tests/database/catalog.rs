@@ -37,6 +37,9 @@ const USERS: &[Column] = &[
     ("created_at", TIMESTAMPTZ, None, NOW, true),
     ("updated_at", TIMESTAMPTZ, None, NOW, true),
     ("last_login", TIMESTAMPTZ, None, None, true),
+    // Beyond the original design: migration 0009.
+    ("organization_joined_at", TIMESTAMPTZ, None, None, true),
+    ("lms_state_at", TIMESTAMPTZ, None, None, true),
 ];
 
 const ORGANIZATIONS: &[Column] = &[
