@@ -113,7 +113,7 @@ mod tests {
         let json: serde_json::Value = serde_json::from_slice(&super::json().unwrap()).unwrap();
         assert_eq!(json["openapi"], "3.1.0");
         let paths = json["paths"].as_object().unwrap();
-        for route in &shared::http::routes::ROUTES {
+        for route in shared::http::routes::ROUTES {
             // The save path is served once per tool (see openapi.rs).
             let path = route.path.replace("{slug}/submission", "woop/submission");
             assert!(paths.contains_key(&path), "{path}");

@@ -36,6 +36,26 @@ impl Caller {
     }
 }
 
+/// One read of a user's data: who reads it, whose it is, and the request,
+/// which the audit log records when the two differ.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading<'a> {
+    pub caller: Uuid,
+    pub target: Uuid,
+    pub request_id: &'a str,
+}
+
+impl Reading<'_> {
+    /// A user reading their own data (never audited).
+    pub fn own(user: Uuid) -> Reading<'static> {
+        Reading {
+            caller: user,
+            target: user,
+            request_id: "",
+        }
+    }
+}
+
 /// The rule as SQL: `t` (the target user's `shared.users` row) is visible to
 /// `a` (the caller's). A macro, so that statements can be `concat!`-ed
 /// constants.

@@ -20,7 +20,7 @@ use crate::http::{self as api, Context, Response, response};
 use crate::identity::learnworlds::LearnWorldsApi;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{dependencies, identity, progress, startup, submissions};
+use crate::{audit, dependencies, identity, progress, startup, submissions};
 
 pub struct App {
     pub context: Context,
@@ -117,7 +117,7 @@ impl App {
             let log = api::request::RequestLog::default();
             let result = tokio::time::timeout(
                 self.context.settings.request_timeout,
-                self.dispatch(&request, &log),
+                self.dispatch(&request, &log, &request_id),
             )
             .await
             .unwrap_or(Err(ApiError::Timeout));
@@ -144,6 +144,7 @@ impl App {
         &self,
         request: &Request,
         log: &api::request::RequestLog,
+        request_id: &str,
     ) -> Result<Response, ApiError> {
         if request.uri().path() == HEALTH_PATH && self.function.is_none() {
             if request.method() != Method::GET {
@@ -174,7 +175,13 @@ impl App {
             Matched::WrongMethod(allow) => return Err(ApiError::MethodNotAllowed { allow }),
         };
         let ctx = &self.context;
-        let call = api::Request::new(request, params, ctx.settings.max_body_bytes, log)?;
+        let call = api::Request::new(
+            request,
+            params,
+            ctx.settings.max_body_bytes,
+            log,
+            request_id,
+        )?;
         let call = &call;
         // Routes signed by LearnWorlds check their own signatures; every other
         // route needs a bearer token.
@@ -193,6 +200,8 @@ impl App {
                     }
                     Endpoint::GetSubmission => submissions::handler::get(ctx, call, caller).await,
                     Endpoint::SaveSubmission => submissions::handler::put(ctx, call, caller).await,
+                    Endpoint::Me => identity::profile::me(ctx, call, caller).await,
+                    Endpoint::AuditLog => audit::handler::list(ctx, call, caller).await,
                     Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
                         unreachable!("matched above")
                     }

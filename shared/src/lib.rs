@@ -13,12 +13,15 @@
 //!   [`progress`], [`dependencies`], [`submissions`], [`identity`] (users,
 //!   organizations, webhooks), [`sessions`] (launches and tokens), and
 //!   [`unlocks`] (the scheduled recompute);
+//! - [`audit`]: the log of every staff read and change, written by the
+//!   statement or transaction it records;
 //! - [`migrate`] (schemas and migrations) and [`demo`] (the local demo data);
 //! - [`startup`] (every function's cold start) and [`app`] (the façade that
 //!   dispatches a route to its feature).
 
 pub mod access;
 pub mod app;
+pub mod audit;
 pub mod demo;
 pub mod dependencies;
 pub mod foundation;

@@ -261,7 +261,7 @@ async fn the_local_server_serves_every_route() {
         None,
     )
     .unwrap();
-    for route in &ROUTES {
+    for route in ROUTES {
         let path = route
             .path
             .replace("{user_id}", "6f1c5b1e-5a87-4f7e-9a57-2f7b2a8f1d10")

@@ -75,6 +75,7 @@ pub async fn sample(
                             (Bind::Value(user_text), "uuid"),
                             (Bind::Value(tool.slug.clone()), "text"),
                             (Bind::Value(pg_array(&fields)), "text[]"),
+                            (Bind::Value("bench".into()), "text"),
                         ],
                     }],
                 }

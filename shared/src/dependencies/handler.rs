@@ -14,7 +14,9 @@ pub async fn get(
     let target = request.target_user(caller)?;
     let tool = ctx.tool(request)?;
     let resolution = ctx
-        .read(async |conn| super::resolve(conn, ctx.registry, tool, caller.id(), target).await)
+        .read(async |conn| {
+            super::resolve(conn, ctx.registry, tool, request.reading(caller, target)).await
+        })
         .await?;
     Ok(response::json(StatusCode::OK, &resolution))
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use crate::access::Reading;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::progress::Status;
@@ -54,15 +55,15 @@ pub async fn resolve(
     db: impl PgExecutor<'_>,
     registry: &Registry,
     tool: &Tool,
-    caller: Uuid,
-    target: Uuid,
+    reading: Reading<'_>,
 ) -> Result<Resolution, ApiError> {
     let fields: Vec<&str> = tool.dependencies.iter().map(|d| d.field.as_str()).collect();
     let row: Row = db::query_as(sql::resolve(registry, tool))
-        .bind(caller)
-        .bind(target)
+        .bind(reading.caller)
+        .bind(reading.target)
         .bind(&tool.slug)
         .bind(&fields)
+        .bind(reading.request_id)
         .fetch_one(db)
         .await?;
     if !row.actor_exists {

@@ -1,13 +1,16 @@
 //! The statement of a dependency read.
 
 use crate::access::{visible_to_caller, work_visible_to_caller};
+use crate::audit::audit_read;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
 use crate::registry::{Registry, Tool};
 
 /// Reads what `tool` depends on, for a target user the caller may see, in one
 /// statement. A field is found whenever its producer stored it; its value and
 /// time only when the caller may read that work (`access::work_visible_to_caller!`),
-/// else null. Binds: $1 caller, $2 target, $3 tool slug, $4 dependency field ids.
+/// else null. A staff read of another person's is recorded in the audit log.
+/// Binds: $1 caller, $2 target, $3 tool slug, $4 dependency field ids, $5 the
+/// request's id.
 /// Returns one row: actor_exists, target_id, status, field_ids, field_values, updated_ats.
 pub fn resolve(registry: &Registry, tool: &Tool) -> Sql {
     let fields = tool.dependencies.iter().map(|d| d.field.as_str());
@@ -38,7 +41,9 @@ const EACH_PRODUCER: &str = concat!(
 );
 
 const RESOLVE: &str = concat!(
-    r"with caller as (
+    "with ",
+    audit_read!("read.dependencies", "$1", "$2", "$5", "$3"),
+    r", caller as (
             select id, role, organization_id from shared.users where id = $1
         ), target as (
             select t.id, t.organization_id, t.organization_joined_at from caller a

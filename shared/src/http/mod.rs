@@ -6,6 +6,7 @@
 pub mod body;
 pub mod context;
 pub mod cors;
+pub mod cursor;
 pub mod events;
 pub mod request;
 pub mod response;

@@ -10,7 +10,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::body;
-use crate::access::Caller;
+use crate::access::{Caller, Reading};
 use crate::foundation::error::ApiError;
 use crate::foundation::percent::{self, Part};
 
@@ -30,6 +30,7 @@ pub struct Request<'a> {
     params: Vec<String>,
     max_body_bytes: usize,
     log: &'a RequestLog,
+    request_id: &'a str,
 }
 
 /// What a request's closing log line reports besides status and duration,
@@ -75,6 +76,7 @@ impl<'a> Request<'a> {
         params: Vec<String>,
         max_body_bytes: usize,
         log: &'a RequestLog,
+        request_id: &'a str,
     ) -> Result<Self, ApiError> {
         Ok(Self {
             method: request.method(),
@@ -84,6 +86,7 @@ impl<'a> Request<'a> {
             params,
             max_body_bytes,
             log,
+            request_id,
         })
     }
 
@@ -141,11 +144,54 @@ impl<'a> Request<'a> {
     /// someone else; the caller by default. No other parameter is allowed.
     pub fn target_user(&self, caller: Caller) -> Result<Uuid, ApiError> {
         self.allow_query(&["user_id"])?;
-        let mut values = self.query.iter().filter(|(name, _)| name == "user_id");
+        Ok(self.uuid_query("user_id")?.unwrap_or(caller.id()))
+    }
+
+    /// A query parameter given at most once (`None` when absent); the caller
+    /// has checked the names with [`Request::allow_query`].
+    pub fn query(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.query.iter().filter(|(n, _)| n == name);
         match (values.next(), values.next()) {
-            (None, _) => Ok(caller.id()),
-            (Some((_, value)), None) => parse_uuid(value, "user_id"),
-            (Some(_), Some(_)) => Err(ApiError::BadRequest("`user_id` may be given once".into())),
+            (None, _) => Ok(None),
+            (Some((_, value)), None) => Ok(Some(value)),
+            (Some(_), Some(_)) => Err(ApiError::BadRequest(format!("`{name}` may be given once"))),
+        }
+    }
+
+    /// A UUID query parameter.
+    pub fn uuid_query(&self, name: &str) -> Result<Option<Uuid>, ApiError> {
+        self.query(name)?.map(|v| parse_uuid(v, name)).transpose()
+    }
+
+    /// `?limit=`: 1 to `max`, `default` when absent.
+    pub fn limit(&self, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.query("limit")? {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| ApiError::BadRequest(format!("`limit` must be 1 to {max}"))),
+        }
+    }
+
+    /// `?cursor=`: the key the previous page ended on.
+    pub fn cursor<K: serde::de::DeserializeOwned>(&self) -> Result<Option<K>, ApiError> {
+        self.query("cursor")?.map(super::cursor::decode).transpose()
+    }
+
+    /// The request's id: API Gateway's, as the answer's `X-Request-Id` and
+    /// every log line carry it; the audit log records it.
+    pub fn id(&self) -> &'a str {
+        self.request_id
+    }
+
+    /// `caller`'s read of `target`'s data in this request.
+    pub fn reading(&self, caller: Caller, target: Uuid) -> Reading<'a> {
+        Reading {
+            caller: caller.id(),
+            target,
+            request_id: self.request_id,
         }
     }
 

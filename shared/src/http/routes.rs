@@ -12,14 +12,16 @@ pub enum Function {
     GetProgress,
     ResolveDependencies,
     SubmitTool,
+    AuditLog,
 }
 
 impl Function {
-    pub const ALL: [Function; 4] = [
+    pub const ALL: [Function; 5] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
         Function::SubmitTool,
+        Function::AuditLog,
     ];
 
     /// The binary's name in `functions/`.
@@ -29,6 +31,7 @@ impl Function {
             Function::GetProgress => "get-progress",
             Function::ResolveDependencies => "resolve-dependencies",
             Function::SubmitTool => "submit-tool",
+            Function::AuditLog => "audit-log",
         }
     }
 }
@@ -42,6 +45,8 @@ pub enum Endpoint {
     ToolDependencies,
     GetSubmission,
     SaveSubmission,
+    Me,
+    AuditLog,
 }
 
 #[derive(Debug)]
@@ -53,7 +58,7 @@ pub struct Route {
     pub endpoint: Endpoint,
 }
 
-pub static ROUTES: [Route; 7] = [
+pub static ROUTES: &[Route] = &[
     Route {
         method: Method::POST,
         path: "/webhooks/learnworlds",
@@ -96,6 +101,18 @@ pub static ROUTES: [Route; 7] = [
         function: Function::SubmitTool,
         endpoint: Endpoint::SaveSubmission,
     },
+    Route {
+        method: Method::GET,
+        path: "/me",
+        function: Function::GetProgress,
+        endpoint: Endpoint::Me,
+    },
+    Route {
+        method: Method::GET,
+        path: "/audit",
+        function: Function::AuditLog,
+        endpoint: Endpoint::AuditLog,
+    },
 ];
 
 /// Whether `function` (`None`: every route, the local server) makes bearer
@@ -127,7 +144,7 @@ pub enum Matched<'a> {
 /// trailing slash is another path.
 pub fn match_route(method: &Method, path: &str) -> Matched<'static> {
     let mut allowed = Vec::new();
-    for route in &ROUTES {
+    for route in ROUTES {
         let Some(params) = match_path(route.path, path) else {
             continue;
         };

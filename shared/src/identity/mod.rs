@@ -5,6 +5,7 @@
 
 pub mod handler;
 pub mod learnworlds;
+pub mod profile;
 pub mod signature;
 pub mod users;
 pub mod webhooks;

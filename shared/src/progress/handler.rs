@@ -2,7 +2,7 @@
 
 use http::StatusCode;
 
-use crate::access::Caller;
+use crate::access::{Caller, Reading};
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
 
@@ -13,7 +13,7 @@ pub async fn own(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
-    answer(ctx, caller, caller.id()).await
+    answer(ctx, request.reading(caller, caller.id())).await
 }
 
 /// Another user's progress, for an admin or their guru.
@@ -24,12 +24,12 @@ pub async fn of_user(
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
     let target = request.uuid_param(0, "user_id")?;
-    answer(ctx, caller, target).await
+    answer(ctx, request.reading(caller, target)).await
 }
 
-async fn answer(ctx: &Context, caller: Caller, target: uuid::Uuid) -> Result<Response, ApiError> {
+async fn answer(ctx: &Context, reading: Reading<'_>) -> Result<Response, ApiError> {
     let progress = ctx
-        .read(async |conn| super::for_user(conn, ctx.registry, caller.id(), target).await)
+        .read(async |conn| super::for_user(conn, ctx.registry, reading).await)
         .await?;
     Ok(response::json_text(StatusCode::OK, progress.to_json()))
 }

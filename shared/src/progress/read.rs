@@ -5,14 +5,20 @@ use sqlx::{PgExecutor, Row as _};
 use uuid::Uuid;
 
 use super::{Progress, Status, ToolProgress, summarize};
-use crate::access::visible_to_caller;
+use crate::access::{Reading, visible_to_caller};
+use crate::audit::audit_read;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::registry::Registry;
 
-/// The one statement of a progress read. Binds: $1 caller, $2 target.
+/// The one statement of a progress read, which records a staff read of
+/// another person's progress in the audit log. Binds: $1 caller, $2 target,
+/// $3 the request's id.
 pub const PROGRESS_SQL: &str = concat!(
-    "select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
+    "with ",
+    audit_read!("read.progress", "$1", "$2", "$3", "null"),
+    "
+     select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
             p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
      from (values (1)) as one
      left join shared.users a on a.id = $1
@@ -41,12 +47,12 @@ mod column {
 pub async fn for_user<'r>(
     db: impl PgExecutor<'_>,
     registry: &'r Registry,
-    caller: Uuid,
-    target: Uuid,
+    reading: Reading<'_>,
 ) -> Result<Progress<'r>, ApiError> {
     let rows: Vec<PgRow> = db::query(PROGRESS_SQL)
-        .bind(caller)
-        .bind(target)
+        .bind(reading.caller)
+        .bind(reading.target)
+        .bind(reading.request_id)
         .fetch_all(db)
         .await?;
     let first = rows

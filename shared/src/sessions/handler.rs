@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::launch::{self, CLAIM_LAUNCH_SQL, Launch};
 use super::tokens::TokenKeys;
+use crate::access::Reading;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
@@ -56,7 +57,7 @@ pub async fn create(
             }
             let user = users::sync(tx, ctx.registry, &user, true).await?;
             let (token, expires_at) = keys.issue(user.id, now)?;
-            let progress = progress::for_user(tx, ctx.registry, user.id, user.id).await?;
+            let progress = progress::for_user(tx, ctx.registry, Reading::own(user.id)).await?;
             Ok((user, token, expires_at, progress))
         })
         .await?;

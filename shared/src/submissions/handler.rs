@@ -16,7 +16,7 @@ pub async fn get(
     let target = request.target_user(caller)?;
     let tool = ctx.tool(request)?;
     let view = ctx
-        .read(async |conn| super::read::get(conn, tool, caller.id(), target).await)
+        .read(async |conn| super::read::get(conn, tool, request.reading(caller, target)).await)
         .await?;
     let etag = view.submission.as_ref().map(|s| s.version);
     Ok(response::with_etag(

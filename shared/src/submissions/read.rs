@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::request::SubmissionStatus;
 use super::{ProgressState, Submission, sql};
+use crate::access::Reading;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::progress::Status;
@@ -43,13 +44,13 @@ pub struct SubmissionView {
 pub(super) async fn read(
     db: impl PgExecutor<'_>,
     tool: &Tool,
-    caller: Uuid,
-    target: Uuid,
+    reading: Reading<'_>,
 ) -> Result<SubmissionRow, ApiError> {
     Ok(db::query_as::<SubmissionRow>(sql::get_submission(tool))
-        .bind(caller)
-        .bind(target)
+        .bind(reading.caller)
+        .bind(reading.target)
         .bind(&tool.slug)
+        .bind(reading.request_id)
         .fetch_one(db)
         .await?)
 }
@@ -57,10 +58,9 @@ pub(super) async fn read(
 pub async fn get(
     db: impl PgExecutor<'_>,
     tool: &Tool,
-    caller: Uuid,
-    target: Uuid,
+    reading: Reading<'_>,
 ) -> Result<SubmissionView, ApiError> {
-    let row = read(db, tool, caller, target).await?;
+    let row = read(db, tool, reading).await?;
     if !row.actor_exists {
         return Err(ApiError::Unauthorized("the token's user no longer exists"));
     }

@@ -18,6 +18,7 @@ use super::outputs::{extract_outputs, missing_keys};
 use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
 use super::sql::{self, SaveBinds};
 use super::{ProgressState, Submission, read};
+use crate::access::Reading;
 use crate::dependencies;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
@@ -122,7 +123,9 @@ pub async fn save(
         let Some(outcome) = outcome else {
             // Refused by If-Match, or for the want of one: the submission
             // exists. Still under the lock, so `current` is what was refused.
-            let current = read::read(&mut *tx, tool, user, user).await?.version;
+            let current = read::read(&mut *tx, tool, Reading::own(user))
+                .await?
+                .version;
             return Err(match save.if_match {
                 None => ApiError::PreconditionRequired { current },
                 Some(if_match) => ApiError::PreconditionFailed {
@@ -193,7 +196,7 @@ async fn create_missing_progress_row(
     tool: &Tool,
     user: Uuid,
 ) -> Result<(), ApiError> {
-    let resolution = dependencies::resolve(&mut *tx, registry, tool, user, user).await?;
+    let resolution = dependencies::resolve(&mut *tx, registry, tool, Reading::own(user)).await?;
     let status = if resolution.missing_required.is_empty() {
         Status::Unlocked
     } else {
@@ -220,7 +223,7 @@ async fn open_if_ready(
     tool: &Tool,
     user: Uuid,
 ) -> Result<(), ApiError> {
-    let resolution = dependencies::resolve(&mut *tx, registry, tool, user, user).await?;
+    let resolution = dependencies::resolve(&mut *tx, registry, tool, Reading::own(user)).await?;
     if !resolution.missing_required.is_empty() {
         return Err(ApiError::Conflict {
             code: "tool_locked",

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
 use crate::access::{visible_to_caller, work_visible_to_caller};
+use crate::audit::audit_read;
 use crate::foundation::error::ApiError;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
 use crate::registry::{Registry, Tool};
@@ -321,14 +322,18 @@ pub fn submitted_data(tool: &Tool) -> Sql {
 /// A user's submission for `tool`, with the tool's progress row, if the caller
 /// may see it: the progress whenever they see the user, the submission when
 /// its last save is work they may read, and what it submitted when that
-/// submit is too (`access::work_visible_to_caller!`). Binds: $1 caller, $2
-/// target, $3 tool slug. Always one row.
+/// submit is too (`access::work_visible_to_caller!`). A staff read of another
+/// person's is recorded in the audit log. Binds: $1 caller, $2 target, $3 tool
+/// slug, $4 the request's id. Always one row.
 pub fn get_submission(tool: &Tool) -> Sql {
     expand(GET, Some(&tool.schema), None)
 }
 
 const GET: &str = concat!(
-    r"select
+    "with ",
+    audit_read!("read.submission", "$1", "$2", "$4", "$3"),
+    r"
+        select
             a.id is not null as actor_exists,
             t.id as target_id,
             sub.id, sub.status::text as status, sub.version, sub.data,

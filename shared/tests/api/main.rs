@@ -1,6 +1,7 @@
 //! API tests: every route through `App::handle`, the function the Lambdas and
 //! the local server run, against a fresh PostgreSQL database per test.
 
+mod audit;
 mod bad_input;
 mod chain;
 mod concurrency;

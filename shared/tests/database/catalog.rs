@@ -37,9 +37,20 @@ const USERS: &[Column] = &[
     ("created_at", TIMESTAMPTZ, None, NOW, true),
     ("updated_at", TIMESTAMPTZ, None, NOW, true),
     ("last_login", TIMESTAMPTZ, None, None, true),
-    // Beyond the original design: migration 0009.
+    // Beyond the original design: migration 0012.
     ("organization_joined_at", TIMESTAMPTZ, None, None, true),
     ("lms_state_at", TIMESTAMPTZ, None, None, true),
+    // Migration 0013: where the organization and the role came from.
+    (
+        "organization_source",
+        "character varying",
+        Some(20),
+        Some("'learnworlds'::character varying"),
+        false,
+    ),
+    ("organization_set_by", "uuid", None, None, true),
+    ("role_set_by", "uuid", None, None, true),
+    ("role_set_at", TIMESTAMPTZ, None, None, true),
 ];
 
 const ORGANIZATIONS: &[Column] = &[
@@ -269,6 +280,20 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
         ),
         // The save budgets (migration 0009): a user's goes with them.
         fk("save_budgets", "user_id", "shared.users", "id", "CASCADE"),
+        // What staff leave on a participant's tools (migration 0013): gone
+        // with the participant; an author who is erased leaves their words.
+        fk("comments", "user_id", "shared.users", "id", "CASCADE"),
+        fk("comments", "author_id", "shared.users", "id", "SET NULL"),
+        fk("comment_reads", "user_id", "shared.users", "id", "CASCADE"),
+        fk("overrides", "user_id", "shared.users", "id", "CASCADE"),
+        fk("overrides", "actor_id", "shared.users", "id", "SET NULL"),
+        fk(
+            "submission_history",
+            "user_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
     ]
     .into();
     assert_eq!(foreign_keys(&pool, "shared").await, expected);

@@ -1,0 +1,178 @@
+//! The audit log (`shared.audit_log`, migration 0013): who among the staff
+//! read or changed whose data, when, and why.
+//!
+//! - A staff **read** of another person's data is recorded by the statement
+//!   that reads it: a data-modifying CTE ([`audit_read!`]) inserts the row in
+//!   the same round trip, so a read that cannot be audited fails, and the
+//!   read's round trips stay what they were.
+//! - A staff **change** is recorded in the transaction that makes it
+//!   ([`record`]).
+//! - Admins page through the log ([`handler`]); each person finds the rows
+//!   that name them in `subjects`.
+//!
+//! The runtime role may insert and read the log, never change or delete it.
+
+pub mod handler;
+pub mod query;
+
+use serde_json::Value;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::foundation::db;
+use crate::foundation::error::ApiError;
+
+/// What an audit row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ReadProgress,
+    ReadSubmission,
+    ReadDependencies,
+    ReadRoster,
+    ReadRosterCsv,
+    ReadFunnel,
+    ReadProfile,
+    ChangeRole,
+    ChangeOrganization,
+    OverrideUnlock,
+    OverrideReopen,
+    Comment,
+    BootstrapAdmin,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::ReadProgress,
+        Action::ReadSubmission,
+        Action::ReadDependencies,
+        Action::ReadRoster,
+        Action::ReadRosterCsv,
+        Action::ReadFunnel,
+        Action::ReadProfile,
+        Action::ChangeRole,
+        Action::ChangeOrganization,
+        Action::OverrideUnlock,
+        Action::OverrideReopen,
+        Action::Comment,
+        Action::BootstrapAdmin,
+    ];
+
+    /// As the log writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ReadProgress => "read.progress",
+            Action::ReadSubmission => "read.submission",
+            Action::ReadDependencies => "read.dependencies",
+            Action::ReadRoster => "read.roster",
+            Action::ReadRosterCsv => "read.roster_csv",
+            Action::ReadFunnel => "read.funnel",
+            Action::ReadProfile => "read.profile",
+            Action::ChangeRole => "change.role",
+            Action::ChangeOrganization => "change.organization",
+            Action::OverrideUnlock => "override.unlock",
+            Action::OverrideReopen => "override.reopen",
+            Action::Comment => "comment",
+            Action::BootstrapAdmin => "bootstrap.admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// The CTE that records a staff read of one person's data, for a statement
+/// that reads it: named `audit`, it inserts a row when the caller (`$caller`)
+/// is not the target (`$target`) and may see them, and nothing otherwise (a
+/// self-read, or a read the access rule refuses, which then reads nothing).
+/// The arguments are the action's text and the statement's bind parameters
+/// (or `null`), as literals:
+/// `audit_read!("read.submission", "$1", "$2", "$4", "$3")`, the last the tool.
+macro_rules! audit_read {
+    ($action:literal, $caller:literal, $target:literal, $request:literal, $tool:literal) => {
+        concat!(
+            "audit as (
+            insert into shared.audit_log (actor_id, actor_role, action, subjects, organization_id, tool_slug, request_id)
+            select a.id, a.role, '",
+            $action,
+            "', array[t.id], t.organization_id, ",
+            $tool,
+            "::text, ",
+            $request,
+            "::text
+            from shared.users a
+            join shared.users t on t.id = ",
+            $target,
+            " and ",
+            $crate::access::visible_to_caller!(),
+            "
+            where a.id = ",
+            $caller,
+            " and a.id <> t.id
+            returning 1
+        )"
+        )
+    };
+}
+pub(crate) use audit_read;
+
+/// One staff change, as [`record`] writes it.
+#[derive(Debug, Clone)]
+pub struct Change<'a> {
+    pub actor: Uuid,
+    pub actor_role: &'a str,
+    pub action: Action,
+    pub subjects: Vec<Uuid>,
+    pub organization: Option<Uuid>,
+    pub tool: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub request_id: &'a str,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Records a staff change, in the transaction `tx` that makes it.
+pub async fn record(tx: &mut PgConnection, change: &Change<'_>) -> Result<(), ApiError> {
+    db::query(
+        "insert into shared.audit_log
+             (actor_id, actor_role, action, subjects, organization_id, tool_slug, reason, request_id, before, after)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(change.actor)
+    .bind(change.actor_role)
+    .bind(change.action.as_str())
+    .bind(&change.subjects)
+    .bind(change.organization)
+    .bind(change.tool)
+    .bind(change.reason)
+    .bind(change.request_id)
+    .bind(&change.before)
+    .bind(&change.after)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_reads_back_from_its_text() {
+        for action in Action::ALL {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(Action::parse("read.everything"), None);
+    }
+
+    #[test]
+    fn the_read_cte_names_its_binds_and_the_access_rule() {
+        let cte = audit_read!("read.progress", "$1", "$2", "$3", "null");
+        assert!(cte.starts_with("audit as ("));
+        assert!(
+            cte.contains("'read.progress', array[t.id], t.organization_id, null::text, $3::text")
+        );
+        assert!(cte.contains("t.id = $2 and (a.id = t.id or a.role = 'admin'"));
+        assert!(cte.contains("where a.id = $1 and a.id <> t.id"));
+    }
+}
