@@ -8,5 +8,7 @@
 : "${JWT_PUBLIC_KEYS:=MCowBQYDK2VwAyEABgL5JNcbCmjX2UFxMnhXgt8/2+TsxOkoOimpZN5XFsE=}"
 : "${LEARNWORLDS_WEBHOOK_SECRET:=local-development-webhook-secret}"
 : "${LEARNWORLDS_LAUNCH_SECRET:=local-development-launch-secret}"
+# The key of an erased person's keyed hashes (tombstone, audit pseudonym).
+: "${ERASURE_HASH_KEY:=local-development-erasure-hash-key-0123456789}"
 : "${PORT:=3000}"
-export JWT_SIGNING_KEY JWT_PUBLIC_KEYS LEARNWORLDS_WEBHOOK_SECRET LEARNWORLDS_LAUNCH_SECRET PORT
+export JWT_SIGNING_KEY JWT_PUBLIC_KEYS LEARNWORLDS_WEBHOOK_SECRET LEARNWORLDS_LAUNCH_SECRET ERASURE_HASH_KEY PORT

@@ -14,7 +14,7 @@ secrets=()
 mapfile -t -O "${#secrets[@]}" secrets < <(
     # shellcheck source=/dev/null
     source scripts/local-env.sh
-    printf '%s\n' "$JWT_SIGNING_KEY" "$LEARNWORLDS_WEBHOOK_SECRET" "$LEARNWORLDS_LAUNCH_SECRET"
+    printf '%s\n' "$JWT_SIGNING_KEY" "$LEARNWORLDS_WEBHOOK_SECRET" "$LEARNWORLDS_LAUNCH_SECRET" "$ERASURE_HASH_KEY"
 )
 # The password of DATABASE_URL, if it has one.
 if [[ "${DATABASE_URL:-}" =~ ^[a-z]+://[^:/@]+:([^@]+)@ ]]; then

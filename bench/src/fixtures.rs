@@ -15,6 +15,7 @@ const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEIDIW1Q/1vUMyxdzrgZXIKVVtD0wQI
 const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEA0rw1pcAEahKzG0E0z7Kb4IanPMmYFQPEAxCaW1uVREs=";
 pub const WEBHOOK_SECRET: &str = "bench-webhook-secret-0123456789";
 const LAUNCH_SECRET: &str = "bench-launch-secret-0123456789";
+const ERASURE_HASH_KEY_SECRET: &str = "bench-erasure-hash-key-0123456789abcdef";
 /// Save budgets no load of the harness runs out of: it measures the save, not
 /// the rate limit, whose cost (a statement's few lines) it measures all the same.
 const SAVE_BURST: &str = "100000";
@@ -28,6 +29,7 @@ pub fn settings() -> ApiSettings {
         ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
+        ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET),
         ("SAVE_BURST", SAVE_BURST),
         ("SAVE_REFILL_PER_MINUTE", SAVE_REFILL_PER_MINUTE),
     ]))
@@ -48,6 +50,7 @@ pub fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
         ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY.to_owned()),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET.to_owned()),
+        ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET.to_owned()),
         ("SAVE_BURST", SAVE_BURST.to_owned()),
         ("SAVE_REFILL_PER_MINUTE", SAVE_REFILL_PER_MINUTE.to_owned()),
     ]

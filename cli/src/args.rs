@@ -28,6 +28,11 @@ pub enum Command {
         /// function does with RUNTIME_DATABASE_SECRET_ARN.
         #[arg(long, env = "RUNTIME_DATABASE_URL", hide_env_values = true)]
         runtime_url: Option<String>,
+        /// The erase-users function's connection URL: its login is made (or
+        /// its password set) as a member of fasttrack_eraser, as the migrate
+        /// function does with ERASER_DATABASE_SECRET_ARN.
+        #[arg(long, env = "ERASER_DATABASE_URL", hide_env_values = true)]
+        eraser_url: Option<String>,
     },
     /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
     ToolSchemasSql,

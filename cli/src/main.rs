@@ -39,7 +39,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Migrate {
             database,
             runtime_url,
-        } => migrate::run(&database, runtime_url.as_deref()).await,
+            eraser_url,
+        } => migrate::run(&database, runtime_url.as_deref(), eraser_url.as_deref()).await,
         Command::ToolSchemasSql => tool_schemas_sql::run(),
         Command::Graph { format } => graph::run(format),
         Command::Demo { database, any_host } => demo::run(&database, any_host).await,

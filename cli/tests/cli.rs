@@ -10,6 +10,7 @@ fn fasttrack(args: &[&str], database_url: Option<&str>) -> Output {
 
 /// The commands' token key pair (`openssl genpkey -algorithm ed25519`).
 const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEICkOJheBduYbxD0xcZgx1LWVEMEOFtrvzDA3r1bWXpIJ";
+const ERASURE_HASH_KEY_SECRET: &str = "cli-test-erasure-hash-key-0123456789abcdef";
 const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAnhoyy0AVKk11nfBU0jALRe8RVTxQovzYGz0GUobC3mc=";
 
 /// The binary with only these database settings in its environment.
@@ -242,6 +243,7 @@ async fn a_rendered_webhook_event_is_signed_as_the_signature_mode_says(pool: PgP
             &[
                 ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
                 ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+                ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET),
                 ("LEARNWORLDS_WEBHOOK_SECRET", secret),
                 ("LEARNWORLDS_WEBHOOK_SIGNATURE_MODE", mode),
             ],
@@ -292,6 +294,7 @@ async fn demo_summary_token_and_recompute_run_again_and_again_behind_a_transacti
                 ("DATABASE_POOLER_MODE", "transaction"),
                 ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
                 ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+                ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET),
             ],
         );
         assert!(
@@ -461,6 +464,7 @@ async fn the_local_server_routes_and_authenticates_a_request_before_refusing_its
     let secrets = [
         ("JWT_SIGNING_KEY", JWT_PRIVATE_KEY),
         ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
+        ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET),
         ("MAX_BODY_BYTES", "2048"),
     ];
     for args in [&["migrate"][..], &["demo"]] {

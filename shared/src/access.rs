@@ -21,7 +21,9 @@
 //!
 //! Every statement that reads a user's data joins the caller (`a`) to the
 //! target (`t`) through [`visible_to_caller!`], and reads their work through
-//! [`work_visible_to_caller!`].
+//! [`work_visible_to_caller!`]. The caller is read from `shared.callers`, the
+//! users whose account is open: a person whose erasure is requested can no
+//! longer use a token, whatever it says.
 
 use uuid::Uuid;
 

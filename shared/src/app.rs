@@ -18,17 +18,27 @@ use crate::foundation::error::ApiError;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
 use crate::http::{self as api, Context, Response, response};
 use crate::identity::learnworlds::LearnWorldsApi;
+use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{audit, dependencies, identity, progress, startup, submissions};
+use crate::{audit, dependencies, identity, progress, rights, startup, submissions};
 
 pub struct App {
     pub context: Context,
     keys: TokenKeys,
     /// LearnWorlds' API, which confirms what a webhook delivery says.
     learnworlds: LearnWorldsApi,
+    /// The keys of erased people's hashes: only in the functions that need
+    /// them (`routes::hashes_erased_people`).
+    erasure: Option<ErasureKeys>,
     /// `None`: every route (the local server).
     function: Option<Function>,
+}
+
+/// The keys a function holds, taken out of its settings.
+struct Keys {
+    tokens: TokenKeys,
+    erasure: Option<ErasureKeys>,
 }
 
 impl App {
@@ -39,7 +49,7 @@ impl App {
         mut settings: ApiSettings,
         function: Option<Function>,
     ) -> Result<Self, ConfigError> {
-        let keys = Self::token_keys(&mut settings, function)?;
+        let keys = Self::keys(&mut settings, function)?;
         Ok(Self::assemble(pool, registry, settings, keys, function))
     }
 
@@ -52,7 +62,7 @@ impl App {
             None => Login::Any,
         };
         let (settings, keys, pool) =
-            startup::api_from_env(login, |settings| Self::token_keys(settings, function)).await?;
+            startup::api_from_env(login, |settings| Self::keys(settings, function)).await?;
         Ok(Self::assemble(
             pool,
             Registry::embedded(),
@@ -63,24 +73,30 @@ impl App {
     }
 
     /// Only a function that creates sessions gets the key that signs tokens;
-    /// the others verify them. From here on only the keys hold it.
-    fn token_keys(
-        settings: &mut ApiSettings,
-        function: Option<Function>,
-    ) -> Result<TokenKeys, ConfigError> {
-        let keys = match routes::mints_tokens(function) {
+    /// the others verify them. Only the functions that sync users or serve
+    /// data rights get the erasure key, which they need. From here on only the
+    /// keys hold them.
+    fn keys(settings: &mut ApiSettings, function: Option<Function>) -> Result<Keys, ConfigError> {
+        let tokens = match routes::mints_tokens(function) {
             true => TokenKeys::minting(settings)?,
             false => TokenKeys::verifying(settings)?,
         };
         settings.jwt_signing_key = None;
-        Ok(keys)
+        let erasure = settings.erasure_hash_key.take();
+        let erasure = match routes::hashes_erased_people(function) {
+            true => Some(ErasureKeys::new(
+                erasure.ok_or(ConfigError::Missing("ERASURE_HASH_KEY"))?,
+            )),
+            false => None,
+        };
+        Ok(Keys { tokens, erasure })
     }
 
     fn assemble(
         pool: db::Pool,
         registry: &'static Registry,
         settings: ApiSettings,
-        keys: TokenKeys,
+        keys: Keys,
         function: Option<Function>,
     ) -> Self {
         let learnworlds = LearnWorldsApi::new(settings.learnworlds_api.clone());
@@ -90,10 +106,19 @@ impl App {
                 registry,
                 settings,
             },
-            keys,
+            keys: keys.tokens,
             learnworlds,
+            erasure: keys.erasure,
             function,
         }
+    }
+
+    /// The erasure key, which `Self::keys` gave every function whose routes
+    /// need it.
+    fn erasure(&self) -> Result<&ErasureKeys, ApiError> {
+        self.erasure
+            .as_ref()
+            .ok_or_else(|| ApiError::Internal("this function holds no erasure key".into()))
     }
 
     /// A bearer token for `user_id`, valid from now: an error in a function
@@ -187,9 +212,11 @@ impl App {
         // route needs a bearer token.
         match route.endpoint {
             Endpoint::LearnWorldsWebhook => {
-                identity::handler::webhook(ctx, &self.learnworlds, call).await
+                identity::handler::webhook(ctx, &self.learnworlds, self.erasure()?, call).await
             }
-            Endpoint::CreateSession => sessions::handler::create(ctx, &self.keys, call).await,
+            Endpoint::CreateSession => {
+                sessions::handler::create(ctx, &self.keys, self.erasure()?, call).await
+            }
             endpoint => {
                 let caller = sessions::authenticate(&self.keys, call)?;
                 match endpoint {
@@ -202,6 +229,25 @@ impl App {
                     Endpoint::SaveSubmission => submissions::handler::put(ctx, call, caller).await,
                     Endpoint::Me => identity::profile::me(ctx, call, caller).await,
                     Endpoint::AuditLog => audit::handler::list(ctx, call, caller).await,
+                    Endpoint::ExportOwn => rights::handler::export(ctx, call, caller, None).await,
+                    Endpoint::ExportUser => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        rights::handler::export(ctx, call, caller, Some(target)).await
+                    }
+                    Endpoint::RequestOwnErasure => {
+                        rights::handler::request_erasure(ctx, call, caller, None).await
+                    }
+                    Endpoint::RequestErasure => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        rights::handler::request_erasure(ctx, call, caller, Some(target)).await
+                    }
+                    Endpoint::CancelErasure => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        rights::handler::cancel_erasure(ctx, call, caller, target).await
+                    }
+                    Endpoint::LiftTombstone => {
+                        rights::handler::lift_tombstone(ctx, self.erasure()?, call, caller).await
+                    }
                     Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
                         unreachable!("matched above")
                     }

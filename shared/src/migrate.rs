@@ -48,6 +48,8 @@ pub enum MigrateError {
     InvalidIndexes(Vec<String>),
     #[error("RUNTIME_DATABASE_URL names no login")]
     NoRuntimeLogin,
+    #[error("ERASER_DATABASE_URL names no login")]
+    NoEraserLogin,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,6 +97,24 @@ pub async fn ensure_runtime_login(
     let (login, password) =
         crate::foundation::secrets::login(runtime_url).ok_or(MigrateError::NoRuntimeLogin)?;
     db::query("select shared.ensure_runtime_login($1, $2)")
+        .bind(&login)
+        .bind(password)
+        .execute(&mut *conn)
+        .await?;
+    Ok(login)
+}
+
+/// Makes the erase-users function's login (the user and password of
+/// `eraser_url`) a member of `fasttrack_eraser`, as
+/// [`ensure_runtime_login`] does for the route functions (migration 0016's
+/// `shared.ensure_eraser_login`, which also refuses the runtime login).
+pub async fn ensure_eraser_login(
+    conn: &mut PgConnection,
+    eraser_url: &str,
+) -> Result<String, MigrateError> {
+    let (login, password) =
+        crate::foundation::secrets::login(eraser_url).ok_or(MigrateError::NoEraserLogin)?;
+    db::query("select shared.ensure_eraser_login($1, $2)")
         .bind(&login)
         .bind(password)
         .execute(&mut *conn)

@@ -4,10 +4,11 @@
 //! route functions (through `App::from_env`) and the jobs both start here.
 
 use crate::foundation::config::{
-    ApiSettings, ConfigError, DatabaseSettings, Environment, Secret, Source,
+    self, ApiSettings, ConfigError, DatabaseSettings, Environment, Secret, Source,
 };
 use crate::foundation::db::{self, Login};
-use crate::foundation::secrets;
+use crate::foundation::{hygiene, secrets};
+use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 
 /// A route function's settings, what `prepare` makes of them (its token
@@ -60,13 +61,41 @@ pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> 
     .await
 }
 
-/// The migrate function's pool (the schemas' owner), and the route functions'
-/// database connection (`RUNTIME_DATABASE_URL`, or the secret
-/// `RUNTIME_DATABASE_SECRET_ARN` names), whose login it makes.
-pub async fn migrator_from_env() -> Result<(db::Pool, Option<Secret>), ConfigError> {
+/// The erase-users job's pool, which logs in as the eraser (never as the
+/// schemas' owner), and the key of the hashes an erased person leaves.
+pub async fn eraser_from_env() -> Result<(db::Pool, ErasureKeys), ConfigError> {
+    let source = secrets::resolve(&Environment).await?;
+    let key = config::erasure_hash_key(&source)?.ok_or(ConfigError::Missing("ERASURE_HASH_KEY"))?;
+    if source.get("DEPLOYMENT_STAGE").is_some()
+        && hygiene::development_value("ERASURE_HASH_KEY") == Some(key.expose().trim())
+    {
+        return Err(ConfigError::Invalid {
+            name: "ERASURE_HASH_KEY",
+            reason: "is the public development value from scripts/local-env.sh: a deployed stage needs a secret of its own".into(),
+        });
+    }
+    let pool = cold_start_pool(&DatabaseSettings::from_source(&source)?, 1, Login::Runtime).await?;
+    Ok((pool, ErasureKeys::new(key)))
+}
+
+/// The logins the migrate function makes: the route functions'
+/// (`RUNTIME_DATABASE_URL`, or the secret `RUNTIME_DATABASE_SECRET_ARN`
+/// names) and the eraser's (`ERASER_DATABASE_URL` or
+/// `ERASER_DATABASE_SECRET_ARN`).
+pub struct Logins {
+    pub runtime: Option<Secret>,
+    pub eraser: Option<Secret>,
+}
+
+/// The migrate function's pool (the schemas' owner), and the logins it makes.
+pub async fn migrator_from_env() -> Result<(db::Pool, Logins), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     let pool = cold_start_pool(&DatabaseSettings::from_source(&source)?, 1, Login::Any).await?;
-    Ok((pool, source.get("RUNTIME_DATABASE_URL").map(Secret::new)))
+    let logins = Logins {
+        runtime: source.get("RUNTIME_DATABASE_URL").map(Secret::new),
+        eraser: source.get("ERASER_DATABASE_URL").map(Secret::new),
+    };
+    Ok((pool, logins))
 }
 
 /// The pool, with the connections its first invocation needs opened while the

@@ -248,6 +248,10 @@ async fn the_local_server_serves_every_route() {
         shared::foundation::config::ApiSettings::from_source(&std::collections::HashMap::from([
             ("JWT_SIGNING_KEY", key.to_base64().as_str()),
             ("JWT_PUBLIC_KEYS", key.public_key().to_base64().as_str()),
+            (
+                "ERASURE_HASH_KEY",
+                "route-table-test-erasure-key-0123456789",
+            ),
         ]))
         .unwrap();
     let database = shared::foundation::config::DatabaseSettings::from_source(

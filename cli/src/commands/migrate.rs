@@ -1,5 +1,5 @@
 //! `fasttrack migrate`: the SQL migrations, then a schema for every registry
-//! tool, and the route functions' login when their URL is given.
+//! tool, and the route functions' and the eraser's logins when their URLs are given.
 
 use anyhow::Result;
 
@@ -8,7 +8,11 @@ use crate::database::{Use, connect};
 use shared::Registry;
 use shared::migrate;
 
-pub async fn run(database: &Database, runtime_url: Option<&str>) -> Result<()> {
+pub async fn run(
+    database: &Database,
+    runtime_url: Option<&str>,
+    eraser_url: Option<&str>,
+) -> Result<()> {
     let registry = Registry::embedded();
     let pool = connect(database, Use::Migrate).await?;
     let mut conn = pool.acquire().await?;
@@ -16,6 +20,10 @@ pub async fn run(database: &Database, runtime_url: Option<&str>) -> Result<()> {
     if let Some(url) = runtime_url {
         let login = migrate::ensure_runtime_login(&mut conn, url).await?;
         println!("migrate: {login} is a member of fasttrack_runtime");
+    }
+    if let Some(url) = eraser_url {
+        let login = migrate::ensure_eraser_login(&mut conn, url).await?;
+        println!("migrate: {login} is a member of fasttrack_eraser");
     }
     conn.release();
     if report.is_noop() {

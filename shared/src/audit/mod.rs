@@ -38,10 +38,15 @@ pub enum Action {
     OverrideReopen,
     Comment,
     BootstrapAdmin,
+    Export,
+    ErasureRequested,
+    ErasureCancelled,
+    ErasureCompleted,
+    TombstoneLifted,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 18] = [
         Action::ReadProgress,
         Action::ReadSubmission,
         Action::ReadDependencies,
@@ -55,6 +60,11 @@ impl Action {
         Action::OverrideReopen,
         Action::Comment,
         Action::BootstrapAdmin,
+        Action::Export,
+        Action::ErasureRequested,
+        Action::ErasureCancelled,
+        Action::ErasureCompleted,
+        Action::TombstoneLifted,
     ];
 
     /// As the log writes it.
@@ -73,6 +83,11 @@ impl Action {
             Action::OverrideReopen => "override.reopen",
             Action::Comment => "comment",
             Action::BootstrapAdmin => "bootstrap.admin",
+            Action::Export => "export",
+            Action::ErasureRequested => "erasure.requested",
+            Action::ErasureCancelled => "erasure.cancelled",
+            Action::ErasureCompleted => "erasure.completed",
+            Action::TombstoneLifted => "tombstone.lifted",
         }
     }
 
@@ -100,7 +115,7 @@ macro_rules! audit_read {
             "::text, ",
             $request,
             "::text
-            from shared.users a
+            from shared.callers a
             join shared.users t on t.id = ",
             $target,
             " and ",

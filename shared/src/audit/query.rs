@@ -44,7 +44,7 @@ pub struct Entry {
 /// $1 caller, $2 actor, $3 subject, $4 organization, $5 action, $6 since,
 /// $7 until, $8 after, $9 rows.
 const PAGE: &str = r"with caller as (
-        select role from shared.users where id = $1
+        select role from shared.callers where id = $1
     ), page as (
         select l.id, l.at, l.actor_id, l.actor_role::text, l.action::text, l.subjects,
                l.organization_id, l.tool_slug::text as tool, l.reason, l.request_id::text,

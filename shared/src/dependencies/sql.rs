@@ -44,7 +44,7 @@ const RESOLVE: &str = concat!(
     "with ",
     audit_read!("read.dependencies", "$1", "$2", "$5", "$3"),
     r", caller as (
-            select id, role, organization_id from shared.users where id = $1
+            select id, role, organization_id from shared.callers where id = $1
         ), target as (
             select t.id, t.organization_id, t.organization_joined_at from caller a
             join shared.users t on t.id = $2 and ",

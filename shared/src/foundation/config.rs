@@ -254,6 +254,12 @@ pub struct ApiSettings {
     /// Absent: webhooks never change a user's organization (see
     /// [`LearnWorldsApiSettings`]).
     pub learnworlds_api: Option<LearnWorldsApiSettings>,
+    /// The key of the keyed hashes an erased person leaves behind (their
+    /// tombstone, their pseudonym in the audit log). The functions that sync
+    /// users, serve data rights and erase need it; the others do not get it.
+    pub erasure_hash_key: Option<Secret>,
+    /// How long an erasure request waits before the person is erased.
+    pub erasure_cool_off: Duration,
 }
 
 /// LearnWorlds' REST API, which the webhook asks for a user's current tags
@@ -390,9 +396,23 @@ impl ApiSettings {
             save_burst: bounded(source, "SAVE_BURST", 60, 1..=100_000)?,
             save_refill_per_minute: bounded(source, "SAVE_REFILL_PER_MINUTE", 60, 1..=1_000_000)?,
             learnworlds_api: LearnWorldsApiSettings::from_source(source)?,
+            erasure_hash_key: erasure_hash_key(source)?,
+            erasure_cool_off: bounded(source, "ERASURE_COOL_OFF_DAYS", 14, 0..=365)
+                .map(|days| Duration::from_secs(days * 24 * 3600))?,
         };
         super::hygiene::check(&settings)?;
         Ok(settings)
+    }
+}
+
+/// `ERASURE_HASH_KEY`, where it is given: at least 32 bytes.
+pub fn erasure_hash_key(source: &dyn Source) -> Result<Option<Secret>, ConfigError> {
+    match source.get("ERASURE_HASH_KEY") {
+        Some(key) if key.len() < 32 => Err(ConfigError::Invalid {
+            name: "ERASURE_HASH_KEY",
+            reason: "must be at least 32 bytes".into(),
+        }),
+        key => Ok(key.map(Secret::new)),
     }
 }
 

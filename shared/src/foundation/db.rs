@@ -255,7 +255,8 @@ impl managed::Manager for Manager {
 pub enum Login {
     /// Anyone: the jobs and the tools (migrations need the schemas' owner).
     Any,
-    /// A role without the schemas' privileges: the route functions. A login
+    /// A role without the schemas' privileges: the route functions and the
+    /// eraser. A login
     /// that owns the schemas (or is a member of their owner) or is a superuser
     /// is refused at connect time: its every statement could drop or rewrite
     /// anything, and the least-privilege grants would mean nothing.
@@ -266,8 +267,8 @@ pub enum Login {
 #[derive(Debug, thiserror::Error)]
 #[error(
     "the database login owns the schemas or is a superuser: the route functions need a login in \
-     fasttrack_runtime (the migrate function makes it from RUNTIME_DATABASE_SECRET_ARN; see the \
-     README, Deploying)"
+     fasttrack_runtime, the eraser one in fasttrack_eraser (the migrate function makes them from \
+     RUNTIME_DATABASE_SECRET_ARN and ERASER_DATABASE_SECRET_ARN; see the README, Deploying)"
 )]
 pub struct OwnerLogin;
 
@@ -501,8 +502,39 @@ impl Pool {
     where
         E: From<sqlx::Error>,
     {
+        self.transaction_as(None, f).await
+    }
+
+    /// Runs `f` in a REPEATABLE READ transaction, as [`Self::transaction`]:
+    /// every statement of `f` reads one snapshot. Read only unless `writes`.
+    pub async fn snapshot<T, E>(
+        &self,
+        writes: bool,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        let begin = match writes {
+            true => "start transaction isolation level repeatable read, read write",
+            false => "start transaction isolation level repeatable read, read only",
+        };
+        self.transaction_as(Some(begin), f).await
+    }
+
+    async fn transaction_as<T, E>(
+        &self,
+        begin: Option<&'static str>,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
         let mut conn = self.acquire().await?;
-        let mut tx = Connection::begin(&mut *conn).await?;
+        let mut tx = match begin {
+            Some(begin) => Connection::begin_with(&mut *conn, begin).await?,
+            None => Connection::begin(&mut *conn).await?,
+        };
         match f(&mut *tx).await {
             Ok(value) => {
                 tx.commit().await?;

@@ -66,6 +66,7 @@ pub fn check(settings: &ApiSettings) -> Result<(), ConfigError> {
             settings.webhook_secret.as_ref(),
         ),
         ("LEARNWORLDS_LAUNCH_SECRET", settings.launch_secret.as_ref()),
+        ("ERASURE_HASH_KEY", settings.erasure_hash_key.as_ref()),
     ];
     for (name, secret) in secrets {
         if let Some(secret) = secret

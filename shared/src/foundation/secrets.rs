@@ -16,11 +16,14 @@ use serde_json::Value;
 use crate::foundation::config::{ConfigError, Layered, Source};
 
 /// (variable naming the secret, setting it supplies)
-pub const SECRET_SETTINGS: [(&str, &str); 6] = [
+pub const SECRET_SETTINGS: [(&str, &str); 8] = [
     ("DATABASE_SECRET_ARN", "DATABASE_URL"),
     // The migrate function only: the route functions' login, which it makes.
     ("RUNTIME_DATABASE_SECRET_ARN", "RUNTIME_DATABASE_URL"),
     ("JWT_SIGNING_KEY_SECRET_ARN", "JWT_SIGNING_KEY"),
+    ("ERASURE_HASH_KEY_SECRET_ARN", "ERASURE_HASH_KEY"),
+    // The migrate function only: the erasure function's login, which it makes.
+    ("ERASER_DATABASE_SECRET_ARN", "ERASER_DATABASE_URL"),
     (
         "LEARNWORLDS_WEBHOOK_SECRET_ARN",
         "LEARNWORLDS_WEBHOOK_SECRET",
@@ -77,7 +80,7 @@ pub async fn resolve(env: &dyn Source) -> Result<Layered<'_>, ConfigError> {
                 name: arn_var,
                 reason: reason.into(),
             })?
-        } else if setting == "RUNTIME_DATABASE_URL" {
+        } else if setting == "RUNTIME_DATABASE_URL" || setting == "ERASER_DATABASE_URL" {
             // Only its login matters here, not where it connects.
             database_url(value, &Endpoint::default()).map_err(|reason| ConfigError::Invalid {
                 name: arn_var,

@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::Body;
 
-pub const ALLOW_METHODS: [&str; 4] = ["GET", "PUT", "POST", "OPTIONS"];
+pub const ALLOW_METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "OPTIONS"];
 pub const ALLOW_HEADERS: [&str; 4] = [
     "authorization",
     "content-type",
@@ -121,7 +121,10 @@ mod tests {
         assert_eq!(response.status(), 204);
         let h = response.headers();
         assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
-        assert_eq!(h["access-control-allow-methods"], "GET,PUT,POST,OPTIONS");
+        assert_eq!(
+            h["access-control-allow-methods"],
+            "GET,PUT,POST,DELETE,OPTIONS"
+        );
         assert_eq!(
             h["access-control-allow-headers"],
             "authorization,content-type,if-match,idempotency-key"

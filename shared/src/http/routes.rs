@@ -13,15 +13,17 @@ pub enum Function {
     ResolveDependencies,
     SubmitTool,
     AuditLog,
+    DataRights,
 }
 
 impl Function {
-    pub const ALL: [Function; 5] = [
+    pub const ALL: [Function; 6] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
         Function::SubmitTool,
         Function::AuditLog,
+        Function::DataRights,
     ];
 
     /// The binary's name in `functions/`.
@@ -32,6 +34,7 @@ impl Function {
             Function::ResolveDependencies => "resolve-dependencies",
             Function::SubmitTool => "submit-tool",
             Function::AuditLog => "audit-log",
+            Function::DataRights => "data-rights",
         }
     }
 }
@@ -47,6 +50,12 @@ pub enum Endpoint {
     SaveSubmission,
     Me,
     AuditLog,
+    ExportOwn,
+    ExportUser,
+    RequestOwnErasure,
+    RequestErasure,
+    CancelErasure,
+    LiftTombstone,
 }
 
 #[derive(Debug)]
@@ -113,6 +122,42 @@ pub static ROUTES: &[Route] = &[
         function: Function::AuditLog,
         endpoint: Endpoint::AuditLog,
     },
+    Route {
+        method: Method::GET,
+        path: "/me/export",
+        function: Function::DataRights,
+        endpoint: Endpoint::ExportOwn,
+    },
+    Route {
+        method: Method::GET,
+        path: "/users/{user_id}/export",
+        function: Function::DataRights,
+        endpoint: Endpoint::ExportUser,
+    },
+    Route {
+        method: Method::POST,
+        path: "/me/erasure",
+        function: Function::DataRights,
+        endpoint: Endpoint::RequestOwnErasure,
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/{user_id}/erasure",
+        function: Function::DataRights,
+        endpoint: Endpoint::RequestErasure,
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/users/{user_id}/erasure",
+        function: Function::DataRights,
+        endpoint: Endpoint::CancelErasure,
+    },
+    Route {
+        method: Method::POST,
+        path: "/tombstones/lift",
+        function: Function::DataRights,
+        endpoint: Endpoint::LiftTombstone,
+    },
 ];
 
 /// Whether `function` (`None`: every route, the local server) makes bearer
@@ -121,6 +166,18 @@ pub static ROUTES: &[Route] = &[
 pub fn mints_tokens(function: Option<Function>) -> bool {
     ROUTES.iter().any(|route| {
         route.endpoint == Endpoint::CreateSession && function.is_none_or(|f| f == route.function)
+    })
+}
+
+/// Whether `function` (or the local server, `None`) hashes LearnWorlds ids and
+/// emails with the erasure key: the function that syncs users (it refuses
+/// erased people) and the one that serves data rights (it lifts tombstones).
+pub fn hashes_erased_people(function: Option<Function>) -> bool {
+    ROUTES.iter().any(|route| {
+        matches!(
+            route.endpoint,
+            Endpoint::LearnWorldsWebhook | Endpoint::CreateSession | Endpoint::LiftTombstone
+        ) && function.is_none_or(|f| f == route.function)
     })
 }
 

@@ -3,6 +3,7 @@
 use http::StatusCode;
 
 use super::learnworlds::LearnWorldsApi;
+use super::tombstones::ErasureKeys;
 use super::{signature, webhooks};
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
@@ -10,6 +11,7 @@ use crate::http::{Context, Request, Response, response};
 pub async fn webhook(
     ctx: &Context,
     learnworlds: &LearnWorldsApi,
+    erasure: &ErasureKeys,
     request: &Request<'_>,
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
@@ -25,6 +27,7 @@ pub async fn webhook(
         &ctx.pool,
         ctx.registry,
         learnworlds,
+        erasure,
         request.raw_body(),
         &payload,
     )

@@ -7,5 +7,6 @@ pub mod handler;
 pub mod learnworlds;
 pub mod profile;
 pub mod signature;
+pub mod tombstones;
 pub mod users;
 pub mod webhooks;

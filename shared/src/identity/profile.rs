@@ -40,7 +40,7 @@ struct Row {
 /// The caller's own row and organization. Binds: $1 caller.
 const ME_SQL: &str = "select u.id, u.full_name::text, u.email::text, u.role::text,
         o.id as organization_id, o.slug::text as organization_slug, o.name::text as organization_name
-     from shared.users u
+     from shared.callers u
      left join shared.organizations o on o.id = u.organization_id
      where u.id = $1";
 

@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::learnworlds::LearnWorldsApi;
+use super::tombstones::{ErasureKeys, Standing, standing};
 use super::users::{self, LmsUser, Membership};
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
@@ -227,8 +228,10 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
     /// `synced`, `ignored` (an event without a user, or a user LearnWorlds
-    /// does not know), or `duplicate` for a retry of a delivery already
-    /// received (for a user event: the user's last one).
+    /// does not know), `duplicate` for a retry of a delivery already
+    /// received (for a user event: the user's last one), `erased` (a person
+    /// erased here, who is not re-created) or `erasure_pending` (a person
+    /// whose erasure is requested: nothing of theirs changes).
     pub outcome: &'static str,
     pub event_id: Option<Uuid>,
     pub user_id: Option<Uuid>,
@@ -286,6 +289,7 @@ pub async fn receive(
     pool: &db::Pool,
     registry: &Registry,
     api: &LearnWorldsApi,
+    erasure: &ErasureKeys,
     body: &[u8],
     payload: &Value,
 ) -> Result<Receipt, ApiError> {
@@ -316,6 +320,36 @@ pub async fn receive(
     let outcome = if apply.is_some() { "synced" } else { "ignored" };
     let receipt = pool
         .transaction(async |tx| {
+            // An erased person is not re-created, and nothing of a person
+            // being erased changes; neither delivery is recorded (its payload
+            // is theirs). 200 all the same: LearnWorlds would retry anything
+            // else for days.
+            if let Some(apply) = &apply {
+                let refused = match standing(
+                    tx,
+                    erasure,
+                    &apply.user.lms_user_id,
+                    &apply.user.email,
+                )
+                .await?
+                {
+                    Standing::Open => None,
+                    Standing::Erased => Some("erased"),
+                    Standing::ErasurePending => Some("erasure_pending"),
+                };
+                if let Some(outcome) = refused {
+                    tracing::info!(
+                        outcome,
+                        "a webhook for an erased or erasing person was refused"
+                    );
+                    return Ok::<_, ApiError>(Receipt {
+                        outcome,
+                        event_id: None,
+                        user_id: None,
+                        membership: None,
+                    });
+                }
+            }
             let record = if apply.is_some() {
                 RECORD_USER_DELIVERY_SQL
             } else {

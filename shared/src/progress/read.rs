@@ -21,7 +21,7 @@ pub const PROGRESS_SQL: &str = concat!(
      select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
             p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
      from (values (1)) as one
-     left join shared.users a on a.id = $1
+     left join shared.callers a on a.id = $1
      left join shared.users t on t.id = $2 and ",
     visible_to_caller!(),
     "

@@ -12,12 +12,14 @@ use crate::access::Reading;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
+use crate::identity::tombstones::{ErasureKeys, Standing, standing};
 use crate::identity::users::{self, LmsUser, Membership};
 use crate::progress;
 
 pub async fn create(
     ctx: &Context,
     keys: &TokenKeys,
+    erasure: &ErasureKeys,
     request: &Request<'_>,
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
@@ -38,12 +40,22 @@ pub async fn create(
     // Before the launch is claimed: its record holds the id too.
     user.validate()?;
     // The answer is made inside the transaction that uses up the launch: if
-    // anything fails before the commit, the
-    // launch is still unused, and the 503's retry can succeed instead of
-    // meeting "already used".
+    // anything fails before the commit, the launch is still unused, and the
+    // 503's retry can succeed instead of meeting "already used".
     let (user, token, expires_at, progress) = ctx
         .pool
         .transaction(async |tx| {
+            match standing(tx, erasure, &user.lms_user_id, &user.email).await? {
+                Standing::Open => {}
+                Standing::Erased => {
+                    return Err(ApiError::Forbidden("this account was erased"));
+                }
+                Standing::ErasurePending => {
+                    return Err(ApiError::Forbidden(
+                        "this account is being erased; an admin can cancel the request",
+                    ));
+                }
+            }
             let first_use: bool = db::query_scalar(CLAIM_LAUNCH_SQL)
                 .bind(launch.signature.to_ascii_lowercase())
                 .bind(&launch.lms_user_id)

@@ -202,9 +202,12 @@ async fn create_missing_progress_row(
     } else {
         Status::Locked
     };
+    // Only for an open account, held until the commit: an erasure waits.
     db::query(
-        "insert into shared.user_progress (user_id, tool_slug, status, unlocked_at)
-         values ($1, $2, $3, case when $3 = 'unlocked' then current_timestamp end)
+        "with caller as (select id from shared.callers where id = $1 for key share)
+         insert into shared.user_progress (user_id, tool_slug, status, unlocked_at)
+         select caller.id, $2, $3, case when $3 = 'unlocked' then current_timestamp end
+         from caller
          on conflict (user_id, tool_slug) do nothing",
     )
     .bind(user)

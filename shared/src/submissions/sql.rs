@@ -48,8 +48,9 @@ pub fn arguments<'a>(params: impl IntoIterator<Item = Param<'a>>) -> Result<PgAr
 /// The first statement of a save (see `save::lock`): spends the save's cost
 /// from the user's budget, claims the Idempotency-Key (forgetting the user's
 /// oldest beyond [`LIVE_IDEMPOTENCY_KEYS`]), and locks the user and their
-/// progress row for the tool. Nothing is spent or claimed when the progress
-/// row does not exist; nothing is claimed when the budget cannot pay. Binds:
+/// progress row for the tool. Nothing is spent or claimed when the caller has
+/// no open account or the progress row does not exist; nothing is claimed
+/// when the budget cannot pay. Binds:
 /// $1 user, $2 tool slug, $3 Idempotency-Key, $4 request fingerprint, $5 the
 /// save's cost, $6 the budget's burst, $7 its refill per second, $8 the keys
 /// a user keeps. One row (none when the user or the row does not exist):
@@ -58,7 +59,7 @@ pub const LOCK_PROGRESS_SQL: &str = r"with actor as (
             -- The user first, then the progress row: every save takes its locks
             -- in this order, so a submit that unlocks (and so updates) another
             -- tool's row cannot deadlock with a save of that tool.
-            select u.id, u.organization_id from shared.users u
+            select u.id, u.organization_id from shared.callers u
             where u.id = $1
             for no key update
         ), budget as (
@@ -74,6 +75,9 @@ pub const LOCK_PROGRESS_SQL: &str = r"with actor as (
             select $1, a.tokens - $5::float8, statement_timestamp()
             from available a
             where a.tokens >= $5::float8
+              -- An open account, locked: a closed one (its erasure requested)
+              -- spends and claims nothing, and an erasure waits for this save.
+              and exists (select 1 from actor)
               and exists (select 1 from shared.user_progress where user_id = $1 and tool_slug = $2)
             on conflict (user_id) do update
                 set tokens = excluded.tokens, refilled_at = excluded.refilled_at
@@ -346,7 +350,7 @@ const GET: &str = concat!(
     r" then sub.submitted_at end as submitted_at,
             p.status::text as progress_status, p.progress_percentage, p.started_at, p.completed_at
         from (values (1)) as one
-        left join shared.users a on a.id = $1
+        left join shared.callers a on a.id = $1
         left join shared.users t on t.id = $2 and ",
     visible_to_caller!(),
     "

@@ -61,6 +61,8 @@ pub struct Report {
     pub expired_deleted: u64,
     /// Webhook payloads emptied, past their retention.
     pub webhook_payloads_expired: u64,
+    /// Audit log rows deleted, past their retention.
+    pub audit_rows_expired: u64,
 }
 
 impl Report {
@@ -74,18 +76,22 @@ impl Report {
 pub struct Housekeeping {
     /// Days a webhook delivery keeps its payload (personal data).
     pub webhook_payload_days: i32,
+    /// Days the audit log keeps a row (at least 30, whatever is asked).
+    pub audit_days: i32,
 }
 
 impl Default for Housekeeping {
     fn default() -> Self {
         Self {
             webhook_payload_days: 30,
+            audit_days: 730,
         }
     }
 }
 
 impl Housekeeping {
-    /// From `WEBHOOK_PAYLOAD_RETENTION_DAYS` (1 to 3650; 30 by default).
+    /// From `WEBHOOK_PAYLOAD_RETENTION_DAYS` (1 to 3650; 30 by default) and
+    /// `AUDIT_RETENTION_DAYS` (30 to 3650; 730 by default).
     pub fn from_source(source: &dyn Source) -> Result<Self, ConfigError> {
         Ok(Self {
             webhook_payload_days: bounded(
@@ -93,6 +99,12 @@ impl Housekeeping {
                 "WEBHOOK_PAYLOAD_RETENTION_DAYS",
                 Self::default().webhook_payload_days,
                 1..=3650,
+            )?,
+            audit_days: bounded(
+                source,
+                "AUDIT_RETENTION_DAYS",
+                Self::default().audit_days,
+                30..=3650,
             )?,
         })
     }
@@ -237,10 +249,10 @@ pub async fn run_with(
     // In the run's own transaction, as one statement: one round trip once
     // its plan is cached. A used launch is kept a day, twice the longest
     // launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A save budget untouched
-    // for an hour is full again, as a missing one is. Webhook payloads past
-    // their retention are emptied by migration 0011's function, the only way
-    // the runtime role may touch the webhook log.
-    let (expired, emptied): (i64, i64) = db::query_as(
+    // for an hour is full again, as a missing one is. Webhook payloads and
+    // audit rows past their retention go through migrations 0011's and
+    // 0016's functions, the only ways the runtime role may touch those logs.
+    let (expired, emptied, audit_expired): (i64, i64, i64) = db::query_as(
         "with keys as (
              delete from shared.idempotency_keys
              where created_at < statement_timestamp() - interval '24 hours' returning 1
@@ -253,13 +265,16 @@ pub async fn run_with(
          )
          select (select count(*) from keys) + (select count(*) from launches)
                   + (select count(*) from budgets),
-                shared.expire_webhook_payloads($1)",
+                shared.expire_webhook_payloads($1),
+                shared.expire_audit_log($2)",
     )
     .bind(housekeeping.webhook_payload_days)
+    .bind(housekeeping.audit_days)
     .fetch_one(&mut *guard)
     .await?;
     report.expired_deleted = expired as u64;
     report.webhook_payloads_expired = emptied as u64;
+    report.audit_rows_expired = audit_expired as u64;
     guard.commit().await?;
     guard_conn.release();
 
@@ -268,6 +283,8 @@ pub async fn run_with(
         rows_created = report.rows_created,
         unlocked = ?report.unlocked,
         expired_deleted = report.expired_deleted,
+        webhook_payloads_expired = report.webhook_payloads_expired,
+        audit_rows_expired = report.audit_rows_expired,
         "recompute finished"
     );
     Ok(report)

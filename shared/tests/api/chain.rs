@@ -8,7 +8,7 @@ use crate::TestApp;
 
 /// Submitting each tool in sprint order, and what each submit unlocks. Derived
 /// by hand from the program's curriculum, independently of the registry.
-const WALK: &[(&str, &[&str])] = &[
+pub(crate) const WALK: &[(&str, &[&str])] = &[
     ("woop", &["know-thyself"]),
     ("know-thyself", &["dream", "energy"]),
     ("dream", &["cash", "market-size", "values"]),

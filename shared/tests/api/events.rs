@@ -15,11 +15,24 @@ use crate::{LAUNCH_SECRET, TestApp, WEBHOOK_SECRET, settings};
 #[sqlx::test(migrations = false)]
 async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
     let test = TestApp::new(pool).await;
-    // An admin, who may call every route (the audit log's among them).
+    // An admin, who may call every route (the audit log's among them), on
+    // behalf of Bob, a participant; Carl asks for his own erasure.
     let ana = test.user("ana", None, "admin").await;
+    let bob = test.user("bob", None, "user").await;
+    let carl = test.user("carl", None, "user").await;
     // The save event updates a submission (`If-Match: *`), as the benchmark
     // and `render-event` invoke it for users who have one.
     test.submit_complete(&ana, "woop").await;
+    test.submit_complete(&bob, "woop").await;
+    // The tombstone the lift event lifts.
+    let keys =
+        shared::identity::tombstones::ErasureKeys::new(Secret::new(crate::ERASURE_HASH_KEY_SECRET));
+    sqlx::query("insert into shared.tombstones (lms_hash, email_hash) values ($1, $2)")
+        .bind(keys.lms_hash("64d0000000000000000000ff"))
+        .bind(keys.email_hash("returning@example.test"))
+        .execute(&test.pool)
+        .await
+        .unwrap();
     let now = jsonwebtoken::get_current_timestamp() as i64;
     let (id, email, name) = (
         "64d000000000000000000001",
@@ -30,16 +43,25 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
         "lms_user_id": id, "email": email, "name": name, "timestamp": now,
         "signature": sign_launch(&Secret::new(LAUNCH_SECRET), id, email, name, now, None),
     });
-    let values = Placeholders {
-        token: Some(ana.token.clone()),
-        user_id: Some(ana.id.to_string()),
+    let values = |caller: &crate::TestUser| Placeholders {
+        token: Some(caller.token.clone()),
+        user_id: Some(bob.id.to_string()),
         webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         launch_body: Some(launch.to_string()),
     };
+    let mut paths: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    // Bob's erasure is requested before it is cancelled.
+    paths.sort_by_key(|path| (path.ends_with("cancel-erasure.json"), path.clone()));
     let mut answered = 0;
-    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events")).unwrap() {
-        let path = entry.unwrap().path();
-        let text = render(&std::fs::read_to_string(&path).unwrap(), &values);
+    for path in paths {
+        let caller = match path.ends_with("request-own-erasure.json") {
+            true => &carl,
+            false => &ana,
+        };
+        let text = render(&std::fs::read_to_string(&path).unwrap(), &values(caller));
         let event: serde_json::Value = serde_json::from_str(&text).unwrap();
         let Some(route_key) = event["routeKey"].as_str() else {
             continue;

@@ -16,6 +16,7 @@ mod membership;
 mod privileges;
 mod progress;
 mod recompute;
+mod rights;
 #[path = "../support/runtime_role.rs"]
 mod runtime_role;
 mod schemathesis;
@@ -48,6 +49,7 @@ pub const JWT_PRIVATE_KEY: &str =
 pub const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAJOZlA/B736+S5c98HBbiCvM5urM4q9OmuTnVe2qlpjI=";
 pub const WEBHOOK_SECRET: &str = "api-test-webhook-secret";
 pub const LAUNCH_SECRET: &str = "api-test-launch-secret";
+pub const ERASURE_HASH_KEY_SECRET: &str = "api-test-erasure-hash-key-0123456789abcdef";
 
 /// The tests' signing key, as sync-user holds it.
 pub fn signing_key() -> SigningKey {
@@ -151,6 +153,7 @@ pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
         ("JWT_PUBLIC_KEYS", JWT_PUBLIC_KEY),
         ("LEARNWORLDS_WEBHOOK_SECRET", WEBHOOK_SECRET),
         ("LEARNWORLDS_LAUNCH_SECRET", LAUNCH_SECRET),
+        ("ERASURE_HASH_KEY", ERASURE_HASH_KEY_SECRET),
     ]);
     vars.extend(extra.iter().copied());
     ApiSettings::from_source(&vars).unwrap()

@@ -252,6 +252,9 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         (format!("/users/{ana}/progress"), [404, 404, 200, 200]),
         ("/audit".to_owned(), [403, 403, 403, 200]),
         (format!("/audit?subject={ana}"), [403, 403, 403, 200]),
+        // A person's whole record: only an admin exports someone else's.
+        (format!("/users/{ana}/export"), [403, 403, 403, 200]),
+        ("/me/export".to_owned(), [200, 200, 200, 200]),
     ];
     for (path, expected) in &table {
         assert_eq!(

@@ -326,6 +326,7 @@ async fn the_recompute_empties_webhook_payloads_past_their_retention(pool: PgPoo
         100,
         recompute::Housekeeping {
             webhook_payload_days: 30,
+            audit_days: 730,
         },
     )
     .await

@@ -51,6 +51,8 @@ const USERS: &[Column] = &[
     ("organization_set_by", "uuid", None, None, true),
     ("role_set_by", "uuid", None, None, true),
     ("role_set_at", TIMESTAMPTZ, None, None, true),
+    // Migration 0016: an erasure requested closes the account.
+    ("erasure_requested_at", TIMESTAMPTZ, None, None, true),
 ];
 
 const ORGANIZATIONS: &[Column] = &[

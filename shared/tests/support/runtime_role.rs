@@ -55,3 +55,40 @@ pub async fn runtime_url(owner: &PgPool, host: &str, port: u16) -> String {
         .unwrap();
     format!("postgres://{RUNTIME_LOGIN}:{RUNTIME_PASSWORD}@{host}:{port}/{database}")
 }
+
+pub const ERASER_LOGIN: &str = "fasttrack_test_eraser";
+pub const ERASER_PASSWORD: &str = "eraser-test-password-not-deployed";
+
+/// A login in `fasttrack_eraser` (migration 0016), what the erase-users
+/// function connects as, and its URL for the owner pool's database.
+pub async fn eraser_url(owner: &PgPool) -> String {
+    let sql = format!(
+        "DO $$ BEGIN
+             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ERASER_LOGIN}') THEN
+                 CREATE ROLE {ERASER_LOGIN} LOGIN PASSWORD '{ERASER_PASSWORD}' IN ROLE fasttrack_eraser;
+             END IF;
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+         END $$"
+    );
+    let options = owner
+        .connect_options()
+        .as_ref()
+        .clone()
+        .disable_statement_logging();
+    let mut conn = PgConnection::connect_with(&options)
+        .await
+        .expect("connecting as the owner");
+    conn.execute(sqlx::AssertSqlSafe(sql))
+        .await
+        .expect("creating the eraser login role");
+    let options = owner.connect_options();
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(owner)
+        .await
+        .unwrap();
+    format!(
+        "postgres://{ERASER_LOGIN}:{ERASER_PASSWORD}@{}:{}/{database}",
+        options.get_host(),
+        options.get_port()
+    )
+}

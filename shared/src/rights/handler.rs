@@ -1,0 +1,244 @@
+//! The data-rights routes: exports, erasure requests and tombstone lifts.
+
+use http::StatusCode;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::export::{self, Exporter, Refused};
+use super::requests;
+use crate::access::Caller;
+use crate::foundation::error::ApiError;
+use crate::http::{Context, Request, Response, response};
+use crate::identity::tombstones::ErasureKeys;
+
+/// The largest export the API answers with: a Lambda answer holds at most
+/// 6 MB, and a JSON body is escaped into it (each `"` becomes `\"`). A
+/// larger record is exported by the operator with `fasttrack export`, which
+/// streams it to a file.
+pub const EXPORT_LIMIT_BYTES: usize = 2_500_000;
+
+/// `GET /me/export`, `GET /users/{user_id}/export`.
+pub async fn export(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    target: Option<Uuid>,
+) -> Result<Response, ApiError> {
+    request.allow_query(&[])?;
+    let target = target.unwrap_or(caller.id());
+    let exporter = Exporter::Caller {
+        id: caller.id(),
+        request_id: request.id(),
+    };
+    let mut body = Limited::new(EXPORT_LIMIT_BYTES);
+    let written = ctx
+        .pool
+        .snapshot(export::writes(exporter, target), async |conn| {
+            export::write(conn, ctx.registry, exporter, target, &mut body).await
+        })
+        .await?;
+    match written {
+        Ok(()) if body.over => Err(ApiError::unprocessable(
+            "export_too_large",
+            format!(
+                "this record is larger than the API answers ({EXPORT_LIMIT_BYTES} bytes): \
+                 the operator exports it with `fasttrack export`"
+            ),
+        )),
+        Ok(()) => {
+            request.log().outcome("exported");
+            let text = String::from_utf8(body.bytes)
+                .map_err(|_| ApiError::Internal("the export is not UTF-8".into()))?;
+            Ok(response::json_text(StatusCode::OK, text))
+        }
+        Err(Refused::NoCaller) => Err(ApiError::Unauthorized("no open account for this token")),
+        Err(Refused::NotAllowed) => Err(ApiError::Forbidden(
+            "only an admin may export another person's record",
+        )),
+        Err(Refused::NotFound) => Err(ApiError::NotFound("user_not_found")),
+    }
+}
+
+/// `POST /me/erasure`, `POST /users/{user_id}/erasure`: 202, the request.
+pub async fn request_erasure(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    target: Option<Uuid>,
+) -> Result<Response, ApiError> {
+    request.allow_query(&[])?;
+    let own = target.is_none_or(|t| t == caller.id());
+    let body = optional_body(request)?;
+    let reason = reason(body.as_ref(), !own)?.unwrap_or("requested by the person");
+    let target = target.unwrap_or(caller.id());
+    let made = ctx
+        .pool
+        .transaction(async |tx| {
+            requests::request(
+                tx,
+                caller.id(),
+                target,
+                reason,
+                ctx.settings.erasure_cool_off,
+                request.id(),
+            )
+            .await
+        })
+        .await?;
+    request.log().outcome("erasure_requested");
+    Ok(response::json(StatusCode::ACCEPTED, &made))
+}
+
+/// `DELETE /users/{user_id}/erasure`: the pending request, cancelled.
+pub async fn cancel_erasure(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    target: Uuid,
+) -> Result<Response, ApiError> {
+    request.allow_query(&["reason"])?;
+    let reason = request.query("reason")?;
+    if let Some(reason) = reason {
+        check_reason(reason)?;
+    }
+    let cancelled = ctx
+        .pool
+        .transaction(async |tx| {
+            requests::cancel(tx, caller.id(), target, reason, request.id()).await
+        })
+        .await?;
+    request.log().outcome("erasure_cancelled");
+    Ok(response::json(StatusCode::OK, &cancelled))
+}
+
+/// `POST /tombstones/lift`: `{"lms_user_id" | "email", "reason"}`.
+pub async fn lift_tombstone(
+    ctx: &Context,
+    keys: &ErasureKeys,
+    request: &Request<'_>,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    request.allow_query(&[])?;
+    let body = request.json_body()?;
+    let object = fields(&body, &["lms_user_id", "email", "reason"])?;
+    let text = |name: &str| -> Result<Option<&str>, ApiError> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => Ok(Some(s)),
+            Some(_) => Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("`{name}` must be a non-empty string of at most 255 bytes"),
+            )),
+        }
+    };
+    let (lms_user_id, email) = (text("lms_user_id")?, text("email")?);
+    if lms_user_id.is_some() == email.is_some() {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "give exactly one of `lms_user_id` and `email`",
+        ));
+    }
+    let reason = reason(Some(&body), true)?.expect("required");
+    let lifted = ctx
+        .pool
+        .transaction(async |tx| {
+            requests::lift_tombstones(
+                tx,
+                caller.id(),
+                lms_user_id.map(|id| keys.lms_hash(id)),
+                email.map(|e| keys.email_hash(e)),
+                reason,
+                request.id(),
+            )
+            .await
+        })
+        .await?;
+    request.log().outcome("tombstone_lifted");
+    Ok(response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "lifted": lifted }),
+    ))
+}
+
+/// A body that may be absent (nothing, or `{}`), else a JSON object.
+fn optional_body(request: &Request<'_>) -> Result<Option<Value>, ApiError> {
+    if request.raw_body().is_empty() {
+        return Ok(None);
+    }
+    let body = request.json_body()?;
+    fields(&body, &["reason"])?;
+    Ok(Some(body))
+}
+
+/// The body as an object with only `allowed` members.
+fn fields<'v>(body: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value>, ApiError> {
+    let object = body
+        .as_object()
+        .ok_or_else(|| ApiError::unprocessable("invalid_body", "the body must be a JSON object"))?;
+    if let Some(unknown) = object.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::unprocessable(
+            "unknown_field",
+            format!("unknown field `{unknown}`"),
+        ));
+    }
+    Ok(object)
+}
+
+/// The body's `reason`: required of staff acting on someone else.
+fn reason(body: Option<&Value>, required: bool) -> Result<Option<&str>, ApiError> {
+    match body.and_then(|b| b.get("reason")) {
+        None | Some(Value::Null) if required => Err(ApiError::unprocessable(
+            "reason_required",
+            "give a `reason` (1 to 1000 characters): it is kept in the audit log",
+        )),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(reason)) => check_reason(reason).map(Some),
+        Some(_) => Err(ApiError::unprocessable(
+            "invalid_field",
+            "`reason` must be a string",
+        )),
+    }
+}
+
+fn check_reason(reason: &str) -> Result<&str, ApiError> {
+    if reason.trim().is_empty() || reason.chars().count() > 1000 || reason.contains('\0') {
+        return Err(ApiError::unprocessable(
+            "invalid_field",
+            "`reason` must be 1 to 1000 characters",
+        ));
+    }
+    Ok(reason)
+}
+
+/// A body that stops growing past its limit (and says so), so that a record
+/// too large to answer is not held whole in memory.
+struct Limited {
+    bytes: Vec<u8>,
+    limit: usize,
+    over: bool,
+}
+
+impl Limited {
+    fn new(limit: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            limit,
+            over: false,
+        }
+    }
+}
+
+impl std::io::Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            self.over = true;
+        } else {
+            self.bytes.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
