@@ -80,10 +80,13 @@ declare -A tokens=([none]="")
 tokens[user]=$(token_for alice@demo.fasttrack.test)
 tokens[guru]=$(token_for guru@demo.fasttrack.test)
 tokens[admin]=$(token_for admin@demo.fasttrack.test)
+# The erasure pass calls `POST /me/erasure` alone, as Bob, whose account is
+# opened again before each pass.
+tokens[erasure]=$(token_for bob@demo.fasttrack.test)
 
 summary=()
 failed=0
-for pass in user guru admin none; do
+for pass in user guru admin none erasure; do
     config="$REPORT_DIR/$pass.toml"
     # Credentials the schema's security schemes name; the webhook's shared
     # secret in every pass, so its route is exercised past the signature check.
@@ -102,14 +105,34 @@ for pass in user guru admin none; do
         echo 'include-method = "PUT"'
         echo 'include-path-regex = "^/tools/[^/]+/submission$"'
         echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "428", "429", "5xx"]'
+        # A second erasure request of one person, or one of an admin, is a
+        # 409 whatever the body: valid data meeting what is stored.
+        echo '[[operations]]'
+        echo 'include-method = "POST"'
+        echo 'include-path-regex = "^/(me|users/[^/]+)/erasure$"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409"]'
+        # `POST /me/erasure` closes the caller's account, and every later
+        # request of the pass would be a 401: it has a pass of its own.
+        if [ "$pass" != none ] && [ "$pass" != erasure ]; then
+            echo '[[operations]]'
+            echo 'include-method = "POST"'
+            echo 'include-path = "/me/erasure"'
+            echo 'enabled = false'
+        fi
         if [ -n "${tokens[$pass]}" ]; then
             echo '[auth.openapi.bearerAuth]'
             echo "bearer = \"${tokens[$pass]}\""
         fi
     } >"$config"
+    psql -X -q -v ON_ERROR_STOP=1 "$owner_url" >/dev/null \
+        -c "update shared.erasure_requests set status = 'cancelled', cancelled_at = now() where status = 'pending'" \
+        -c "update shared.users set erasure_requested_at = null"
     log "schemathesis: pass '$pass' (seed $SEED, at most $MAX_EXAMPLES examples per operation)"
     status=0
+    only=()
+    if [ "$pass" = erasure ]; then only=(--include-method POST --include-path /me/erasure); fi
     schemathesis --config-file "$config" run "http://127.0.0.1:$port/openapi.json" \
+        "${only[@]}" \
         --url "http://127.0.0.1:$port" \
         --checks all \
         --phases examples,coverage,fuzzing,stateful \
@@ -126,6 +149,8 @@ for pass in user guru admin none; do
         >"$REPORT_DIR/$pass.txt" 2>&1 || status=$?
     # What Schemathesis said, without its progress lines.
     sed -n '/^=* *\(SUMMARY\|FAILURES\|ERRORS\|WARNINGS\)/,$p' "$REPORT_DIR/$pass.txt"
+    closed=$(psql -X -tA "$owner_url" -c "select coalesce(string_agg(email, ' '), 'nobody') from shared.users where erasure_requested_at is not null")
+    log "schemathesis: accounts the '$pass' pass closed with an erasure request: $closed"
     # "Test cases:" is followed by "N generated, N found N unique failures, N skipped".
     counts=$(grep -A1 '^Test cases:' "$REPORT_DIR/$pass.txt" | tail -n 1 || true)
     cases=$(echo "$counts" | grep -oE '[0-9]+ generated' | grep -oE '[0-9]+' || true)
@@ -143,4 +168,4 @@ if [ "$failed" -ne 0 ]; then
     log "schemathesis: failures found"
     exit 1
 fi
-log "schemathesis: 4 passes, 0 failures"
+log "schemathesis: 5 passes, 0 failures"

@@ -67,9 +67,9 @@ pub async fn request_erasure(
     target: Option<Uuid>,
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
-    let own = target.is_none_or(|t| t == caller.id());
+    // Naming a person (even oneself) is a staff act: it carries a reason.
     let body = optional_body(request)?;
-    let reason = reason(body.as_ref(), !own)?.unwrap_or("requested by the person");
+    let reason = reason(body.as_ref(), target.is_some())?.unwrap_or("requested by the person");
     let target = target.unwrap_or(caller.id());
     let made = ctx
         .pool
@@ -187,11 +187,11 @@ fn fields<'v>(body: &'v Value, allowed: &[&str]) -> Result<&'v Map<String, Value
 /// The body's `reason`: required of staff acting on someone else.
 fn reason(body: Option<&Value>, required: bool) -> Result<Option<&str>, ApiError> {
     match body.and_then(|b| b.get("reason")) {
-        None | Some(Value::Null) if required => Err(ApiError::unprocessable(
+        None if required => Err(ApiError::unprocessable(
             "reason_required",
             "give a `reason` (1 to 1000 characters): it is kept in the audit log",
         )),
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
         Some(Value::String(reason)) => check_reason(reason).map(Some),
         Some(_) => Err(ApiError::unprocessable(
             "invalid_field",
