@@ -13,8 +13,9 @@ const REALM: &str = "fasttrack";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
+    /// A request the service cannot read; `code` names what is wrong.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
     /// No credentials: a route that needs a bearer token got none.
     #[error("authentication required: {0}")]
     Unauthorized(&'static str),
@@ -77,6 +78,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -87,7 +95,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) | Self::InvalidToken(_) | Self::InvalidSignature(_) => {
                 StatusCode::UNAUTHORIZED
             }
@@ -110,7 +118,7 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) => "bad_request",
+            Self::BadRequest { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidSignature(_) => "invalid_signature",
