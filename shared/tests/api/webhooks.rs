@@ -716,7 +716,8 @@ async fn removing_the_last_org_tag_takes_the_user_out_of_their_organization(pool
     );
     assert_eq!(app.get(&path, &guru.token).await.status, 200);
 
-    // LearnWorlds' tag events carry the tags that remain.
+    // The tags that remain (what LearnWorlds' examples suggest a tag event
+    // carries; its documentation does not say, and the API's answer counts).
     lms.set_user(id, "leaver@example.test", &["vip"]);
     let removed = signed(
         &app,
