@@ -20,7 +20,7 @@
 //! good a reason as `userUpdated` to refresh them, and each makes a missed or
 //! failed `userUpdated` matter less. `leadCreated` (a lead has no user id) and
 //! `paymentCreated` (where its user sits is not documented) are acknowledged
-//! as `ignored`, as is any type not listed in [`user_location`].
+//! as `ignored`, as is any type not listed in `user_location`.
 //!
 //! **Order.** An answer from the API is LearnWorlds' state when the question
 //! was asked; each sync carries that time ([`users::sync_as_of`]) and one that
@@ -32,7 +32,7 @@
 //! of completions, `data.certificate.issued`, `subscriptionUpdated`'s ISO
 //! `data.created_at`), never later than its arrival; the others
 //! (`userUpdated`, the tag events, `userUnenrolledFromProduct`,
-//! `previewedFree`) carry none and take their arrival. The user's own
+//! `previewedFree`) carry none and apply in the order they arrive. The user's own
 //! `created` and `last_login` are never taken for an event's time.
 //!
 //! **Tolerance.** LearnWorlds retries a delivery that is refused, so a
