@@ -661,3 +661,39 @@ async fn saving_the_same_data_and_status_again_is_no_new_version(pool: PgPool) {
     let same_draft = app.save(&ana, "woop", data, "draft").await;
     assert_eq!(same_draft.header("etag"), Some("\"2\""));
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_client_polling_with_the_current_etag_gets_a_304(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let auth = format!("Bearer {}", ana.token);
+    let poll = |etag: &'static str| {
+        let auth = auth.clone();
+        let app = &app;
+        async move {
+            app.request(
+                http::Method::GET,
+                "/tools/woop/submission",
+                &[("authorization", &auth), ("if-none-match", etag)],
+                None,
+            )
+            .await
+        }
+    };
+    // Nothing saved yet: no ETag to hold, a full answer.
+    assert_eq!(poll("*").await.status, 200);
+    app.save(&ana, "woop", json!({"wish": "x"}), "draft").await;
+    let unchanged = poll("\"1\"").await;
+    assert_eq!(
+        (unchanged.status, unchanged.header("etag")),
+        (304, Some("\"1\""))
+    );
+    assert_eq!(unchanged.body, serde_json::Value::Null);
+    assert_eq!(poll("W/\"1\"").await.status, 304);
+    app.save(&ana, "woop", json!({"wish": "y"}), "draft").await;
+    let changed = poll("\"1\"").await;
+    assert_eq!(
+        (changed.status, changed.header("etag")),
+        (200, Some("\"2\""))
+    );
+}
