@@ -136,3 +136,19 @@ async fn if_match_outside_the_specs_pattern_is_400_and_writes_nothing(pool: PgPo
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_query_parameter_echoed_in_an_error_message_is_escaped(pool: PgPool) {
+    // `?%00x=1` was echoed with its U+0000, which Error.message's schema
+    // (like every string of the spec) does not admit.
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    for path in ["/progress?%00x=1", "/tools/woop/submission?a%01%00=1"] {
+        let response = app.get(path, &ana.token).await;
+        assert_eq!(response.status, 400, "{path}: {:?}", response.body);
+        assert_eq!(response.body["error"]["code"], "unknown_parameter");
+        let message = response.body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains(char::is_control), "{message:?}");
+        assert!(message.contains(r"\0"), "{message:?}");
+    }
+}
