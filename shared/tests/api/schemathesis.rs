@@ -152,3 +152,35 @@ async fn a_query_parameter_echoed_in_an_error_message_is_escaped(pool: PgPool) {
         assert!(message.contains(r"\0"), "{message:?}");
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_tombstone_lift_counts_characters_and_rusts_whitespace_as_the_spec_does(pool: PgPool) {
+    // 255 characters of two bytes each were a 422 ("at most 255 bytes"),
+    // though LiftTombstone's maxLength (and the users' columns) count characters.
+    let app = TestApp::new(pool).await;
+    let admin = app.user("adm", None, "admin").await;
+    let lift = |id: String| json!({"lms_user_id": id, "reason": "rejoined"});
+    for (id, status) in [
+        ("é".repeat(255), 404),
+        ("é".repeat(256), 422),
+        // Blank to Rust's trim() and to the spec's pattern alike.
+        ("\u{85}\u{3000}".to_owned(), 422),
+        // Not whitespace to either (though it is to ECMAScript's \s).
+        ("\u{feff}".to_owned(), 404),
+    ] {
+        let auth = format!("Bearer {}", admin.token);
+        let body = lift(id.clone()).to_string();
+        let response = app
+            .request(
+                Method::POST,
+                "/tombstones/lift",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                Some(body.as_bytes()),
+            )
+            .await;
+        assert_eq!(response.status, status, "{id:?}: {:?}", response.body);
+    }
+}
