@@ -388,6 +388,94 @@ mod tests {
         }
     }
 
+    /// Every `$ref` to a component schema in `value`.
+    fn refs<'v>(value: &'v Value, found: &mut Vec<&'v str>) {
+        match value {
+            Value::Object(map) => {
+                for (key, inner) in map {
+                    match (key.as_str(), inner.as_str()) {
+                        ("$ref", Some(target)) => {
+                            found.extend(target.strip_prefix("#/components/schemas/"));
+                        }
+                        _ => refs(inner, found),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|i| refs(i, found)),
+            _ => {}
+        }
+    }
+
+    /// Objects in `schema` that take members besides their `properties`
+    /// without saying what those are: the service refuses U+0000 in them too.
+    /// Not within allOf/anyOf/oneOf/if/then/else/not, which narrow a schema
+    /// that says it.
+    fn open_objects(schema: &Value, path: &str, found: &mut Vec<String>) {
+        let Some(map) = schema.as_object() else {
+            return;
+        };
+        if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+            found.push(format!(
+                "{path}: set additionalProperties (false, or JsonValue with propertyNames Key)"
+            ));
+        }
+        for key in ["items", "additionalProperties"] {
+            if let Some(inner) = map.get(key) {
+                open_objects(inner, &format!("{path}/{key}"), found);
+            }
+        }
+        for (name, inner) in map
+            .get("properties")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            open_objects(inner, &format!("{path}/properties/{name}"), found);
+        }
+    }
+
+    #[test]
+    fn every_object_a_request_body_may_hold_says_what_its_other_members_are() {
+        for (name, spec) in [
+            ("openapi.yaml", openapi_yaml()),
+            ("/openapi.json", document(Registry::embedded()).unwrap()),
+        ] {
+            let mut found = Vec::new();
+            let mut components = Vec::new();
+            for (path, item) in spec["paths"].as_object().unwrap() {
+                for (method, operation) in item.as_object().unwrap() {
+                    for (media, content) in operation["requestBody"]["content"]
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                    {
+                        let schema = &content["schema"];
+                        open_objects(schema, &format!("{path}/{method}/{media}"), &mut found);
+                        refs(schema, &mut components);
+                    }
+                }
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some(component) = components.pop() {
+                if seen.insert(component) {
+                    let schema = &spec["components"]["schemas"][component];
+                    assert!(schema.is_object(), "{component}");
+                    open_objects(
+                        schema,
+                        &format!("/components/schemas/{component}"),
+                        &mut found,
+                    );
+                    refs(schema, &mut components);
+                }
+            }
+            assert!(
+                seen.contains("WebhookEnvelope") && seen.contains("JsonValue"),
+                "{seen:?}"
+            );
+            assert!(found.is_empty(), "{name}: {found:#?}");
+        }
+    }
+
     #[test]
     fn the_nul_check_finds_what_it_should() {
         let mut found = Vec::new();
