@@ -64,6 +64,7 @@ pub const CODES: &[&str] = &[
     "invalid_data",
     "invalid_status",
     "missing_fields",
+    "invalid_shape",
     "too_deep",
     "duplicate_key",
     "invalid_text",

@@ -255,6 +255,9 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         // A person's whole record: only an admin exports someone else's.
         (format!("/users/{ana}/export"), [403, 403, 403, 200]),
         ("/me/export".to_owned(), [200, 200, 200, 200]),
+        // The tools described as data: the same for everyone signed in.
+        ("/tools".to_owned(), [200, 200, 200, 200]),
+        ("/tools/know-thyself".to_owned(), [200, 200, 200, 200]),
     ];
     for (path, expected) in &table {
         assert_eq!(
