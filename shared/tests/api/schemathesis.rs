@@ -184,3 +184,26 @@ async fn a_tombstone_lift_counts_characters_and_rusts_whitespace_as_the_spec_doe
         assert_eq!(response.status, status, "{id:?}: {:?}", response.body);
     }
 }
+
+#[sqlx::test(migrations = false)]
+async fn an_if_none_match_that_matches_nothing_is_answered_in_full_whatever_it_holds(pool: PgPool) {
+    // An empty If-None-Match was a 200 the spec's minLength called invalid:
+    // an empty list matches nothing (RFC 9110, 5.6.1 and 13.1.2).
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let auth = format!("Bearer {}", ana.token);
+    let long = format!("\"{}\"", "x".repeat(2000));
+    for value in ["", " ", "\"nope\"", long.as_str()] {
+        for path in ["/tools", "/tools/woop"] {
+            let response = app
+                .request(
+                    Method::GET,
+                    path,
+                    &[("authorization", &auth), ("if-none-match", value)],
+                    None,
+                )
+                .await;
+            assert_eq!(response.status, 200, "{path} If-None-Match {value:?}");
+        }
+    }
+}
