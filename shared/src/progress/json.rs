@@ -62,6 +62,8 @@ impl ToolProgress<'_> {
                 None => out.push_str("null"),
             }
         }
+        out.push_str(",\"unread_comments\":");
+        out.push_str(number.format(self.unread_comments));
         out.push('}');
     }
 }
@@ -124,6 +126,7 @@ mod tests {
                 unlocked_at: at(1),
                 started_at: at(2),
                 completed_at: at(3),
+                unread_comments: i64::from(i % 4),
             });
         }
         for n in [0, 1, 31, 40] {
