@@ -233,7 +233,9 @@ pub async fn list_for(
     if !listed.actor_exists {
         return Err(ApiError::Unauthorized("the token's user no longer exists"));
     }
-    let user_id = listed.target_id.ok_or(ApiError::NotFound("user_not_found"))?;
+    let user_id = listed
+        .target_id
+        .ok_or(ApiError::NotFound("user_not_found"))?;
     Ok(response::json(
         StatusCode::OK,
         &json!({ "user_id": user_id, "tool": tool.slug, "comments": listed.comments }),

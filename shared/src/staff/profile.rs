@@ -327,7 +327,16 @@ pub async fn patch(
     let outcome = ctx
         .pool
         .transaction(async |tx| {
-            apply(tx, caller.id(), target, &change, if_match, &key, request.id()).await
+            apply(
+                tx,
+                caller.id(),
+                target,
+                &change,
+                if_match,
+                &key,
+                request.id(),
+            )
+            .await
         })
         .await?;
     let (profile, replayed) = match outcome {
@@ -337,7 +346,9 @@ pub async fn patch(
     request
         .log()
         .outcome(if replayed { "replayed" } else { "user_changed" });
-    let version = profile["version"].as_i64().and_then(|v| i32::try_from(v).ok());
+    let version = profile["version"]
+        .as_i64()
+        .and_then(|v| i32::try_from(v).ok());
     let mut answer = response::with_etag(response::json(StatusCode::OK, &profile), version);
     if replayed {
         answer
@@ -571,8 +582,8 @@ mod tests {
     fn a_change_is_checked_before_anything_is_written() {
         let ok = ChangeRequest::from_json(&json!({"role": "guru", "reason": "coach"})).unwrap();
         assert_eq!(ok.role.as_deref(), Some("guru"));
-        let out = ChangeRequest::from_json(&json!({"organization_id": null, "reason": "x"}))
-            .unwrap();
+        let out =
+            ChangeRequest::from_json(&json!({"organization_id": null, "reason": "x"})).unwrap();
         assert_eq!(out.organization, Some(None));
         for body in [
             json!({"reason": "nothing"}),

@@ -22,6 +22,7 @@ mod runtime_role;
 mod schemathesis;
 mod sessions;
 mod spoofing;
+mod staff;
 mod stand_in;
 mod submissions;
 mod timeouts;
