@@ -26,8 +26,10 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
-    #[error("the submission has changed since version {expected}")]
+    /// If-Match named another version of `what` (`submission`, `user`).
+    #[error("the {what} has changed since version {expected}")]
     PreconditionFailed {
+        what: &'static str,
         expected: String,
         current: Option<i32>,
     },
@@ -36,10 +38,13 @@ pub enum ApiError {
     /// An update sent without If-Match: it would overwrite whatever another
     /// tab or device saved since this client last read the submission.
     #[error(
-        "this submission already exists: send If-Match with the ETag you last read, \
-         so that a save never overwrites changes you have not seen"
+        "this {what} already exists: send If-Match with the ETag you last read, \
+         so that a change never overwrites changes you have not seen"
     )]
-    PreconditionRequired { current: Option<i32> },
+    PreconditionRequired {
+        what: &'static str,
+        current: Option<i32>,
+    },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
@@ -127,7 +132,8 @@ impl ApiError {
     pub fn details(&self) -> Value {
         match self {
             Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
-            Self::PreconditionFailed { current, .. } | Self::PreconditionRequired { current } => {
+            Self::PreconditionFailed { current, .. }
+            | Self::PreconditionRequired { current, .. } => {
                 json!({ "current_version": current })
             }
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),

@@ -320,7 +320,10 @@ pub async fn patch(
         .strict_header("if-match")?
         .map(IfMatch::parse)
         .transpose()?
-        .ok_or(ApiError::PreconditionRequired { current: None })?;
+        .ok_or(ApiError::PreconditionRequired {
+            what: "user",
+            current: None,
+        })?;
     let body = request.json_body()?;
     let key = StaffKey::new(key, target, &body)?;
     let change = ChangeRequest::from_json(&body)?;
@@ -425,6 +428,7 @@ async fn apply(
         && expected != current.version
     {
         return Err(ApiError::PreconditionFailed {
+            what: "user",
             expected: if_match.etag(),
             current: Some(current.version),
         });
