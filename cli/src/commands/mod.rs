@@ -3,6 +3,7 @@
 pub mod bootstrap_admin;
 pub mod check_config;
 pub mod demo;
+pub mod erasures;
 pub mod graph;
 pub mod launch;
 pub mod migrate;

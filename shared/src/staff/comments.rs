@@ -231,7 +231,7 @@ pub async fn list_for(
         .await?,
     );
     if !listed.actor_exists {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     let user_id = listed
         .target_id
@@ -289,7 +289,7 @@ pub async fn list_own(
             .await?,
     );
     if !listed.actor_exists {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     Ok(response::json(
         StatusCode::OK,
@@ -365,7 +365,7 @@ pub async fn activity(
         })
         .await?;
     if !exists {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     let page = cursor::page(items, limit, |item| (item.at, item.id));
     Ok(response::json(StatusCode::OK, &page))

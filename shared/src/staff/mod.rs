@@ -118,7 +118,7 @@ pub(crate) async fn acting(
         .bind(target)
         .fetch_optional(&mut *tx)
         .await?;
-    let row = row.ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
+    let row = row.ok_or(ApiError::InvalidToken("the token's user no longer exists"))?;
     let Some(target) = row.target else {
         return Err(ApiError::NotFound("user_not_found"));
     };

@@ -160,7 +160,7 @@ pub async fn get(
         })
         .await?;
     if !row.actor_exists {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     let profile = row.profile().ok_or(ApiError::NotFound("user_not_found"))?;
     let version = profile.version;
@@ -258,9 +258,9 @@ impl StaffKey {
             && key.len() <= 255
             && key.bytes().all(|b| b.is_ascii_graphic() && b != b',');
         if !valid {
-            return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
-                    .into(),
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma",
             ));
         }
         let mut hash = Sha256::new();
@@ -312,8 +312,9 @@ pub async fn patch(
 ) -> Result<Response, ApiError> {
     request.allow_query(&[])?;
     let key = request.strict_header("idempotency-key")?.ok_or_else(|| {
-        ApiError::BadRequest(
-            "send an Idempotency-Key: a retry of this change then replays its answer".into(),
+        ApiError::bad_request(
+            "missing_idempotency_key",
+            "send an Idempotency-Key: a retry of this change then replays its answer",
         )
     })?;
     let if_match = request
@@ -389,7 +390,7 @@ async fn apply(
             .fetch_optional(&mut *tx)
             .await?;
     match role.as_deref() {
-        None => return Err(ApiError::Unauthorized("the token's user no longer exists")),
+        None => return Err(ApiError::InvalidToken("the token's user no longer exists")),
         Some("admin") => {}
         Some(_) => {
             return Err(ApiError::Forbidden(
