@@ -232,6 +232,15 @@ pub async fn reopen(
         .pool
         .transaction(async |tx| {
             let acting = acting(tx, caller.id(), target).await?;
+            // The progress row, then the submission: the order a save locks them.
+            let progress: Option<Status> = db::query_scalar(
+                "select status::text from shared.user_progress
+                 where user_id = $1 and tool_slug = $2 for update",
+            )
+            .bind(target)
+            .bind(&tool.slug)
+            .fetch_optional(&mut *tx)
+            .await?;
             let submitted: Option<Submitted> = db::query_as(expand(
                 "select id, status::text, version, submitted_data, submitted_at
                  from {s}.submissions where user_id = $1 for update",
@@ -241,8 +250,10 @@ pub async fn reopen(
             .bind(target)
             .fetch_optional(&mut *tx)
             .await?;
-            let submitted = match submitted {
-                Some(s) if s.status == "submitted" && s.submitted_data.is_some() => s,
+            // Submitted: completed, with what it submitted (a draft saved
+            // over a submit since is reopened as well: it goes back too).
+            let submitted = match (progress, submitted) {
+                (Some(Status::Completed), Some(s)) if s.submitted_data.is_some() => s,
                 _ => {
                     return Err(ApiError::Conflict {
                         code: "not_submitted",
@@ -295,7 +306,11 @@ pub async fn reopen(
                     tool: Some(&tool.slug),
                     reason: Some(&reason),
                     request_id: request.id(),
-                    before: Some(json!({ "status": "submitted", "version": submitted.version })),
+                    before: Some(json!({
+                        "status": submitted.status,
+                        "progress": Status::Completed,
+                        "version": submitted.version,
+                    })),
                     after: Some(json!({
                         "status": "draft",
                         "version": version,

@@ -893,3 +893,42 @@ async fn the_participant_sees_what_staff_did_newest_first_in_pages(pool: PgPool)
     let bens = app.get("/me/activity", &ben.token).await;
     assert_eq!(bens.body["items"].as_array().unwrap().len(), 1);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_submitted_tool_with_a_draft_saved_over_it_is_reopened_and_keeps_the_draft(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    let draft = json!({"wish": "a draft over the submit"});
+    let saved = app.save(&c.ana, "woop", draft.clone(), "draft").await;
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    assert_eq!(app.status_of(&c.ana, "woop").await, "completed");
+    let reopened = post(
+        &app,
+        &format!("/users/{}/tools/woop/reopen", c.ana.id),
+        &c.guru.token,
+        &json!({"reason": "revise", "comment": "please revise"}),
+    )
+    .await;
+    assert_eq!(reopened.status, 201, "{:?}", reopened.body);
+    assert_eq!(app.status_of(&c.ana, "woop").await, "in_progress");
+    let kept: Value = sqlx::query_scalar(
+        "select data from shared.submission_history where user_id = $1 and tool_slug = 'woop'",
+    )
+    .bind(c.ana.id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, crate::complete_data("woop"));
+    let read = app.get("/tools/woop/submission", &c.ana.token).await;
+    assert_eq!(read.body["submission"]["data"], draft);
+    assert_eq!(read.body["submission"]["status"], "draft");
+    // Reopened once, it is not submitted: a second reopen is a conflict.
+    let again = post(
+        &app,
+        &format!("/users/{}/tools/woop/reopen", c.ana.id),
+        &c.guru.token,
+        &json!({"reason": "again", "comment": "again"}),
+    )
+    .await;
+    assert_eq!((again.status, again.code()), (409, "not_submitted"));
+}
