@@ -64,6 +64,10 @@ impl ToolProgress<'_> {
         }
         out.push_str(",\"unread_comments\":");
         out.push_str(number.format(self.unread_comments));
+        if !self.missing.is_empty() {
+            out.push_str(",\"missing\":");
+            out.push_str(&serde_json::to_string(&self.missing).expect("inputs serialize"));
+        }
         out.push('}');
     }
 }
@@ -127,6 +131,15 @@ mod tests {
                 started_at: at(2),
                 completed_at: at(3),
                 unread_comments: i64::from(i % 4),
+                missing: if i % 4 == 0 {
+                    vec![super::super::MissingInput {
+                        field: "identity.dream.one_sentence",
+                        label: names[usize::from(i) % names.len()],
+                        from_tool: "dream",
+                    }]
+                } else {
+                    Vec::new()
+                },
             });
         }
         for n in [0, 1, 31, 40] {

@@ -264,6 +264,9 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         ),
         ("/tools/woop/comments".to_owned(), [200, 200, 200, 200]),
         ("/me/activity".to_owned(), [200, 200, 200, 200]),
+        // The tools described as data: the same for everyone signed in.
+        ("/tools".to_owned(), [200, 200, 200, 200]),
+        ("/tools/know-thyself".to_owned(), [200, 200, 200, 200]),
     ];
     for (path, expected) in &table {
         assert_eq!(
