@@ -110,6 +110,19 @@ for pass in user guru admin none erasure; do
         echo 'include-method = "PUT"'
         echo 'include-path-regex = "^/tools/[^/]+/submission$"'
         echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "428", "429", "5xx"]'
+        # A change of a person is an update: If-Match (412, 428) as for saves;
+        # a key sent again with another body (409), the guards on roles (409)
+        # and an organization that does not exist (422) meet what is stored.
+        echo '[[operations]]'
+        echo 'include-method = "PATCH"'
+        echo 'include-path-regex = "^/users/[^/]+$"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "412", "422", "428"]'
+        # An unlock of a tool that is not locked, a reopen of one that is not
+        # submitted: 409 whatever the body.
+        echo '[[operations]]'
+        echo 'include-method = "POST"'
+        echo 'include-path-regex = "^/users/[^/]+/tools/[^/]+/(unlock|reopen)$"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409"]'
         # A keyset list's `cursor` is opaque: only a `next_cursor` the service
         # issued is one, and no schema can say which strings it issued, so a
         # well-formed string it never issued is a 400 (RFC 9110, 15.5.1: a

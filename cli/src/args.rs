@@ -36,6 +36,15 @@ pub enum Command {
         #[arg(long, env = "ERASER_DATABASE_URL", hide_env_values = true)]
         eraser_url: Option<String>,
     },
+    /// Make the user with this email the deployment's first admin (they have
+    /// signed in once). Refuses when an admin exists: admins set roles with
+    /// PATCH /users/{id}. Recorded in the audit log as bootstrap.admin.
+    BootstrapAdmin {
+        #[command(flatten)]
+        database: Database,
+        #[arg(long)]
+        email: String,
+    },
     /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
     ///
     /// Example: `fasttrack tool-schemas-sql | psql "$DATABASE_URL"`
@@ -218,6 +227,7 @@ impl Command {
             Command::Migrate { database, .. }
             | Command::Demo { database, .. }
             | Command::Summary { database }
+            | Command::BootstrapAdmin { database, .. }
             | Command::Recompute { database, .. }
             | Command::Export { database, .. }
             | Command::Erasures {

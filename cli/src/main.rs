@@ -41,6 +41,9 @@ async fn run(command: Command) -> Result<()> {
             runtime_url,
             eraser_url,
         } => migrate::run(&database, runtime_url.as_deref(), eraser_url.as_deref()).await,
+        Command::BootstrapAdmin { database, email } => {
+            bootstrap_admin::run(&database, &email).await
+        }
         Command::ToolSchemasSql => tool_schemas_sql::run(),
         Command::Graph { format } => graph::run(format),
         Command::Demo { database, any_host } => demo::run(&database, any_host).await,

@@ -575,6 +575,77 @@ impl Drop for Server {
     }
 }
 
+#[sqlx::test(migrations = false)]
+async fn bootstrap_admin_promotes_the_first_admin_once_and_audits_it(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let migrated = fasttrack(&["migrate"], Some(&url));
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    for (lms, email) in [
+        ("lms-first", "first@example.test"),
+        ("lms-other", "other@example.test"),
+    ] {
+        sqlx::query(
+            "insert into shared.users (lms_user_id, email, full_name) values ($1, $2, 'Someone')",
+        )
+        .bind(lms)
+        .bind(email)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let unknown = fasttrack(
+        &["bootstrap-admin", "--email", "nobody@example.test"],
+        Some(&url),
+    );
+    assert!(!unknown.status.success());
+    assert!(
+        text(&unknown.stderr).contains("no user has the email"),
+        "{}",
+        text(&unknown.stderr)
+    );
+
+    let made = fasttrack(
+        &["bootstrap-admin", "--email", "First@Example.test"],
+        Some(&url),
+    );
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert!(text(&made.stdout).contains("is now an admin"));
+    let role: String = sqlx::query_scalar(
+        "select role::text from shared.users where email = 'first@example.test'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(role, "admin");
+    let audit: Vec<(Option<uuid::Uuid>, String, serde_json::Value)> = sqlx::query_as(
+        "select actor_id, actor_role::text, after from shared.audit_log where action = 'bootstrap.admin'",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(audit[0].0, None);
+    assert_eq!(audit[0].1, "operator");
+    assert_eq!(audit[0].2, serde_json::json!({"role": "admin"}));
+
+    // Once there is an admin, it refuses, and says why.
+    let again = fasttrack(
+        &["bootstrap-admin", "--email", "other@example.test"],
+        Some(&url),
+    );
+    assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("an admin already exists"),
+        "{}",
+        text(&again.stderr)
+    );
+    let admins: i64 = sqlx::query_scalar("select count(*) from shared.users where role = 'admin'")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(admins, 1);
+}
+
 /// The operator's export: one person to a file or everyone to a directory,
 /// each audited as the operator's; an unknown person is an error.
 #[sqlx::test(migrations = false)]

@@ -21,7 +21,7 @@ use crate::identity::learnworlds::LearnWorldsApi;
 use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{audit, dependencies, identity, progress, rights, startup, submissions, tools};
+use crate::{audit, dependencies, identity, progress, rights, staff, startup, submissions, tools};
 
 pub struct App {
     pub context: Context,
@@ -250,6 +250,32 @@ impl App {
                     Endpoint::LiftTombstone => {
                         rights::handler::lift_tombstone(ctx, self.erasure()?, call, caller).await
                     }
+                    Endpoint::GetUser => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::profile::get(ctx, call, caller, target).await
+                    }
+                    Endpoint::ChangeUser => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::profile::patch(ctx, call, caller, target).await
+                    }
+                    Endpoint::UnlockTool => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::overrides::unlock(ctx, call, caller, target).await
+                    }
+                    Endpoint::ReopenTool => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::overrides::reopen(ctx, call, caller, target).await
+                    }
+                    Endpoint::PostComment => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::comments::post(ctx, call, caller, target).await
+                    }
+                    Endpoint::UserComments => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        staff::comments::list_for(ctx, call, caller, target).await
+                    }
+                    Endpoint::OwnComments => staff::comments::list_own(ctx, call, caller).await,
+                    Endpoint::OwnActivity => staff::comments::activity(ctx, call, caller).await,
                     Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
                         unreachable!("matched above")
                     }

@@ -33,6 +33,7 @@ pub mod progress;
 pub mod registry;
 pub mod rights;
 pub mod sessions;
+pub mod staff;
 pub mod startup;
 pub mod submissions;
 pub mod tools;

@@ -1,5 +1,6 @@
 //! One file per command of `fasttrack`; `args.rs` has their options.
 
+pub mod bootstrap_admin;
 pub mod check_config;
 pub mod demo;
 pub mod erasures;

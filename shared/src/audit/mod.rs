@@ -43,10 +43,11 @@ pub enum Action {
     ErasureCancelled,
     ErasureCompleted,
     TombstoneLifted,
+    ReadComments,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ReadProgress,
         Action::ReadSubmission,
         Action::ReadDependencies,
@@ -65,6 +66,7 @@ impl Action {
         Action::ErasureCancelled,
         Action::ErasureCompleted,
         Action::TombstoneLifted,
+        Action::ReadComments,
     ];
 
     /// As the log writes it.
@@ -88,6 +90,7 @@ impl Action {
             Action::ErasureCancelled => "erasure.cancelled",
             Action::ErasureCompleted => "erasure.completed",
             Action::TombstoneLifted => "tombstone.lifted",
+            Action::ReadComments => "read.comments",
         }
     }
 

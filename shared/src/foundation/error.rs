@@ -29,6 +29,7 @@ pub const CODES: &[&str] = &[
     "unknown_action",
     "invalid_if_match",
     "invalid_idempotency_key",
+    "missing_idempotency_key",
     "repeated_header",
     "invalid_header",
     "unreadable_body",
@@ -53,6 +54,10 @@ pub const CODES: &[&str] = &[
     "idempotency_key_superseded",
     "erasure_already_requested",
     "admin_not_erasable",
+    "own_role",
+    "last_admin",
+    "not_locked",
+    "not_submitted",
     // 412
     "precondition_failed",
     // 413
@@ -75,6 +80,9 @@ pub const CODES: &[&str] = &[
     "reason_required",
     "unknown_field",
     "invalid_field",
+    "organization_not_found",
+    "nothing_to_change",
+    "field_required",
     // 428
     "precondition_required",
     // 429
@@ -113,8 +121,10 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
-    #[error("the submission has changed since version {expected}")]
+    /// If-Match named another version of `what` (`submission`, `user`).
+    #[error("the {what} has changed since version {expected}")]
     PreconditionFailed {
+        what: &'static str,
         expected: String,
         current: Option<i32>,
     },
@@ -123,10 +133,13 @@ pub enum ApiError {
     /// An update sent without If-Match: it would overwrite whatever another
     /// tab or device saved since this client last read the submission.
     #[error(
-        "this submission already exists: send If-Match with the ETag you last read, \
-         so that a save never overwrites changes you have not seen"
+        "this {what} already exists: send If-Match with the ETag you last read, \
+         so that a change never overwrites changes you have not seen"
     )]
-    PreconditionRequired { current: Option<i32> },
+    PreconditionRequired {
+        what: &'static str,
+        current: Option<i32>,
+    },
     #[error("the body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("the body must be JSON (Content-Type: application/json)")]
@@ -225,7 +238,8 @@ impl ApiError {
     pub fn details(&self) -> Value {
         match self {
             Self::Conflict { details, .. } | Self::Unprocessable { details, .. } => details.clone(),
-            Self::PreconditionFailed { current, .. } | Self::PreconditionRequired { current } => {
+            Self::PreconditionFailed { current, .. }
+            | Self::PreconditionRequired { current, .. } => {
                 json!({ "current_version": current })
             }
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
@@ -329,11 +343,15 @@ mod tests {
             ApiError::Forbidden("no"),
             ApiError::MethodNotAllowed { allow: vec!["GET"] },
             ApiError::PreconditionFailed {
+                what: "submission",
                 expected: "1".into(),
                 current: Some(2),
             },
             ApiError::TooManyRequests { retry_after: 1 },
-            ApiError::PreconditionRequired { current: Some(1) },
+            ApiError::PreconditionRequired {
+                what: "submission",
+                current: Some(1),
+            },
             ApiError::PayloadTooLarge { limit: 1 },
             ApiError::UnsupportedMediaType,
             ApiError::Unavailable(sqlx::Error::PoolTimedOut),

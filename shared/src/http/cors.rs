@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use lambda_http::Body;
 
-pub const ALLOW_METHODS: [&str; 5] = ["GET", "PUT", "POST", "DELETE", "OPTIONS"];
+pub const ALLOW_METHODS: [&str; 6] = ["GET", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"];
 pub const ALLOW_HEADERS: [&str; 4] = [
     "authorization",
     "content-type",
@@ -123,7 +123,7 @@ mod tests {
         assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
         assert_eq!(
             h["access-control-allow-methods"],
-            "GET,PUT,POST,DELETE,OPTIONS"
+            "GET,PUT,PATCH,POST,DELETE,OPTIONS"
         );
         assert_eq!(
             h["access-control-allow-headers"],

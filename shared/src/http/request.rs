@@ -123,7 +123,10 @@ impl<'a> Request<'a> {
 
     /// The body as strict JSON: size, then Content-Type, then syntax.
     pub fn json_body(&self) -> Result<Value, ApiError> {
-        debug_assert!(self.method == Method::POST || self.method == Method::PUT);
+        debug_assert!(matches!(
+            *self.method,
+            Method::POST | Method::PUT | Method::PATCH
+        ));
         body::check_size(self.body, self.max_body_bytes)?;
         body::require_json_content_type(self.header(header::CONTENT_TYPE))?;
         body::parse_json(self.body)

@@ -14,16 +14,18 @@ pub enum Function {
     SubmitTool,
     AuditLog,
     DataRights,
+    StaffActions,
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
         Function::SubmitTool,
         Function::AuditLog,
         Function::DataRights,
+        Function::StaffActions,
     ];
 
     /// The binary's name in `functions/`.
@@ -35,6 +37,7 @@ impl Function {
             Function::SubmitTool => "submit-tool",
             Function::AuditLog => "audit-log",
             Function::DataRights => "data-rights",
+            Function::StaffActions => "staff-actions",
         }
     }
 }
@@ -58,6 +61,14 @@ pub enum Endpoint {
     RequestErasure,
     CancelErasure,
     LiftTombstone,
+    GetUser,
+    ChangeUser,
+    UnlockTool,
+    ReopenTool,
+    PostComment,
+    UserComments,
+    OwnComments,
+    OwnActivity,
 }
 
 #[derive(Debug)]
@@ -171,6 +182,55 @@ pub static ROUTES: &[Route] = &[
         path: "/tombstones/lift",
         function: Function::DataRights,
         endpoint: Endpoint::LiftTombstone,
+    },
+    // What staff do (shared::staff), and what a participant sees of it.
+    Route {
+        method: Method::GET,
+        path: "/users/{user_id}",
+        function: Function::StaffActions,
+        endpoint: Endpoint::GetUser,
+    },
+    Route {
+        method: Method::PATCH,
+        path: "/users/{user_id}",
+        function: Function::StaffActions,
+        endpoint: Endpoint::ChangeUser,
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/{user_id}/tools/{slug}/unlock",
+        function: Function::StaffActions,
+        endpoint: Endpoint::UnlockTool,
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/{user_id}/tools/{slug}/reopen",
+        function: Function::StaffActions,
+        endpoint: Endpoint::ReopenTool,
+    },
+    Route {
+        method: Method::POST,
+        path: "/users/{user_id}/tools/{slug}/comments",
+        function: Function::StaffActions,
+        endpoint: Endpoint::PostComment,
+    },
+    Route {
+        method: Method::GET,
+        path: "/users/{user_id}/tools/{slug}/comments",
+        function: Function::StaffActions,
+        endpoint: Endpoint::UserComments,
+    },
+    Route {
+        method: Method::GET,
+        path: "/tools/{slug}/comments",
+        function: Function::StaffActions,
+        endpoint: Endpoint::OwnComments,
+    },
+    Route {
+        method: Method::GET,
+        path: "/me/activity",
+        function: Function::StaffActions,
+        endpoint: Endpoint::OwnActivity,
     },
 ];
 

@@ -182,6 +182,11 @@ macro_rules! not_older {
 /// one. A sync without a time (a launch, a delivery without its own time and
 /// no API to confirm it) applies as it arrives.
 ///
+/// **An admin's organization sticks.** A user whose organization an admin
+/// set (`organization_source = 'admin'`) keeps it whatever LearnWorlds' tags
+/// say, until an admin hands it back (`'learnworlds'`): the next tag sync then
+/// applies.
+///
 /// **Joining.** `organization_joined_at` is when the user entered the
 /// organization they are in: a guru reads only work saved since
 /// (`crate::access::work_visible_to_caller!`).
@@ -206,11 +211,11 @@ pub const SYNC_SQL: &str = concat!(
                 full_name = case when ",
     not_older!(),
     r" then excluded.full_name else u.full_name end,
-                organization_id = case when $8 or not ",
+                organization_id = case when $8 or u.organization_source = 'admin' or not ",
     not_older!(),
     r" then u.organization_id else excluded.organization_id end,
                 organization_joined_at = case
-                    when $8 or not ",
+                    when $8 or u.organization_source = 'admin' or not ",
     not_older!(),
     r" or excluded.organization_id is not distinct from u.organization_id
                         then u.organization_joined_at

@@ -62,6 +62,8 @@ impl ToolProgress<'_> {
                 None => out.push_str("null"),
             }
         }
+        out.push_str(",\"unread_comments\":");
+        out.push_str(number.format(self.unread_comments));
         if !self.missing.is_empty() {
             out.push_str(",\"missing\":");
             out.push_str(&serde_json::to_string(&self.missing).expect("inputs serialize"));
@@ -128,6 +130,7 @@ mod tests {
                 unlocked_at: at(1),
                 started_at: at(2),
                 completed_at: at(3),
+                unread_comments: i64::from(i % 4),
                 missing: if i % 4 == 0 {
                     vec![super::super::MissingInput {
                         field: "identity.dream.one_sentence",

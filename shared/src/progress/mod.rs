@@ -72,6 +72,9 @@ pub struct ToolProgress<'a> {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "crate::foundation::rfc3339::option::serialize")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Staff comments on the tool the participant has not read yet (newer
+    /// than their last `GET /tools/{slug}/comments`).
+    pub unread_comments: i64,
     /// Why a locked tool is locked: its required inputs whose tool is not
     /// completed yet. Absent for a tool that is not locked.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -185,6 +188,7 @@ mod tests {
             unlocked_at: None,
             started_at: None,
             completed_at: None,
+            unread_comments: 0,
             missing: Vec::new(),
         }
     }

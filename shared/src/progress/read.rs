@@ -12,14 +12,20 @@ use crate::foundation::error::ApiError;
 use crate::registry::{Forms, Registry};
 
 /// The one statement of a progress read, which records a staff read of
-/// another person's progress in the audit log. Binds: $1 caller, $2 target,
-/// $3 the request's id.
+/// another person's progress in the audit log, and counts each tool's staff
+/// comments the participant has not read. Binds: $1 caller, $2 target, $3 the
+/// request's id.
 pub const PROGRESS_SQL: &str = concat!(
     "with ",
     audit_read!("read.progress", "$1", "$2", "$3", "null"),
     "
      select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
-            p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at
+            p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at,
+            (select count(*) from shared.comments c
+             where c.user_id = t.id and c.tool_slug = p.tool_slug
+               and c.created_at > coalesce((select r.read_at from shared.comment_reads r
+                                            where r.user_id = t.id and r.tool_slug = p.tool_slug),
+                                           '-infinity'::timestamptz)) as unread_comments
      from (values (1)) as one
      left join shared.callers a on a.id = $1
      left join shared.users t on t.id = $2 and ",
@@ -39,6 +45,7 @@ mod column {
     pub const UNLOCKED_AT: usize = 5;
     pub const STARTED_AT: usize = 6;
     pub const COMPLETED_AT: usize = 7;
+    pub const UNREAD_COMMENTS: usize = 8;
 }
 
 /// The progress of `target` as `caller` may see it: themself, an admin, or a
@@ -94,6 +101,7 @@ pub async fn for_user<'r>(
                 unlocked_at: None,
                 started_at: None,
                 completed_at: None,
+                unread_comments: 0,
                 missing: Vec::new(),
             };
             if let Some(row) = row {
@@ -106,6 +114,9 @@ pub async fn for_user<'r>(
                 progress.unlocked_at = row.try_get(column::UNLOCKED_AT)?;
                 progress.started_at = row.try_get(column::STARTED_AT)?;
                 progress.completed_at = row.try_get(column::COMPLETED_AT)?;
+                progress.unread_comments = row
+                    .try_get::<Option<i64>, _>(column::UNREAD_COMMENTS)?
+                    .unwrap_or(0);
             }
             Ok(progress)
         })

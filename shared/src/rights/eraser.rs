@@ -20,7 +20,8 @@
 //!      LearnWorlds id there with its hash;
 //!    - deletes their last deliveries and session launches;
 //!    - signs the comments they wrote as staff with a pseudonym (and takes
-//!      their name and email out of them);
+//!      their name and email out of them), and takes them out of the reasons
+//!      of the overrides they made;
 //!    - deletes their row, and with it (foreign keys) their progress,
 //!      submissions and field outputs in every tool schema, history,
 //!      comments about them, overrides, idempotency keys and save budget;
@@ -187,6 +188,12 @@ const ERASE: &str = concat!(
     ", 4000)
         where c.author_id = $1
         returning 1
+    ), overridden as (
+        update shared.overrides o set reason = left(",
+    scrubbed!("o.reason"),
+    ", 1000)
+        where o.actor_id = $1
+        returning 1
     ), set_by as (
         update shared.users u set
             organization_set_by = case when u.organization_set_by = $1 then $2 else u.organization_set_by end,
@@ -231,6 +238,7 @@ mod tests {
             "shared.webhook_last_deliveries",
             "shared.session_launches",
             "shared.comments",
+            "shared.overrides",
             "shared.erasure_requests",
             "shared.users",
         ] {

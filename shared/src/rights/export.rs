@@ -31,7 +31,7 @@ pub const VERSION: u32 = 1;
 
 /// The document's sections, in order: (number in the statement, member name,
 /// whether it is one object rather than a list).
-const SECTIONS: [(i32, &str, bool); 14] = [
+const SECTIONS: [(i32, &str, bool); 16] = [
     (1, "user", true),
     (2, "progress", false),
     (3, "submissions", false),
@@ -46,6 +46,8 @@ const SECTIONS: [(i32, &str, bool); 14] = [
     (12, "session_launches", false),
     (13, "audit_log", false),
     (14, "erasure_requests", false),
+    (15, "overrides_they_made", false),
+    (16, "staff_idempotency_keys", false),
 ];
 
 /// Who exports whose record.
@@ -264,6 +266,11 @@ macro_rules! record {
             select 13, 0, null, to_jsonb(l) from shared.audit_log l join t on l.subjects @> array[t.id]
             union all
             select 14, 0, null, to_jsonb(r) from shared.erasure_requests r join t on r.subject = t.id
+            union all
+            select 15, 0, o.tool_slug, to_jsonb(o) from shared.overrides o join t on o.actor_id = t.id
+            union all
+            select 16, 0, null, to_jsonb(k) - 'response' from shared.staff_idempotency_keys k
+            join t on k.actor_id = t.id or k.subject = t.id
         )
         select section, item::text as item from items
         order by section, n, tool, item->>'created_at', item->>'id'"

@@ -134,8 +134,12 @@ pub async fn save(
                 .await?
                 .version;
             return Err(match save.if_match {
-                None => ApiError::PreconditionRequired { current },
+                None => ApiError::PreconditionRequired {
+                    what: "submission",
+                    current,
+                },
                 Some(if_match) => ApiError::PreconditionFailed {
+                    what: "submission",
                     expected: if_match.etag(),
                     current,
                 },

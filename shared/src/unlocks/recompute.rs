@@ -56,8 +56,8 @@ pub struct Report {
     pub rows_created: u64,
     /// Tools unlocked, by slug.
     pub unlocked: BTreeMap<String, u64>,
-    /// Idempotency keys, session launches and idle save budgets past their
-    /// lifetime, deleted.
+    /// Idempotency keys (of saves and of staff changes), session launches and
+    /// idle save budgets past their lifetime, deleted.
     pub expired_deleted: u64,
     /// Webhook payloads emptied, past their retention.
     pub webhook_payloads_expired: u64,
@@ -256,6 +256,9 @@ pub async fn run_with(
         "with keys as (
              delete from shared.idempotency_keys
              where created_at < statement_timestamp() - interval '24 hours' returning 1
+         ), staff_keys as (
+             delete from shared.staff_idempotency_keys
+             where created_at < statement_timestamp() - interval '24 hours' returning 1
          ), launches as (
              delete from shared.session_launches
              where used_at < statement_timestamp() - interval '1 day' returning 1
@@ -263,7 +266,8 @@ pub async fn run_with(
              delete from shared.save_budgets
              where refilled_at < statement_timestamp() - interval '1 hour' returning 1
          )
-         select (select count(*) from keys) + (select count(*) from launches)
+         select (select count(*) from keys) + (select count(*) from staff_keys)
+                  + (select count(*) from launches)
                   + (select count(*) from budgets),
                 shared.expire_webhook_payloads($1),
                 shared.expire_audit_log($2)",

@@ -23,6 +23,7 @@ mod runtime_role;
 mod schemathesis;
 mod sessions;
 mod spoofing;
+mod staff;
 mod stand_in;
 mod submissions;
 mod timeouts;

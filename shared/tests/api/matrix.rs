@@ -255,6 +255,15 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         // A person's whole record: only an admin exports someone else's.
         (format!("/users/{ana}/export"), [403, 403, 403, 200]),
         ("/me/export".to_owned(), [200, 200, 200, 200]),
+        // What staff do (staff-actions): a profile, a tool's comments, and
+        // the participant's own views.
+        (format!("/users/{ana}"), [404, 404, 200, 200]),
+        (
+            format!("/users/{ana}/tools/woop/comments"),
+            [404, 404, 200, 200],
+        ),
+        ("/tools/woop/comments".to_owned(), [200, 200, 200, 200]),
+        ("/me/activity".to_owned(), [200, 200, 200, 200]),
         // The tools described as data: the same for everyone signed in.
         ("/tools".to_owned(), [200, 200, 200, 200]),
         ("/tools/know-thyself".to_owned(), [200, 200, 200, 200]),
@@ -271,6 +280,80 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
             assert_eq!(
                 response.status, *status,
                 "{path} as {}: {:?}",
+                user.lms_user_id, response.body
+            );
+        }
+    }
+}
+
+/// The staff writes, for each identity: no token, a participant, a guru of
+/// another organization, a guru of the member's organization, an admin. Only
+/// an admin changes a role; a guru of the member's organization and an admin
+/// override and comment; a guru of another organization gets 404.
+#[sqlx::test(migrations = false)]
+async fn each_staff_write_answers_each_identity_as_its_role_allows(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    let ana = c.ana.id;
+    // (method, path, body, [user (ben), other guru, member's guru, admin])
+    let table: Vec<(Method, String, serde_json::Value, [u16; 4])> = vec![
+        (
+            Method::PATCH,
+            format!("/users/{ana}"),
+            json!({"organization_source": "learnworlds", "reason": "matrix"}),
+            [403, 403, 403, 200],
+        ),
+        (
+            Method::POST,
+            format!("/users/{ana}/tools/woop/comments"),
+            json!({"body": "matrix"}),
+            [404, 404, 201, 201],
+        ),
+        (
+            Method::POST,
+            format!("/users/{ana}/tools/dream/unlock"),
+            json!({"reason": "matrix"}),
+            // The admin finds it unlocked by the guru: a conflict.
+            [404, 404, 201, 409],
+        ),
+        (
+            Method::POST,
+            format!("/users/{ana}/tools/woop/reopen"),
+            json!({"reason": "matrix", "comment": "matrix"}),
+            // The admin finds it reopened by the guru: not submitted.
+            [404, 404, 201, 409],
+        ),
+    ];
+    for (method, path, body, expected) in &table {
+        let bytes = body.to_string();
+        let headers = |auth: &str| -> Vec<(&'static str, String)> {
+            let mut headers = vec![
+                ("content-type", "application/json".to_owned()),
+                ("if-match", "*".to_owned()),
+                ("idempotency-key", format!("matrix-{}", Uuid::new_v4())),
+            ];
+            if !auth.is_empty() {
+                headers.push(("authorization", format!("Bearer {auth}")));
+            }
+            headers
+        };
+        let send = async |auth: &str| {
+            let owned = headers(auth);
+            let headers: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.request(method.clone(), path, &headers, Some(bytes.as_bytes()))
+                .await
+        };
+        assert_eq!(
+            send("").await.status,
+            401,
+            "{method} {path} without a token"
+        );
+        let who = [&c.ben, &c.outside_guru, &c.guru, &c.admin];
+        for (user, status) in who.iter().zip(expected) {
+            let response = send(&user.token).await;
+            assert_eq!(
+                response.status, *status,
+                "{method} {path} as {}: {:?}",
                 user.lms_user_id, response.body
             );
         }

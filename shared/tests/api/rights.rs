@@ -199,6 +199,28 @@ async fn fully_active(app: &TestApp, person: &Person, admin: &TestUser) -> TestU
     .execute(&app.pool)
     .await
     .unwrap();
+    // As staff, they unlocked someone else's tool; an admin changed them
+    // (a staff change's Idempotency-Key and its stored answer name them).
+    sqlx::query(
+        "insert into shared.overrides (user_id, tool_slug, kind, actor_id, actor_role, reason)
+         values ($1, 'fit', 'unlock', $2, 'guru', 'unlocked, ask ' || $3)",
+    )
+    .bind(other.id)
+    .bind(id)
+    .bind(&person.email)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into shared.staff_idempotency_keys (actor_id, key, subject, request_sha256, response)
+         values ($1, 'change-' || $2::text, $2, '\\x00', jsonb_build_object('body', jsonb_build_object('email', $3::text)))",
+    )
+    .bind(admin.id)
+    .bind(id)
+    .bind(&person.email)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     sqlx::query(
         "insert into shared.submission_history (user_id, tool_slug, version, data, submitted_at)
          values ($1, 'dream', 1, jsonb_build_object('by', $2::text), now())",
@@ -312,6 +334,8 @@ async fn a_participant_exports_everything_stored_about_them_and_only_an_admin_ex
         ("comments_they_wrote", 1),
         ("comment_reads", 1),
         ("overrides", 1),
+        ("overrides_they_made", 1),
+        ("staff_idempotency_keys", 1),
         ("idempotency_keys", 1),
         ("webhook_deliveries", 1),
         ("session_launches", 1),

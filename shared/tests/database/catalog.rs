@@ -53,6 +53,8 @@ const USERS: &[Column] = &[
     ("role_set_at", TIMESTAMPTZ, None, None, true),
     // Migration 0016: an erasure requested closes the account.
     ("erasure_requested_at", TIMESTAMPTZ, None, None, true),
+    // Migration 0018: the ETag of a person's role and organization.
+    ("version", "integer", None, Some("1"), false),
 ];
 
 const ORGANIZATIONS: &[Column] = &[
@@ -292,6 +294,22 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
         fk(
             "submission_history",
             "user_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
+        // Staff changes' idempotency keys (migration 0018): gone with the
+        // admin who made them or the person they were about.
+        fk(
+            "staff_idempotency_keys",
+            "actor_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
+        fk(
+            "staff_idempotency_keys",
+            "subject",
             "shared.users",
             "id",
             "CASCADE",
