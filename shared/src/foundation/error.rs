@@ -121,8 +121,9 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
-    /// If-Match named another version of `what` (`submission`, `user`).
-    #[error("the {what} has changed since version {expected}")]
+    /// If-Match named another version of `what` (`submission`, `user`), or
+    /// none exists for `If-Match: *`, or one exists for `If-None-Match: *`.
+    #[error("{}", precondition_failed(.what, .expected, *.current))]
     PreconditionFailed {
         what: &'static str,
         expected: String,
@@ -162,6 +163,22 @@ pub enum ApiError {
     Database(#[source] sqlx::Error),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A 412's message, true to what was asked and what is stored.
+fn precondition_failed(what: &str, expected: &str, current: Option<i32>) -> String {
+    match (expected, current) {
+        ("If-Match with If-None-Match: *", _) => {
+            "If-Match and If-None-Match: * never hold together (RFC 9110, 13.2.2): send one".into()
+        }
+        ("If-None-Match: *", _) => format!(
+            "this {what} already exists (If-None-Match: * only creates one): read it, then save with If-Match"
+        ),
+        (_, None) => format!(
+            "there is no {what} yet, and If-Match {expected} matches only an existing one: save without If-Match to create it"
+        ),
+        _ => format!("the {what} has changed since version {expected}"),
+    }
 }
 
 impl ApiError {

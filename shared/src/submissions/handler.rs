@@ -53,10 +53,10 @@ pub async fn put(
     request.allow_query(&[])?;
     let tool = ctx.tool(request)?;
     let body = request.json_body()?;
-    let if_match = request
-        .strict_header("if-match")?
-        .map(IfMatch::parse)
-        .transpose()?;
+    let if_match = IfMatch::from_headers(
+        request.strict_header("if-match")?,
+        request.strict_header("if-none-match")?,
+    )?;
     // Fingerprint the body before it moves into the request (no copy).
     let idempotency = request
         .strict_header("idempotency-key")?

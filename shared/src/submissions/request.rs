@@ -90,6 +90,12 @@ impl SaveRequest {
     }
 }
 
+/// What `If-None-Match: *` is shown as in a 412's message.
+pub const NONE_EXISTS: &str = "If-None-Match: *";
+
+/// What `If-Match` with `If-None-Match: *` is shown as in a 412's message.
+pub const NEVER: &str = "If-Match with If-None-Match: *";
+
 /// `If-Match`: a version, or `*` for "any existing submission".
 ///
 /// An update needs one (428 without). `*` satisfies that, as RFC 9110 has it:
@@ -100,6 +106,12 @@ impl SaveRequest {
 pub enum IfMatch {
     Any,
     Version(i32),
+    /// `If-None-Match: *`: create only. The save writes only when there is
+    /// no submission yet, so that two tabs' first saves never overwrite each
+    /// other (the second is a 412).
+    NoneExists,
+    /// `If-Match` and `If-None-Match: *` together: never true (a 412).
+    Never,
 }
 
 impl IfMatch {
@@ -137,13 +149,46 @@ impl IfMatch {
         match self {
             IfMatch::Any => "*".to_owned(),
             IfMatch::Version(v) => format!("\"{v}\""),
+            IfMatch::NoneExists => NONE_EXISTS.to_owned(),
+            IfMatch::Never => NEVER.to_owned(),
         }
     }
 
-    pub fn bind(self) -> i32 {
+    /// As the save statement takes it: 0 for any version, a version, or
+    /// null for "only a first save" (as without a precondition).
+    pub fn bind(self) -> Option<i32> {
         match self {
-            IfMatch::Any => 0,
-            IfMatch::Version(v) => v,
+            IfMatch::Any => Some(0),
+            IfMatch::Version(v) => Some(v),
+            IfMatch::NoneExists => None,
+            // A version no submission ever has.
+            IfMatch::Never => Some(-1),
+        }
+    }
+
+    /// The save's precondition from its `If-Match` and `If-None-Match`: at
+    /// most one of them, and `If-None-Match` only as `*` (create only).
+    pub fn from_headers(
+        if_match: Option<&str>,
+        if_none_match: Option<&str>,
+    ) -> Result<Option<Self>, ApiError> {
+        let none_exists = match if_none_match {
+            None => false,
+            Some(header) if header.trim_matches([' ', '\t']) == "*" => true,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_if_match",
+                    "a save takes If-None-Match only as `*`: create the submission only if none exists",
+                ));
+            }
+        };
+        match (if_match.map(Self::parse).transpose()?, none_exists) {
+            // Both never hold together (RFC 9110, 13.2.2): If-Match needs a
+            // submission, If-None-Match: * needs none.
+            (Some(_), true) => Ok(Some(Self::Never)),
+            (Some(if_match), false) => Ok(Some(if_match)),
+            (None, true) => Ok(Some(Self::NoneExists)),
+            (None, false) => Ok(None),
         }
     }
 }

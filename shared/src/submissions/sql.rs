@@ -313,7 +313,7 @@ impl<'a> SaveBinds<'a> {
             Param::JsonArray(&self.values),
             Param::Int(Some(self.percentage)),
             // null: none (a first save only); 0: `*`.
-            Param::Int(self.if_match.map(IfMatch::bind)),
+            Param::Int(self.if_match.and_then(IfMatch::bind)),
             Param::Text(self.idempotency_key),
             Param::Text(Some(&self.tool.slug)),
             Param::TextArray(self.requirement_tools.clone()),

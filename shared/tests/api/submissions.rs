@@ -697,3 +697,77 @@ async fn a_client_polling_with_the_current_etag_gets_a_304(pool: PgPool) {
         (200, Some("\"2\""))
     );
 }
+
+#[sqlx::test(migrations = false)]
+async fn if_none_match_star_creates_only_and_a_412_says_what_it_found(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let path = "/tools/woop/submission";
+    let tab = |wish: &str| json!({"data": {"wish": wish}, "status": "draft"});
+    // If-Match: * before the first save: there is nothing for it to match.
+    let nothing = app
+        .put(path, &ana.token, &tab("x"), &[("if-match", "*")])
+        .await;
+    assert_eq!(
+        (nothing.status, nothing.code()),
+        (412, "precondition_failed")
+    );
+    assert!(
+        nothing.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("there is no submission yet"),
+        "{:?}",
+        nothing.body
+    );
+    assert_eq!(
+        nothing.body["error"]["details"]["current_version"],
+        json!(null)
+    );
+    // Two tabs' first saves: the first creates, the second is told.
+    let first = app
+        .put(
+            path,
+            &ana.token,
+            &tab("first tab"),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!((first.status, first.header("etag")), (201, Some("\"1\"")));
+    let before = app.snapshot().await;
+    let second = app
+        .put(
+            path,
+            &ana.token,
+            &tab("second tab"),
+            &[("if-none-match", "*")],
+        )
+        .await;
+    assert_eq!((second.status, second.code()), (412, "precondition_failed"));
+    assert!(
+        second.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("this submission already exists"),
+        "{:?}",
+        second.body
+    );
+    assert_eq!(second.body["error"]["details"]["current_version"], 1);
+    assert_eq!(app.snapshot().await, before, "nothing written");
+    // Both preconditions never hold together (RFC 9110, 13.2.2).
+    let both = app
+        .put(
+            path,
+            &ana.token,
+            &tab("y"),
+            &[("if-none-match", "*"), ("if-match", "\"1\"")],
+        )
+        .await;
+    assert_eq!((both.status, both.code()), (412, "precondition_failed"));
+    assert_eq!(app.snapshot().await, before, "nothing written");
+    // A save takes If-None-Match only as `*`.
+    let tagged = app
+        .put(path, &ana.token, &tab("y"), &[("if-none-match", "\"1\"")])
+        .await;
+    assert_eq!((tagged.status, tagged.code()), (400, "invalid_if_match"));
+}
