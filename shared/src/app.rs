@@ -21,7 +21,7 @@ use crate::identity::learnworlds::LearnWorldsApi;
 use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{audit, dependencies, identity, progress, rights, startup, submissions};
+use crate::{audit, dependencies, identity, progress, reports, rights, startup, submissions};
 
 pub struct App {
     pub context: Context,
@@ -247,6 +247,21 @@ impl App {
                     }
                     Endpoint::LiftTombstone => {
                         rights::handler::lift_tombstone(ctx, self.erasure()?, call, caller).await
+                    }
+                    Endpoint::Organizations => {
+                        reports::handler::organizations(ctx, call, caller).await
+                    }
+                    Endpoint::Roster => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        reports::handler::roster(ctx, call, caller, organization).await
+                    }
+                    Endpoint::OrganizationFunnel => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        reports::handler::funnel(ctx, call, caller, Some(organization)).await
+                    }
+                    Endpoint::Funnel => reports::handler::funnel(ctx, call, caller, None).await,
+                    Endpoint::SearchUsers => {
+                        reports::handler::search_users(ctx, call, caller).await
                     }
                     Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
                         unreachable!("matched above")

@@ -14,16 +14,18 @@ pub enum Function {
     SubmitTool,
     AuditLog,
     DataRights,
+    StaffReports,
 }
 
 impl Function {
-    pub const ALL: [Function; 6] = [
+    pub const ALL: [Function; 7] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
         Function::SubmitTool,
         Function::AuditLog,
         Function::DataRights,
+        Function::StaffReports,
     ];
 
     /// The binary's name in `functions/`.
@@ -35,6 +37,7 @@ impl Function {
             Function::SubmitTool => "submit-tool",
             Function::AuditLog => "audit-log",
             Function::DataRights => "data-rights",
+            Function::StaffReports => "staff-reports",
         }
     }
 }
@@ -56,6 +59,11 @@ pub enum Endpoint {
     RequestErasure,
     CancelErasure,
     LiftTombstone,
+    Organizations,
+    Roster,
+    OrganizationFunnel,
+    Funnel,
+    SearchUsers,
 }
 
 #[derive(Debug)]
@@ -157,6 +165,36 @@ pub static ROUTES: &[Route] = &[
         path: "/tombstones/lift",
         function: Function::DataRights,
         endpoint: Endpoint::LiftTombstone,
+    },
+    Route {
+        method: Method::GET,
+        path: "/organizations",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Organizations,
+    },
+    Route {
+        method: Method::GET,
+        path: "/organizations/{organization_id}/members",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Roster,
+    },
+    Route {
+        method: Method::GET,
+        path: "/organizations/{organization_id}/funnel",
+        function: Function::StaffReports,
+        endpoint: Endpoint::OrganizationFunnel,
+    },
+    Route {
+        method: Method::GET,
+        path: "/funnel",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Funnel,
+    },
+    Route {
+        method: Method::GET,
+        path: "/users",
+        function: Function::StaffReports,
+        endpoint: Endpoint::SearchUsers,
     },
 ];
 
