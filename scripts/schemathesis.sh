@@ -111,6 +111,13 @@ for pass in user guru admin none erasure; do
         echo 'include-method = "POST"'
         echo 'include-path-regex = "^/(me|users/[^/]+)/erasure$"'
         echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409"]'
+        # The staff reports' pages: a cursor is opaque (one the list did not
+        # give is a 400), `tool` must name a registry tool and comes with
+        # `status`: valid per the schema, refused by what the service knows.
+        echo '[[operations]]'
+        echo 'include-method = "GET"'
+        echo 'include-path-regex = "^/(organizations(/[^/]+/members)?|users)$"'
+        echo 'checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]'
         # `POST /me/erasure` closes the caller's account, and every later
         # request of the pass would be a 401: it has a pass of its own.
         if [ "$pass" != none ] && [ "$pass" != erasure ]; then
