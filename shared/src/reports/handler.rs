@@ -283,13 +283,16 @@ pub async fn roster(
         Direction::Desc => 1,
     };
     if csv {
-        let statement = sql::ROSTER[1][sort_index][direction_index];
+        let statement = sql::ROSTER_CSV[sort_index][direction_index];
         let text = ctx
             .read(async |conn| roster_csv(ctx, conn, &query, statement).await)
             .await?;
         return Ok(csv_response(text));
     }
-    let statement = sql::ROSTER[0][sort_index][direction_index];
+    let statement = match query.after {
+        None => sql::ROSTER_FIRST,
+        Some(_) => sql::ROSTER_AFTER,
+    }[sort_index][direction_index];
     let rows: Vec<PgRow> = ctx
         .read(async |conn| Ok(query.bind(statement).fetch_all(&mut *conn).await?))
         .await?;

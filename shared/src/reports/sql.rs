@@ -32,17 +32,40 @@ macro_rules! statuses {
     };
 }
 
+/// Where a roster page starts: `first`, the first page (the cursor's binds
+/// are null), or `after` the cursor's (key, id). Two statements rather than
+/// one with `$12 is null or ...`: a prepared statement's generic plan could not
+/// use the keyset as an index condition, and page 90 would scan the pages
+/// before it.
+macro_rules! keyset {
+    (first, $key:literal, $type:literal, $cmp:literal) => {
+        "$11::text is null and $12::uuid is null"
+    };
+    (after, $key:literal, $type:literal, $cmp:literal) => {
+        concat!(
+            "(",
+            $key,
+            ", t.id) ",
+            $cmp,
+            " (cast($11::text as ",
+            $type,
+            "), $12::uuid)"
+        )
+    };
+}
+
 /// A roster statement: ordered by `$key` (of SQL type `$type`) `$dir`, then
-/// id, keyset-paged after (`$11`, `$12`) with `$cmp`, audited as `$action`.
+/// id, from the start of the roster (`first`) or after (`$11`, `$12`) with
+/// `$cmp`; audited as `$action`.
 ///
 /// Binds: $1 caller, $2 organization, $3 request id, $4 slugs, $5 initial
 /// statuses, $6 the filter's tool (or null), $7 its initial status, $8 the
 /// statuses it matches, $9 stuck days (or null), $10 name or email prefix (or
-/// null), $11 the cursor's key as text, $12 the cursor's id (null: the first
-/// page), $13 rows to fetch (the page plus one; null: all), $14 rows shown
-/// (the audit's subjects; null: all).
+/// null), $11 the cursor's key as text, $12 the cursor's id (both null on the
+/// first page), $13 rows to fetch (the page plus one; null: all), $14 rows
+/// shown (the audit's subjects; null: all).
 macro_rules! roster {
-    ($action:literal, $key:literal, $type:literal, $dir:literal, $cmp:literal) => {
+    ($action:literal, $key:literal, $type:literal, $dir:literal, $cmp:literal, $page:ident) => {
         concat!(
             "with ",
             viewer!(),
@@ -63,13 +86,9 @@ macro_rules! roster {
                     < statement_timestamp() - make_interval(days => $9::int))
               and ($10::text is null or starts_with(lower(t.full_name), lower($10::text))
                    or starts_with(lower(t.email), lower($10::text)))
-              and ($12::uuid is null or (",
-            $key,
-            ", t.id) ",
-            $cmp,
-            " (cast($11::text as ",
-            $type,
-            "), $12::uuid))
+              and ",
+            keyset!($page, $key, $type, $cmp),
+            "
             order by ",
             $key,
             " ",
@@ -105,73 +124,47 @@ macro_rules! roster {
     };
 }
 
-/// The roster statements: [page or CSV][sort][direction].
-pub const ROSTER: [[[&str; 2]; 3]; 2] = [
-    [
+/// The roster statements of one kind, by [sort][direction]: sorts name,
+/// last activity, progress; directions ascending, descending.
+macro_rules! orders {
+    ($action:literal, $page:ident) => {
         [
-            roster!("read.roster", "lower(t.full_name)", "text", "asc", ">"),
-            roster!("read.roster", "lower(t.full_name)", "text", "desc", "<"),
-        ],
-        [
-            roster!(
-                "read.roster",
-                "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
-                "timestamptz",
-                "asc",
-                ">"
-            ),
-            roster!(
-                "read.roster",
-                "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
-                "timestamptz",
-                "desc",
-                "<"
-            ),
-        ],
-        [
-            roster!("read.roster", "t.tools_completed", "smallint", "asc", ">"),
-            roster!("read.roster", "t.tools_completed", "smallint", "desc", "<"),
-        ],
-    ],
-    [
-        [
-            roster!("read.roster_csv", "lower(t.full_name)", "text", "asc", ">"),
-            roster!("read.roster_csv", "lower(t.full_name)", "text", "desc", "<"),
-        ],
-        [
-            roster!(
-                "read.roster_csv",
-                "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
-                "timestamptz",
-                "asc",
-                ">"
-            ),
-            roster!(
-                "read.roster_csv",
-                "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
-                "timestamptz",
-                "desc",
-                "<"
-            ),
-        ],
-        [
-            roster!(
-                "read.roster_csv",
-                "t.tools_completed",
-                "smallint",
-                "asc",
-                ">"
-            ),
-            roster!(
-                "read.roster_csv",
-                "t.tools_completed",
-                "smallint",
-                "desc",
-                "<"
-            ),
-        ],
-    ],
-];
+            [
+                roster!($action, "lower(t.full_name)", "text", "asc", ">", $page),
+                roster!($action, "lower(t.full_name)", "text", "desc", "<", $page),
+            ],
+            [
+                roster!(
+                    $action,
+                    "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
+                    "timestamptz",
+                    "asc",
+                    ">",
+                    $page
+                ),
+                roster!(
+                    $action,
+                    "coalesce(t.last_activity_at, '-infinity'::timestamptz)",
+                    "timestamptz",
+                    "desc",
+                    "<",
+                    $page
+                ),
+            ],
+            [
+                roster!($action, "t.tools_completed", "smallint", "asc", ">", $page),
+                roster!($action, "t.tools_completed", "smallint", "desc", "<", $page),
+            ],
+        ]
+    };
+}
+
+/// A roster's first page, by [sort][direction].
+pub const ROSTER_FIRST: [[&str; 2]; 3] = orders!("read.roster", first);
+/// A roster's page after a cursor, by [sort][direction].
+pub const ROSTER_AFTER: [[&str; 2]; 3] = orders!("read.roster", after);
+/// The whole roster, for the CSV, by [sort][direction].
+pub const ROSTER_CSV: [[&str; 2]; 3] = orders!("read.roster_csv", first);
 
 /// The organizations the caller may see, by name then id, with their members
 /// and completion. Binds: $1 caller, $2 the registry's tool count, $3 the
@@ -276,16 +269,21 @@ mod tests {
 
     #[test]
     fn every_roster_statement_audits_and_keeps_the_access_rule() {
-        for (i, by_kind) in ROSTER.iter().enumerate() {
-            let action = ["'read.roster'", "'read.roster_csv'"][i];
-            for by_sort in by_kind {
-                for sql in by_sort {
-                    assert!(sql.contains(action));
-                    assert!(sql.contains("insert into shared.audit_log"));
-                    assert!(sql.contains("a.role = 'guru' and a.organization_id is not null"));
-                }
+        for (statements, action) in [
+            (ROSTER_FIRST, "'read.roster'"),
+            (ROSTER_AFTER, "'read.roster'"),
+            (ROSTER_CSV, "'read.roster_csv'"),
+        ] {
+            for sql in statements.iter().flatten() {
+                assert!(sql.contains(action));
+                assert!(sql.contains("insert into shared.audit_log"));
+                assert!(sql.contains("a.role = 'guru' and a.organization_id is not null"));
             }
         }
-        assert!(ROSTER[0][0][0].contains("order by lower(t.full_name) asc, t.id asc"));
+        assert!(ROSTER_FIRST[0][0].contains("order by lower(t.full_name) asc, t.id asc"));
+        assert!(ROSTER_AFTER[1][1].contains(
+            "(coalesce(t.last_activity_at, '-infinity'::timestamptz), t.id) < (cast($11::text as timestamptz), $12::uuid)"
+        ));
+        assert!(ROSTER_FIRST[2][0].contains("$11::text is null and $12::uuid is null"));
     }
 }
