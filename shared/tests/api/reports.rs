@@ -645,3 +645,79 @@ async fn bad_report_input_is_a_400_and_writes_nothing(pool: PgPool) {
     assert_eq!(bad_id.status, 400);
     assert_eq!(log(&app).await.len(), before);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_roster_read_that_cannot_be_audited_fails_and_shows_nobody(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    // The log refuses the reports' rows, as a full disk or a lost grant would.
+    sqlx::query(
+        "alter table shared.audit_log add constraint no_reports
+         check (action not in ('read.roster', 'read.roster_csv', 'read.funnel', 'read.profile'))",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for path in [
+        format!("/organizations/{}/members", c.acme),
+        format!("/organizations/{}/funnel", c.acme),
+        "/users?q=a".to_owned(),
+    ] {
+        let response = app.get(&path, &c.admin.token).await;
+        assert_eq!(response.status, 500, "{path}: {:?}", response.body);
+        assert!(!response.body.to_string().contains("ana@example.test"));
+    }
+    let (status, _, body) = get_raw(
+        &app,
+        &format!("/organizations/{}/members", c.acme),
+        &c.guru.token,
+        "text/csv",
+    )
+    .await;
+    assert_eq!(status, 500);
+    assert!(!body.contains("ana@example.test"));
+    assert!(
+        log(&app)
+            .await
+            .iter()
+            .all(|(action, ..)| !action.starts_with("read."))
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn saves_and_submits_keep_each_members_activity_and_completed_count(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    let state = async |user: &TestUser| -> (i16, Option<chrono::DateTime<chrono::Utc>>) {
+        sqlx::query_as("select tools_completed, last_activity_at from shared.users where id = $1")
+            .bind(user.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let (completed, ana_at) = state(&c.ana).await;
+    assert_eq!(completed, 1);
+    assert!(ana_at.is_some());
+    assert_eq!(state(&c.ben).await, (0, None));
+    app.save(&c.ben, "woop", serde_json::json!({}), "draft")
+        .await;
+    let (completed, first) = state(&c.ben).await;
+    assert_eq!(completed, 0);
+    let first = first.expect("a draft is activity");
+    app.submit_complete(&c.ben, "woop").await;
+    let (completed, second) = state(&c.ben).await;
+    assert_eq!(completed, 1);
+    assert!(second.unwrap() >= first);
+    // The recompute's unlocks are not the member's activity.
+    let before = state(&c.cleo).await;
+    app.relock(&c.cleo, "know-thyself").await;
+    sqlx::query(
+        "update shared.user_progress set status = 'unlocked'
+         where user_id = $1 and tool_slug = 'know-thyself'",
+    )
+    .bind(c.cleo.id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(state(&c.cleo).await, before);
+}
