@@ -476,7 +476,11 @@ pub async fn funnel(
     let (slugs, initials) = tool_columns(ctx.registry);
     let rows: Vec<PgRow> = ctx
         .read(async |conn| {
-            Ok(db::query(sql::FUNNEL)
+            let statement = match organization {
+                Some(_) => sql::ORGANIZATION_FUNNEL,
+                None => sql::FUNNEL,
+            };
+            Ok(db::query(statement)
                 .bind(caller.id())
                 .bind(organization)
                 .bind(request.id())
