@@ -4,7 +4,8 @@
 --
 -- tools_completed: how many of the user's progress rows are completed.
 -- last_activity_at: the last save or submit of any tool (the last change of
--- a progress row that is in progress or completed); null when there was none.
+-- a progress row that is in progress or completed), to the minute: saves
+-- within a minute of it leave it as it is; null when there was none.
 --
 -- Both are kept by a trigger on shared.user_progress that fires only for a
 -- row in progress or completed (or leaving completed): a save or submit,
@@ -48,7 +49,11 @@ BEGIN
             WHEN NEW.status IN ('in_progress', 'completed')
                 THEN greatest(last_activity_at, coalesce(NEW.updated_at, clock_timestamp()))
             ELSE last_activity_at END
-    WHERE id = NEW.user_id;
+    WHERE id = NEW.user_id
+      -- A save within a minute of the last one leaves the row alone: no new
+      -- version of the user (and of each of its indexes) per autosave.
+      AND (delta <> 0 OR last_activity_at IS NULL
+           OR last_activity_at < coalesce(NEW.updated_at, clock_timestamp()) - interval '1 minute');
     RETURN NULL;
 END;
 $fn$;

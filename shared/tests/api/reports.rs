@@ -721,3 +721,39 @@ async fn saves_and_submits_keep_each_members_activity_and_completed_count(pool: 
     .unwrap();
     assert_eq!(state(&c.cleo).await, before);
 }
+
+#[sqlx::test(migrations = false)]
+async fn saves_within_a_minute_of_the_last_activity_leave_the_users_row_alone(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let c = cast(&app).await;
+    app.save(&c.ben, "woop", serde_json::json!({}), "draft")
+        .await;
+    let version = async || -> (String, Option<chrono::DateTime<chrono::Utc>>) {
+        sqlx::query_as("select xmin::text, last_activity_at from shared.users where id = $1")
+            .bind(c.ben.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap()
+    };
+    let before = version().await;
+    let saved = app
+        .save(&c.ben, "woop", serde_json::json!({"wish": "more"}), "draft")
+        .await;
+    assert_eq!(saved.status, 200, "{:?}", saved.body);
+    assert_eq!(version().await, before);
+    // An hour later, the next save moves it.
+    sqlx::query("update shared.users set last_activity_at = last_activity_at - interval '1 hour' where id = $1")
+        .bind(c.ben.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let old = version().await.1.unwrap();
+    app.save(
+        &c.ben,
+        "woop",
+        serde_json::json!({"wish": "even more"}),
+        "draft",
+    )
+    .await;
+    assert!(version().await.1.unwrap() > old);
+}
