@@ -32,7 +32,7 @@ pg_dump -Fc -f "$dump" "$source_url"
 pg_restore --exit-on-error --single-transaction -d "$restored_url" "$dump"
 psql -X -q -v ON_ERROR_STOP=1 "$restored_url" >/dev/null <<'SQL'
 select format('revoke temporary on database %I from public', current_database()) \gexec
-select format('grant connect on database %I to fasttrack_runtime', current_database()) \gexec
+select format('grant connect on database %I to fasttrack_runtime, fasttrack_eraser', current_database()) \gexec
 SQL
 
 # A checksum per table, computed the same way in both databases.
@@ -86,3 +86,35 @@ fi
 grants=$(echo "$granted_after" | wc -l)
 DATABASE_URL="$restored_url" fasttrack migrate | grep -q "up to date" || { log "backup round trip: migrate is not a no-op on the restore"; exit 1; }
 log "backup round trip: $tables tables and $grants privileges identical after pg_dump -Fc | pg_restore ($rows sample rows); migrate is a no-op on the restore"
+
+# Erasure and backups (README, "Backups"): the dump predates an erasure, so
+# restoring it brings the person back; `fasttrack erasures reapply` erases them
+# again from the newer database's tombstones. Then nothing of them is left.
+source scripts/local-env.sh
+IFS='|' read -r victim lms email name < <(psql -X -tA "$source_url" -c \
+    "select id, lms_user_id, email, full_name from shared.users where email = 'alice@demo.fasttrack.test'")
+[ -n "$victim" ] || { log "backup round trip: the demo has no alice"; exit 1; }
+psql -X -q -v ON_ERROR_STOP=1 "$source_url" >/dev/null <<SQL
+insert into shared.erasure_requests (subject, requested_by_role, reason, erase_after)
+values ('$victim', 'system', 'backup round trip', clock_timestamp());
+update shared.users set erasure_requested_at = clock_timestamp() where id = '$victim';
+SQL
+DATABASE_URL="$source_url" fasttrack erasures run | grep -q '"erased": 1' \
+    || { log "backup round trip: the erasure did not run"; exit 1; }
+# Every row of every table, as text, searched for each of the person's identifiers.
+traces() {
+    psql -X -tA -v ON_ERROR_STOP=1 "$1" -c "select format('select %L, count(*) from %I.%I t where strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0;',
+                                        table_schema || '.' || table_name, table_schema, table_name, '$victim', '$lms', '$email', '$name')
+                         from information_schema.tables
+                         where (table_schema = 'shared' or table_schema like 'sprint\_%') and table_type = 'BASE TABLE'
+                         order by 1" \
+        | psql -X -tA -F ' ' -v ON_ERROR_STOP=1 "$1" | awk '$2 > 0'
+}
+[ -z "$(traces "$source_url")" ] || { traces "$source_url" >&2; log "backup round trip: the erasure left traces"; exit 1; }
+before_reapply=$(traces "$restored_url" | wc -l)
+[ "$before_reapply" -gt 0 ] || { log "backup round trip: the older dump should still hold the person"; exit 1; }
+reapplied=$(DATABASE_URL="$restored_url" fasttrack erasures reapply --tombstones-from "$source_url")
+echo "$reapplied" | grep -q '"erased": 1' || { echo "$reapplied" >&2; log "backup round trip: reapply erased nobody"; exit 1; }
+left=$(traces "$restored_url")
+[ -z "$left" ] || { echo "$left" >&2; log "backup round trip: after reapply the restore still names the person"; exit 1; }
+log "backup round trip: an erasure after the dump is re-applied to its restore ($before_reapply tables named the person before, none after)"

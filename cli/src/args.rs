@@ -104,6 +104,11 @@ pub enum Command {
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
     },
+    /// Erasures by hand: the scheduled job once, or a restore's re-application.
+    Erasures {
+        #[command(subcommand)]
+        action: Erasures,
+    },
     /// Validate config files on disk (defaults: the repo's config/).
     CheckConfig {
         #[arg(long, default_value = "config/tool-registry.json")]
@@ -111,6 +116,46 @@ pub enum Command {
         #[arg(long, default_value = "config/dependencies.json")]
         dependencies: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+pub enum Erasures {
+    /// Erase everyone whose erasure request's cool-off is over, as the
+    /// erase-users function does every hour.
+    ///
+    /// Example: `ERASURE_HASH_KEY=... fasttrack erasures run`
+    Run {
+        #[command(flatten)]
+        database: Database,
+        #[command(flatten)]
+        key: ErasureKey,
+    },
+    /// After restoring an older backup: import the tombstones of a newer copy
+    /// of the database, then erase again everyone a tombstone names.
+    ///
+    /// Example: `fasttrack erasures reapply --database-url $RESTORED --tombstones-from $LIVE`
+    Reapply {
+        #[command(flatten)]
+        database: Database,
+        #[command(flatten)]
+        key: ErasureKey,
+        /// A newer copy of the database (the live one, or the newest backup
+        /// restored elsewhere) whose tombstones the restore may lack.
+        #[arg(long, env = "TOMBSTONES_DATABASE_URL", hide_env_values = true)]
+        tombstones_from: Option<String>,
+    },
+}
+
+/// The key of the tombstones' hashes: the deployment's own, or the hashes
+/// match nobody.
+#[derive(Args)]
+pub struct ErasureKey {
+    #[arg(
+        long = "erasure-hash-key",
+        env = "ERASURE_HASH_KEY",
+        hide_env_values = true
+    )]
+    pub erasure_hash_key: String,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -125,7 +170,10 @@ impl Command {
             Command::Migrate { database, .. }
             | Command::Demo { database, .. }
             | Command::Summary { database }
-            | Command::Recompute { database, .. } => Some(database),
+            | Command::Recompute { database, .. }
+            | Command::Erasures {
+                action: Erasures::Run { database, .. } | Erasures::Reapply { database, .. },
+            } => Some(database),
             _ => None,
         }
     }
@@ -143,7 +191,12 @@ pub fn parse_command_line() -> Command {
     let given = |args: &clap::ArgMatches, id: &str| {
         args.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
     };
-    if let (Some((_, args)), Some(database)) = (matches.subcommand(), command.database_mut())
+    // The command's own arguments: `erasures run` has them one level down.
+    let mut args = matches.subcommand().map(|(_, args)| args);
+    while let Some((_, inner)) = args.and_then(|a| a.subcommand()) {
+        args = Some(inner);
+    }
+    if let (Some(args), Some(database)) = (args, command.database_mut())
         && given(args, "database_url")
         && !given(args, "pooler_mode")
     {

@@ -87,7 +87,8 @@ async fn forward(
             break;
         };
         let Ok(frame) = frame else {
-            let unreadable = ApiError::BadRequest("the request body could not be read".into());
+            let unreadable =
+                ApiError::bad_request("unreadable_body", "the request body could not be read");
             return response::error(&unreadable, "local");
         };
         if let Ok(data) = frame.into_data() {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use tracing::level_filters::LevelFilter;
 
-use args::Command;
+use args::{Command, Erasures};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -69,6 +69,19 @@ async fn run(command: Command) -> Result<()> {
             database,
             batch_size,
         } => recompute::run(&database, batch_size).await,
+        Command::Erasures { action } => match action {
+            Erasures::Run { database, key } => {
+                erasures::run(&database, &key.erasure_hash_key).await
+            }
+            Erasures::Reapply {
+                database,
+                key,
+                tombstones_from,
+            } => {
+                erasures::reapply(&database, &key.erasure_hash_key, tombstones_from.as_deref())
+                    .await
+            }
+        },
         Command::CheckConfig {
             registry,
             dependencies,

@@ -305,3 +305,35 @@ fn the_templates_cors_matches_the_local_servers() {
         Some(u64::from(cors::MAX_AGE_SECONDS))
     );
 }
+
+/// Every key of a mapping in `value` whose value is null, with its path.
+fn null_entries(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Mapping(map) => {
+            for (key, inner) in map {
+                let key = key.as_str().unwrap_or("?");
+                let here = format!("{path}/{key}");
+                if inner.is_null() && !matches!(key, "default" | "example" | "const") {
+                    found.push(here.clone());
+                }
+                null_entries(inner, &here, found);
+            }
+        }
+        Value::Sequence(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                null_entries(inner, &format!("{path}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn no_description_in_the_spec_is_split_by_a_comma_in_a_flow_mapping() {
+    // `{ description: A, or B. }` reads as description "A" and a key
+    // "or B." with no value: such keys are what a stray comma leaves.
+    let spec: Value = serde_norway::from_str(&repo("openapi.yaml")).unwrap();
+    let mut found = Vec::new();
+    null_entries(&spec, "", &mut found);
+    assert!(found.is_empty(), "keys without a value: {found:#?}");
+}

@@ -10,8 +10,8 @@ mod submit;
 mod sync_user;
 mod wrk;
 
-pub use call::{CALLS, Call, Route};
-pub use pgbench::{find_pgbench, pgbench_args, run_pgbench};
+pub use call::{Bind, CALLS, Call, Route, Statement};
+pub use pgbench::{find_pgbench, pgbench_args, pgbench_statement, run_pgbench};
 pub use sample::sample;
 pub use submit::submit_call;
 pub use sync_user::launch_files;

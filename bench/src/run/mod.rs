@@ -7,6 +7,7 @@ mod functions;
 mod options;
 mod recompute;
 mod result_file;
+mod rights;
 mod round_trips;
 mod routes;
 
@@ -70,6 +71,19 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     if options.runs(Section::RoundTrips) {
         step("counting round trips with pg_stat_statements");
         rows.extend(round_trips::round_trips(&options, &large_url, &keys, &work).await?);
+    }
+    if options.runs(Section::Rights) {
+        // Erasing destroys: a database of its own, made afresh every run.
+        let (rights_url, seconds) = generated_database(
+            &admin,
+            database_url,
+            false,
+            "fasttrack_bench_rights",
+            options.small_users,
+        )
+        .await?;
+        generated(&mut rows, options.small_users, seconds);
+        rows.extend(rights::rights(&options, &large_url, &rights_url, &work).await?);
     }
     if options.runs(Section::Functions) {
         let (cold_url, _) = generated_database(

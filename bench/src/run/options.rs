@@ -16,6 +16,8 @@ pub enum Section {
     RoundTrips,
     /// Cold starts, peak memory and binary sizes of the Lambda binaries.
     Functions,
+    /// Data rights: an export beside pgbench, an erasure's statements and time.
+    Rights,
 }
 
 #[derive(Debug, clap::Args)]

@@ -2,6 +2,7 @@
 
 pub mod check_config;
 pub mod demo;
+pub mod erasures;
 pub mod graph;
 pub mod launch;
 pub mod migrate;

@@ -30,7 +30,12 @@ pub async fn list(
             .map(|t| {
                 DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| ApiError::BadRequest(format!("`{name}` must be an RFC 3339 time")))
+                    .map_err(|_| {
+                        ApiError::bad_request(
+                            "invalid_time",
+                            format!("`{name}` must be an RFC 3339 time"),
+                        )
+                    })
             })
             .transpose()
     };
@@ -41,8 +46,9 @@ pub async fn list(
         action: request
             .query("action")?
             .map(|a| {
-                Action::parse(a)
-                    .ok_or_else(|| ApiError::BadRequest(format!("unknown action `{a}`")))
+                Action::parse(a).ok_or_else(|| {
+                    ApiError::bad_request("unknown_action", format!("unknown action `{a}`"))
+                })
             })
             .transpose()?,
         since: time("since")?,

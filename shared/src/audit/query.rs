@@ -91,7 +91,7 @@ pub async fn page(
         None => None,
     };
     match role.as_deref() {
-        None => Err(ApiError::Unauthorized("the token's user no longer exists")),
+        None => Err(ApiError::InvalidToken("the token's user no longer exists")),
         Some("admin") => {
             let mut entries = Vec::with_capacity(rows.len());
             for row in &rows {

@@ -67,7 +67,7 @@ pub async fn resolve(
         .fetch_one(db)
         .await?;
     if !row.actor_exists {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     let Some(user_id) = row.target_id else {
         return Err(ApiError::NotFound("user_not_found"));

@@ -8,12 +8,25 @@
 use http::StatusCode;
 use serde_json::{Value, json};
 
+/// The protection space a 401's challenge names.
+const REALM: &str = "fasttrack";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
+    /// A request the service cannot read; `code` names what is wrong.
+    #[error("{message}")]
+    BadRequest { code: &'static str, message: String },
+    /// No credentials: a route that needs a bearer token got none.
     #[error("authentication required: {0}")]
     Unauthorized(&'static str),
+    /// A bearer token that is not, or no longer, valid: forged, expired, not
+    /// yet valid, or its account closed (RFC 6750's `invalid_token`).
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    /// A webhook's or a session launch's signature that does not verify (or
+    /// has expired, or cannot be checked since no secret is configured).
+    #[error("{0}")]
+    InvalidSignature(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -65,6 +78,13 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
         Self::Unprocessable {
             code,
@@ -75,8 +95,10 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) | Self::InvalidToken(_) | Self::InvalidSignature(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -96,8 +118,10 @@ impl ApiError {
 
     pub fn code(&self) -> &'static str {
         match self {
-            Self::BadRequest(_) => "bad_request",
+            Self::BadRequest { code, .. } => code,
             Self::Unauthorized(_) => "unauthorized",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidSignature(_) => "invalid_signature",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(what) => what,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -133,6 +157,21 @@ impl ApiError {
             Self::MethodNotAllowed { allow } => json!({ "allow": allow }),
             Self::TooManyRequests { retry_after } => json!({ "retry_after": retry_after }),
             _ => Value::Null,
+        }
+    }
+
+    /// A 401's `WWW-Authenticate` challenge (RFC 9110, 11.6.1): a bearer
+    /// token's per RFC 6750, section 3, with `error="invalid_token"` and its
+    /// reason when a token was sent but is refused; the signed deliveries'
+    /// scheme for a webhook or a launch.
+    pub fn challenge(&self) -> Option<String> {
+        match self {
+            Self::Unauthorized(_) => Some(format!("Bearer realm=\"{REALM}\"")),
+            Self::InvalidToken(reason) => Some(format!(
+                "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
+            )),
+            Self::InvalidSignature(_) => Some(format!("Signature realm=\"{REALM}\"")),
+            _ => None,
         }
     }
 

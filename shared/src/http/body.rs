@@ -77,7 +77,10 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
                 format!("JSON nests deeper than {MAX_DEPTH} levels"),
             ))
         }
-        (Err(e), None) => Err(ApiError::BadRequest(format!("malformed JSON: {e}"))),
+        (Err(e), None) => Err(ApiError::bad_request(
+            "malformed_json",
+            format!("malformed JSON: {e}"),
+        )),
     }
 }
 

@@ -21,7 +21,8 @@ pub fn encode(key: &impl Serialize) -> String {
 }
 
 pub fn decode<K: DeserializeOwned>(cursor: &str) -> Result<K, ApiError> {
-    let invalid = || ApiError::BadRequest("`cursor` is not a cursor this list gave".into());
+    let invalid =
+        || ApiError::bad_request("invalid_cursor", "`cursor` is not a cursor this list gave");
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     serde_json::from_slice(&bytes).map_err(|_| invalid())
 }

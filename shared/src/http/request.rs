@@ -103,14 +103,17 @@ impl<'a> Request<'a> {
             return Ok(None);
         };
         if values.next().is_some() {
-            return Err(ApiError::BadRequest(format!(
-                "the {name} header must be sent once"
-            )));
+            return Err(ApiError::bad_request(
+                "repeated_header",
+                format!("the {name} header must be sent once"),
+            ));
         }
-        value
-            .to_str()
-            .map(Some)
-            .map_err(|_| ApiError::BadRequest(format!("the {name} header must be visible ASCII")))
+        value.to_str().map(Some).map_err(|_| {
+            ApiError::bad_request(
+                "invalid_header",
+                format!("the {name} header must be visible ASCII"),
+            )
+        })
     }
 
     /// The raw body, for signatures computed over its bytes.
@@ -133,9 +136,10 @@ impl<'a> Request<'a> {
             .iter()
             .find(|(name, _)| !allowed.contains(&name.as_str()))
         {
-            return Err(ApiError::BadRequest(format!(
-                "unknown query parameter `{name}`"
-            )));
+            return Err(ApiError::bad_request(
+                "unknown_parameter",
+                format!("unknown query parameter `{name}`"),
+            ));
         }
         Ok(())
     }
@@ -154,7 +158,10 @@ impl<'a> Request<'a> {
         match (values.next(), values.next()) {
             (None, _) => Ok(None),
             (Some((_, value)), None) => Ok(Some(value)),
-            (Some(_), Some(_)) => Err(ApiError::BadRequest(format!("`{name}` may be given once"))),
+            (Some(_), Some(_)) => Err(ApiError::bad_request(
+                "repeated_parameter",
+                format!("`{name}` may be given once"),
+            )),
         }
     }
 
@@ -171,7 +178,9 @@ impl<'a> Request<'a> {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| ApiError::BadRequest(format!("`limit` must be 1 to {max}"))),
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_limit", format!("`limit` must be 1 to {max}"))
+                }),
         }
     }
 
@@ -222,12 +231,16 @@ fn parse_query(query: &str) -> Result<Vec<(String, String)>, ApiError> {
                 percent::decode(value, Part::Query),
             ) {
                 (Some(name), Some(value)) => Ok((name, value)),
-                _ => Err(ApiError::BadRequest("the query string is not valid".into())),
+                _ => Err(ApiError::bad_request(
+                    "invalid_query",
+                    "the query string is not valid",
+                )),
             }
         })
         .collect()
 }
 
 fn parse_uuid(value: &str, name: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(value).map_err(|_| ApiError::BadRequest(format!("`{name}` must be a UUID")))
+    Uuid::parse_str(value)
+        .map_err(|_| ApiError::bad_request("invalid_uuid", format!("`{name}` must be a UUID")))
 }

@@ -89,6 +89,11 @@ pub fn error(error: &ApiError, request_id: &str) -> Response {
     {
         headers.insert(header::ALLOW, value);
     }
+    if let Some(challenge) = error.challenge()
+        && let Ok(value) = HeaderValue::from_str(&challenge)
+    {
+        headers.insert(header::WWW_AUTHENTICATE, value);
+    }
     match error {
         ApiError::TooManyRequests { retry_after } => {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

@@ -58,7 +58,7 @@ pub async fn me(
                 .await?)
         })
         .await?;
-    let row = row.ok_or(ApiError::Unauthorized("the token's user no longer exists"))?;
+    let row = row.ok_or(ApiError::InvalidToken("the token's user no longer exists"))?;
     let organization = match (
         row.organization_id,
         row.organization_slug,

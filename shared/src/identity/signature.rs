@@ -17,8 +17,8 @@ pub fn verify_webhook(
     header: Option<&str>,
     body: &[u8],
 ) -> Result<(), ApiError> {
-    let invalid = ApiError::Unauthorized("the webhook signature is missing or invalid");
-    let secret = secret.ok_or(ApiError::Unauthorized("webhooks are not configured"))?;
+    let invalid = ApiError::InvalidSignature("the webhook signature is missing or invalid");
+    let secret = secret.ok_or(ApiError::InvalidSignature("webhooks are not configured"))?;
     let value = header
         .and_then(|h| h.trim().strip_prefix("v1="))
         .ok_or(invalid)?;
@@ -28,7 +28,7 @@ pub fn verify_webhook(
         }
         SignatureMode::HmacSha256 => {
             let Ok(expected) = hex::decode(value) else {
-                return Err(ApiError::Unauthorized(
+                return Err(ApiError::InvalidSignature(
                     "the webhook signature is missing or invalid",
                 ));
             };
@@ -41,7 +41,7 @@ pub fn verify_webhook(
     if ok {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized(
+        Err(ApiError::InvalidSignature(
             "the webhook signature is missing or invalid",
         ))
     }

@@ -59,7 +59,7 @@ pub async fn for_user<'r>(
         .first()
         .ok_or_else(|| ApiError::Internal("progress query returned no row".into()))?;
     if !first.try_get::<bool, _>(column::ACTOR_EXISTS)? {
-        return Err(ApiError::Unauthorized("the token's user no longer exists"));
+        return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
     let Some(user_id) = first.try_get::<Option<Uuid>, _>(column::TARGET_ID)? else {
         return Err(ApiError::NotFound("user_not_found"));

@@ -23,7 +23,7 @@ use crate::http::{Context, Request, Response, cursor, response};
 use crate::progress::Status;
 
 const ORGANIZATION_NOT_FOUND: ApiError = ApiError::NotFound("organization_not_found");
-const NO_CALLER: ApiError = ApiError::Unauthorized("the token's user no longer exists");
+const NO_CALLER: ApiError = ApiError::InvalidToken("the token's user no longer exists");
 
 /// The limits of a page: `limit` 1 to 200, 50 by default.
 const DEFAULT_LIMIT: usize = 50;
@@ -228,21 +228,26 @@ pub async fn roster(
     let sort = match request.query("sort")? {
         None => Sort::Name,
         Some(s) => Sort::parse(s).ok_or_else(|| {
-            ApiError::BadRequest("`sort` must be name, last_activity or progress".into())
+            ApiError::bad_request(
+                "invalid_filter",
+                "`sort` must be name, last_activity or progress",
+            )
         })?,
     };
     let direction = match request.query("order")? {
         None => Direction::Asc,
-        Some(s) => Direction::parse(s)
-            .ok_or_else(|| ApiError::BadRequest("`order` must be asc or desc".into()))?,
+        Some(s) => Direction::parse(s).ok_or_else(|| {
+            ApiError::bad_request("invalid_filter", "`order` must be asc or desc")
+        })?,
     };
     let limit = request.limit(DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = match request.cursor::<RosterCursor>()? {
         None => None,
         Some(c) if c.sort == sort && c.direction == direction => Some((c.key, c.id)),
         Some(_) => {
-            return Err(ApiError::BadRequest(
-                "`cursor` belongs to another sort or order".into(),
+            return Err(ApiError::bad_request(
+                "invalid_cursor",
+                "`cursor` belongs to another sort or order",
             ));
         }
     };
@@ -333,21 +338,21 @@ fn roster_filter(ctx: &Context, request: &Request<'_>) -> Result<RosterFilter, A
     let tool = match (request.query("tool")?, request.query("status")?) {
         (None, None) => None,
         (Some(slug), Some(status)) => {
-            let tool = ctx
-                .registry
-                .tool(slug)
-                .ok_or_else(|| ApiError::BadRequest(format!("unknown tool `{slug}`")))?;
+            let tool = ctx.registry.tool(slug).ok_or_else(|| {
+                ApiError::bad_request("invalid_filter", format!("unknown tool `{slug}`"))
+            })?;
             let statuses = parse_statuses(status).ok_or_else(|| {
-                ApiError::BadRequest(
-                    "`status` must be locked, unlocked, in_progress, completed or not_completed"
-                        .into(),
+                ApiError::bad_request(
+                    "invalid_filter",
+                    "`status` must be locked, unlocked, in_progress, completed or not_completed",
                 )
             })?;
             Some((tool, statuses))
         }
         _ => {
-            return Err(ApiError::BadRequest(
-                "`tool` and `status` are given together".into(),
+            return Err(ApiError::bad_request(
+                "invalid_filter",
+                "`tool` and `status` are given together",
             ));
         }
     };
@@ -357,7 +362,9 @@ fn roster_filter(ctx: &Context, request: &Request<'_>) -> Result<RosterFilter, A
             d.parse::<i32>()
                 .ok()
                 .filter(|d| (1..=3650).contains(d))
-                .ok_or_else(|| ApiError::BadRequest("`stuck_days` must be 1 to 3650".into()))
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_filter", "`stuck_days` must be 1 to 3650")
+                })
         })
         .transpose()?;
     let prefix = request.query("q")?.map(check_prefix).transpose()?;

@@ -146,15 +146,22 @@ pub fn parse_statuses(s: &str) -> Option<Vec<Status>> {
 /// cannot hold it) and not empty.
 pub fn check_prefix(q: &str) -> Result<String, ApiError> {
     if q.is_empty() {
-        return Err(ApiError::BadRequest("`q` may not be empty".into()));
+        return Err(ApiError::bad_request(
+            "invalid_prefix",
+            "`q` may not be empty",
+        ));
     }
     if q.chars().count() > MAX_QUERY_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "`q` may be at most {MAX_QUERY_CHARS} characters"
-        )));
+        return Err(ApiError::bad_request(
+            "invalid_prefix",
+            format!("`q` may be at most {MAX_QUERY_CHARS} characters"),
+        ));
     }
     if q.contains('\0') {
-        return Err(ApiError::BadRequest("`q` may not contain NUL".into()));
+        return Err(ApiError::bad_request(
+            "invalid_prefix",
+            "`q` may not contain NUL",
+        ));
     }
     Ok(q.to_owned())
 }

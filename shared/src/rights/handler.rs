@@ -51,7 +51,7 @@ pub async fn export(
                 .map_err(|_| ApiError::Internal("the export is not UTF-8".into()))?;
             Ok(response::json_text(StatusCode::OK, text))
         }
-        Err(Refused::NoCaller) => Err(ApiError::Unauthorized("no open account for this token")),
+        Err(Refused::NoCaller) => Err(ApiError::InvalidToken("no open account for this token")),
         Err(Refused::NotAllowed) => Err(ApiError::Forbidden(
             "only an admin may export another person's record",
         )),

@@ -72,7 +72,7 @@ pub async fn request(
         } => Ok(request.0),
         Outcome {
             caller_role: None, ..
-        } => Err(ApiError::Unauthorized("no open account for this token")),
+        } => Err(ApiError::InvalidToken("no open account for this token")),
         Outcome {
             target_role: None,
             caller_role: Some(role),
@@ -119,7 +119,7 @@ pub async fn cancel(
             .await?;
     match (caller_role.as_deref(), request) {
         (_, Some(request)) => Ok(request.0),
-        (None, None) => Err(ApiError::Unauthorized("no open account for this token")),
+        (None, None) => Err(ApiError::InvalidToken("no open account for this token")),
         (Some("admin"), None) => Err(ApiError::NotFound("erasure_request_not_found")),
         (Some(_), None) => Err(ApiError::Forbidden(
             "only an admin may cancel an erasure request",
@@ -147,7 +147,7 @@ pub async fn lift_tombstones(
         .fetch_one(&mut *conn)
         .await?;
     match (caller_role.as_deref(), lifted) {
-        (None, _) => Err(ApiError::Unauthorized("no open account for this token")),
+        (None, _) => Err(ApiError::InvalidToken("no open account for this token")),
         (Some("admin"), 0) => Err(ApiError::NotFound("tombstone_not_found")),
         (Some("admin"), lifted) => Ok(lifted),
         (Some(_), _) => Err(ApiError::Forbidden("only an admin may lift a tombstone")),

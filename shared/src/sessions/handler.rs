@@ -63,7 +63,7 @@ pub async fn create(
                 .await?
                 .unwrap_or(false);
             if !first_use {
-                return Err(ApiError::Unauthorized(
+                return Err(ApiError::InvalidSignature(
                     "this launch was already used; open the tool from LearnWorlds again",
                 ));
             }

@@ -133,16 +133,18 @@ pub fn verify_launch(
     now: i64,
     max_age: Duration,
 ) -> Result<(), ApiError> {
-    let secret = secret.ok_or(ApiError::Unauthorized(
+    let secret = secret.ok_or(ApiError::InvalidSignature(
         "session launches are not configured",
     ))?;
     if !launch_fields_signable([&launch.lms_user_id, &launch.email, &launch.name])
         || launch.nonce.as_deref().is_some_and(|n| !valid_nonce(n))
     {
-        return Err(ApiError::Unauthorized("the launch signature is invalid"));
+        return Err(ApiError::InvalidSignature(
+            "the launch signature is invalid",
+        ));
     }
     let signature = hex::decode(&launch.signature)
-        .map_err(|_| ApiError::Unauthorized("the launch signature is invalid"))?;
+        .map_err(|_| ApiError::InvalidSignature("the launch signature is invalid"))?;
     let mut mac =
         HmacSha256::new_from_slice(secret.expose().as_bytes()).expect("HMAC takes any key size");
     mac.update(
@@ -156,9 +158,9 @@ pub fn verify_launch(
         .as_bytes(),
     );
     mac.verify_slice(&signature)
-        .map_err(|_| ApiError::Unauthorized("the launch signature is invalid"))?;
+        .map_err(|_| ApiError::InvalidSignature("the launch signature is invalid"))?;
     if now.abs_diff(launch.timestamp) > max_age.as_secs() {
-        return Err(ApiError::Unauthorized(
+        return Err(ApiError::InvalidSignature(
             "the launch has expired; open the tool from LearnWorlds again",
         ));
     }

@@ -29,7 +29,7 @@ pub struct Claims {
 /// How far a token's `exp` and `nbf` may be off, for clocks that disagree.
 pub const LEEWAY_SECONDS: u64 = 30;
 
-const INVALID: ApiError = ApiError::Unauthorized("the token is invalid or expired");
+const INVALID: ApiError = ApiError::InvalidToken("the token is invalid");
 
 pub struct TokenKeys {
     /// The signing key and its `kid`; `None` in a function that only verifies.
@@ -130,8 +130,20 @@ impl TokenKeys {
         if header.crit.is_some() {
             return Err(INVALID);
         }
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|_| INVALID)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            // Told apart only once the signature verified: a forged token
+            // learns nothing about its claims.
+            match e.kind() {
+                ErrorKind::ExpiredSignature => {
+                    ApiError::InvalidToken("the token has expired: start a new session")
+                }
+                ErrorKind::ImmatureSignature => {
+                    ApiError::InvalidToken("the token is not valid yet")
+                }
+                _ => INVALID,
+            }
+        })?;
         Uuid::parse_str(&data.claims.sub).map_err(|_| INVALID)
     }
 }

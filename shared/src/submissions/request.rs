@@ -112,8 +112,9 @@ impl IfMatch {
             return Ok(Self::Any);
         }
         if value.starts_with("W/") {
-            return Err(ApiError::BadRequest(
-                "If-Match needs a strong ETag such as \"3\"".into(),
+            return Err(ApiError::bad_request(
+                "invalid_if_match",
+                "If-Match needs a strong ETag such as \"3\"",
             ));
         }
         let digits = value
@@ -127,7 +128,9 @@ impl IfMatch {
             .then(|| digits.parse().ok())
             .flatten()
             .map(Self::Version)
-            .ok_or_else(|| ApiError::BadRequest("If-Match must be an ETag such as \"3\"".into()))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_if_match", "If-Match must be an ETag such as \"3\"")
+            })
     }
 
     pub fn etag(self) -> String {
@@ -199,9 +202,9 @@ impl Idempotency {
             && key.len() <= 255
             && key.bytes().all(|b| b.is_ascii_graphic() && b != b',');
         if !valid {
-            return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma"
-                    .into(),
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters other than a comma",
             ));
         }
         // serde_json's maps are sorted, so equal bodies serialize equally.

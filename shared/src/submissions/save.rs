@@ -177,7 +177,7 @@ async fn lock(
     create_missing_progress_row(tx, registry, save.tool, save.user).await?;
     lock_progress(tx, save)
         .await?
-        .ok_or(ApiError::Unauthorized("the token's user no longer exists"))
+        .ok_or(ApiError::InvalidToken("the token's user no longer exists"))
 }
 
 /// `None`, and no claim, when the user or their progress row does not exist.

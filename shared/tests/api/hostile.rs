@@ -121,12 +121,51 @@ async fn forged_and_misused_tokens_are_401_on_every_route_and_write_nothing(pool
                     )
                     .await;
                 assert_eq!(response.status, 401, "{name}: {method} {path}");
-                assert_eq!(response.body["error"]["code"], "unauthorized", "{name}");
+                assert_eq!(response.body["error"]["code"], "invalid_token", "{name}");
+                let challenge = response.header("www-authenticate").unwrap_or_default();
+                assert!(
+                    challenge.starts_with("Bearer realm=\"fasttrack\", error=\"invalid_token\""),
+                    "{name}: {challenge}"
+                );
                 tried += 1;
             }
         }
     }
     assert_eq!(tried, 2 * bad_tokens(ana.id).len() * routes.len());
+    // An expired token and a forged one are told apart (RFC 6750, section 3).
+    let description = |token: &str| {
+        let token = token.to_owned();
+        let app = &app;
+        async move {
+            let auth = format!("Bearer {token}");
+            let response = app
+                .request(Method::GET, "/progress", &[("authorization", &auth)], None)
+                .await;
+            response
+                .header("www-authenticate")
+                .unwrap_or_default()
+                .to_owned()
+        }
+    };
+    let tokens: std::collections::HashMap<_, _> = bad_tokens(ana.id).into_iter().collect();
+    assert!(
+        description(&tokens["expired"])
+            .await
+            .ends_with("error_description=\"the token has expired: start a new session\""),
+    );
+    assert!(
+        description(&tokens["payload swapped under a valid signature"])
+            .await
+            .ends_with("error_description=\"the token is invalid\""),
+    );
+    // No token at all: a challenge without an error (section 3.1).
+    let none = app.request(Method::GET, "/progress", &[], None).await;
+    assert_eq!(none.status, 401);
+    assert_eq!(none.body["error"]["code"], "unauthorized");
+    assert_eq!(
+        none.header("www-authenticate"),
+        Some("Bearer realm=\"fasttrack\"")
+    );
     assert_eq!(app.snapshot().await, before);
 }
 

@@ -324,7 +324,7 @@ async fn roster_pages_follow_one_another_without_duplicates_or_gaps(pool: PgPool
             &c.guru.token,
         )
         .await;
-    assert_eq!(other.status, 400);
+    assert_eq!((other.status, other.code()), (400, "invalid_cursor"));
 }
 
 #[sqlx::test(migrations = false)]
@@ -607,34 +607,40 @@ async fn bad_report_input_is_a_400_and_writes_nothing(pool: PgPool) {
     let roster = format!("/organizations/{}/members", c.acme);
     let long = "a".repeat(101);
     let before = log(&app).await.len();
-    for path in [
-        format!("{roster}?q={long}"),
-        format!("{roster}?q=a%00b"),
-        format!("{roster}?q="),
-        format!("{roster}?cursor=not-a-cursor"),
-        format!("{roster}?limit=201"),
-        format!("{roster}?limit=0"),
-        format!("{roster}?tool=no-such-tool&status=completed"),
-        format!("{roster}?tool=woop&status=finished"),
-        format!("{roster}?tool=woop"),
-        format!("{roster}?status=completed"),
-        format!("{roster}?sort=age"),
-        format!("{roster}?order=up"),
-        format!("{roster}?stuck_days=0"),
-        format!("{roster}?stuck_days=many"),
-        format!("{roster}?colour=blue"),
-        format!("/users?q={long}"),
-        "/users?q=a%00".to_owned(),
-        "/users?cursor=bm90LWpzb24".to_owned(),
-        "/users?limit=500".to_owned(),
-        "/organizations?cursor=xyz".to_owned(),
-        "/organizations?limit=201".to_owned(),
-        "/funnel?x=1".to_owned(),
+    for (path, code) in [
+        (format!("{roster}?q={long}"), "invalid_prefix"),
+        (format!("{roster}?q=a%00b"), "invalid_prefix"),
+        (format!("{roster}?q="), "invalid_prefix"),
+        (format!("{roster}?cursor=not-a-cursor"), "invalid_cursor"),
+        (format!("{roster}?limit=201"), "invalid_limit"),
+        (format!("{roster}?limit=0"), "invalid_limit"),
+        (
+            format!("{roster}?tool=no-such-tool&status=completed"),
+            "invalid_filter",
+        ),
+        (
+            format!("{roster}?tool=woop&status=finished"),
+            "invalid_filter",
+        ),
+        (format!("{roster}?tool=woop"), "invalid_filter"),
+        (format!("{roster}?status=completed"), "invalid_filter"),
+        (format!("{roster}?sort=age"), "invalid_filter"),
+        (format!("{roster}?order=up"), "invalid_filter"),
+        (format!("{roster}?stuck_days=0"), "invalid_filter"),
+        (format!("{roster}?stuck_days=many"), "invalid_filter"),
+        (format!("{roster}?colour=blue"), "unknown_parameter"),
+        (format!("/users?q={long}"), "invalid_prefix"),
+        ("/users?q=a%00".to_owned(), "invalid_prefix"),
+        ("/users?cursor=bm90LWpzb24".to_owned(), "invalid_cursor"),
+        ("/users?limit=500".to_owned(), "invalid_limit"),
+        ("/organizations?cursor=xyz".to_owned(), "invalid_cursor"),
+        ("/organizations?limit=201".to_owned(), "invalid_limit"),
+        ("/funnel?x=1".to_owned(), "unknown_parameter"),
     ] {
         let response = app.get(&path, &c.admin.token).await;
         assert_eq!(
             (response.status, response.code()),
-            (400, "bad_request"),
+            (400, code),
             "{path}: {:?}",
             response.body
         );

@@ -901,3 +901,94 @@ async fn audit_rows_past_their_retention_are_purged_and_never_younger_than_thirt
         .unwrap();
     assert_eq!(left, 1);
 }
+
+/// A pool that logs in as the owner (DATABASE_URL's login, on the test's
+/// database), as `fasttrack erasures reapply` does.
+async fn owner_pool(owner: &PgPool) -> shared::foundation::db::Pool {
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(owner)
+        .await
+        .unwrap();
+    let server = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
+    let server = server.split('?').next().unwrap();
+    let (server, _) = server.rsplit_once('/').expect("a URL with a database");
+    shared::foundation::db::Pool::new(&database_settings(format!("{server}/{database}"), 2))
+        .unwrap()
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_restore_of_an_older_backup_erases_again_whoever_a_newer_tombstone_names(pool: PgPool) {
+    use shared::rights::reapply::{self, Tombstone};
+    let app = app_without_cool_off(pool.clone()).await;
+    let admin = app.user("ada", None, "admin").await;
+    // As a dump taken before their erasures holds them: whole, no tombstone.
+    let erased = Person::new("f6");
+    let brought_back = fully_active(&app, &erased, &admin).await;
+    let lifted = Person::new("a7");
+    let kept = fully_active(&app, &lifted, &admin).await;
+    let owner = owner_pool(&pool).await;
+    let nothing = reapply::reapply(&owner, &keys()).await.unwrap();
+    assert_eq!(nothing, reapply::Reapplied::default());
+
+    // The newer database's tombstones: one standing, one lifted since.
+    let now = chrono::Utc::now();
+    let tombstone = |person: &Person, lifted: bool| Tombstone {
+        lms_hash: keys().lms_hash(&person.lms_user_id),
+        email_hash: keys().email_hash(&person.email),
+        erased_at: now - chrono::Duration::days(2),
+        lifted_at: lifted.then_some(now - chrono::Duration::days(1)),
+        lifted_by: None,
+    };
+    let newer = [tombstone(&erased, false), tombstone(&lifted, true)];
+    assert_eq!(reapply::import(&owner, &newer).await.unwrap(), 2);
+    // An older state of the same tombstones changes nothing.
+    let older = [Tombstone {
+        erased_at: now - chrono::Duration::days(30),
+        lifted_at: None,
+        ..tombstone(&lifted, false)
+    }];
+    assert_eq!(reapply::import(&owner, &older).await.unwrap(), 0);
+
+    let report = reapply::reapply(&owner, &keys()).await.unwrap();
+    assert_eq!(
+        report,
+        reapply::Reapplied {
+            matched: 1,
+            erased: 1
+        }
+    );
+    let found = columns_holding(&pool, &needles(&erased, brought_back.id)).await;
+    assert!(
+        found.is_empty(),
+        "the restored person is still in {found:#?}"
+    );
+    // The request the restore made is in the log, as about the pseudonym
+    // (its reason emptied with the rest of the rows about them).
+    let made: Vec<Option<String>> = sqlx::query_scalar(
+        "select reason from shared.audit_log
+         where action = 'erasure.requested' and actor_role = 'system' and subjects = array[$1::uuid]",
+    )
+    .bind(keys().pseudonym(brought_back.id))
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(made, [None]);
+    let request: String = sqlx::query_scalar(
+        "select reason from shared.erasure_requests where subject = $1 and status = 'erased'",
+    )
+    .bind(keys().pseudonym(brought_back.id))
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(request.contains("restore"), "{request}");
+    // The lifted one is nobody's business: all theirs stays.
+    assert!(
+        columns_holding(&pool, &needles(&lifted, kept.id))
+            .await
+            .len()
+            > 10
+    );
+    // Run again: nothing left to do.
+    let again = reapply::reapply(&owner, &keys()).await.unwrap();
+    assert_eq!(again, reapply::Reapplied::default());
+}
