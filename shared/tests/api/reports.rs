@@ -557,6 +557,15 @@ async fn organizations_are_listed_with_their_completion_for_staff_only(pool: PgP
     assert_eq!(next.body["next_cursor"], Value::Null);
     let refused = app.get("/organizations", &c.ana.token).await;
     assert_eq!((refused.status, refused.code()), (403, "forbidden"));
+    // A guru of no organization sees none, and no roster.
+    let lone = app.user("lone", None, "guru").await;
+    let none = app.get("/organizations", &lone.token).await;
+    assert_eq!(none.status, 200);
+    assert_eq!(none.body["items"], serde_json::json!([]));
+    let roster = app
+        .get(&format!("/organizations/{}/members", c.acme), &lone.token)
+        .await;
+    assert_eq!(roster.status, 404);
 }
 
 #[sqlx::test(migrations = false)]
