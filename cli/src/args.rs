@@ -115,6 +115,8 @@ pub enum Command {
         registry: PathBuf,
         #[arg(long, default_value = "config/dependencies.json")]
         dependencies: PathBuf,
+        #[arg(long, default_value = "config/tool-forms.json")]
+        forms: PathBuf,
     },
 }
 

@@ -85,7 +85,8 @@ async fn run(command: Command) -> Result<()> {
         Command::CheckConfig {
             registry,
             dependencies,
-        } => check_config::run(&registry, &dependencies),
+            forms,
+        } => check_config::run(&registry, &dependencies, &forms),
     }
 }
 

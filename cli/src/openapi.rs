@@ -4,13 +4,15 @@
 //! path, which one JSON Schema for `PUT /tools/{slug}/submission` cannot say.
 //! So the served document has, instead of `/tools/{slug}/submission`, one
 //! `/tools/<slug>/submission` per registry tool (GET as written; PUT with a body
-//! schema that requires that tool's keys when `status` is `submitted`).
+//! schema that requires that tool's keys when `status` is `submitted`, each
+//! with its form's shape, `config/tool-forms.json`).
 //! Everything else is openapi.yaml as written.
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use shared::Registry;
+use shared::registry::{Forms, Tool};
 
 const SAVE_PATH: &str = "/tools/{slug}/submission";
 
@@ -32,9 +34,20 @@ fn filled() -> Value {
     })
 }
 
-fn save_request(keys: &[&str]) -> Value {
-    let required: serde_json::Map<String, Value> =
-        keys.iter().map(|k| ((*k).to_owned(), filled())).collect();
+/// A save's body for `tool`: a draft's data is free-form; a submit's fills
+/// every output with a value of its form's shape.
+fn save_request(tool: &Tool) -> Value {
+    let keys: Vec<&str> = tool.outputs.iter().map(|o| o.key.as_str()).collect();
+    let form = Forms::embedded().tool(&tool.slug);
+    let required: serde_json::Map<String, Value> = keys
+        .iter()
+        .map(|k| {
+            let schema = form
+                .and_then(|f| f.output(k))
+                .map_or_else(filled, |o| o.shape.json_schema());
+            ((*k).to_owned(), schema)
+        })
+        .collect();
     json!({
         "oneOf": [
             {
@@ -84,9 +97,8 @@ pub fn document(registry: &Registry) -> Result<Value> {
                 parameters.retain(|p| p["$ref"] != "#/components/parameters/Slug");
             }
             if method == "put" {
-                let keys: Vec<&str> = tool.outputs.iter().map(|o| o.key.as_str()).collect();
                 operation["requestBody"]["content"]["application/json"]["schema"] =
-                    save_request(&keys);
+                    save_request(tool);
             }
             concrete.insert(method.clone(), operation);
         }

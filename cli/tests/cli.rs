@@ -367,6 +367,8 @@ fn check_config_validates_the_files_on_disk() {
             &format!("{dir}/tool-registry.json"),
             "--dependencies",
             &format!("{dir}/dependencies.json"),
+            "--forms",
+            &format!("{dir}/tool-forms.json"),
         ],
         None,
     );
@@ -377,11 +379,38 @@ fn check_config_validates_the_files_on_disk() {
     assert_eq!(
         text(&ok.stdout),
         format!(
-            "config is valid: {} tools, {} dependency fields, {} outputs\n",
+            "config is valid: {} tools, {} dependency fields, {} outputs, {} forms\n",
             tools(),
             count(|t| t.dependencies.len()),
             count(|t| t.outputs.len()),
+            tools(),
         )
+    );
+    // A form that disagrees with the registry is named with its problem.
+    let bad_forms =
+        std::env::temp_dir().join(format!("fasttrack-forms-{}.json", std::process::id()));
+    let forms = std::fs::read_to_string(format!("{dir}/tool-forms.json"))
+        .unwrap()
+        .replacen("\"key\": \"wish\"", "\"key\": \"wishes\"", 1);
+    std::fs::write(&bad_forms, forms).unwrap();
+    let refused = fasttrack(
+        &[
+            "check-config",
+            "--registry",
+            &format!("{dir}/tool-registry.json"),
+            "--dependencies",
+            &format!("{dir}/dependencies.json"),
+            "--forms",
+            bad_forms.to_str().unwrap(),
+        ],
+        None,
+    );
+    std::fs::remove_file(&bad_forms).ok();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        text(&refused.stderr).contains("data key `wishes`"),
+        "{}",
+        text(&refused.stderr)
     );
 
     let broken = std::env::temp_dir().join(format!("fasttrack-deps-{}.json", std::process::id()));
@@ -399,6 +428,8 @@ fn check_config_validates_the_files_on_disk() {
             &format!("{dir}/tool-registry.json"),
             "--dependencies",
             broken.to_str().unwrap(),
+            "--forms",
+            &format!("{dir}/tool-forms.json"),
         ],
         None,
     );

@@ -21,7 +21,9 @@ use crate::identity::learnworlds::LearnWorldsApi;
 use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{audit, dependencies, identity, progress, reports, rights, startup, submissions};
+use crate::{
+    audit, dependencies, identity, progress, reports, rights, startup, submissions, tools,
+};
 
 pub struct App {
     pub context: Context,
@@ -222,6 +224,8 @@ impl App {
                 match endpoint {
                     Endpoint::OwnProgress => progress::handler::own(ctx, call, caller).await,
                     Endpoint::UserProgress => progress::handler::of_user(ctx, call, caller).await,
+                    Endpoint::ListTools => tools::handler::list(call),
+                    Endpoint::DescribeTool => tools::handler::get(ctx, call),
                     Endpoint::ToolDependencies => {
                         dependencies::handler::get(ctx, call, caller).await
                     }

@@ -109,8 +109,8 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
     let (alice, bob) = (ids[1], ids[2]);
     let woop = json!({
         "wish": "Grow the bakery into three neighbourhood shops",
-        "outcome": "A second shop open and profitable within a year",
-        "obstacle": "I try to do every job myself",
+        "outcome": ["A second shop open and profitable within a year"],
+        "obstacle": [{"problem": "I try to do every job myself"}],
         "plan": "If I catch myself doing a task someone else can do, I hand it over that day",
     });
     save(

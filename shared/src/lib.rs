@@ -10,7 +10,8 @@
 //! - [`access`]: who may see whose rows, the one rule every read joins through;
 //! - [`http`]: the route table, requests, answers, CORS;
 //! - the features, each with its rules, its SQL and its handler:
-//!   [`progress`], [`dependencies`], [`submissions`], [`identity`] (users,
+//!   [`tools`] (the tools described as data), [`progress`], [`dependencies`],
+//!   [`submissions`], [`identity`] (users,
 //!   organizations, webhooks), [`sessions`] (launches and tokens), and
 //!   [`unlocks`] (the scheduled recompute);
 //! - [`audit`]: the log of every staff read and change, written by the
@@ -35,6 +36,7 @@ pub mod rights;
 pub mod sessions;
 pub mod startup;
 pub mod submissions;
+pub mod tools;
 pub mod unlocks;
 
 pub use registry::Registry;

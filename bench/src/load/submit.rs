@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::call::{Bind, Body, Call, Statement, bearer, pg_array};
 use shared::Registry;
-use shared::registry::Tool;
+use shared::registry::{Forms, Tool};
 use shared::submissions::sql::{self, Param, SaveBinds};
 use shared::submissions::{self, Budget, IfMatch, SaveRequest, SubmissionStatus};
 
@@ -88,7 +88,16 @@ fn filled_data(tool: &Tool, rng: &mut Rng) -> Value {
                 ["plan", "team", "cash", "growth", "customers", "focus"][rng.below(6) as usize]
             })
             .collect();
-        data.insert(output.key.clone(), Value::String(text.join(" ")));
+        // A submit's values take their form's shapes.
+        let text = text.join(" ");
+        let value = Forms::embedded()
+            .tool(&tool.slug)
+            .and_then(|form| form.output(&output.key))
+            .map_or_else(
+                || Value::String(text.clone()),
+                |form| form.shape.example(&text),
+            );
+        data.insert(output.key.clone(), value);
     }
     Value::Object(data)
 }

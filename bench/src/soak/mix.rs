@@ -8,6 +8,7 @@ use crate::fixtures::webhook_request;
 use crate::http;
 use crate::rng::Rng;
 use shared::Registry;
+use shared::registry::Forms;
 
 /// A generated participant, with a token.
 pub struct Participant {
@@ -61,10 +62,13 @@ pub fn next_request(
             let mut data = serde_json::Map::new();
             for (i, output) in tool.outputs.iter().enumerate() {
                 if submit || i % 2 == 0 {
-                    data.insert(
-                        output.key.clone(),
-                        json!(format!("{} by worker {worker}, request {n}", output.key)),
-                    );
+                    let text = format!("{} by worker {worker}, request {n}", output.key);
+                    // A submit's values take their form's shapes.
+                    let value = Forms::embedded()
+                        .tool(&tool.slug)
+                        .and_then(|form| form.output(&output.key))
+                        .map_or_else(|| json!(text), |form| form.shape.example(&text));
+                    data.insert(output.key.clone(), value);
                 }
             }
             let status = if submit { "submitted" } else { "draft" };

@@ -1,12 +1,14 @@
-//! `fasttrack check-config`: the registry and dependency files on disk, validated.
+//! `fasttrack check-config`: the registry, dependency and form files on disk,
+//! validated.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
 use shared::Registry;
+use shared::registry::Forms;
 
-pub fn run(registry: &Path, dependencies: &Path) -> Result<()> {
+pub fn run(registry: &Path, dependencies: &Path, forms: &Path) -> Result<()> {
     let read =
         |path: &Path| std::fs::read_to_string(path).with_context(|| path.display().to_string());
     let checked =
@@ -17,8 +19,16 @@ pub fn run(registry: &Path, dependencies: &Path) -> Result<()> {
                 dependencies.display()
             )
         })?;
+    let forms = Forms::from_json(&read(forms)?, &checked).map_err(|problems| {
+        anyhow::anyhow!(
+            "checking {}: {} problem(s):\n  - {}",
+            forms.display(),
+            problems.len(),
+            problems.join("\n  - ")
+        )
+    })?;
     println!(
-        "config is valid: {} tools, {} dependency fields, {} outputs",
+        "config is valid: {} tools, {} dependency fields, {} outputs, {} forms",
         checked.tools().len(),
         checked
             .tools()
@@ -29,7 +39,8 @@ pub fn run(registry: &Path, dependencies: &Path) -> Result<()> {
             .tools()
             .iter()
             .map(|t| t.outputs.len())
-            .sum::<usize>()
+            .sum::<usize>(),
+        forms.tools().len()
     );
     Ok(())
 }

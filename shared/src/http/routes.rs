@@ -46,6 +46,8 @@ impl Function {
 pub enum Endpoint {
     LearnWorldsWebhook,
     CreateSession,
+    ListTools,
+    DescribeTool,
     OwnProgress,
     UserProgress,
     ToolDependencies,
@@ -99,6 +101,18 @@ pub static ROUTES: &[Route] = &[
         path: "/users/{user_id}/progress",
         function: Function::GetProgress,
         endpoint: Endpoint::UserProgress,
+    },
+    Route {
+        method: Method::GET,
+        path: "/tools",
+        function: Function::ResolveDependencies,
+        endpoint: Endpoint::ListTools,
+    },
+    Route {
+        method: Method::GET,
+        path: "/tools/{slug}",
+        function: Function::ResolveDependencies,
+        endpoint: Endpoint::DescribeTool,
     },
     Route {
         method: Method::GET,
@@ -301,7 +315,11 @@ mod tests {
     #[test]
     fn unknown_paths_and_paths_with_a_trailing_slash_are_not_found() {
         assert!(matches!(
-            match_route(&Method::GET, "/tools/dream"),
+            match_route(&Method::GET, "/tools/dream/outputs"),
+            Matched::NotFound
+        ));
+        assert!(matches!(
+            match_route(&Method::GET, "/tools/dream/"),
             Matched::NotFound
         ));
         assert!(matches!(

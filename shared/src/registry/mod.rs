@@ -1,6 +1,7 @@
 //! The tool catalogue: `config/tool-registry.json` and `config/dependencies.json`,
 //! compiled into every binary and validated before anything may use it.
 
+pub mod forms;
 mod graph;
 mod schema_name;
 pub mod sql;
@@ -15,6 +16,7 @@ type Index = HashMap<String, usize, foldhash::fast::RandomState>;
 
 use serde::Deserialize;
 
+pub use forms::{Forms, Shape};
 pub use graph::{to_dot, to_mermaid};
 pub use schema_name::{InvalidSchemaName, SchemaName};
 pub use validate::ConfigProblem;

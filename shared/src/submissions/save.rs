@@ -23,7 +23,7 @@ use crate::dependencies;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::progress::Status;
-use crate::registry::{Registry, Tool};
+use crate::registry::{Forms, Registry, Tool};
 
 /// One save: who saves which tool, with what, on which conditions.
 pub struct Save<'a> {
@@ -83,6 +83,7 @@ pub async fn save(
     let outputs = match request.status {
         SubmissionStatus::Submitted => {
             require_every_output(tool, &request.data)?;
+            require_shapes(tool, &data)?;
             extract_outputs(tool, &data)
         }
         SubmissionStatus::Draft => Map::new(),
@@ -158,6 +159,36 @@ fn require_every_output(tool: &Tool, data: &Map<String, Value>) -> Result<(), Ap
             missing.join(", ")
         ),
         details: json!({ "missing": missing }),
+    })
+}
+
+/// A submit's outputs have the shapes the tool's form declares
+/// (`config/tool-forms.json`), so that what later tools show is what the form
+/// asked for. A tool without a form (a test's own registry) is not checked.
+fn require_shapes(tool: &Tool, data: &Value) -> Result<(), ApiError> {
+    let Some(form) = Forms::embedded().tool(&tool.slug) else {
+        return Ok(());
+    };
+    let invalid = form.misshapen(data);
+    if invalid.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Unprocessable {
+        code: "invalid_shape",
+        message: format!(
+            "a submit's values must have their fields' shapes: {}",
+            invalid
+                .iter()
+                .map(|(key, expected)| format!("`{key}` must be {expected}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+        details: json!({
+            "invalid": invalid
+                .iter()
+                .map(|(key, expected)| json!({ "key": key, "expected": expected }))
+                .collect::<Vec<_>>()
+        }),
     })
 }
 

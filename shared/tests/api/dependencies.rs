@@ -24,7 +24,7 @@ async fn dependencies_report_each_field_its_source_value_and_what_is_missing(poo
     app.save(
         &ana,
         "know-thyself",
-        json!({"dream": "d", "strengths": "s", "values": ["care", "craft"]}),
+        json!({"dream": "d", "strengths": [{"strength": "s"}], "values": [{"value": "care"}, {"value": "craft"}]}),
         "submitted",
     )
     .await;
@@ -45,7 +45,10 @@ async fn dependencies_report_each_field_its_source_value_and_what_is_missing(poo
     assert!(deps[0]["updated_at"].is_string());
     assert_eq!(deps[1]["field_id"], "identity.personal_values");
     assert_eq!(deps[1]["source_tool"], "know-thyself");
-    assert_eq!(deps[1]["value"], json!(["care", "craft"]));
+    assert_eq!(
+        deps[1]["value"],
+        json!([{"value": "care"}, {"value": "craft"}])
+    );
 }
 
 #[sqlx::test(migrations = false)]

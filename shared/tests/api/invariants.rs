@@ -615,7 +615,19 @@ impl Case<'_> {
             if kind == Kind::SubmitIncomplete && Some(i) == hole {
                 fill = if extra { Fill::Blank } else { Fill::Absent };
             }
-            if let Some(value) = fill.value() {
+            if let Some(mut value) = fill.value() {
+                // A submit's values take their form's shapes (drafts are
+                // free-form): what counts here is whether they are filled.
+                if kind != Kind::Draft && filled(Some(&value)) {
+                    let shape = &shared::registry::Forms::embedded()
+                        .tool(&spec.slug)
+                        .and_then(|form| form.output(key))
+                        .expect("every output has a form")
+                        .shape;
+                    if !shape.admits(&value) {
+                        value = shape.example(&format!("answer {i}"));
+                    }
+                }
                 data.insert(key.clone(), value);
             }
         }

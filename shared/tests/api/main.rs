@@ -26,6 +26,7 @@ mod spoofing;
 mod stand_in;
 mod submissions;
 mod timeouts;
+mod tools;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -409,15 +410,14 @@ impl TestApp {
     }
 }
 
-/// Data that fills every output key of a tool.
+/// Data that fills every output key of a tool, each value of its form's
+/// shape, its text `"<key> for <slug>"`.
 pub fn complete_data(slug: &str) -> Value {
     let tool = Registry::embedded().tool(slug).unwrap();
-    let data: serde_json::Map<String, Value> = tool
-        .outputs
-        .iter()
-        .map(|o| (o.key.clone(), json!(format!("{} for {slug}", o.key))))
-        .collect();
-    Value::Object(data)
+    shared::registry::Forms::embedded()
+        .tool(&tool.slug)
+        .unwrap()
+        .example_data()
 }
 
 /// Counts the round trips clients make to PostgreSQL by watching the wire: each

@@ -272,6 +272,9 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         ("/organizations".to_owned(), [403, 200, 200, 200]),
         ("/funnel".to_owned(), [403, 403, 403, 200]),
         ("/users?q=a".to_owned(), [403, 403, 403, 200]),
+        // The tools described as data: the same for everyone signed in.
+        ("/tools".to_owned(), [200, 200, 200, 200]),
+        ("/tools/know-thyself".to_owned(), [200, 200, 200, 200]),
     ];
     for (path, expected) in &table {
         assert_eq!(

@@ -53,7 +53,7 @@ async fn a_new_organizations_guru_never_reads_work_from_before_the_move(pool: Pg
     let admin = app.user("admin", None, "admin").await;
     let ana = app.user("ana", Some("org-a"), "user").await;
     app.submit_complete(&ana, "woop").await;
-    let values = json!({"dream": "a bakery", "strengths": "s", "values": ["care", "craft"]});
+    let values = json!({"dream": "a bakery", "strengths": [{"strength": "s"}], "values": [{"value": "care"}, {"value": "craft"}]});
     assert_eq!(
         app.save(&ana, "know-thyself", values.clone(), "submitted")
             .await
@@ -65,7 +65,7 @@ async fn a_new_organizations_guru_never_reads_work_from_before_the_move(pool: Pg
     assert_eq!(before["submission"]["submitted_data"], values);
     assert_eq!(
         dependency_values(&deps)[1],
-        (true, json!(["care", "craft"]))
+        (true, json!([{"value": "care"}, {"value": "craft"}]))
     );
 
     // LearnWorlds moves her to org-b, and the webhook confirms it.
@@ -107,7 +107,7 @@ async fn a_new_organizations_guru_never_reads_work_from_before_the_move(pool: Pg
         assert_eq!(submission["submission"]["submitted_data"], values);
         assert_eq!(
             dependency_values(&deps)[1],
-            (true, json!(["care", "craft"]))
+            (true, json!([{"value": "care"}, {"value": "craft"}]))
         );
     }
 
@@ -127,14 +127,14 @@ async fn a_new_organizations_guru_never_reads_work_from_before_the_move(pool: Pg
     assert_eq!(dependency_values(&deps)[1], (true, Value::Null));
 
     // Submitted again in org-b, it is.
-    let resubmitted = json!({"dream": "two bakeries", "strengths": "s", "values": ["care"]});
+    let resubmitted = json!({"dream": "two bakeries", "strengths": [{"strength": "s"}], "values": [{"value": "care"}]});
     app.save(&ana, "know-thyself", resubmitted.clone(), "submitted")
         .await;
     let [_, (_, submission), (_, deps)] = reads(&app, &guru_b, &ana).await;
     assert_eq!(submission["submission"]["submitted_data"], resubmitted);
     assert_eq!(
         dependency_values(&deps),
-        [(true, Value::Null), (true, json!(["care"]))],
+        [(true, Value::Null), (true, json!([{"value": "care"}]))],
         "dream's output is still from before the move: {deps}"
     );
 }

