@@ -467,7 +467,13 @@ async fn the_function_behind_the_gateways_catch_all_answers_as_the_local_server_
         ),
         (Method::GET, "/nope", 404, "route_not_found", None),
         (Method::GET, "/progress/", 404, "route_not_found", None),
-        (Method::GET, "/tools/woop", 404, "route_not_found", None),
+        (
+            Method::GET,
+            "/tools/woop/outputs",
+            404,
+            "route_not_found",
+            None,
+        ),
     ] {
         for (who, app) in [("function", &app), ("local server", &local)] {
             let response = app.request(method.clone(), path, &[], None).await;
