@@ -1,7 +1,10 @@
-//! Every JSON request body (`PUT /tools/{slug}/submission`, `POST /sessions`,
-//! the webhook) goes through the strict parser. Whatever the bytes: no panic;
-//! whatever it accepts, serde_json accepts too with the same value, and it
-//! accepts its own output again; the save body check never panics.
+//! Every JSON request body (`PUT /tools/{slug}/submission`, `POST /sessions`)
+//! goes through the strict parser, the webhook's through the lenient one.
+//! Whatever the bytes: no panic; whatever the strict parser accepts, serde_json
+//! and the lenient parser accept too with the same value (and no duplicate
+//! key), and it accepts its own output again; whatever the lenient parser
+//! accepts, serde_json accepts with the same value; the save body check never
+//! panics.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,9 +20,24 @@ fuzz_target!(|data: &[u8]| {
         let _ = body::require_json_content_type(Some(content_type));
     }
     let _ = body::check_size(data, 262_144);
+    let lenient = body::parse_json_lenient(data);
+    if let Ok(lenient) = &lenient {
+        let loose: Value =
+            serde_json::from_slice(data).expect("leniently valid JSON is valid JSON");
+        assert_eq!(
+            lenient.value, loose,
+            "the lenient parse reads serde_json's value"
+        );
+    }
     let Ok(value) = body::parse_json(data) else {
         return;
     };
+    let lenient = lenient.expect("what the strict parser accepts, the lenient one does");
+    assert_eq!(lenient.value, value, "both parses read the same value");
+    assert!(
+        lenient.duplicate_keys.is_empty(),
+        "no duplicate key passes the strict parse"
+    );
     let loose: Value = serde_json::from_slice(data).expect("strictly valid JSON is valid JSON");
     assert_eq!(value, loose, "the strict parse reads the same value");
     let again = body::parse_json(value.to_string().as_bytes()).expect("its own output parses");

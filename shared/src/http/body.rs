@@ -1,8 +1,12 @@
 //! Request bodies: Content-Type, size, and a strict JSON parse that rejects what
 //! PostgreSQL or a reader would trip over (duplicate keys, `\u0000`, nesting past
 //! the limit) while parsing, before anything reaches the database.
+//!
+//! One route parses leniently instead ([`parse_json_lenient`]): LearnWorlds'
+//! webhook, whose sender retries any refusal for days and whose bodies are
+//! mostly fields the service never reads.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -50,11 +54,44 @@ enum Problem {
 /// trailing bytes) is a 400; nesting past [`MAX_DEPTH`], a duplicate key or a
 /// `\u0000` is a 422.
 pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
+    parse(bytes, None)
+}
+
+/// A body parsed by [`parse_json_lenient`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LenientJson {
+    /// Strings may hold `\u0000`; of a key given twice, the last value.
+    pub value: Value,
+    /// The JSON pointers (RFC 6901) of the keys given more than once in one
+    /// object, in the order met; the caller refuses those it reads.
+    pub duplicate_keys: Vec<String>,
+}
+
+/// Parses a JSON document as [`parse_json`] does (malformed is a 400, nesting
+/// past [`MAX_DEPTH`] a 422), except that a `\u0000` is kept and a key given
+/// twice in one object keeps its **last** value (as `serde_json` and most
+/// parsers do), its pointer noted. For a sender whose bodies are mostly
+/// fields nobody reads: the reader stays strict in the fields it uses, and
+/// must remove `\u0000` before storing the value (jsonb cannot hold it).
+pub fn parse_json_lenient(bytes: &[u8]) -> Result<LenientJson, ApiError> {
+    let duplicates = RefCell::new(Vec::new());
+    let value = parse(bytes, Some(&duplicates))?;
+    Ok(LenientJson {
+        value,
+        duplicate_keys: duplicates.into_inner(),
+    })
+}
+
+fn parse(bytes: &[u8], lenient: Option<&RefCell<Vec<String>>>) -> Result<Value, ApiError> {
     let problem = Cell::new(None);
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let parsed = StrictValue {
         depth: 1,
         problem: &problem,
+        lenient: lenient.map(|duplicates| Lenient {
+            duplicates,
+            pointer: String::new(),
+        }),
     }
     .deserialize(&mut deserializer)
     .and_then(|value| deserializer.end().map(|()| value));
@@ -87,6 +124,19 @@ pub fn parse_json(bytes: &[u8]) -> Result<Value, ApiError> {
 struct StrictValue<'a> {
     depth: usize,
     problem: &'a Cell<Option<Problem>>,
+    /// In lenient mode: where duplicate keys are noted, and this value's
+    /// JSON pointer.
+    lenient: Option<Lenient<'a>>,
+}
+
+struct Lenient<'a> {
+    duplicates: &'a RefCell<Vec<String>>,
+    pointer: String,
+}
+
+/// `pointer` and one more reference token, escaped (RFC 6901).
+fn child_pointer(pointer: &str, token: &str) -> String {
+    format!("{pointer}/{}", token.replace('~', "~0").replace('/', "~1"))
 }
 
 impl StrictValue<'_> {
@@ -103,15 +153,20 @@ impl StrictValue<'_> {
         Ok(())
     }
 
-    fn nested(&self) -> StrictValue<'_> {
+    /// The value at `token` inside this one.
+    fn nested(&self, token: impl FnOnce() -> String) -> StrictValue<'_> {
         StrictValue {
             depth: self.depth + 1,
             problem: self.problem,
+            lenient: self.lenient.as_ref().map(|l| Lenient {
+                duplicates: l.duplicates,
+                pointer: child_pointer(&l.pointer, &token()),
+            }),
         }
     }
 
     fn string<E: de::Error>(&self, s: &str) -> Result<(), E> {
-        if s.contains('\0') {
+        if self.lenient.is_none() && s.contains('\0') {
             return Err(self.fail(Problem::Nul, "string contains \\u0000"));
         }
         Ok(())
@@ -168,7 +223,7 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         self.enter()?;
         let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(self.nested())? {
+        while let Some(item) = seq.next_element_seed(self.nested(|| items.len().to_string()))? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -180,9 +235,20 @@ impl<'de> Visitor<'de> for StrictValue<'_> {
         while let Some(key) = map.next_key::<String>()? {
             self.string(&key)?;
             if object.contains_key(&key) {
-                return Err(self.fail(Problem::DuplicateKey, format!("duplicate key `{key}`")));
+                match &self.lenient {
+                    None => {
+                        return Err(
+                            self.fail(Problem::DuplicateKey, format!("duplicate key `{key}`"))
+                        );
+                    }
+                    Some(lenient) => lenient
+                        .duplicates
+                        .borrow_mut()
+                        .push(child_pointer(&lenient.pointer, &key)),
+                }
             }
-            let value = map.next_value_seed(self.nested())?;
+            let value = map.next_value_seed(self.nested(|| key.clone()))?;
+            // A key given twice keeps its last value.
             object.insert(key, value);
         }
         Ok(Value::Object(object))
@@ -264,6 +330,30 @@ mod tests {
         let crash = include_bytes!("../../tests/fixtures/fuzz-request-body-float-drift.json");
         let value = parse_json(crash).unwrap();
         assert_eq!(parse_json(value.to_string().as_bytes()).unwrap(), value);
+    }
+
+    #[test]
+    fn a_lenient_parse_keeps_nul_and_the_last_of_duplicate_keys_and_says_where() {
+        let parsed = parse_json_lenient(
+            br#"{"data": {"user": {"bio": "a\u0000b", "fields": {"cf_x": 1, "cf_x": 2}}, "l": [{"k": 1, "k": 2}]}, "a/b~": {"c": 0, "c": 1}}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.value["data"]["user"]["bio"], "a\u{0}b");
+        assert_eq!(parsed.value["data"]["user"]["fields"]["cf_x"], 2);
+        assert_eq!(
+            parsed.duplicate_keys,
+            ["/data/user/fields/cf_x", "/data/l/0/k", "/a~1b~0/c"]
+        );
+        // The rest is as strict as ever.
+        for (bad, status) in [
+            (&b"{"[..], 400),
+            (b"{\"a\": 1} x", 400),
+            (nested(MAX_DEPTH + 1).as_bytes(), 422),
+        ] {
+            let got = parse_json_lenient(bad).map_or_else(|e| e.status().as_u16(), |_| 200);
+            assert_eq!(got, status, "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(parse_json_lenient(nested(MAX_DEPTH).as_bytes()).is_ok());
     }
 
     #[test]

@@ -129,6 +129,18 @@ impl<'a> Request<'a> {
         body::parse_json(self.body)
     }
 
+    /// A LearnWorlds webhook delivery's body: size, then JSON, parsed
+    /// leniently ([`body::parse_json_lenient`]), whatever the Content-Type
+    /// says. LearnWorlds documents none ("Triggers a POST json request"), the
+    /// signature is checked before, and the body is read as JSON anyway; a
+    /// refusal would only be retried. Every other route stays strict
+    /// ([`Request::json_body`]).
+    pub fn delivery_body(&self) -> Result<body::LenientJson, ApiError> {
+        debug_assert!(self.method == Method::POST);
+        body::check_size(self.body, self.max_body_bytes)?;
+        body::parse_json_lenient(self.body)
+    }
+
     /// Refuses a query parameter not in `allowed`.
     pub fn allow_query(&self, allowed: &[&str]) -> Result<(), ApiError> {
         if let Some((name, _)) = self

@@ -22,14 +22,17 @@ pub async fn webhook(
         request.header("learnworlds-webhook-signature"),
         request.raw_body(),
     )?;
-    let payload = request.json_body()?;
+    // Any Content-Type; tolerant of what sits in fields never read, strict
+    // in those that are (webhooks.rs, "Tolerance").
+    let body = request.delivery_body()?;
+    webhooks::refuse_ambiguous(&body.value, &body.duplicate_keys)?;
     let receipt = webhooks::receive(
         &ctx.pool,
         ctx.registry,
         learnworlds,
         erasure,
         request.raw_body(),
-        &payload,
+        &body.value,
     )
     .await?;
     request.log().user_id(receipt.user_id);

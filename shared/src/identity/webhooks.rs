@@ -10,13 +10,43 @@
 //! Without the API, a delivery may update the user's email and name but never
 //! their organization (the receipt says `"membership": "unconfirmed"`).
 //!
+//! **Which events.** Every documented event that carries a whole user object
+//! (with `id` and `email`) syncs that user: besides the obvious ones
+//! (`userUpdated`, the tag events, enrolments, purchases, completions) also
+//! `awardedCertificate`, `learningProgramCompleted`, the subscription events
+//! (`subscriptionPaymentPlanCanceled`, `subscriptionTrialStarted`,
+//! `subscriptionTrialWillEnd`, `subscriptionUpdated`) and `previewedFree`.
+//! Since a delivery is only a notice to look the user up, any of them is as
+//! good a reason as `userUpdated` to refresh them, and each makes a missed or
+//! failed `userUpdated` matter less. `leadCreated` (a lead has no user id) and
+//! `paymentCreated` (where its user sits is not documented) are acknowledged
+//! as `ignored`, as is any type not listed in `user_location`.
+//!
 //! **Order.** An answer from the API is LearnWorlds' state when the question
 //! was asked; each sync carries that time ([`users::sync_as_of`]) and one that
 //! is older than the state a user already shows changes nothing, so two
 //! deliveries confirmed concurrently never leave the older answer in place.
 //! Without the API a delivery carries its event's own time where the event
-//! type has one (`courseCompleted`'s `completed_at`; no other user event
-//! does), never later than its arrival.
+//! type documents one ([`event_time`]: `data.date` of enrolments and
+//! subscription events, `data.payment.paid_at` of purchases, `completed_at`
+//! of completions, `data.certificate.issued`, `subscriptionUpdated`'s ISO
+//! `data.created_at`), never later than its arrival; the others
+//! (`userUpdated`, the tag events, `userUnenrolledFromProduct`,
+//! `previewedFree`) carry none and apply in the order they arrive. The user's own
+//! `created` and `last_login` are never taken for an event's time.
+//!
+//! **Tolerance.** LearnWorlds retries a delivery that is refused, so a
+//! delivery is not refused for what sits in fields the service never reads
+//! (`bio`, `billing_info`, `cf_*` sign-up fields, `utms`, ...): the body is
+//! parsed leniently ([`crate::http::body::parse_json_lenient`]), a `\u0000`
+//! there is kept, and of a key given twice the **last** value counts. The
+//! fields that are read and stored stay strict: a key given twice on the way
+//! to `type` or the user's `id`, `email`, `first_name`, `last_name` or
+//! `username` is a 422 ([`refuse_ambiguous`]), and so is a `\u0000` in them,
+//! in `type` or in `trigger`. PostgreSQL's jsonb cannot hold `\u0000`, so the
+//! payload recorded in `shared.webhook_events` has each one, in keys and
+//! values, replaced with U+FFFD ([`storable`]); the body's SHA-256 (the
+//! delivery's identity) is of the bytes received.
 //!
 //! LearnWorlds sends no event id and retries failed deliveries, so a delivery is
 //! identified by the SHA-256 of its raw body. A retry (for a user event: the
@@ -46,13 +76,22 @@ enum UserAt {
     Data,
 }
 
+/// Where each documented event type that carries a user carries them; `None`
+/// for the others, which are acknowledged and ignored.
 fn user_location(event_type: &str) -> Option<UserAt> {
     match event_type {
         "userUpdated"
         | "enrolledFreeCourse"
         | "productBought"
         | "courseCompleted"
-        | "userUnenrolledFromProduct" => Some(UserAt::DataUser),
+        | "userUnenrolledFromProduct"
+        | "awardedCertificate"
+        | "learningProgramCompleted"
+        | "subscriptionPaymentPlanCanceled"
+        | "subscriptionTrialStarted"
+        | "subscriptionTrialWillEnd"
+        | "previewedFree"
+        | "subscriptionUpdated" => Some(UserAt::DataUser),
         "subscriptionPaymentPlanBought" => Some(UserAt::DataUserUser),
         "userTagAdded" | "userTagDeleted" => Some(UserAt::Data),
         _ => None,
@@ -67,7 +106,7 @@ pub struct Event {
     /// the service does not act on. Its organization is always
     /// [`Membership::Unchanged`]: tags in a body are a claim nobody signed.
     pub user: Option<LmsUser>,
-    /// The event's own time, where its type carries one (`courseCompleted`).
+    /// The event's own time, where its type carries one ([`event_time`]).
     pub occurred_at: Option<DateTime<Utc>>,
 }
 
@@ -169,6 +208,111 @@ fn timestamp(value: Option<&Value>) -> Option<DateTime<Utc>> {
     }
 }
 
+/// The value at `path` inside `data`.
+fn at<'a>(data: Option<&'a Map<String, Value>>, path: &[&str]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(data?.get(*first)?, |v, name| v.get(name))
+}
+
+/// The event's own time, as LearnWorlds' documented examples carry it (Unix
+/// seconds, integer or float, or ISO 8601); `None` for a type that has none.
+/// Not capped here: the caller takes no time later than the arrival.
+pub fn event_time(event_type: &str, data: Option<&Map<String, Value>>) -> Option<DateTime<Utc>> {
+    let time = |path: &[&str]| timestamp(at(data, path));
+    match event_type {
+        "courseCompleted" | "learningProgramCompleted" => time(&["completed_at"]),
+        "enrolledFreeCourse"
+        | "subscriptionPaymentPlanCanceled"
+        | "subscriptionTrialStarted"
+        | "subscriptionTrialWillEnd" => time(&["date"]),
+        "productBought" => time(&["payment", "paid_at"]),
+        // `paid_at` is the finer of the two (a float; `date` whole seconds).
+        "subscriptionPaymentPlanBought" => {
+            time(&["payment", "paid_at"]).or_else(|| time(&["date"]))
+        }
+        "awardedCertificate" => time(&["certificate", "issued"]),
+        "subscriptionUpdated" => time(&["created_at"]),
+        _ => None,
+    }
+}
+
+/// The JSON pointer of the user object of an event of this location.
+fn user_pointer(location: UserAt) -> &'static str {
+    match location {
+        UserAt::DataUser => "/data/user",
+        UserAt::DataUserUser => "/data/user/user",
+        UserAt::Data => "/data",
+    }
+}
+
+/// A 422 when a key given twice (`duplicate_keys`, JSON pointers from
+/// [`crate::http::body::parse_json_lenient`]) is, or holds, a field that is
+/// read and stored: `type`, and the user's id, email and names. A key given
+/// twice anywhere else is tolerated (its last value counts).
+pub fn refuse_ambiguous(payload: &Value, duplicate_keys: &[String]) -> Result<(), ApiError> {
+    if duplicate_keys.is_empty() {
+        return Ok(());
+    }
+    let mut read = vec!["/type".to_owned()];
+    if let Some(location) = payload
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(user_location)
+    {
+        let user = user_pointer(location);
+        for field in ["id", "email", "first_name", "last_name", "username"] {
+            read.push(format!("{user}/{field}"));
+        }
+    }
+    let holds = |duplicate: &str, field: &str| {
+        field == duplicate
+            || field
+                .strip_prefix(duplicate)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    match duplicate_keys
+        .iter()
+        .find(|d| read.iter().any(|field| holds(d, field)))
+    {
+        Some(duplicate) => Err(ApiError::unprocessable(
+            "duplicate_key",
+            format!("the key at `{duplicate}` is given more than once"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The payload as it can be stored: jsonb cannot hold `\u0000`, so each one
+/// (in a key or a string; only fields never read can still hold one) becomes
+/// U+FFFD. Borrowed when there is none.
+pub fn storable(payload: &Value) -> std::borrow::Cow<'_, Value> {
+    fn has_nul(value: &Value) -> bool {
+        match value {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(object) => object.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn replace(value: &Value) -> Value {
+        let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+        match value {
+            Value::String(s) => Value::String(clean(s)),
+            Value::Array(items) => Value::Array(items.iter().map(replace).collect()),
+            Value::Object(object) => {
+                Value::Object(object.iter().map(|(k, v)| (clean(k), replace(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    if has_nul(payload) {
+        std::borrow::Cow::Owned(replace(payload))
+    } else {
+        std::borrow::Cow::Borrowed(payload)
+    }
+}
+
 /// Reads an envelope `{"version", "type", "trigger", "school_id", "data"}`:
 /// unknown fields are ignored and each known one may be absent, but a known
 /// field of the wrong type is a 422 (openapi.yaml's `WebhookEnvelope`).
@@ -178,6 +322,12 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
     };
     let event_type = string(envelope, "type")?;
     let trigger = string(envelope, "trigger")?;
+    // Both are stored in their own columns, which cannot hold it.
+    for (name, value) in [("type", event_type), ("trigger", trigger)] {
+        if value.is_some_and(|v| v.contains('\0')) {
+            return Err(invalid(format!("`{name}` may not contain \\u0000")));
+        }
+    }
     string(envelope, "school_id")?;
     match envelope.get("version") {
         None | Some(Value::Null) => {}
@@ -213,10 +363,7 @@ pub fn interpret(payload: &Value) -> Result<Event, ApiError> {
             event_type.unwrap_or_default()
         )));
     };
-    let occurred_at = match event_type.as_deref() {
-        Some("courseCompleted") => timestamp(data.and_then(|d| d.get("completed_at"))),
-        _ => None,
-    };
+    let occurred_at = event_type.as_deref().and_then(|t| event_time(t, data));
     Ok(Event {
         event_type,
         trigger,
@@ -361,7 +508,7 @@ pub async fn receive(
                 .bind(event.trigger.as_deref().map(|s| truncate(s, 255)))
                 .bind(event.user.as_ref().map(|u| truncate(&u.lms_user_id, 255)))
                 .bind(outcome)
-                .bind(payload)
+                .bind(storable(payload).as_ref())
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(event_id) = event_id else {
@@ -428,6 +575,13 @@ mod tests {
             json!({"type": "productBought", "data": {"user": user(), "payment": {"product": {}}}}),
             json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "2026-01-01T00:00:00Z"}}),
             json!({"type": "userUnenrolledFromProduct", "data": {"user": user()}}),
+            json!({"type": "awardedCertificate", "data": {"user": user(), "certificate": {}}}),
+            json!({"type": "learningProgramCompleted", "data": {"user": user()}}),
+            json!({"type": "subscriptionPaymentPlanCanceled", "data": {"user": user()}}),
+            json!({"type": "subscriptionTrialStarted", "data": {"user": user()}}),
+            json!({"type": "subscriptionTrialWillEnd", "data": {"user": user()}}),
+            json!({"type": "previewedFree", "data": {"user": user()}}),
+            json!({"type": "subscriptionUpdated", "data": {"user": user()}}),
             json!({"type": "subscriptionPaymentPlanBought", "data": {"user": {"user": user()}}}),
             json!({"type": "userTagAdded", "trigger": "user_tag_added", "data": user()}),
             json!({"type": "userTagDeleted", "trigger": "user_tag_deleted", "data": user()}),
@@ -464,35 +618,150 @@ mod tests {
     }
 
     #[test]
-    fn only_a_completed_course_carries_its_own_time() {
+    fn each_event_type_with_a_documented_time_carries_it_and_no_other_does() {
         let at = |payload: Value| interpret(&payload).unwrap().occurred_at;
-        let expected = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap();
-        assert_eq!(
-            at(
-                json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "2026-01-01T00:00:00Z"}})
-            ),
-            Some(expected.with_timezone(&Utc))
-        );
-        assert_eq!(
-            at(
-                json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": 1_767_225_600.0}})
-            ),
-            Some(expected.with_timezone(&Utc))
-        );
+        let expected = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let seconds = 1_767_225_600;
+        let with = |event_type: &str, data: Value| {
+            let mut data = data;
+            data["user"] = user();
+            json!({"type": event_type, "data": data})
+        };
         for payload in [
-            json!({"type": "courseCompleted", "data": {"user": user(), "completed_at": "soon"}}),
-            json!({"type": "courseCompleted", "data": {"user": user()}}),
-            json!({"type": "userUpdated", "data": {"user": user(), "completed_at": 1_767_225_600.0}}),
+            with(
+                "courseCompleted",
+                json!({"completed_at": "2026-01-01T00:00:00Z"}),
+            ),
+            with("courseCompleted", json!({"completed_at": 1_767_225_600.0})),
+            with(
+                "learningProgramCompleted",
+                json!({"completed_at": 1_767_225_600.0}),
+            ),
+            with("enrolledFreeCourse", json!({"date": seconds})),
+            with("subscriptionPaymentPlanCanceled", json!({"date": seconds})),
+            with("subscriptionTrialStarted", json!({"date": seconds})),
+            with("subscriptionTrialWillEnd", json!({"date": seconds})),
+            with(
+                "productBought",
+                json!({"payment": {"paid_at": 1_767_225_600.0, "created": 1.0}}),
+            ),
+            with(
+                "awardedCertificate",
+                json!({"certificate": {"issued": 1_767_225_600.0}}),
+            ),
+            with(
+                "subscriptionUpdated",
+                json!({"created_at": "2026-01-01T02:00:00+02:00"}),
+            ),
+            json!({"type": "subscriptionPaymentPlanBought",
+                   "data": {"user": {"user": user()}, "date": 1, "payment": {"paid_at": seconds}}}),
+            json!({"type": "subscriptionPaymentPlanBought",
+                   "data": {"user": {"user": user()}, "date": seconds}}),
+        ] {
+            assert_eq!(at(payload.clone()), Some(expected), "{payload}");
+        }
+        // No time, an unreadable one, or one where the type documents none;
+        // never the user's own `created` or `last_login`.
+        for payload in [
+            with("courseCompleted", json!({"completed_at": "soon"})),
+            with("courseCompleted", json!({})),
+            with("enrolledFreeCourse", json!({"date": "tuesday"})),
+            with(
+                "userUpdated",
+                json!({"completed_at": 1_767_225_600.0, "date": seconds}),
+            ),
+            with("previewedFree", json!({"date": seconds})),
+            with("userUnenrolledFromProduct", json!({"date": seconds})),
+            json!({"type": "userTagAdded", "data": user()}),
         ] {
             assert_eq!(at(payload.clone()), None, "{payload}");
         }
     }
 
     #[test]
+    fn a_key_given_twice_is_refused_only_where_it_is_read() {
+        let payload = json!({"type": "userUpdated", "data": {"user": user()}});
+        let refused = |duplicates: &[&str]| {
+            let duplicates: Vec<String> = duplicates.iter().map(|d| (*d).to_owned()).collect();
+            refuse_ambiguous(&payload, &duplicates).is_err()
+        };
+        for read in [
+            "/type",
+            "/data",
+            "/data/user",
+            "/data/user/id",
+            "/data/user/email",
+            "/data/user/first_name",
+            "/data/user/last_name",
+            "/data/user/username",
+        ] {
+            assert!(refused(&[read]), "{read}");
+        }
+        for unread in [
+            "/version",
+            "/school_id",
+            "/data/user/bio",
+            "/data/user/fields/cf_x",
+            "/data/user/emails",
+            "/data/course",
+            "/data/user/billing_info/bf_name",
+        ] {
+            assert!(!refused(&[unread]), "{unread}");
+        }
+        // Flat in `data` for the tag events.
+        let tag = json!({"type": "userTagAdded", "data": user()});
+        assert!(refuse_ambiguous(&tag, &["/data/email".to_owned()]).is_err());
+        assert!(refuse_ambiguous(&tag, &["/data/tags".to_owned()]).is_ok());
+    }
+
+    #[test]
+    fn nul_is_refused_in_what_is_stored_and_replaced_elsewhere() {
+        let mut bad = user();
+        bad["email"] = json!("ana\u{0}@example.test");
+        let mut named = user();
+        named["last_name"] = json!("Lo\u{0}pes");
+        for payload in [
+            json!({"type": "userUpdated", "data": {"user": bad}}),
+            json!({"type": "userUpdated", "data": {"user": named}}),
+            json!({"type": "user\u{0}Updated", "data": {}}),
+            json!({"type": "leadCreated", "trigger": "x\u{0}", "data": {}}),
+        ] {
+            let refused = interpret(&payload).and_then(|e| match e.user {
+                Some(user) => user.validate(),
+                None => Ok(()),
+            });
+            assert_eq!(refused.unwrap_err().status().as_u16(), 422, "{payload}");
+        }
+        let mut unread = user();
+        unread["bio"] = json!("a\u{0}b");
+        unread["fields"]["cf_\u{0}"] = json!(["\u{0}"]);
+        let payload = json!({"type": "userUpdated", "data": {"user": unread}});
+        assert!(
+            interpret(&payload)
+                .unwrap()
+                .user
+                .unwrap()
+                .validate()
+                .is_ok()
+        );
+        let stored = storable(&payload);
+        assert_eq!(stored["data"]["user"]["bio"], "a\u{FFFD}b");
+        assert_eq!(
+            stored["data"]["user"]["fields"]["cf_\u{FFFD}"],
+            json!(["\u{FFFD}"])
+        );
+        assert!(!stored.to_string().contains("\\u0000"));
+        let clean = json!({"type": "userUpdated", "data": {"user": user()}});
+        assert!(matches!(storable(&clean), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn events_without_a_user_are_ignored_not_rejected() {
         for payload in [
-            json!({"type": "leadCreated", "data": {}}),
-            json!({"type": "awardedCertificate"}),
+            json!({"type": "leadCreated", "data": {"email": "john@doe.com"}}),
+            json!({"type": "paymentCreated", "data": {"payment": {"user_id": "6130afb278d2c94eeb228d12"}}}),
             json!({}),
         ] {
             assert_eq!(interpret(&payload).unwrap().user, None);

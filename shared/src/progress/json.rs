@@ -62,6 +62,10 @@ impl ToolProgress<'_> {
                 None => out.push_str("null"),
             }
         }
+        if !self.missing.is_empty() {
+            out.push_str(",\"missing\":");
+            out.push_str(&serde_json::to_string(&self.missing).expect("inputs serialize"));
+        }
         out.push('}');
     }
 }
@@ -124,6 +128,15 @@ mod tests {
                 unlocked_at: at(1),
                 started_at: at(2),
                 completed_at: at(3),
+                missing: if i % 4 == 0 {
+                    vec![super::super::MissingInput {
+                        field: "identity.dream.one_sentence",
+                        label: names[usize::from(i) % names.len()],
+                        from_tool: "dream",
+                    }]
+                } else {
+                    Vec::new()
+                },
             });
         }
         for n in [0, 1, 31, 40] {

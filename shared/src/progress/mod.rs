@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::foundation::db::text_column;
-use crate::registry::Tool;
+use crate::registry::{Forms, Registry, Tool};
 
 pub use read::{PROGRESS_SQL, for_user};
 
@@ -72,6 +72,48 @@ pub struct ToolProgress<'a> {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "crate::foundation::rfc3339::option::serialize")]
     pub completed_at: Option<DateTime<Utc>>,
+    /// Why a locked tool is locked: its required inputs whose tool is not
+    /// completed yet. Absent for a tool that is not locked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub missing: Vec<MissingInput<'a>>,
+}
+
+/// A required input a locked tool waits for.
+#[derive(Debug, Clone, Serialize)]
+pub struct MissingInput<'a> {
+    pub field: &'a str,
+    pub label: &'a str,
+    /// The slug of the tool that produces it (listed in the same answer).
+    pub from_tool: &'a str,
+}
+
+/// Fills in, for each locked tool, the required inputs whose producing tool
+/// is not completed in `tools` (the same answer): what the participant must
+/// do to unlock it. A locked tool whose inputs are all there lists none: the
+/// next save or scheduled recompute unlocks it.
+pub fn explain_locks<'r>(registry: &'r Registry, forms: &'r Forms, tools: &mut [ToolProgress<'r>]) {
+    let completed: Vec<bool> = tools
+        .iter()
+        .map(|t| t.status == Status::Completed)
+        .collect();
+    for (tool, progress) in registry.tools().iter().zip(tools.iter_mut()) {
+        if progress.status != Status::Locked {
+            continue;
+        }
+        progress.missing = tool
+            .required_dependencies()
+            .filter(|d| {
+                registry
+                    .position(&d.source)
+                    .is_none_or(|at| !completed.get(at).copied().unwrap_or(false))
+            })
+            .map(|d| MissingInput {
+                field: &d.field,
+                label: forms.input_label(registry, &tool.slug, &d.field),
+                from_tool: &d.source,
+            })
+            .collect();
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -143,6 +185,7 @@ mod tests {
             unlocked_at: None,
             started_at: None,
             completed_at: None,
+            missing: Vec::new(),
         }
     }
 

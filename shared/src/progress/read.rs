@@ -4,12 +4,12 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgExecutor, Row as _};
 use uuid::Uuid;
 
-use super::{Progress, Status, ToolProgress, summarize};
+use super::{Progress, Status, ToolProgress, explain_locks, summarize};
 use crate::access::{Reading, visible_to_caller};
 use crate::audit::audit_read;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
-use crate::registry::Registry;
+use crate::registry::{Forms, Registry};
 
 /// The one statement of a progress read, which records a staff read of
 /// another person's progress in the audit log. Binds: $1 caller, $2 target,
@@ -94,6 +94,7 @@ pub async fn for_user<'r>(
                 unlocked_at: None,
                 started_at: None,
                 completed_at: None,
+                missing: Vec::new(),
             };
             if let Some(row) = row {
                 if let Some(status) = row.try_get::<Option<Status>, _>(column::STATUS)? {
@@ -109,6 +110,8 @@ pub async fn for_user<'r>(
             Ok(progress)
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    let mut tools = tools;
+    explain_locks(registry, Forms::embedded(), &mut tools);
     let summary = summarize(&tools);
     Ok(Progress {
         user_id,

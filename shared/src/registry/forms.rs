@@ -163,6 +163,24 @@ impl Forms {
         self.by_slug.get(slug).map(|&i| &self.tools[i])
     }
 
+    /// The label `tool` shows for its input `field`: its own label for it,
+    /// else the producing output's, else the field id.
+    pub fn input_label<'a>(
+        &'a self,
+        registry: &'a Registry,
+        tool: &str,
+        field: &'a str,
+    ) -> &'a str {
+        self.tool(tool)
+            .and_then(|f| f.input_labels.get(field))
+            .or_else(|| {
+                let producer = registry.producer(field)?;
+                let key = &producer.outputs.iter().find(|o| o.field == field)?.key;
+                self.tool(&producer.slug)?.output(key).map(|o| &o.label)
+            })
+            .map_or(field, String::as_str)
+    }
+
     pub fn tools(&self) -> &[ToolForm] {
         &self.tools
     }

@@ -104,18 +104,9 @@ pub fn describe<'a>(registry: &'a Registry, forms: &'a Forms, tool: &'a Tool) ->
                 .outputs
                 .iter()
                 .find(|o| o.field == dependency.field)?;
-            let label = form
-                .and_then(|f| f.input_labels.get(&dependency.field))
-                .or_else(|| {
-                    forms
-                        .tool(&producer.slug)
-                        .and_then(|f| f.output(&output.key))
-                        .map(|o| &o.label)
-                })
-                .map_or(dependency.field.as_str(), String::as_str);
             Some(InputView {
                 field: &dependency.field,
-                label,
+                label: forms.input_label(registry, &tool.slug, &dependency.field),
                 from_tool: ToolRef {
                     slug: &producer.slug,
                     name: &producer.name,

@@ -474,6 +474,13 @@ async fn the_function_behind_the_gateways_catch_all_answers_as_the_local_server_
             "route_not_found",
             None,
         ),
+        (
+            Method::POST,
+            "/tools/woop",
+            405,
+            "method_not_allowed",
+            Some("GET"),
+        ),
     ] {
         for (who, app) in [("function", &app), ("local server", &local)] {
             let response = app.request(method.clone(), path, &[], None).await;

@@ -258,6 +258,13 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
         assert!(valid.starts_with("{\"data\": {") || *at == 1);
         let mut cases = bad_bodies(valid, *at);
         cases.push(("wrong Content-Type", valid.clone().into_bytes()));
+        // LearnWorlds retries whatever is refused: its route takes any
+        // Content-Type and tolerates these in fields it never reads (here a
+        // top-level `extra`), strict only in those it stores
+        // (learnworlds_payloads.rs).
+        if *path == "/webhooks/learnworlds" {
+            cases.retain(|(name, _)| !TOLERATED_BY_THE_WEBHOOK.contains(name));
+        }
         for (name, body) in cases {
             let content_type = if name == "wrong Content-Type" {
                 "text/plain"
@@ -282,5 +289,12 @@ async fn malformed_bodies_are_4xx_on_every_route_that_takes_one_and_write_nothin
             tried += 1;
         }
     }
-    assert_eq!(tried, 3 * 11);
+    assert_eq!(tried, 3 * 11 - TOLERATED_BY_THE_WEBHOOK.len());
 }
+
+const TOLERATED_BY_THE_WEBHOOK: [&str; 4] = [
+    "\\u0000 in a key",
+    "\\u0000 in a value",
+    "duplicate keys",
+    "wrong Content-Type",
+];

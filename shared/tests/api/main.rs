@@ -10,6 +10,7 @@ mod dependencies;
 mod events;
 mod hostile;
 mod invariants;
+mod learnworlds_payloads;
 mod limits;
 mod matrix;
 mod membership;

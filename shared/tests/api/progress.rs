@@ -98,3 +98,68 @@ async fn progress_takes_exactly_one_round_trip(pool: PgPool) {
     // Behind a transaction pooler a read is pinned in BEGIN/COMMIT and prepared unnamed.
     assert_eq!(round_trips, if crate::behind_pooler() { 4 } else { 1 });
 }
+
+#[sqlx::test(migrations = false)]
+async fn each_locked_tool_says_which_required_inputs_it_waits_for(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let missing = |body: &serde_json::Value, slug: &str| -> Vec<(String, String)> {
+        let tool = body["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["slug"] == slug)
+            .unwrap()
+            .clone();
+        tool["missing"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|i| {
+                        assert!(!i["label"].as_str().unwrap().is_empty());
+                        (
+                            i["field"].as_str().unwrap().to_owned(),
+                            i["from_tool"].as_str().unwrap().to_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let fresh = app.get("/progress", &ana.token).await.body;
+    assert_eq!(
+        missing(&fresh, "values"),
+        [
+            ("identity.dream.one_sentence".to_owned(), "dream".to_owned()),
+            (
+                "identity.personal_values".to_owned(),
+                "know-thyself".to_owned()
+            ),
+        ]
+    );
+    // Not locked: nothing to explain.
+    assert!(fresh["tools"][0].get("missing").is_none());
+    let registry = app.registry();
+    for (tool, shown) in registry
+        .tools()
+        .iter()
+        .zip(fresh["tools"].as_array().unwrap())
+    {
+        let locked = shown["status"] == "locked";
+        assert_eq!(
+            shown.get("missing").is_some(),
+            locked && tool.required_dependencies().next().is_some(),
+            "{}",
+            tool.slug
+        );
+    }
+
+    app.submit_complete(&ana, "woop").await;
+    app.submit_complete(&ana, "know-thyself").await;
+    let later = app.get("/progress", &ana.token).await.body;
+    assert_eq!(
+        missing(&later, "values"),
+        [("identity.dream.one_sentence".to_owned(), "dream".to_owned())]
+    );
+    assert!(missing(&later, "dream").is_empty(), "dream is unlocked now");
+}
