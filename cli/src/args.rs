@@ -20,6 +20,8 @@ struct Cli {
 pub enum Command {
     /// Apply the SQL migrations, then give every registry tool its schema.
     /// Fails, naming the schema, when the database has drifted from the registry.
+    ///
+    /// Example: `DATABASE_URL=postgres://... fasttrack migrate --runtime-url postgres://fasttrack_lambda:...@host/fasttrack`
     Migrate {
         #[command(flatten)]
         database: Database,
@@ -35,14 +37,20 @@ pub enum Command {
         eraser_url: Option<String>,
     },
     /// Print `SELECT shared.create_tool_schema(...)` for every tool, for psql.
+    ///
+    /// Example: `fasttrack tool-schemas-sql | psql "$DATABASE_URL"`
     ToolSchemasSql,
     /// Print the tool dependency graph.
+    ///
+    /// Example: `fasttrack graph --format dot | dot -Tsvg > graph.svg`
     Graph {
         #[arg(long, value_enum, default_value_t = GraphFormat::Mermaid)]
         format: GraphFormat,
     },
     /// Load the demo data (once) and print a summary of the database. Only into
     /// a database on this machine, unless told otherwise: the demo has an admin.
+    ///
+    /// Example: `DATABASE_URL=postgres://postgres@127.0.0.1:54329/fasttrack fasttrack demo`
     Demo {
         #[command(flatten)]
         database: Database,
@@ -51,12 +59,16 @@ pub enum Command {
         any_host: bool,
     },
     /// Print a summary of what is in the database.
+    ///
+    /// Example: `fasttrack summary --database-url postgres://...`
     Summary {
         #[command(flatten)]
         database: Database,
     },
     /// Serve every route locally through the same handlers the Lambdas run.
     /// Settings come from the environment, as on Lambda.
+    ///
+    /// Example: `PORT=3000 fasttrack serve` (or `make run`)
     Serve {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
@@ -71,11 +83,15 @@ pub enum Command {
     },
     /// Print a bearer token for an existing user (local use: needs JWT_SIGNING_KEY
     /// and JWT_PUBLIC_KEYS).
+    ///
+    /// Example: `fasttrack token --email alice@demo.fasttrack.test`
     Token {
         #[arg(long)]
         email: String,
     },
     /// Print a signed launch body for `POST /sessions` (needs LEARNWORLDS_LAUNCH_SECRET).
+    ///
+    /// Example: `fasttrack launch --lms-user-id 64b0... --email ada@example.com --name "Ada Lovelace"`
     Launch {
         #[arg(long)]
         lms_user_id: String,
@@ -92,24 +108,54 @@ pub enum Command {
     },
     /// Fill an example event from events/ with local values (a token and id for
     /// the user with this email, the local secrets), for `cargo lambda invoke`.
+    ///
+    /// Example: `fasttrack render-event events/own-progress.json > /tmp/event.json`
     RenderEvent {
         file: PathBuf,
         #[arg(long, default_value = "alice@demo.fasttrack.test")]
         email: String,
     },
     /// Run the scheduled unlock recompute once.
+    ///
+    /// Example: `fasttrack recompute --batch-size 500`
     Recompute {
         #[command(flatten)]
         database: Database,
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
     },
+    /// Export a person's whole record (GDPR Art. 15 and 20) as JSON, or
+    /// everyone's, as the operator: any size, each one snapshot, audited.
+    ///
+    /// Examples: `fasttrack export --email ada@example.com --out ada.json`;
+    /// `fasttrack export --all --out-dir exports/`
+    #[command(group(clap::ArgGroup::new("whom").required(true).args(["email", "user_id", "all"])))]
+    Export {
+        #[command(flatten)]
+        database: Database,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        user_id: Option<uuid::Uuid>,
+        /// Everyone, one `<id>.json` each in `--out-dir`.
+        #[arg(long, requires = "out_dir")]
+        all: bool,
+        /// The file to write (default: standard output).
+        #[arg(long, conflicts_with = "all")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// Erasures by hand: the scheduled job once, or a restore's re-application.
+    ///
+    /// Examples: `fasttrack erasures run`; `fasttrack erasures reapply --tombstones-from $LIVE`
     Erasures {
         #[command(subcommand)]
         action: Erasures,
     },
     /// Validate config files on disk (defaults: the repo's config/).
+    ///
+    /// Example: `fasttrack check-config --forms config/tool-forms.json`
     CheckConfig {
         #[arg(long, default_value = "config/tool-registry.json")]
         registry: PathBuf,
@@ -173,6 +219,7 @@ impl Command {
             | Command::Demo { database, .. }
             | Command::Summary { database }
             | Command::Recompute { database, .. }
+            | Command::Export { database, .. }
             | Command::Erasures {
                 action: Erasures::Run { database, .. } | Erasures::Reapply { database, .. },
             } => Some(database),

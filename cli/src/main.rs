@@ -69,6 +69,22 @@ async fn run(command: Command) -> Result<()> {
             database,
             batch_size,
         } => recompute::run(&database, batch_size).await,
+        Command::Export {
+            database,
+            email,
+            user_id,
+            all,
+            out,
+            out_dir,
+        } => {
+            let whom = match (email.as_deref(), user_id, all, out_dir.as_deref()) {
+                (Some(email), _, _, _) => export::Whom::Email(email),
+                (_, Some(id), _, _) => export::Whom::User(id),
+                (_, _, true, Some(dir)) => export::Whom::Everyone(dir),
+                _ => anyhow::bail!("say whom to export: --email, --user-id or --all --out-dir"),
+            };
+            export::run(&database, whom, out.as_deref()).await
+        }
         Command::Erasures { action } => match action {
             Erasures::Run { database, key } => {
                 erasures::run(&database, &key.erasure_hash_key).await

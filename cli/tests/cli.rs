@@ -574,3 +574,64 @@ impl Drop for Server {
         let _ = self.0.wait();
     }
 }
+
+/// The operator's export: one person to a file or everyone to a directory,
+/// each audited as the operator's; an unknown person is an error.
+#[sqlx::test(migrations = false)]
+async fn the_operator_exports_one_person_or_everyone_and_each_export_is_audited(pool: PgPool) {
+    let url = url_of(&pool).await;
+    let migrated = fasttrack(&["migrate"], Some(&url));
+    assert!(migrated.status.success(), "{}", text(&migrated.stderr));
+    let demo = fasttrack(&["demo"], Some(&url));
+    assert!(demo.status.success(), "{}", text(&demo.stderr));
+    let dir = std::env::temp_dir().join(format!("fasttrack-export-{}", std::process::id()));
+    let file = dir.join("alice.json");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let one = fasttrack(
+        &[
+            "export",
+            "--email",
+            "ALICE@demo.fasttrack.test",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+        Some(&url),
+    );
+    assert!(one.status.success(), "{}", text(&one.stderr));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(record["user"]["email"], "alice@demo.fasttrack.test");
+    assert_eq!(record["format"], "fasttrack.export");
+
+    let all_dir = dir.join("all");
+    let all = fasttrack(
+        &["export", "--all", "--out-dir", all_dir.to_str().unwrap()],
+        Some(&url),
+    );
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let people: i64 = sqlx::query_scalar("select count(*) from shared.users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read_dir(&all_dir).unwrap().count() as i64, people);
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from shared.audit_log where action = 'export' and actor_id is null",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, people + 1);
+
+    let nobody = fasttrack(
+        &["export", "--user-id", &uuid::Uuid::new_v4().to_string()],
+        Some(&url),
+    );
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(
+        text(&nobody.stderr).contains("no user has the id"),
+        "{}",
+        text(&nobody.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

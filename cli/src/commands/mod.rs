@@ -3,6 +3,7 @@
 pub mod check_config;
 pub mod demo;
 pub mod erasures;
+pub mod export;
 pub mod graph;
 pub mod launch;
 pub mod migrate;

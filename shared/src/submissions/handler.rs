@@ -19,10 +19,30 @@ pub async fn get(
         .read(async |conn| super::read::get(conn, tool, request.reading(caller, target)).await)
         .await?;
     let etag = view.submission.as_ref().map(|s| s.version);
+    // A client polling with the ETag it holds gets a 304 while the submission
+    // is the same version (RFC 9110, 13.1.2: weak comparison). The progress in
+    // the answer changes only with a save of the submission.
+    if let (Some(version), Some(held)) = (etag, request.strict_header("if-none-match")?)
+        && if_none_match_holds(held, version)
+    {
+        return Ok(response::with_etag(
+            response::empty(StatusCode::NOT_MODIFIED),
+            etag,
+        ));
+    }
     Ok(response::with_etag(
         response::json(StatusCode::OK, &view),
         etag,
     ))
+}
+
+/// Whether `If-None-Match` names the current version (or is `*`).
+fn if_none_match_holds(header: &str, version: i32) -> bool {
+    let current = format!("\"{version}\"");
+    header
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag.strip_prefix("W/").unwrap_or(tag) == current)
 }
 
 pub async fn put(

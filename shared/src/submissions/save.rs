@@ -42,6 +42,10 @@ pub struct SaveOutcome {
     pub progress: ProgressState,
     /// Slugs of the tools this save unlocked.
     pub unlocked: Vec<String>,
+    /// Whether this save made the submission (a first save); `None` in an
+    /// answer stored before saves said so, where a first save was version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<bool>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,7 +59,9 @@ pub struct Saved {
 
 impl Saved {
     pub fn created(&self) -> bool {
-        self.outcome.submission.version == 1
+        self.outcome
+            .created
+            .unwrap_or(self.outcome.submission.version == 1)
     }
 }
 

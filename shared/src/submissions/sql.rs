@@ -131,7 +131,8 @@ pub fn lock_params<'a>(
 /// The write of a save, in one statement, for a caller who already holds the
 /// lock on their progress row for the tool:
 ///
-/// * upsert the user's one submission (bumping `version`), honouring If-Match:
+/// * upsert the user's one submission (bumping `version`, unless the data
+///   and status are what it holds already), honouring If-Match:
 ///   without one ($8 null) only a first save inserts, and an existing row is
 ///   left alone (428); the conflict's row lock makes that check and the write
 ///   one step;
@@ -168,23 +169,32 @@ const SAVE: &str = r"with sub as (
                 case when $4 = 'submitted' then current_timestamp end,
                 case when $4 = 'submitted' then current_timestamp end
             where $8::int is null or exists (select 1 from {s}.submissions where user_id = $1)
+            -- The same data and status again changes nothing: no new version,
+            -- and the times and organization of the work stay as they were.
             on conflict (user_id) do update set
-                organization_id = excluded.organization_id,
+                organization_id = case when sub.data = excluded.data and sub.status = excluded.status
+                                       then sub.organization_id else excluded.organization_id end,
                 data = excluded.data,
                 status = excluded.status,
                 submitted_data = coalesce(excluded.submitted_data, sub.submitted_data),
-                submitted_at = coalesce(excluded.submitted_at, sub.submitted_at),
-                completed_at = coalesce(excluded.completed_at, sub.completed_at),
-                version = sub.version + 1
+                submitted_at = case when sub.data = excluded.data and sub.status = excluded.status
+                                    then sub.submitted_at
+                                    else coalesce(excluded.submitted_at, sub.submitted_at) end,
+                completed_at = case when sub.data = excluded.data and sub.status = excluded.status
+                                    then sub.completed_at
+                                    else coalesce(excluded.completed_at, sub.completed_at) end,
+                version = sub.version
+                    + case when sub.data = excluded.data and sub.status = excluded.status then 0 else 1 end
             where $8 = 0 or sub.version = $8
-            returning sub.*
+            returning sub.*, sub.xmax = 0 as inserted
         ), outputs as (
-            insert into {s}.field_outputs (submission_id, field_id, field_value)
+            insert into {s}.field_outputs as fo (submission_id, field_id, field_value)
             select sub.id, f.field_id, f.field_value
             from sub, unnest($5::text[], $6::jsonb[]) as f(field_id, field_value)
             where $4 = 'submitted'
             on conflict (submission_id, field_id) do update
                 set field_value = excluded.field_value, created_at = current_timestamp
+                where fo.field_value is distinct from excluded.field_value
             returning 1
         ), stale_outputs as (
             delete from {s}.field_outputs fo using sub
@@ -225,7 +235,8 @@ const SAVE: &str = r"with sub as (
                 'progress', (select jsonb_build_object(
                     'status', status, 'percentage', progress_percentage,
                     'started_at', started_at, 'completed_at', completed_at) from progress),
-                'unlocked', coalesce((select jsonb_agg(tool_slug order by tool_slug) from unlocked), '[]'::jsonb)
+                'unlocked', coalesce((select jsonb_agg(tool_slug order by tool_slug) from unlocked), '[]'::jsonb),
+                'created', sub.inserted
             ) as outcome
             from sub
         ), remembered as (

@@ -748,7 +748,14 @@ impl Case<'_> {
             } else {
                 previous.as_ref().and_then(|p| p.submitted.clone())
             },
-            version: previous.as_ref().map_or(1, |p| p.version + 1),
+            // The same data and status again is no new version.
+            version: previous.as_ref().map_or(1, |p| {
+                if p.data == *data && p.status == if submit { "submitted" } else { "draft" } {
+                    p.version
+                } else {
+                    p.version + 1
+                }
+            }),
         };
         let version = sub.version;
         model.subs.insert(request.slug.clone(), sub);

@@ -174,7 +174,7 @@ async fn if_match_guards_against_lost_updates(pool: PgPool) {
         .put(
             "/tools/woop/submission",
             &ana.token,
-            &body,
+            &json!({"data": {"wish": "changed"}, "status": "draft"}),
             &[("if-match", "\"1\"")],
         )
         .await;
@@ -287,7 +287,10 @@ async fn an_update_with_if_match_takes_at_most_four_round_trips(pool: PgPool) {
         if let Some(version) = version {
             request = request.header("if-match", format!("\"{version}\""));
         }
-        let body = json!({"data": complete_data("woop"), "status": "submitted"});
+        // A new version each time: the same data again would change nothing.
+        let mut data = complete_data("woop");
+        data["note"] = json!(version);
+        let body = json!({"data": data, "status": "submitted"});
         request
             .body(lambda_http::Body::Text(body.to_string()))
             .unwrap()
@@ -412,11 +415,13 @@ async fn an_idempotency_key_expires_after_24_hours(pool: PgPool) {
         .execute(&app.pool)
         .await
         .unwrap();
+    let mut changed = body.clone();
+    changed["data"]["note"] = json!("a day later");
     let later = app
         .put(
             "/tools/woop/submission",
             &ana.token,
-            &body,
+            &changed,
             &[("idempotency-key", "k"), ("if-match", "\"1\"")],
         )
         .await;
@@ -613,10 +618,12 @@ async fn a_failed_if_match_names_the_etag_it_was_given(pool: PgPool) {
     let body = json!({"data": {"wish": "w"}, "status": "draft"});
     app.put("/tools/woop/submission", &ana.token, &body, &[])
         .await;
+    let mut changed = body.clone();
+    changed["data"]["note"] = json!("changed");
     app.put(
         "/tools/woop/submission",
         &ana.token,
-        &body,
+        &changed,
         &[("if-match", "\"1\"")],
     )
     .await;
@@ -632,5 +639,61 @@ async fn a_failed_if_match_names_the_etag_it_was_given(pool: PgPool) {
     assert_eq!(
         stale.body["error"]["message"],
         "the submission has changed since version \"1\""
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn saving_the_same_data_and_status_again_is_no_new_version(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let data = crate::complete_data("woop");
+    let first = app.save(&ana, "woop", data.clone(), "submitted").await;
+    assert_eq!(first.status, 201);
+    let again = app.save(&ana, "woop", data.clone(), "submitted").await;
+    assert_eq!((again.status, again.header("etag")), (200, Some("\"1\"")));
+    assert_eq!(
+        again.body["submission"]["submitted_at"],
+        first.body["submission"]["submitted_at"]
+    );
+    // A draft of the same data is a change of status, and so a new version.
+    let draft = app.save(&ana, "woop", data.clone(), "draft").await;
+    assert_eq!(draft.header("etag"), Some("\"2\""));
+    let same_draft = app.save(&ana, "woop", data, "draft").await;
+    assert_eq!(same_draft.header("etag"), Some("\"2\""));
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_client_polling_with_the_current_etag_gets_a_304(pool: PgPool) {
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let auth = format!("Bearer {}", ana.token);
+    let poll = |etag: &'static str| {
+        let auth = auth.clone();
+        let app = &app;
+        async move {
+            app.request(
+                http::Method::GET,
+                "/tools/woop/submission",
+                &[("authorization", &auth), ("if-none-match", etag)],
+                None,
+            )
+            .await
+        }
+    };
+    // Nothing saved yet: no ETag to hold, a full answer.
+    assert_eq!(poll("*").await.status, 200);
+    app.save(&ana, "woop", json!({"wish": "x"}), "draft").await;
+    let unchanged = poll("\"1\"").await;
+    assert_eq!(
+        (unchanged.status, unchanged.header("etag")),
+        (304, Some("\"1\""))
+    );
+    assert_eq!(unchanged.body, serde_json::Value::Null);
+    assert_eq!(poll("W/\"1\"").await.status, 304);
+    app.save(&ana, "woop", json!({"wish": "y"}), "draft").await;
+    let changed = poll("\"1\"").await;
+    assert_eq!(
+        (changed.status, changed.header("etag")),
+        (200, Some("\"2\""))
     );
 }
