@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde_norway::Value;
 use shared::app::App;
+use shared::foundation::error::CODES;
 use shared::http::cors;
 use shared::http::routes::{Function, ROUTES, UNMATCHED};
 use shared::registry::Registry;
@@ -336,4 +337,122 @@ fn no_description_in_the_spec_is_split_by_a_comma_in_a_flow_mapping() {
     let mut found = Vec::new();
     null_entries(&spec, "", &mut found);
     assert!(found.is_empty(), "keys without a value: {found:#?}");
+}
+
+#[test]
+fn the_specs_error_codes_are_exactly_the_ones_the_service_answers_with() {
+    let spec: Value = serde_norway::from_str(&repo("openapi.yaml")).unwrap();
+    let listed: Vec<&str> =
+        spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+            .as_sequence()
+            .expect("Error.code is an enum")
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+    assert_eq!(listed, CODES, "openapi.yaml's Error.code enum is not CODES");
+}
+
+#[test]
+fn docs_api_md_explains_every_error_code() {
+    let docs = repo("docs/api.md");
+    let errors = &docs[docs
+        .find("## Errors")
+        .expect("docs/api.md has an Errors section")..];
+    let missing: Vec<&&str> = CODES
+        .iter()
+        .filter(|code| !errors.contains(&format!("`{code}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/api.md's Errors section lacks {missing:?}"
+    );
+}
+
+/// Every `.rs` file under `dir`.
+fn sources(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, found);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
+        }
+    }
+}
+
+/// The code each error construction in `text` is built with: the literal
+/// after `ApiError::bad_request(`, `unprocessable(` or `NotFound(`, or after
+/// `code:` in a `BadRequest`, `Conflict` or `Unprocessable` literal. `Err` for
+/// one built with something other than a literal.
+fn constructed_codes(text: &str) -> Vec<Result<String, String>> {
+    let mut found = Vec::new();
+    for prefix in ["ApiError::", "Self::"] {
+        for call in ["bad_request(", "unprocessable(", "NotFound("] {
+            let needle = format!("{prefix}{call}");
+            for (at, _) in text.match_indices(&needle) {
+                let rest = text[at + needle.len()..].trim_start();
+                match rest.strip_prefix('"') {
+                    Some(literal) => found.push(Ok(literal[..literal.find('"').unwrap()].into())),
+                    // `Self::NotFound(what) => what`, `ApiError::NotFound(_)`:
+                    // patterns, not constructions.
+                    None if prefix == "Self::" || rest.starts_with('_') => {}
+                    None => found.push(Err(rest.chars().take(60).collect())),
+                }
+            }
+        }
+        for variant in ["BadRequest {", "Conflict {", "Unprocessable {"] {
+            let needle = format!("{prefix}{variant}");
+            for (at, _) in text.match_indices(&needle) {
+                let rest = &text[at + needle.len()..];
+                let fields = &rest[..rest.find(['{', '}']).unwrap_or(rest.len())];
+                if let Some(code) = fields.find("code:") {
+                    let value = fields[code + 5..].trim_start();
+                    match value.strip_prefix('"') {
+                        Some(literal) => {
+                            found.push(Ok(literal[..literal.find('"').unwrap()].into()));
+                        }
+                        None => found.push(Err(value.chars().take(60).collect())),
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_error_code_in_the_source_is_listed_and_every_listed_code_is_used() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["shared/src", "cli/src", "functions"] {
+        sources(&root.join(dir), &mut files);
+    }
+    let mut used = BTreeSet::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for code in constructed_codes(&text) {
+            match code {
+                Ok(code) if CODES.contains(&code.as_str()) => {
+                    used.insert(code);
+                }
+                Ok(code) => problems.push(format!("{}: `{code}` is not in CODES", file.display())),
+                Err(text) => problems.push(format!(
+                    "{}: an error built with a code that is not a literal: {text}",
+                    file.display()
+                )),
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+    // The rest are ApiError::code()'s fixed codes (its unit test lists them).
+    let error_rs = std::fs::read_to_string(root.join("shared/src/foundation/error.rs")).unwrap();
+    let body = &error_rs[error_rs.find("pub fn code(&self)").unwrap()..];
+    let body = &body[..body.find("\n    }\n").unwrap()];
+    for code in CODES {
+        assert!(
+            used.contains(*code) || body.contains(&format!("\"{code}\"")),
+            "`{code}` is listed in CODES but nothing answers with it"
+        );
+    }
 }

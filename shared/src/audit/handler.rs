@@ -47,7 +47,10 @@ pub async fn list(
             .query("action")?
             .map(|a| {
                 Action::parse(a).ok_or_else(|| {
-                    ApiError::bad_request("unknown_action", format!("unknown action `{a}`"))
+                    ApiError::bad_request(
+                        "unknown_action",
+                        format!("unknown action `{}`", a.escape_debug()),
+                    )
                 })
             })
             .transpose()?,

@@ -11,6 +11,83 @@ use serde_json::{Value, json};
 /// The protection space a 401's challenge names.
 const REALM: &str = "fasttrack";
 
+/// Every `error.code` the service answers with, in the order docs/api.md's
+/// error table gives them: the fixed codes of [`ApiError::code`] and every code
+/// a `BadRequest`, `NotFound`, `Conflict` or `Unprocessable` is built with.
+/// openapi.yaml's `Error.code` enum is this list, and docs/api.md explains each
+/// (tests in shared/tests/error_codes.rs keep the three, and the code, in step).
+pub const CODES: &[&str] = &[
+    // 400
+    "malformed_json",
+    "invalid_uuid",
+    "unknown_parameter",
+    "repeated_parameter",
+    "invalid_query",
+    "invalid_limit",
+    "invalid_cursor",
+    "invalid_time",
+    "unknown_action",
+    "invalid_filter",
+    "invalid_prefix",
+    "invalid_if_match",
+    "invalid_idempotency_key",
+    "repeated_header",
+    "invalid_header",
+    "unreadable_body",
+    // 401
+    "unauthorized",
+    "invalid_token",
+    "invalid_signature",
+    // 403
+    "forbidden",
+    // 404
+    "route_not_found",
+    "tool_not_found",
+    "user_not_found",
+    "erasure_request_not_found",
+    "tombstone_not_found",
+    "organization_not_found",
+    // 405
+    "method_not_allowed",
+    // 409
+    "tool_locked",
+    "email_conflict",
+    "idempotency_key_reused",
+    "idempotency_key_superseded",
+    "erasure_already_requested",
+    "admin_not_erasable",
+    // 412
+    "precondition_failed",
+    // 413
+    "payload_too_large",
+    // 415
+    "unsupported_media_type",
+    // 422
+    "invalid_body",
+    "invalid_data",
+    "invalid_status",
+    "missing_fields",
+    "invalid_shape",
+    "too_deep",
+    "duplicate_key",
+    "invalid_text",
+    "invalid_launch",
+    "invalid_user",
+    "invalid_webhook",
+    "export_too_large",
+    "reason_required",
+    "unknown_field",
+    "invalid_field",
+    // 428
+    "precondition_required",
+    // 429
+    "too_many_requests",
+    // 500
+    "internal_error",
+    // 503
+    "service_unavailable",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// A request the service cannot read; `code` names what is wrong.
@@ -237,5 +314,75 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             )
         ),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One of each variant whose code is fixed. The match has no wildcard, so
+    /// a new variant does not compile until it is placed here or among those
+    /// built with a code (which shared/tests/route_table.rs finds in the source).
+    fn fixed() -> Vec<ApiError> {
+        let all = vec![
+            ApiError::Unauthorized("no token"),
+            ApiError::InvalidToken("expired"),
+            ApiError::InvalidSignature("bad"),
+            ApiError::Forbidden("no"),
+            ApiError::MethodNotAllowed { allow: vec!["GET"] },
+            ApiError::PreconditionFailed {
+                expected: "1".into(),
+                current: Some(2),
+            },
+            ApiError::TooManyRequests { retry_after: 1 },
+            ApiError::PreconditionRequired { current: Some(1) },
+            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::UnsupportedMediaType,
+            ApiError::Unavailable(sqlx::Error::PoolTimedOut),
+            ApiError::Timeout,
+            ApiError::Upstream("down".into()),
+            ApiError::Database(sqlx::Error::PoolClosed),
+            ApiError::Internal("bug".into()),
+        ];
+        for error in &all {
+            match error {
+                ApiError::BadRequest { .. }
+                | ApiError::NotFound(_)
+                | ApiError::Conflict { .. }
+                | ApiError::Unprocessable { .. } => unreachable!("built with a code"),
+                ApiError::Unauthorized(_)
+                | ApiError::InvalidToken(_)
+                | ApiError::InvalidSignature(_)
+                | ApiError::Forbidden(_)
+                | ApiError::MethodNotAllowed { .. }
+                | ApiError::PreconditionFailed { .. }
+                | ApiError::TooManyRequests { .. }
+                | ApiError::PreconditionRequired { .. }
+                | ApiError::PayloadTooLarge { .. }
+                | ApiError::UnsupportedMediaType
+                | ApiError::Unavailable(_)
+                | ApiError::Timeout
+                | ApiError::Upstream(_)
+                | ApiError::Database(_)
+                | ApiError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn every_fixed_code_is_listed_and_none_twice() {
+        for error in fixed() {
+            assert!(
+                CODES.contains(&error.code()),
+                "{} is not in CODES",
+                error.code()
+            );
+        }
+        let mut sorted = CODES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), CODES.len(), "a code listed twice");
     }
 }

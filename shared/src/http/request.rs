@@ -150,7 +150,9 @@ impl<'a> Request<'a> {
         {
             return Err(ApiError::bad_request(
                 "unknown_parameter",
-                format!("unknown query parameter `{name}`"),
+                // Escaped: the message may not carry U+0000 or other control
+                // characters a client sent (openapi.yaml's Error.message).
+                format!("unknown query parameter `{}`", name.escape_debug()),
             ));
         }
         Ok(())

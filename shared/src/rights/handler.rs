@@ -124,10 +124,14 @@ pub async fn lift_tombstone(
     let text = |name: &str| -> Result<Option<&str>, ApiError> {
         match object.get(name) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) if !s.trim().is_empty() && s.len() <= 255 => Ok(Some(s)),
+            // Characters, as the users' VARCHAR(255) columns and openapi.yaml's
+            // maxLength count them.
+            Some(Value::String(s)) if !s.trim().is_empty() && s.chars().count() <= 255 => {
+                Ok(Some(s))
+            }
             Some(_) => Err(ApiError::unprocessable(
                 "invalid_field",
-                format!("`{name}` must be a non-empty string of at most 255 bytes"),
+                format!("`{name}` must be a non-blank string of at most 255 characters"),
             )),
         }
     };

@@ -136,3 +136,74 @@ async fn if_match_outside_the_specs_pattern_is_400_and_writes_nothing(pool: PgPo
     }
     assert_eq!(app.snapshot().await, before);
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_query_parameter_echoed_in_an_error_message_is_escaped(pool: PgPool) {
+    // `?%00x=1` was echoed with its U+0000, which Error.message's schema
+    // (like every string of the spec) does not admit.
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    for path in ["/progress?%00x=1", "/tools/woop/submission?a%01%00=1"] {
+        let response = app.get(path, &ana.token).await;
+        assert_eq!(response.status, 400, "{path}: {:?}", response.body);
+        assert_eq!(response.body["error"]["code"], "unknown_parameter");
+        let message = response.body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains(char::is_control), "{message:?}");
+        assert!(message.contains(r"\0"), "{message:?}");
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_tombstone_lift_counts_characters_and_rusts_whitespace_as_the_spec_does(pool: PgPool) {
+    // 255 characters of two bytes each were a 422 ("at most 255 bytes"),
+    // though LiftTombstone's maxLength (and the users' columns) count characters.
+    let app = TestApp::new(pool).await;
+    let admin = app.user("adm", None, "admin").await;
+    let lift = |id: String| json!({"lms_user_id": id, "reason": "rejoined"});
+    for (id, status) in [
+        ("é".repeat(255), 404),
+        ("é".repeat(256), 422),
+        // Blank to Rust's trim() and to the spec's pattern alike.
+        ("\u{85}\u{3000}".to_owned(), 422),
+        // Not whitespace to either (though it is to ECMAScript's \s).
+        ("\u{feff}".to_owned(), 404),
+    ] {
+        let auth = format!("Bearer {}", admin.token);
+        let body = lift(id.clone()).to_string();
+        let response = app
+            .request(
+                Method::POST,
+                "/tombstones/lift",
+                &[
+                    ("authorization", &auth),
+                    ("content-type", "application/json"),
+                ],
+                Some(body.as_bytes()),
+            )
+            .await;
+        assert_eq!(response.status, status, "{id:?}: {:?}", response.body);
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_if_none_match_that_matches_nothing_is_answered_in_full_whatever_it_holds(pool: PgPool) {
+    // An empty If-None-Match was a 200 the spec's minLength called invalid:
+    // an empty list matches nothing (RFC 9110, 5.6.1 and 13.1.2).
+    let app = TestApp::new(pool).await;
+    let ana = app.user("ana", None, "user").await;
+    let auth = format!("Bearer {}", ana.token);
+    let long = format!("\"{}\"", "x".repeat(2000));
+    for value in ["", " ", "\"nope\"", long.as_str()] {
+        for path in ["/tools", "/tools/woop"] {
+            let response = app
+                .request(
+                    Method::GET,
+                    path,
+                    &[("authorization", &auth), ("if-none-match", value)],
+                    None,
+                )
+                .await;
+            assert_eq!(response.status, 200, "{path} If-None-Match {value:?}");
+        }
+    }
+}
