@@ -339,7 +339,8 @@ fn roster_filter(ctx: &Context, request: &Request<'_>) -> Result<RosterFilter, A
         (None, None) => None,
         (Some(slug), Some(status)) => {
             let tool = ctx.registry.tool(slug).ok_or_else(|| {
-                ApiError::bad_request("invalid_filter", format!("unknown tool `{slug}`"))
+                // Not echoed: a message admits no U+0000, and a slug may hold one.
+                ApiError::bad_request("invalid_filter", "`tool` names no registry tool")
             })?;
             let statuses = parse_statuses(status).ok_or_else(|| {
                 ApiError::bad_request(
