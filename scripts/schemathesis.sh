@@ -127,7 +127,9 @@ for pass in user guru admin none erasure; do
         # issued is one, and no schema can say which strings it issued, so a
         # well-formed string it never issued is a 400 (RFC 9110, 15.5.1: a
         # client error the server perceives, here a cursor it did not give).
-        # Narrower than the defaults otherwise: no 3xx, 409, 429 or 5xx.
+        # So are a roster's `tool` that names no registry tool and a `tool`
+        # without `status`. Narrower than the defaults otherwise: no 3xx, 409,
+        # 429 or 5xx.
         echo '[[operations]]'
         echo 'include-method = "GET"'
         echo 'include-path-regex = "^/(audit|users|organizations|organizations/[^/]+/members|me/activity)$"'

@@ -21,7 +21,9 @@ use crate::identity::learnworlds::LearnWorldsApi;
 use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
 use crate::sessions::{self, TokenKeys};
-use crate::{audit, dependencies, identity, progress, rights, staff, startup, submissions, tools};
+use crate::{
+    audit, dependencies, identity, progress, reports, rights, staff, startup, submissions, tools,
+};
 
 pub struct App {
     pub context: Context,
@@ -276,6 +278,21 @@ impl App {
                     }
                     Endpoint::OwnComments => staff::comments::list_own(ctx, call, caller).await,
                     Endpoint::OwnActivity => staff::comments::activity(ctx, call, caller).await,
+                    Endpoint::Organizations => {
+                        reports::handler::organizations(ctx, call, caller).await
+                    }
+                    Endpoint::Roster => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        reports::handler::roster(ctx, call, caller, organization).await
+                    }
+                    Endpoint::OrganizationFunnel => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        reports::handler::funnel(ctx, call, caller, Some(organization)).await
+                    }
+                    Endpoint::Funnel => reports::handler::funnel(ctx, call, caller, None).await,
+                    Endpoint::SearchUsers => {
+                        reports::handler::search_users(ctx, call, caller).await
+                    }
                     Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
                         unreachable!("matched above")
                     }

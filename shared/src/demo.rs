@@ -1,5 +1,7 @@
 //! A small, fixed set of demo data for `make run`: two organizations, a user of
-//! each role, and a few submissions. Loading it twice changes nothing.
+//! each role, and a few submissions; and a third organization of
+//! [`ROSTER_MEMBERS`] members spread through the curriculum, with its guru,
+//! for the staff reports. Loading it twice changes nothing.
 
 use std::fmt;
 
@@ -21,10 +23,28 @@ pub struct DemoUser {
     pub organization: &'static str,
 }
 
-pub const ORGANIZATIONS: [(&str, &str); 2] = [
+pub const ORGANIZATIONS: [(&str, &str); 3] = [
     ("demo", "Demo Coaching Co"),
     ("northwind", "Northwind Traders"),
+    ("riverside", "Riverside Accelerator"),
 ];
+
+/// The guru of the roster demo's organization (`riverside`).
+pub const ROSTER_GURU: DemoUser = DemoUser {
+    lms_user_id: "64a000000000000000000100",
+    email: "coach@riverside.fasttrack.test",
+    full_name: "Rita Riverside",
+    role: "guru",
+    organization: "riverside",
+};
+
+/// How many participants the roster demo's organization has.
+pub const ROSTER_MEMBERS: usize = 40;
+
+const FIRST_NAMES: [&str; 10] = [
+    "Amara", "Bruno", "Chen", "Dalia", "Emeka", "Farah", "Goran", "Hana", "Ivo", "Jun",
+];
+const LAST_NAMES: [&str; 4] = ["Okafor", "Lindqvist", "Moreau", "Tanaka"];
 
 pub const USERS: [DemoUser; 5] = [
     DemoUser {
@@ -122,8 +142,92 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
         SubmissionStatus::Draft,
     )
     .await?;
+    seed_roster(pool, registry).await?;
     sync_user(pool, registry, admin).await?;
     Ok(true)
+}
+
+/// The roster demo: [`ROSTER_MEMBERS`] participants of `riverside`, member
+/// `i` having submitted the first tools of the registry (more members early
+/// in the curriculum than late, one through all of it), every third with a
+/// draft of the next, and every fifth stuck: no activity for two weeks or more.
+async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiError> {
+    sync_user(pool, registry, &ROSTER_GURU).await?;
+    let tools = registry.tools();
+    let last = ROSTER_MEMBERS - 1;
+    for i in 0..ROSTER_MEMBERS {
+        let first = FIRST_NAMES[i % FIRST_NAMES.len()];
+        let family = LAST_NAMES[i / FIRST_NAMES.len() % LAST_NAMES.len()];
+        let member = DemoUser {
+            lms_user_id: "",
+            email: "",
+            full_name: "",
+            role: "user",
+            organization: "riverside",
+        };
+        let lms_user_id = format!("64a0000000000000000002{i:02}");
+        let email = format!(
+            "{}.{}@riverside.fasttrack.test",
+            first.to_lowercase(),
+            family.to_lowercase()
+        );
+        let name = format!("{first} {family}");
+        let id = sync_as(pool, registry, &member, &lms_user_id, &email, &name).await?;
+        let submitted = i * i * tools.len() / (last * last);
+        let mut done = 0;
+        for tool in &tools[..submitted] {
+            let status = SubmissionStatus::Submitted;
+            if save(pool, registry, &tool.slug, id, filled(tool, first), status)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            done += 1;
+        }
+        if i % 3 == 1
+            && let Some(next) = tools.get(done)
+        {
+            let draft = json!({});
+            // A tool still locked refuses the draft; the member just has none.
+            let _ = save(
+                pool,
+                registry,
+                &next.slug,
+                id,
+                draft,
+                SubmissionStatus::Draft,
+            )
+            .await;
+        }
+        if i % 5 == 2 {
+            let days = 14 + i as i32;
+            pool.transaction(async |conn| {
+                db::query(
+                    "update shared.users
+                     set last_activity_at = coalesce(last_activity_at, created_at) - make_interval(days => $2),
+                         created_at = created_at - make_interval(days => $2)
+                     where id = $1",
+                )
+                .bind(id)
+                .bind(days)
+                .execute(&mut *conn)
+                .await?;
+                Ok::<_, ApiError>(())
+            })
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// A submission of `tool` that fills every output.
+fn filled(tool: &crate::registry::Tool, author: &str) -> Value {
+    tool.outputs
+        .iter()
+        .map(|o| (o.key.clone(), json!(format!("{author}'s {}", o.key))))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// One demo user, synced as a LearnWorlds event would, then given its role.
@@ -132,15 +236,35 @@ async fn sync_user(
     registry: &Registry,
     user: &DemoUser,
 ) -> Result<Uuid, ApiError> {
+    sync_as(
+        pool,
+        registry,
+        user,
+        user.lms_user_id,
+        user.email,
+        user.full_name,
+    )
+    .await
+}
+
+/// `user`'s role and organization, with this identity.
+async fn sync_as(
+    pool: &db::Pool,
+    registry: &Registry,
+    user: &DemoUser,
+    lms_user_id: &str,
+    email: &str,
+    full_name: &str,
+) -> Result<Uuid, ApiError> {
     let company = ORGANIZATIONS
         .iter()
         .find(|(slug, _)| *slug == user.organization)
         .map(|(_, name)| *name);
     let tag = format!("org:{}", user.organization);
     let lms_user = LmsUser {
-        lms_user_id: user.lms_user_id.into(),
-        email: user.email.into(),
-        full_name: user.full_name.into(),
+        lms_user_id: lms_user_id.into(),
+        email: email.into(),
+        full_name: full_name.into(),
         organization: Membership::from_tags([tag.as_str()], company),
     };
     pool.transaction(async |conn| {

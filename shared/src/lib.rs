@@ -31,6 +31,7 @@ pub mod identity;
 pub mod migrate;
 pub mod progress;
 pub mod registry;
+pub mod reports;
 pub mod rights;
 pub mod sessions;
 pub mod staff;

@@ -76,6 +76,37 @@ async fn print_banner(app: &App, port: u16) -> Result<()> {
             "  curl -s -X PUT -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\\n       -d '{{\"data\": {{\"dream\": \"A bakery\"}}, \"status\": \"draft\"}}' {base}/tools/know-thyself/submission"
         );
     }
+    let coach: Option<(uuid::Uuid, uuid::Uuid)> = app
+        .context
+        .pool
+        .read(async |conn| {
+            db::query_as(
+                "select id, organization_id from shared.users
+                 where lms_user_id = $1 and organization_id is not null",
+            )
+            .bind(shared::demo::ROSTER_GURU.lms_user_id)
+            .fetch_optional(conn)
+            .await
+        })
+        .await
+        .context("reading the roster demo's guru")?;
+    if let Some((guru, organization)) = coach {
+        let (token, _) = app.issue_token(guru)?;
+        let roster = format!("{base}/organizations/{organization}/members");
+        println!(
+            "\nStaff reports, as {} (guru of Riverside Accelerator, {} members):",
+            shared::demo::ROSTER_GURU.email,
+            shared::demo::ROSTER_MEMBERS
+        );
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' '{roster}?sort=progress&order=desc&limit=10'"
+        );
+        println!("  curl -s -H 'Authorization: Bearer {token}' '{roster}?stuck_days=14'");
+        println!("  curl -s -H 'Authorization: Bearer {token}' -H 'Accept: text/csv' {roster}");
+        println!(
+            "  curl -s -H 'Authorization: Bearer {token}' {base}/organizations/{organization}/funnel"
+        );
+    }
     println!();
     Ok(())
 }

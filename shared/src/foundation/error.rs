@@ -27,6 +27,8 @@ pub const CODES: &[&str] = &[
     "invalid_cursor",
     "invalid_time",
     "unknown_action",
+    "invalid_filter",
+    "invalid_prefix",
     "invalid_if_match",
     "invalid_idempotency_key",
     "missing_idempotency_key",
@@ -45,6 +47,7 @@ pub const CODES: &[&str] = &[
     "user_not_found",
     "erasure_request_not_found",
     "tombstone_not_found",
+    "organization_not_found",
     // 405
     "method_not_allowed",
     // 409
@@ -80,7 +83,6 @@ pub const CODES: &[&str] = &[
     "reason_required",
     "unknown_field",
     "invalid_field",
-    "organization_not_found",
     "nothing_to_change",
     "field_required",
     // 428

@@ -15,10 +15,11 @@ pub enum Function {
     AuditLog,
     DataRights,
     StaffActions,
+    StaffReports,
 }
 
 impl Function {
-    pub const ALL: [Function; 7] = [
+    pub const ALL: [Function; 8] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
@@ -26,6 +27,7 @@ impl Function {
         Function::AuditLog,
         Function::DataRights,
         Function::StaffActions,
+        Function::StaffReports,
     ];
 
     /// The binary's name in `functions/`.
@@ -38,6 +40,7 @@ impl Function {
             Function::AuditLog => "audit-log",
             Function::DataRights => "data-rights",
             Function::StaffActions => "staff-actions",
+            Function::StaffReports => "staff-reports",
         }
     }
 }
@@ -69,6 +72,11 @@ pub enum Endpoint {
     UserComments,
     OwnComments,
     OwnActivity,
+    Organizations,
+    Roster,
+    OrganizationFunnel,
+    Funnel,
+    SearchUsers,
 }
 
 #[derive(Debug)]
@@ -231,6 +239,37 @@ pub static ROUTES: &[Route] = &[
         path: "/me/activity",
         function: Function::StaffActions,
         endpoint: Endpoint::OwnActivity,
+    },
+    // Staff reports (shared::reports).
+    Route {
+        method: Method::GET,
+        path: "/organizations",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Organizations,
+    },
+    Route {
+        method: Method::GET,
+        path: "/organizations/{organization_id}/members",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Roster,
+    },
+    Route {
+        method: Method::GET,
+        path: "/organizations/{organization_id}/funnel",
+        function: Function::StaffReports,
+        endpoint: Endpoint::OrganizationFunnel,
+    },
+    Route {
+        method: Method::GET,
+        path: "/funnel",
+        function: Function::StaffReports,
+        endpoint: Endpoint::Funnel,
+    },
+    Route {
+        method: Method::GET,
+        path: "/users",
+        function: Function::StaffReports,
+        endpoint: Endpoint::SearchUsers,
     },
 ];
 

@@ -33,6 +33,14 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
         .execute(&test.pool)
         .await
         .unwrap();
+    // The organization the staff-report events name.
+    sqlx::query(
+        "insert into shared.organizations (id, name, slug)
+         values ('0e000000-0000-4000-8000-00000000e0e0', 'Event Org', 'event-org')",
+    )
+    .execute(&test.pool)
+    .await
+    .unwrap();
     let now = jsonwebtoken::get_current_timestamp() as i64;
     let (id, email, name) = (
         "64d000000000000000000001",

@@ -246,6 +246,10 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let c = cast(&app).await;
     let ana = c.ana.id;
+    let acme: Uuid = sqlx::query_scalar("select id from shared.organizations where slug = 'acme'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     // (path, [user (ben), other guru, member's guru, admin])
     let table: Vec<(String, [u16; 4])> = vec![
         ("/me".to_owned(), [200, 200, 200, 200]),
@@ -264,6 +268,19 @@ async fn each_route_answers_each_identity_as_its_role_allows(pool: PgPool) {
         ),
         ("/tools/woop/comments".to_owned(), [200, 200, 200, 200]),
         ("/me/activity".to_owned(), [200, 200, 200, 200]),
+        // Staff reports: an organization's to its gurus and admins; the
+        // rest to admins (a guru lists their own organization).
+        (
+            format!("/organizations/{acme}/members"),
+            [404, 404, 200, 200],
+        ),
+        (
+            format!("/organizations/{acme}/funnel"),
+            [404, 404, 200, 200],
+        ),
+        ("/organizations".to_owned(), [403, 200, 200, 200]),
+        ("/funnel".to_owned(), [403, 403, 403, 200]),
+        ("/users?q=a".to_owned(), [403, 403, 403, 200]),
         // The tools described as data: the same for everyone signed in.
         ("/tools".to_owned(), [200, 200, 200, 200]),
         ("/tools/know-thyself".to_owned(), [200, 200, 200, 200]),

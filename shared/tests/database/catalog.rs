@@ -53,6 +53,9 @@ const USERS: &[Column] = &[
     ("role_set_at", TIMESTAMPTZ, None, None, true),
     // Migration 0016: an erasure requested closes the account.
     ("erasure_requested_at", TIMESTAMPTZ, None, None, true),
+    // Migration 0017: what the staff reports sort and filter a roster by.
+    ("tools_completed", "smallint", None, Some("0"), false),
+    ("last_activity_at", TIMESTAMPTZ, None, None, true),
     // Migration 0018: the ETag of a person's role and organization.
     ("version", "integer", None, Some("1"), false),
 ];
