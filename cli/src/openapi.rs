@@ -360,6 +360,10 @@ mod tests {
         }
     }
 
+    /// The schemas that admit U+0000 on purpose: a webhook delivery's members
+    /// that the service neither reads nor stores as sent.
+    const TOLERATED: [&str; 2] = ["DeliveryValue", "DeliveryObject"];
+
     /// Every schema of an OpenAPI document: each `schema` (of a parameter,
     /// header or media type) and each of components.schemas.
     fn document_nul_problems(value: &Value, path: &str, found: &mut Vec<String>) {
@@ -371,6 +375,13 @@ mod tests {
                         nul_problems(inner, &here, true, found);
                     } else if here == "/components/schemas" {
                         for (name, schema) in inner.as_object().unwrap() {
+                            // A LearnWorlds delivery's unread members: the
+                            // route takes them as LearnWorlds sends them
+                            // (issue: be strict in what is stored, tolerant
+                            // elsewhere), and the spec says so.
+                            if TOLERATED.contains(&name.as_str()) {
+                                continue;
+                            }
                             nul_problems(schema, &format!("{here}/{name}"), true, found);
                         }
                     } else {
