@@ -329,12 +329,25 @@ impl Shape {
     pub fn json_schema(&self) -> Value {
         match self {
             Shape::Text | Shape::LongText => json!({ "type": "string", "pattern": FILLED_TEXT }),
+            Shape::List { items } => json!({
+                "type": "array",
+                "minItems": 1,
+                "items": items.item_schema(),
+            }),
+            _ => self.item_schema(),
+        }
+    }
+
+    /// The shape as a JSON Schema of a value inside a list: a list is filled
+    /// when it has an item, whatever the item holds.
+    fn item_schema(&self) -> Value {
+        match self {
+            Shape::Text | Shape::LongText => json!({ "type": "string", "pattern": NO_NUL }),
             Shape::Number => json!({ "type": "number" }),
             Shape::Choice { options } => json!({ "enum": options }),
             Shape::List { items } => json!({
                 "type": "array",
-                "minItems": 1,
-                "items": items.json_schema(),
+                "items": items.item_schema(),
             }),
             Shape::Table { columns } => {
                 let cells: serde_json::Map<String, Value> = columns
