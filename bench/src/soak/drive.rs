@@ -172,12 +172,23 @@ impl Record<'_> {
         Some(current)
     }
 
-    fn acknowledge(&self, write: Write, answer: &Value) {
+    /// Remembers an acknowledged write. A save makes the version after the one
+    /// it named, unless it sent what the submission already held: the same
+    /// data and status change nothing and keep the version it named.
+    fn acknowledge(&self, write: Write, request: &http::Request, answer: &Value) {
         let mut acks = self.acks.lock().unwrap();
         match write {
             Write::Save(user, slug, sent_version) => {
                 let version = answer["submission"]["version"].as_i64().unwrap_or(-1);
-                if version != sent_version.map_or(1, |v| v + 1) {
+                let sent: Value = request
+                    .body
+                    .as_deref()
+                    .and_then(|body| serde_json::from_str(body).ok())
+                    .unwrap_or(Value::Null);
+                let unchanged = sent_version == Some(version)
+                    && answer["submission"]["data"] == sent["data"]
+                    && answer["submission"]["status"] == sent["status"];
+                if version != sent_version.map_or(1, |v| v + 1) && !unchanged {
                     acks.unseen_overwrites += 1;
                 }
                 self.learn(user, &slug, version);
@@ -219,7 +230,7 @@ fn work(
             record.refused_over(&write, status, &answer);
         }
         if (200..300).contains(&status) {
-            record.acknowledge(write, &answer);
+            record.acknowledge(write, &request, &answer);
         }
     }
 }
