@@ -210,8 +210,8 @@ impl App {
             request_id,
         )?;
         let call = &call;
-        // Routes signed by LearnWorlds check their own signatures; every other
-        // route needs a bearer token.
+        // Routes signed by LearnWorlds check their own signatures, the refresh
+        // routes their refresh token; every other route needs a bearer token.
         match route.endpoint {
             Endpoint::LearnWorldsWebhook => {
                 identity::handler::webhook(ctx, &self.learnworlds, self.erasure()?, call).await
@@ -219,6 +219,9 @@ impl App {
             Endpoint::CreateSession => {
                 sessions::handler::create(ctx, &self.keys, self.erasure()?, call).await
             }
+            // The refresh token in the body is the credential.
+            Endpoint::RefreshSession => sessions::handler::refresh(ctx, &self.keys, call).await,
+            Endpoint::EndSession => sessions::handler::logout(ctx, call).await,
             endpoint => {
                 let caller = sessions::authenticate(&self.keys, call)?;
                 match endpoint {
@@ -293,7 +296,10 @@ impl App {
                     Endpoint::SearchUsers => {
                         reports::handler::search_users(ctx, call, caller).await
                     }
-                    Endpoint::LearnWorldsWebhook | Endpoint::CreateSession => {
+                    Endpoint::LearnWorldsWebhook
+                    | Endpoint::CreateSession
+                    | Endpoint::RefreshSession
+                    | Endpoint::EndSession => {
                         unreachable!("matched above")
                     }
                 }

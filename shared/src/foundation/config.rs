@@ -236,7 +236,13 @@ pub struct ApiSettings {
     pub deployment: Deployment,
     pub jwt_issuer: String,
     pub jwt_audience: String,
+    /// A bearer token's lifetime: short, since a refresh renews it.
     pub token_ttl: Duration,
+    /// A session's absolute lifetime: its refresh tokens are refused this long
+    /// after the launch that began it, however often it was refreshed.
+    pub refresh_ttl: Duration,
+    /// A session unused (never refreshed) this long ends.
+    pub refresh_idle: Duration,
     /// Absent: every webhook is refused (fail closed).
     pub webhook_secret: Option<Secret>,
     pub webhook_signature_mode: SignatureMode,
@@ -364,8 +370,22 @@ impl ApiSettings {
             jwt_audience: source
                 .get("JWT_AUDIENCE")
                 .unwrap_or_else(|| "fasttrack-api".into()),
-            token_ttl: bounded(source, "TOKEN_TTL_SECONDS", 3600, 60..=30 * 24 * 3600)
+            token_ttl: bounded(source, "TOKEN_TTL_SECONDS", 900, 60..=30 * 24 * 3600)
                 .map(Duration::from_secs)?,
+            refresh_ttl: bounded(
+                source,
+                "REFRESH_TOKEN_TTL_SECONDS",
+                30 * 24 * 3600,
+                300..=365 * 24 * 3600,
+            )
+            .map(Duration::from_secs)?,
+            refresh_idle: bounded(
+                source,
+                "REFRESH_TOKEN_IDLE_SECONDS",
+                7 * 24 * 3600,
+                300..=365 * 24 * 3600,
+            )
+            .map(Duration::from_secs)?,
             webhook_secret: optional_secret("LEARNWORLDS_WEBHOOK_SECRET")?,
             webhook_signature_mode: parsed(
                 source,
@@ -452,7 +472,9 @@ mod tests {
     fn defaults_apply_when_only_the_required_settings_are_set() {
         let api =
             ApiSettings::from_source(&HashMap::from([("JWT_PUBLIC_KEYS", PUBLIC_KEY)])).unwrap();
-        assert_eq!(api.token_ttl, Duration::from_secs(3600));
+        assert_eq!(api.token_ttl, Duration::from_secs(900));
+        assert_eq!(api.refresh_ttl, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(api.refresh_idle, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(api.max_body_bytes, 262_144);
         assert_eq!(api.webhook_signature_mode, SignatureMode::SharedSecret);
         assert!(api.webhook_secret.is_none());

@@ -39,6 +39,7 @@ pub const CODES: &[&str] = &[
     "unauthorized",
     "invalid_token",
     "invalid_signature",
+    "invalid_refresh_token",
     // 403
     "forbidden",
     // 404
@@ -111,6 +112,11 @@ pub enum ApiError {
     /// has expired, or cannot be checked since no secret is configured).
     #[error("{0}")]
     InvalidSignature(&'static str),
+    /// A refresh token that is not, or no longer, good: unknown, used before
+    /// (its session is then revoked), past its session's lifetime, revoked,
+    /// or its account closed or changed. The client goes back to LearnWorlds.
+    #[error("{0}")]
+    InvalidRefreshToken(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("not found")]
@@ -202,9 +208,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Unauthorized(_) | Self::InvalidToken(_) | Self::InvalidSignature(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::Unauthorized(_)
+            | Self::InvalidToken(_)
+            | Self::InvalidSignature(_)
+            | Self::InvalidRefreshToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -228,6 +235,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::InvalidToken(_) => "invalid_token",
             Self::InvalidSignature(_) => "invalid_signature",
+            Self::InvalidRefreshToken(_) => "invalid_refresh_token",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(what) => what,
             Self::MethodNotAllowed { .. } => "method_not_allowed",
@@ -278,6 +286,8 @@ impl ApiError {
                 "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{reason}\""
             )),
             Self::InvalidSignature(_) => Some(format!("Signature realm=\"{REALM}\"")),
+            // The refresh token is a credential of its own, sent in the body.
+            Self::InvalidRefreshToken(_) => Some(format!("RefreshToken realm=\"{REALM}\"")),
             _ => None,
         }
     }
@@ -359,6 +369,7 @@ mod tests {
             ApiError::Unauthorized("no token"),
             ApiError::InvalidToken("expired"),
             ApiError::InvalidSignature("bad"),
+            ApiError::InvalidRefreshToken("used"),
             ApiError::Forbidden("no"),
             ApiError::MethodNotAllowed { allow: vec!["GET"] },
             ApiError::PreconditionFailed {
@@ -388,6 +399,7 @@ mod tests {
                 ApiError::Unauthorized(_)
                 | ApiError::InvalidToken(_)
                 | ApiError::InvalidSignature(_)
+                | ApiError::InvalidRefreshToken(_)
                 | ApiError::Forbidden(_)
                 | ApiError::MethodNotAllowed { .. }
                 | ApiError::PreconditionFailed { .. }

@@ -49,6 +49,8 @@ impl Function {
 pub enum Endpoint {
     LearnWorldsWebhook,
     CreateSession,
+    RefreshSession,
+    EndSession,
     ListTools,
     DescribeTool,
     OwnProgress,
@@ -100,6 +102,18 @@ pub static ROUTES: &[Route] = &[
         path: "/sessions",
         function: Function::SyncUser,
         endpoint: Endpoint::CreateSession,
+    },
+    Route {
+        method: Method::POST,
+        path: "/sessions/refresh",
+        function: Function::SyncUser,
+        endpoint: Endpoint::RefreshSession,
+    },
+    Route {
+        method: Method::POST,
+        path: "/sessions/logout",
+        function: Function::SyncUser,
+        endpoint: Endpoint::EndSession,
     },
     Route {
         method: Method::GET,
@@ -274,11 +288,14 @@ pub static ROUTES: &[Route] = &[
 ];
 
 /// Whether `function` (`None`: every route, the local server) makes bearer
-/// tokens: it serves `POST /sessions`. Only such a function holds the key
-/// that signs them.
+/// tokens: it serves `POST /sessions` and `POST /sessions/refresh`. Only
+/// such a function holds the key that signs them.
 pub fn mints_tokens(function: Option<Function>) -> bool {
     ROUTES.iter().any(|route| {
-        route.endpoint == Endpoint::CreateSession && function.is_none_or(|f| f == route.function)
+        matches!(
+            route.endpoint,
+            Endpoint::CreateSession | Endpoint::RefreshSession
+        ) && function.is_none_or(|f| f == route.function)
     })
 }
 

@@ -11,7 +11,10 @@
 //! The statement returns the record as rows, one per item, in the document's
 //! order; [`write`] streams them into the document without ever holding it as
 //! a parsed value. Rows are whole tables' rows (`to_jsonb`): a column a later
-//! migration adds is exported without a change here.
+//! migration adds is exported without a change here. One exception: a
+//! session's refresh tokens are told by their issue and use times, never
+//! their SHA-256 (a credential's hash tells the person nothing, and has no
+//! place in a file they may pass on).
 
 use std::io::Write;
 
@@ -31,7 +34,7 @@ pub const VERSION: u32 = 1;
 
 /// The document's sections, in order: (number in the statement, member name,
 /// whether it is one object rather than a list).
-const SECTIONS: [(i32, &str, bool); 16] = [
+const SECTIONS: [(i32, &str, bool); 17] = [
     (1, "user", true),
     (2, "progress", false),
     (3, "submissions", false),
@@ -48,6 +51,7 @@ const SECTIONS: [(i32, &str, bool); 16] = [
     (14, "erasure_requests", false),
     (15, "overrides_they_made", false),
     (16, "staff_idempotency_keys", false),
+    (17, "sessions", false),
 ];
 
 /// Who exports whose record.
@@ -271,6 +275,12 @@ macro_rules! record {
             union all
             select 16, 0, null, to_jsonb(k) - 'response' from shared.staff_idempotency_keys k
             join t on k.actor_id = t.id or k.subject = t.id
+            union all
+            select 17, 0, null, to_jsonb(f) || jsonb_build_object('refresh_tokens',
+                       (select coalesce(jsonb_agg(jsonb_build_object('issued_at', r.issued_at, 'used_at', r.used_at)
+                                                  order by r.issued_at), '[]')
+                        from shared.refresh_tokens r where r.family_id = f.id))
+            from shared.refresh_families f join t on f.user_id = t.id
         )
         select section, item::text as item from items
         order by section, n, tool, item->>'created_at', item->>'id'"

@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(claims["exp"], exp);
         assert_eq!(
             claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
-            3600
+            900
         );
         // The Ed25519 signature checks against the configured public key alone.
         let public = crate::foundation::keys::PublicKey::parse(CURRENT_PUBLIC_KEY).unwrap();

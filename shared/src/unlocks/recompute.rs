@@ -248,7 +248,9 @@ pub async fn run_with(
 
     // In the run's own transaction, as one statement: one round trip once
     // its plan is cached. A used launch is kept a day, twice the longest
-    // launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A save budget untouched
+    // launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A session (its refresh
+    // tokens) goes once past its absolute end, or a day after it was revoked.
+    // A save budget untouched
     // for an hour is full again, as a missing one is. Webhook payloads and
     // audit rows past their retention go through migrations 0011's and
     // 0016's functions, the only ways the runtime role may touch those logs.
@@ -265,10 +267,15 @@ pub async fn run_with(
          ), budgets as (
              delete from shared.save_budgets
              where refilled_at < statement_timestamp() - interval '1 hour' returning 1
+         ), sessions as (
+             delete from shared.refresh_families
+             where expires_at < statement_timestamp()
+                or revoked_at < statement_timestamp() - interval '1 day' returning 1
          )
          select (select count(*) from keys) + (select count(*) from staff_keys)
                   + (select count(*) from launches)
-                  + (select count(*) from budgets),
+                  + (select count(*) from budgets)
+                  + (select count(*) from sessions),
                 shared.expire_webhook_payloads($1),
                 shared.expire_audit_log($2)",
     )

@@ -17,6 +17,7 @@ mod membership;
 mod privileges;
 mod progress;
 mod recompute;
+mod refresh;
 mod reports;
 mod rights;
 #[path = "../support/runtime_role.rs"]

@@ -339,11 +339,18 @@ async fn a_participant_exports_everything_stored_about_them_and_only_an_admin_ex
         ("idempotency_keys", 1),
         ("webhook_deliveries", 1),
         ("session_launches", 1),
+        ("sessions", 1),
         ("audit_log", 3),
     ] {
         let rows = record[section].as_array().unwrap().len();
         assert!(rows >= at_least, "{section}: {rows}");
     }
+    // Their sessions, with when each refresh token was issued and used, but
+    // never a token's hash.
+    let session = &record["sessions"][0];
+    assert_eq!(session["user_id"], user.id.to_string());
+    assert_eq!(session["refresh_tokens"].as_array().unwrap().len(), 1);
+    assert!(!record["sessions"].to_string().contains("sha256"));
     // Who read their data is part of their record (CJEU C-579/21).
     let actions: Vec<&str> = record["audit_log"]
         .as_array()

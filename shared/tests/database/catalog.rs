@@ -317,6 +317,15 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "id",
             "CASCADE",
         ),
+        // Sessions' refresh tokens (migration 0019): gone with the person.
+        fk("refresh_families", "user_id", "shared.users", "id", "CASCADE"),
+        fk(
+            "refresh_tokens",
+            "family_id",
+            "shared.refresh_families",
+            "id",
+            "CASCADE",
+        ),
     ]
     .into();
     assert_eq!(foreign_keys(&pool, "shared").await, expected);
