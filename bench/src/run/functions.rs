@@ -156,6 +156,7 @@ async fn placeholders(cold_url: &str, keys: &TokenKeys) -> Result<Placeholders> 
         user_id: Some(user.to_string()),
         webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         launch_body: None,
+        refresh_token: None,
     })
 }
 

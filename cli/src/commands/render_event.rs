@@ -26,6 +26,19 @@ pub async fn run(file: &Path, email: &str) -> Result<()> {
         );
         launch::signed_body(secret, id, mail, name, Some(&launch::fresh_nonce())).to_string()
     });
+    // A session of the user's, only for an event that names its refresh token.
+    let refresh_token = match event.contains("${REFRESH_TOKEN}") {
+        true => {
+            let ttl = app.context.settings.refresh_ttl;
+            let (token, _) = app
+                .context
+                .pool
+                .transaction(async |tx| shared::sessions::refresh::start(tx, user, ttl).await)
+                .await?;
+            Some(token)
+        }
+        false => None,
+    };
     let values = Placeholders {
         token: Some(app.issue_token(user)?.0),
         user_id: Some(user.to_string()),
@@ -36,6 +49,7 @@ pub async fn run(file: &Path, email: &str) -> Result<()> {
             .as_ref()
             .map(|s| s.expose().to_owned()),
         launch_body: launch,
+        refresh_token,
     };
     let rendered = render(&event, &values);
     print!(

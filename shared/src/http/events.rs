@@ -9,6 +9,8 @@ pub struct Placeholders {
     pub webhook_secret: Option<String>,
     /// The JSON text of a signed launch, embedded as the event's string body.
     pub launch_body: Option<String>,
+    /// A session's refresh token (`POST /sessions/refresh` and `/logout`).
+    pub refresh_token: Option<String>,
 }
 
 pub fn render(event: &str, values: &Placeholders) -> String {
@@ -17,6 +19,7 @@ pub fn render(event: &str, values: &Placeholders) -> String {
         ("${TOKEN}", values.token.clone()),
         ("${USER_ID}", values.user_id.clone()),
         ("${WEBHOOK_SECRET}", values.webhook_secret.clone()),
+        ("${REFRESH_TOKEN}", values.refresh_token.clone()),
         // Inside a JSON string: escape it as one.
         (
             "${LAUNCH_BODY}",

@@ -107,12 +107,11 @@ pub async fn refresh(
     let outcome = ctx
         .pool
         .transaction(async |tx| {
-            let rotated = match refresh::rotate(tx, &body.refresh_token, ctx.settings.refresh_idle)
-                .await?
-            {
-                Ok(rotated) => rotated,
-                Err(refused) => return Ok(Err(refused)),
-            };
+            let rotated =
+                match refresh::rotate(tx, &body.refresh_token, ctx.settings.refresh_idle).await? {
+                    Ok(rotated) => rotated,
+                    Err(refused) => return Ok(Err(refused)),
+                };
             let (token, expires_at) = keys.issue(rotated.user_id, now)?;
             Ok::<_, ApiError>(Ok((rotated, token, expires_at)))
         })

@@ -202,10 +202,10 @@ impl Refusal {
 
     fn error(self) -> ApiError {
         ApiError::InvalidRefreshToken(match self {
-            Refusal::Unknown => "the refresh token is invalid: open the tool from LearnWorlds again",
-            Refusal::Revoked => {
-                "this session has ended: open the tool from LearnWorlds again"
+            Refusal::Unknown => {
+                "the refresh token is invalid: open the tool from LearnWorlds again"
             }
+            Refusal::Revoked => "this session has ended: open the tool from LearnWorlds again",
             Refusal::Reused => {
                 "this refresh token was already used, so the session is ended for safety: open the tool from LearnWorlds again"
             }

@@ -56,7 +56,22 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
         user_id: Some(bob.id.to_string()),
         webhook_secret: Some(WEBHOOK_SECRET.to_owned()),
         launch_body: Some(launch.to_string()),
+        refresh_token: None,
     };
+    // Two sessions of Ana's (Bob's role changes and his erasure is requested,
+    // which end his): one the logout event ends, one the refresh event renews.
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let mut conn = test.pool.acquire().await.unwrap();
+        let (token, _) = shared::sessions::refresh::start(
+            &mut conn,
+            ana.id,
+            std::time::Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+        sessions.push(token);
+    }
     let mut paths: Vec<_> = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -69,7 +84,12 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
             true => &carl,
             false => &ana,
         };
-        let text = render(&std::fs::read_to_string(&path).unwrap(), &values(caller));
+        let mut placeholders = values(caller);
+        placeholders.refresh_token = Some(match path.ends_with("end-session.json") {
+            true => sessions[0].clone(),
+            false => sessions[1].clone(),
+        });
+        let text = render(&std::fs::read_to_string(&path).unwrap(), &placeholders);
         let event: serde_json::Value = serde_json::from_str(&text).unwrap();
         let Some(route_key) = event["routeKey"].as_str() else {
             continue;

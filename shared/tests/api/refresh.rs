@@ -151,10 +151,7 @@ async fn a_used_refresh_token_used_again_is_refused_and_ends_the_whole_session(p
         &refresh(&app, &session.refresh_token).await,
     );
     // The first token again: someone else holds a copy of it.
-    assert_refused(
-        &refresh(&app, &session.refresh_token).await,
-        "already used",
-    );
+    assert_refused(&refresh(&app, &session.refresh_token).await, "already used");
     // The newer token, which the replay did not know, is refused as well.
     assert_refused(&refresh(&app, &next.refresh_token).await, "ended");
     assert_eq!(
@@ -225,10 +222,7 @@ async fn a_session_past_its_absolute_or_idle_lifetime_is_refused(pool: PgPool) {
     .execute(&app.pool)
     .await
     .unwrap();
-    assert_refused(
-        &refresh(&app, &old.refresh_token).await,
-        "longest lifetime",
-    );
+    assert_refused(&refresh(&app, &old.refresh_token).await, "longest lifetime");
     assert_refused(&refresh(&app, &idle.refresh_token).await, "unused too long");
     assert_eq!(
         revocations(&app, old.user_id).await,
@@ -302,10 +296,7 @@ async fn a_role_or_organization_change_ends_the_persons_sessions(pool: PgPool) {
         )
         .await;
     assert_eq!(changed.status, 200, "{:?}", changed.body);
-    assert_refused(
-        &refresh(&app, &promoted.refresh_token).await,
-        "ended",
-    );
+    assert_refused(&refresh(&app, &promoted.refresh_token).await, "ended");
     assert_eq!(
         revocations(&app, promoted.user_id).await,
         [Some("role_changed".to_owned())]
@@ -342,11 +333,13 @@ async fn a_session_begun_before_a_change_the_trigger_did_not_see_is_refused_by_i
     let session = launch(&app, "64f0a000000000000000000c").await;
     // The change committed while the launch's transaction was still open: the
     // family was not there to revoke, and holds the version it read.
-    sqlx::query("update shared.refresh_families set user_version = user_version - 1 where user_id = $1")
-        .bind(session.user_id)
-        .execute(&app.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "update shared.refresh_families set user_version = user_version - 1 where user_id = $1",
+    )
+    .bind(session.user_id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
     assert_refused(
         &refresh(&app, &session.refresh_token).await,
         "role or organization changed",
@@ -391,12 +384,11 @@ async fn an_erasure_request_ends_the_persons_sessions_through_the_cool_off(pool:
 async fn bad_refresh_and_logout_bodies_are_clear_4xx_and_change_nothing(pool: PgPool) {
     let app = TestApp::new(pool).await;
     let session = launch(&app, "64f0a000000000000000000e").await;
-    let before: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
-        "select token_sha256, used_at::text from shared.refresh_tokens order by 1",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let before: Vec<(Vec<u8>, Option<String>)> =
+        sqlx::query_as("select token_sha256, used_at::text from shared.refresh_tokens order by 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     for path in ["/sessions/refresh", "/sessions/logout"] {
         let cases: [(&[u8], u16, &str); 8] = [
             (b"{", 400, "malformed_json"),
@@ -439,16 +431,18 @@ async fn bad_refresh_and_logout_bodies_are_clear_4xx_and_change_nothing(pool: Pg
     }
     // A well-formed token nobody was given: 401.
     assert_refused(&refresh(&app, &"A".repeat(43)).await, "invalid");
-    let after: Vec<(Vec<u8>, Option<String>)> = sqlx::query_as(
-        "select token_sha256, used_at::text from shared.refresh_tokens order by 1",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap();
+    let after: Vec<(Vec<u8>, Option<String>)> =
+        sqlx::query_as("select token_sha256, used_at::text from shared.refresh_tokens order by 1")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(before, after);
     assert_eq!(revocations(&app, session.user_id).await, [None]);
     // The session is still good.
-    refreshed(session.user_id, &refresh(&app, &session.refresh_token).await);
+    refreshed(
+        session.user_id,
+        &refresh(&app, &session.refresh_token).await,
+    );
 }
 
 #[sqlx::test(migrations = false)]

@@ -318,7 +318,13 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "CASCADE",
         ),
         // Sessions' refresh tokens (migration 0019): gone with the person.
-        fk("refresh_families", "user_id", "shared.users", "id", "CASCADE"),
+        fk(
+            "refresh_families",
+            "user_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
         fk(
             "refresh_tokens",
             "family_id",
