@@ -135,9 +135,9 @@ impl TokenKeys {
             // Told apart only once the signature verified: a forged token
             // learns nothing about its claims.
             match e.kind() {
-                ErrorKind::ExpiredSignature => {
-                    ApiError::InvalidToken("the token has expired: start a new session")
-                }
+                ErrorKind::ExpiredSignature => ApiError::InvalidToken(
+                    "the token has expired: refresh the session (POST /sessions/refresh)",
+                ),
                 ErrorKind::ImmatureSignature => {
                     ApiError::InvalidToken("the token is not valid yet")
                 }

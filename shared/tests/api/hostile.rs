@@ -148,11 +148,9 @@ async fn forged_and_misused_tokens_are_401_on_every_route_and_write_nothing(pool
         }
     };
     let tokens: std::collections::HashMap<_, _> = bad_tokens(ana.id).into_iter().collect();
-    assert!(
-        description(&tokens["expired"])
-            .await
-            .ends_with("error_description=\"the token has expired: start a new session\""),
-    );
+    assert!(description(&tokens["expired"]).await.ends_with(
+        "error_description=\"the token has expired: refresh the session (POST /sessions/refresh)\""
+    ),);
     assert!(
         description(&tokens["payload swapped under a valid signature"])
             .await
