@@ -10,7 +10,7 @@
 //! lifetime (`REFRESH_TOKEN_TTL_SECONDS` after the launch), when unused for
 //! its idle lifetime (`REFRESH_TOKEN_IDLE_SECONDS`), at a logout, and when the
 //! person's role or organization changes or their erasure is requested
-//! (migration 0019's trigger, and the `version` check here). See
+//! (migration 0020's trigger, and the `version` check here). See
 //! docs/sessions.md.
 
 use std::time::Duration;

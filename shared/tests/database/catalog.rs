@@ -317,7 +317,7 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "id",
             "CASCADE",
         ),
-        // Sessions' refresh tokens (migration 0019): gone with the person.
+        // Sessions' refresh tokens (migration 0020): gone with the person.
         fk(
             "refresh_families",
             "user_id",
