@@ -61,6 +61,13 @@ pub struct RefreshBody {
 
 impl RefreshBody {
     pub fn from_json(body: serde_json::Value) -> Result<Self, ApiError> {
+        // Serde would read a struct from a list too (`["..."]`).
+        if !body.is_object() {
+            return Err(ApiError::unprocessable(
+                "invalid_body",
+                "the body must be {\"refresh_token\": \"...\"}",
+            ));
+        }
         let body: Self = serde_json::from_value(body).map_err(|e| {
             ApiError::unprocessable(
                 "invalid_body",

@@ -390,10 +390,12 @@ async fn bad_refresh_and_logout_bodies_are_clear_4xx_and_change_nothing(pool: Pg
             .await
             .unwrap();
     for path in ["/sessions/refresh", "/sessions/logout"] {
-        let cases: [(&[u8], u16, &str); 8] = [
+        let as_list = format!("[\"{}\"]", session.refresh_token);
+        let cases: [(&[u8], u16, &str); 9] = [
             (b"{", 400, "malformed_json"),
             (b"{}", 422, "invalid_body"),
             (b"[]", 422, "invalid_body"),
+            (as_list.as_bytes(), 422, "invalid_body"),
             (b"{\"refresh_token\": null}", 422, "invalid_body"),
             (b"{\"refresh_token\": 7}", 422, "invalid_body"),
             (b"{\"refresh_token\": \"short\"}", 422, "invalid_body"),
