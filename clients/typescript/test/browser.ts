@@ -70,8 +70,9 @@ async function main(): Promise<void> {
   const browser = await puppeteer.launch({
     executablePath: chromium,
     headless: true,
-    // Chromium's sandbox needs user namespaces a root shell in a container may lack.
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+    // Chromium's sandbox needs user namespaces a root shell in a container may
+    // lack; a container's /dev/shm may be too small for its shared memory.
+    args: [...(process.getuid?.() === 0 ? ["--no-sandbox"] : []), "--disable-dev-shm-usage"],
   });
   try {
     const page = await browser.newPage();
