@@ -1,6 +1,6 @@
 //! `fasttrack export`: a person's whole record (GDPR Art. 15 and 20), or
 //! everyone's, as the operator with the database owner's login: any size (the
-//! API stops at `export_too_large`), each export one REPEATABLE READ snapshot,
+//! API stops at `export_too_large`), each export one statement and so one snapshot,
 //! audited as the operator's.
 
 use std::fs::File;
@@ -97,7 +97,7 @@ async fn everyone(pool: &db::Pool, dir: &Path) -> Result<()> {
 async fn write(pool: &db::Pool, id: Uuid, out: &mut impl Write) -> Result<()> {
     let registry = Registry::embedded();
     let written = pool
-        .snapshot(export::writes(Exporter::Operator, id), async |conn| {
+        .one_statement(async |conn| {
             export::write(conn, registry, Exporter::Operator, id, out).await
         })
         .await
