@@ -12,7 +12,9 @@
 #      calls the API through the compiled client (CORS, the exposed headers, a
 #      real preflight, a 412's JSON), and one on an origin the API refuses.
 #
-#   scripts/client.sh        # honours DATABASE_URL, like make test
+#   scripts/client.sh            # honours DATABASE_URL, like make test
+#   scripts/client.sh --update   # after a change to the spec: writes the new
+#                                # src/schema.d.ts (commit it), then the rest
 #
 # Installs what is missing with apt-get (nodejs, npm, chromium); npm's cache
 # lives outside the clone (FASTTRACK_NPM_CACHE).
@@ -27,6 +29,12 @@ RUNTIME_PASSWORD=runtime-test-password-not-deployed
 NPM_CACHE="${FASTTRACK_NPM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/fasttrack/npm}"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 CLIENT=clients/typescript
+update=0
+case "${1:-}" in
+    "") ;;
+    --update) update=1 ;;
+    *) echo "usage: scripts/client.sh [--update]" >&2; exit 2 ;;
+esac
 
 missing=()
 command -v node >/dev/null || missing+=(nodejs)
@@ -87,11 +95,17 @@ for _ in $(seq 100); do
 done
 
 log "client: regenerating src/schema.d.ts from $api/openapi.json"
-(cd "$CLIENT" && FASTTRACK_OPENAPI="$api/openapi.json" npm run -s generate >/dev/null 2>&1) \
-    || { log "client: openapi-typescript failed"; exit 1; }
-if ! git ls-files --error-unmatch "$CLIENT/src/schema.d.ts" >/dev/null 2>&1 \
+if ! generated=$(cd "$CLIENT" && FASTTRACK_OPENAPI="$api/openapi.json" npm run -s generate 2>&1); then
+    printf '%s\n' "$generated" >&2
+    log "client: openapi-typescript failed"
+    exit 1
+fi
+if [ "$update" = 1 ]; then
+    changed=$(git diff --stat -- "$CLIENT/src/schema.d.ts" | tail -n 1 | sed 's/^ *//')
+    log "client: src/schema.d.ts regenerated (${changed:-no change}): commit it"
+elif ! git ls-files --error-unmatch "$CLIENT/src/schema.d.ts" >/dev/null 2>&1 \
     || ! git diff --exit-code --stat -- "$CLIENT/src/schema.d.ts"; then
-    log "client: src/schema.d.ts differs from the served spec: run 'npm run generate' in $CLIENT against a local server (make run) and commit it"
+    log "client: src/schema.d.ts differs from the served spec: run scripts/client.sh --update (or 'npm run generate' in $CLIENT against make run's server) and commit it"
     exit 1
 fi
 
@@ -108,4 +122,8 @@ log "client: a browser: headless Chromium on http://localhost:$page_port (node d
 alice_token=$(DATABASE_URL="$runtime_url" fasttrack token --email alice@demo.fasttrack.test)
 FASTTRACK_API="$api" FASTTRACK_TOKEN="$alice_token" FASTTRACK_PAGE_PORT="$page_port" CHROMIUM="$CHROMIUM" \
     node "$CLIENT/dist/test/browser.js"
-log "client: generated client unchanged, type-checked, end to end and in a browser"
+if [ "$update" = 1 ]; then
+    log "client: regenerated, type-checked, end to end and in a browser"
+else
+    log "client: generated client unchanged, type-checked, end to end and in a browser"
+fi

@@ -107,7 +107,7 @@ export interface paths {
         };
         /**
          * Everything stored about the caller, as one JSON document (GDPR Art. 15 and 20).
-         * @description One consistent snapshot (one statement in a REPEATABLE READ, read-only transaction) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; the operator then exports it with `fasttrack export`, which streams it to a file.
+         * @description One consistent snapshot (one statement, its own transaction: one round trip) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; the operator then exports it with `fasttrack export`, which streams it to a file.
          */
         get: operations["exportOwnRecord"];
         put?: never;
