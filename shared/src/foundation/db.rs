@@ -521,8 +521,8 @@ impl Pool {
         }
     }
 
-    /// Runs `f`, which sends exactly one statement, on a plain connection,
-    /// also behind a transaction pooler: one statement is a transaction of its
+    /// Runs `f` on a plain connection, also behind a transaction pooler, for
+    /// `f` that sends exactly one statement: one statement is a transaction of its
     /// own, and every part of it (each `union all` branch, each CTE, a
     /// data-modifying one included) reads the one snapshot taken when it
     /// starts (PostgreSQL's documentation, 13.2.1 and 7.8.4). So it is as
@@ -535,10 +535,7 @@ impl Pool {
     where
         E: From<sqlx::Error>,
     {
-        let mut conn = self.acquire().await?;
-        let value = f(&mut *conn).await?;
-        conn.release();
-        Ok(value)
+        self.plain(f).await
     }
 
     /// Runs one request's reads: on a plain connection, or behind a transaction
@@ -553,6 +550,17 @@ impl Pool {
         if behind_transaction_pooler() {
             return self.transaction(f).await;
         }
+        self.plain(f).await
+    }
+
+    /// Runs `f` on a connection outside any transaction of ours.
+    async fn plain<T, E>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
         let mut conn = self.acquire().await?;
         let value = f(&mut *conn).await?;
         conn.release();

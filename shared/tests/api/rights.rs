@@ -271,8 +271,9 @@ async fn columns_holding(pool: &PgPool, needles: &[String]) -> Vec<String> {
     let mut found = Vec::new();
     for (schema, table, column) in columns {
         let sql = format!(
-            "select count(*) from \"{schema}\".\"{table}\"
-             where exists (select 1 from unnest($1::text[]) n where strpos(lower(\"{column}\"::text), lower(n)) > 0)"
+            "select count(*) from \"{schema}\".\"{table}\" t
+             where exists (select 1 from unnest($1::text[]) as needle(v)
+                           where strpos(lower(t.\"{column}\"::text), lower(needle.v)) > 0)"
         );
         let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(needles)
