@@ -40,7 +40,7 @@ if [ -n "${BENCH_SMOKE:-}" ]; then
     log "bench smoke: tiny sizes, debug binaries (no timings are judged)"
     cargo build --workspace --locked -q
     "$target/debug/fasttrack-bench" run --users 300 --small-users 100 --seconds 1 --runs 1 \
-        --concurrency 1,4 --cold-runs 1 --rss-invocations 2 --round-trip-requests 2 \
+        --concurrency 1,4 --cold-runs 1 --rss-invocations 2 --round-trip-requests 2 --organization-members 300 \
         --bin-dir "$target/debug" --pgbench "$pgbench" --pooler-url "$PGBOUNCER_URL" "${extra[@]}"
 else
     log "building the release binaries"

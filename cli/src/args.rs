@@ -60,9 +60,13 @@ pub enum Command {
     /// a database on this machine, unless told otherwise: the demo has an admin.
     ///
     /// Example: `DATABASE_URL=postgres://postgres@127.0.0.1:54329/fasttrack fasttrack demo`
+    /// (a large organization to try the roster on: `fasttrack demo --members 2000`)
     Demo {
         #[command(flatten)]
         database: Database,
+        /// How many participants the roster demo's organization (Riverside) gets.
+        #[arg(long, default_value_t = shared::demo::ROSTER_MEMBERS as u32, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+        members: u32,
         /// Load it into a database on another host too.
         #[arg(long, env = "FASTTRACK_DEMO_ANY_HOST")]
         any_host: bool,

@@ -3,6 +3,7 @@
 //! command line and each command is a file in `commands/`.
 
 mod args;
+mod bar;
 mod commands;
 mod database;
 mod local_server;
@@ -46,7 +47,11 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::ToolSchemasSql => tool_schemas_sql::run(),
         Command::Graph { format } => graph::run(format),
-        Command::Demo { database, any_host } => demo::run(&database, any_host).await,
+        Command::Demo {
+            database,
+            members,
+            any_host,
+        } => demo::run(&database, members as usize, any_host).await,
         Command::Summary { database } => summary::run(&database).await,
         Command::Serve {
             port,

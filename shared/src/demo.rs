@@ -10,9 +10,10 @@ use uuid::Uuid;
 
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
+use crate::foundation::steps::Steps;
 use crate::identity::users::{self, LmsUser, Membership};
-use crate::registry::Registry;
 use crate::registry::sql::{Branches, Sql, expand};
+use crate::registry::{Forms, Registry};
 use crate::submissions::{self, Budget, Save, SaveRequest, SubmissionStatus};
 
 pub struct DemoUser {
@@ -89,6 +90,22 @@ pub const USERS: [DemoUser; 5] = [
 /// was written. The admin is written last, so a run cut short is completed by
 /// the next one (the syncs are upserts) rather than taken for done.
 pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError> {
+    seed_with(pool, registry, ROSTER_MEMBERS, &()).await
+}
+
+/// [`seed`] with `members` participants in the roster demo's organization (at
+/// least 2), telling `steps` of each.
+pub async fn seed_with(
+    pool: &db::Pool,
+    registry: &Registry,
+    members: usize,
+    steps: &dyn Steps,
+) -> Result<bool, ApiError> {
+    if members < 2 {
+        return Err(ApiError::Internal(
+            "the roster demo needs at least 2 members".into(),
+        ));
+    }
     let (admin, others) = USERS.split_first().expect("the demo has users");
     let exists: bool = pool
         .read(async |conn| {
@@ -142,20 +159,27 @@ pub async fn seed(pool: &db::Pool, registry: &Registry) -> Result<bool, ApiError
         SubmissionStatus::Draft,
     )
     .await?;
-    seed_roster(pool, registry).await?;
+    seed_roster(pool, registry, members, steps).await?;
     sync_user(pool, registry, admin).await?;
     Ok(true)
 }
 
-/// The roster demo: [`ROSTER_MEMBERS`] participants of `riverside`, member
+/// The roster demo: `members` participants of `riverside` ([`ROSTER_MEMBERS`]
+/// unless told otherwise), member
 /// `i` having submitted the first tools of the registry (more members early
 /// in the curriculum than late, one through all of it), every third with a
 /// draft of the next, and every fifth stuck: no activity for two weeks or more.
-async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiError> {
+async fn seed_roster(
+    pool: &db::Pool,
+    registry: &Registry,
+    members: usize,
+    steps: &dyn Steps,
+) -> Result<(), ApiError> {
     sync_user(pool, registry, &ROSTER_GURU).await?;
     let tools = registry.tools();
-    let last = ROSTER_MEMBERS - 1;
-    for i in 0..ROSTER_MEMBERS {
+    let last = members - 1;
+    steps.begin("members", members as u64);
+    for i in 0..members {
         let first = FIRST_NAMES[i % FIRST_NAMES.len()];
         let family = LAST_NAMES[i / FIRST_NAMES.len() % LAST_NAMES.len()];
         let member = DemoUser {
@@ -165,11 +189,22 @@ async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiErro
             role: "user",
             organization: "riverside",
         };
-        let lms_user_id = format!("64a0000000000000000002{i:02}");
+        // 24 characters, as LearnWorlds' ids; the first hundred as they always were.
+        let lms_user_id = match i {
+            0..100 => format!("64a0000000000000000002{i:02}"),
+            _ => format!("64a00000000000001{i:07}"),
+        };
+        // The names repeat past their combinations; the emails never do.
+        let round = i / (FIRST_NAMES.len() * LAST_NAMES.len());
         let email = format!(
-            "{}.{}@riverside.fasttrack.test",
+            "{}.{}{}@riverside.fasttrack.test",
             first.to_lowercase(),
-            family.to_lowercase()
+            family.to_lowercase(),
+            if round == 0 {
+                String::new()
+            } else {
+                round.to_string()
+            }
         );
         let name = format!("{first} {family}");
         let id = sync_as(pool, registry, &member, &lms_user_id, &email, &name).await?;
@@ -177,13 +212,16 @@ async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiErro
         let mut done = 0;
         for tool in &tools[..submitted] {
             let status = SubmissionStatus::Submitted;
-            if save(pool, registry, &tool.slug, id, filled(tool, first), status)
-                .await
-                .is_err()
-            {
-                break;
+            // A tool still locked (its inputs come from a tool later in the
+            // registry) ends the member's walk; any other refusal is a fault.
+            match save(pool, registry, &tool.slug, id, filled(tool, first), status).await {
+                Ok(_) => done += 1,
+                Err(ApiError::Conflict {
+                    code: "tool_locked",
+                    ..
+                }) => break,
+                Err(error) => return Err(error),
             }
-            done += 1;
         }
         if i % 3 == 1
             && let Some(next) = tools.get(done)
@@ -201,7 +239,7 @@ async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiErro
             .await;
         }
         if i % 5 == 2 {
-            let days = 14 + i as i32;
+            let days = 14 + (i % 60) as i32;
             pool.transaction(async |conn| {
                 db::query(
                     "update shared.users
@@ -217,15 +255,25 @@ async fn seed_roster(pool: &db::Pool, registry: &Registry) -> Result<(), ApiErro
             })
             .await?;
         }
+        steps.step();
     }
+    steps.end();
     Ok(())
 }
 
-/// A submission of `tool` that fills every output.
+/// A submission of `tool` that fills every output, each value of its form's
+/// shape (a submit checks them).
 fn filled(tool: &crate::registry::Tool, author: &str) -> Value {
+    let form = Forms::embedded().tool(&tool.slug);
     tool.outputs
         .iter()
-        .map(|o| (o.key.clone(), json!(format!("{author}'s {}", o.key))))
+        .map(|o| {
+            let text = format!("{author}'s {}", o.key);
+            let value = form
+                .and_then(|form| form.output(&o.key))
+                .map_or_else(|| json!(text), |output| output.shape.example(&text));
+            (o.key.clone(), value)
+        })
         .collect::<serde_json::Map<_, _>>()
         .into()
 }

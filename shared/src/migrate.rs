@@ -8,6 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 
 use crate::foundation::db;
+use crate::foundation::steps::Steps;
 use crate::registry::{Registry, SchemaName};
 
 /// The files in `migrations/`, embedded at compile time.
@@ -128,6 +129,15 @@ pub async fn run(
     conn: &mut PgConnection,
     registry: &Registry,
 ) -> Result<MigrationReport, MigrateError> {
+    run_with(conn, registry, &()).await
+}
+
+/// [`run`], telling `steps` of each tool schema it creates.
+pub async fn run_with(
+    conn: &mut PgConnection,
+    registry: &Registry,
+    steps: &dyn Steps,
+) -> Result<MigrationReport, MigrateError> {
     let before = applied_versions(conn).await?;
     MIGRATOR.run(&mut *conn).await?;
     let applied_migrations = applied_versions(conn)
@@ -158,12 +168,15 @@ pub async fn run(
     if !drift.is_empty() {
         return Err(MigrateError::Drift(drift));
     }
+    steps.begin("tool schemas", to_create.len() as u64);
     for schema in &to_create {
         db::query("select shared.create_tool_schema($1)")
             .bind(schema.as_str())
             .execute(&mut *tx)
             .await?;
+        steps.step();
     }
+    steps.end();
     // Whatever create_tool_schema made must now be complete, or nothing is committed.
     if !to_create.is_empty() {
         let (drift, _) = compare(registry, &tool_schema_objects(&mut tx).await?);

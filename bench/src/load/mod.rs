@@ -10,9 +10,9 @@ mod submit;
 mod sync_user;
 mod wrk;
 
-pub use call::{Bind, CALLS, Call, Route, Statement};
+pub use call::{Bind, Body, CALLS, Call, Route, Statement, bearer, pg_array};
 pub use pgbench::{find_pgbench, pgbench_args, pgbench_statement, run_pgbench};
 pub use sample::sample;
 pub use submit::submit_call;
 pub use sync_user::launch_files;
-pub use wrk::{run_wrk, wrk_script, wrk_threads};
+pub use wrk::{Throughput, run_wrk, wrk_script, wrk_threads};

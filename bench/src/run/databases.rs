@@ -22,8 +22,21 @@ pub async fn generated_database(
     name: &str,
     users: usize,
 ) -> Result<(String, Option<f64>)> {
+    let organizations = (users / 200).clamp(1, 500);
+    organized_database(admin, server_url, reuse, name, users, organizations).await
+}
+
+/// [`generated_database`], its users spread over `organizations`.
+pub async fn organized_database(
+    admin: &PgPool,
+    server_url: &str,
+    reuse: bool,
+    name: &str,
+    users: usize,
+    organizations: usize,
+) -> Result<(String, Option<f64>)> {
     let url = with_database(server_url, name);
-    let marker = format!("fasttrack-bench users={users} seed={SEED}");
+    let marker = format!("fasttrack-bench users={users} organizations={organizations} seed={SEED}");
     let existing: Option<Option<String>> = db::query_scalar(
         "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
     )
@@ -58,7 +71,7 @@ pub async fn generated_database(
         Registry::embedded(),
         &generate::Spec {
             users,
-            organizations: (users / 200).clamp(1, 500),
+            organizations,
             seed: SEED,
             batch: 2_000,
         },

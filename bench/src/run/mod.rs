@@ -6,6 +6,7 @@ mod databases;
 mod functions;
 mod options;
 mod recompute;
+mod reports;
 mod result_file;
 mod rights;
 mod round_trips;
@@ -18,7 +19,7 @@ use anyhow::Result;
 use crate::database;
 use crate::fixtures;
 use crate::report::{Row, step};
-use databases::generated_database;
+use databases::{generated_database, organized_database};
 pub use options::{Options, Section};
 use shared::foundation::db;
 
@@ -84,6 +85,19 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
         .await?;
         generated(&mut rows, options.small_users, seconds);
         rows.extend(rights::rights(&options, &large_url, &rights_url, &work).await?);
+    }
+    if options.runs(Section::Reports) {
+        let (reports_url, seconds) = organized_database(
+            &admin,
+            database_url,
+            options.reuse,
+            "fasttrack_bench_reports",
+            options.organization_members,
+            1,
+        )
+        .await?;
+        generated(&mut rows, options.organization_members, seconds);
+        rows.extend(reports::reports(&options, &reports_url, &keys, &work).await?);
     }
     if options.runs(Section::Functions) {
         let (cold_url, _) = generated_database(

@@ -18,6 +18,9 @@ pub enum Section {
     Functions,
     /// Data rights: an export beside pgbench, an erasure's statements and time.
     Rights,
+    /// Staff reports over one large organization: roster pages and the funnel
+    /// beside pgbench, the audit row's share, the CSV's memory.
+    Reports,
 }
 
 #[derive(Debug, clap::Args)]
@@ -28,6 +31,9 @@ pub struct Options {
     /// Users in the small database (recompute growth).
     #[arg(long, default_value_t = 10_000)]
     pub small_users: usize,
+    /// Members of the one organization the staff reports are measured on.
+    #[arg(long, default_value_t = 10_000)]
+    pub organization_members: usize,
     /// Seconds per load measurement (4 keeps a first `make bench`, release
     /// build included, under 15 minutes).
     #[arg(long, default_value_t = 4)]

@@ -4,11 +4,12 @@
 use anyhow::{Result, bail};
 
 use crate::args::Database;
+use crate::bar::Bar;
 use crate::database::{Use, connect, on_this_machine};
 use shared::Registry;
 use shared::demo;
 
-pub async fn run(database: &Database, any_host: bool) -> Result<()> {
+pub async fn run(database: &Database, members: usize, any_host: bool) -> Result<()> {
     let registry = Registry::embedded();
     if !any_host && !on_this_machine(&database.database_url) {
         bail!(
@@ -17,7 +18,7 @@ pub async fn run(database: &Database, any_host: bool) -> Result<()> {
         );
     }
     let pool = connect(database, Use::Service).await?;
-    let loaded = demo::seed(&pool, registry).await?;
+    let loaded = demo::seed_with(&pool, registry, members, &Bar::new("demo")).await?;
     println!(
         "{}",
         if loaded {

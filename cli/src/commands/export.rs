@@ -1,6 +1,6 @@
 //! `fasttrack export`: a person's whole record (GDPR Art. 15 and 20), or
 //! everyone's, as the operator with the database owner's login: any size (the
-//! API stops at `export_too_large`), each export one REPEATABLE READ snapshot,
+//! API stops at `export_too_large`), each export one statement and so one snapshot,
 //! audited as the operator's.
 
 use std::fs::File;
@@ -8,13 +8,14 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
 use crate::args::Database;
+use crate::bar::Bar;
 use crate::database::{Use, connect};
 use shared::Registry;
 use shared::foundation::db;
+use shared::foundation::steps::Steps;
 use shared::rights::export::{self, Exporter, Refused};
 
 /// Whom to export.
@@ -74,22 +75,16 @@ async fn everyone(pool: &db::Pool, dir: &Path) -> Result<()> {
                 .await
         })
         .await?;
-    let bar = ProgressBar::new(ids.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "export [{elapsed_precise}] {wide_bar} {pos}/{len} people ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = Bar::begun("export", "people", ids.len() as u64);
     for id in &ids {
         let path = dir.join(format!("{id}.json"));
         let mut file =
             BufWriter::new(File::create(&path).with_context(|| path.display().to_string())?);
         write(pool, *id, &mut file).await?;
         file.flush()?;
-        bar.inc(1);
+        bar.step();
     }
-    bar.finish_and_clear();
+    bar.end();
     eprintln!("export: {} records written to {}", ids.len(), dir.display());
     Ok(())
 }
@@ -97,7 +92,7 @@ async fn everyone(pool: &db::Pool, dir: &Path) -> Result<()> {
 async fn write(pool: &db::Pool, id: Uuid, out: &mut impl Write) -> Result<()> {
     let registry = Registry::embedded();
     let written = pool
-        .snapshot(export::writes(Exporter::Operator, id), async |conn| {
+        .one_statement(async |conn| {
             export::write(conn, registry, Exporter::Operator, id, out).await
         })
         .await

@@ -4,6 +4,7 @@
 use anyhow::Result;
 
 use crate::args::Database;
+use crate::bar::Bar;
 use crate::database::{Use, connect};
 use shared::Registry;
 use shared::migrate;
@@ -16,7 +17,7 @@ pub async fn run(
     let registry = Registry::embedded();
     let pool = connect(database, Use::Migrate).await?;
     let mut conn = pool.acquire().await?;
-    let report = migrate::run(&mut conn, registry).await?;
+    let report = migrate::run_with(&mut conn, registry, &Bar::new("migrate")).await?;
     if let Some(url) = runtime_url {
         let login = migrate::ensure_runtime_login(&mut conn, url).await?;
         println!("migrate: {login} is a member of fasttrack_runtime");

@@ -502,39 +502,8 @@ impl Pool {
     where
         E: From<sqlx::Error>,
     {
-        self.transaction_as(None, f).await
-    }
-
-    /// Runs `f` in a REPEATABLE READ transaction, as [`Self::transaction`]:
-    /// every statement of `f` reads one snapshot. Read only unless `writes`.
-    pub async fn snapshot<T, E>(
-        &self,
-        writes: bool,
-        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        E: From<sqlx::Error>,
-    {
-        let begin = match writes {
-            true => "start transaction isolation level repeatable read, read write",
-            false => "start transaction isolation level repeatable read, read only",
-        };
-        self.transaction_as(Some(begin), f).await
-    }
-
-    async fn transaction_as<T, E>(
-        &self,
-        begin: Option<&'static str>,
-        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
-    ) -> Result<T, E>
-    where
-        E: From<sqlx::Error>,
-    {
         let mut conn = self.acquire().await?;
-        let mut tx = match begin {
-            Some(begin) => Connection::begin_with(&mut *conn, begin).await?,
-            None => Connection::begin(&mut *conn).await?,
-        };
+        let mut tx = Connection::begin(&mut *conn).await?;
         match f(&mut *tx).await {
             Ok(value) => {
                 tx.commit().await?;
@@ -552,6 +521,23 @@ impl Pool {
         }
     }
 
+    /// Runs `f` on a plain connection, also behind a transaction pooler, for
+    /// `f` that sends exactly one statement: one statement is a transaction of its
+    /// own, and every part of it (each `union all` branch, each CTE, a
+    /// data-modifying one included) reads the one snapshot taken when it
+    /// starts (PostgreSQL's documentation, 13.2.1 and 7.8.4). So it is as
+    /// consistent as a REPEATABLE READ transaction around it, without the
+    /// round trips of its BEGIN and COMMIT.
+    pub async fn one_statement<T, E>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        self.plain(f).await
+    }
+
     /// Runs one request's reads: on a plain connection, or behind a transaction
     /// pooler inside a transaction that pins one server (it writes nothing).
     pub async fn read<T, E>(
@@ -564,6 +550,17 @@ impl Pool {
         if behind_transaction_pooler() {
             return self.transaction(f).await;
         }
+        self.plain(f).await
+    }
+
+    /// Runs `f` on a connection outside any transaction of ours.
+    async fn plain<T, E>(
+        &self,
+        f: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
         let mut conn = self.acquire().await?;
         let value = f(&mut *conn).await?;
         conn.release();

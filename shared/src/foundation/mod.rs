@@ -14,3 +14,4 @@ pub mod logging;
 pub mod percent;
 pub mod rfc3339;
 pub mod secrets;
+pub mod steps;

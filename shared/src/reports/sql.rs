@@ -196,12 +196,12 @@ pub const ORGANIZATIONS: &str = "with caller as (
 /// cover, in its initial status. `$members` picks the members: one
 /// organization's, or every user's (two statements, so that an
 /// organization's is a range of its index in a generic plan too), and
-/// `$progress` joins their progress rows as `up`. Binds: $1
+/// `$counts` picks their rows of `shared.funnel_counts` as `c`. Binds: $1
 /// caller, $2 organization (null: every user, for an admin), $3 request id,
 /// $4 slugs, $5 initial statuses (unused here; bound so that every report
 /// binds the same first five).
 macro_rules! funnel {
-    ($members:literal, $progress:literal) => {
+    ($members:literal, $counts:literal) => {
         concat!(
             "with ",
             viewer!(),
@@ -211,15 +211,16 @@ macro_rules! funnel {
             $members,
             "
     ), counts as (
-        select up.tool_slug::text as slug,
-               count(*) filter (where up.status = 'locked') as locked,
-               count(*) filter (where up.status = 'unlocked') as unlocked,
-               count(*) filter (where up.status = 'in_progress') as in_progress,
-               count(*) filter (where up.status = 'completed') as completed
-        from members m ",
-            $progress,
+        select c.tool_slug::text as slug,
+               sum(c.n) filter (where c.status = 'locked') as locked,
+               sum(c.n) filter (where c.status = 'unlocked') as unlocked,
+               sum(c.n) filter (where c.status = 'in_progress') as in_progress,
+               sum(c.n) filter (where c.status = 'completed') as completed
+        from shared.funnel_counts c
+        where exists (select 1 from viewer) and ",
+            $counts,
             "
-        group by up.tool_slug
+        group by c.tool_slug
     ), audit as (
         insert into shared.audit_log (actor_id, actor_role, action, subjects, organization_id, request_id)
         select v.id, v.role, 'read.funnel', '{}', $2, $3::text from viewer v
@@ -229,8 +230,8 @@ macro_rules! funnel {
            exists (select 1 from viewer) as visible,
            (select count(*) from members) as members,
            r.slug, r.n,
-           coalesce(c.locked, 0) as locked, coalesce(c.unlocked, 0) as unlocked,
-           coalesce(c.in_progress, 0) as in_progress, coalesce(c.completed, 0) as completed
+           coalesce(c.locked, 0)::bigint as locked, coalesce(c.unlocked, 0)::bigint as unlocked,
+           coalesce(c.in_progress, 0)::bigint as in_progress, coalesce(c.completed, 0)::bigint as completed
     from (values (1)) as one
     left join (unnest($4::text[], $5::text[]) with ordinality as r(slug, initial, n)
                left join counts c on c.slug = r.slug) on exists (select 1 from viewer)
@@ -239,19 +240,12 @@ macro_rules! funnel {
     };
 }
 
-/// One organization's funnel: its members' progress rows through the
-/// `user_id` index (`offset 0` keeps the lateral a nested loop), so the cost
-/// follows the organization's size, not the whole table's.
-pub const ORGANIZATION_FUNNEL: &str = funnel!(
-    "t.organization_id = $2",
-    "cross join lateral (select p.tool_slug, p.status from shared.user_progress p
-         where p.user_id = m.id offset 0) up"
-);
-/// Every user's funnel (`$2` is null): every progress row.
-pub const FUNNEL: &str = funnel!(
-    "$2::uuid is null",
-    "join shared.user_progress up on up.user_id = m.id"
-);
+/// One organization's funnel: its members' counts, kept by migration 0019's
+/// triggers as their progress changes (an index range of a few hundred rows,
+/// whatever the organization's size).
+pub const ORGANIZATION_FUNNEL: &str = funnel!("t.organization_id = $2", "c.organization_id = $2");
+/// Every user's funnel (`$2` is null): every count.
+pub const FUNNEL: &str = funnel!("$2::uuid is null", "$2::uuid is null");
 
 /// An admin's search of every user by a case-insensitive prefix of their
 /// email or name, by name then id. The prefix is matched with `starts_with`

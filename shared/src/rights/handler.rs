@@ -33,7 +33,7 @@ pub async fn export(
     let mut body = Limited::new(EXPORT_LIMIT_BYTES);
     let written = ctx
         .pool
-        .snapshot(export::writes(exporter, target), async |conn| {
+        .one_statement(async |conn| {
             export::write(conn, ctx.registry, exporter, target, &mut body).await
         })
         .await?;

@@ -63,6 +63,8 @@ pub struct Report {
     pub webhook_payloads_expired: u64,
     /// Audit log rows deleted, past their retention.
     pub audit_rows_expired: u64,
+    /// The funnel's count rows after they were counted again (migration 0019).
+    pub funnel_counts: u64,
 }
 
 impl Report {
@@ -251,8 +253,9 @@ pub async fn run_with(
     // launch age (`config::LAUNCH_MAX_AGE_LIMIT`). A save budget untouched
     // for an hour is full again, as a missing one is. Webhook payloads and
     // audit rows past their retention go through migrations 0011's and
-    // 0016's functions, the only ways the runtime role may touch those logs.
-    let (expired, emptied, audit_expired): (i64, i64, i64) = db::query_as(
+    // 0016's functions, the only ways the runtime role may touch those logs;
+    // the funnel's counts are counted again, exactly, through 0019's.
+    let (expired, emptied, audit_expired, funnel_counts): (i64, i64, i64, i64) = db::query_as(
         "with keys as (
              delete from shared.idempotency_keys
              where created_at < statement_timestamp() - interval '24 hours' returning 1
@@ -270,7 +273,8 @@ pub async fn run_with(
                   + (select count(*) from launches)
                   + (select count(*) from budgets),
                 shared.expire_webhook_payloads($1),
-                shared.expire_audit_log($2)",
+                shared.expire_audit_log($2),
+                shared.recount_funnel()",
     )
     .bind(housekeeping.webhook_payload_days)
     .bind(housekeeping.audit_days)
@@ -279,6 +283,7 @@ pub async fn run_with(
     report.expired_deleted = expired as u64;
     report.webhook_payloads_expired = emptied as u64;
     report.audit_rows_expired = audit_expired as u64;
+    report.funnel_counts = funnel_counts as u64;
     guard.commit().await?;
     guard_conn.release();
 
@@ -289,6 +294,7 @@ pub async fn run_with(
         expired_deleted = report.expired_deleted,
         webhook_payloads_expired = report.webhook_payloads_expired,
         audit_rows_expired = report.audit_rows_expired,
+        funnel_counts = report.funnel_counts,
         "recompute finished"
     );
     Ok(report)

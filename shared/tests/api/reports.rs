@@ -8,6 +8,7 @@ use http::Method;
 use serde_json::Value;
 use shared::progress::Status;
 use shared::registry::Registry;
+use shared::unlocks::recompute;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -771,4 +772,103 @@ async fn saves_within_a_minute_of_the_last_activity_leave_the_users_row_alone(po
     )
     .await;
     assert!(version().await.1.unwrap() > old);
+}
+
+/// The funnel's counts (migration 0019) as the triggers keep them, beside a
+/// count of the progress itself: (organization, tool, status, members).
+async fn kept_and_true_counts(pool: &PgPool) -> (Vec<FunnelCount>, Vec<FunnelCount>) {
+    let kept = sqlx::query_as(
+        "select organization_id, tool_slug::text, status::text, sum(n)::bigint from shared.funnel_counts
+         group by 1, 2, 3 having sum(n) <> 0 order by 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    let counted = sqlx::query_as(
+        "select u.organization_id, p.tool_slug::text, p.status::text, count(*)::bigint
+         from shared.user_progress p join shared.users u on u.id = p.user_id
+         group by 1, 2, 3 order by 1, 2, 3",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    (kept, counted)
+}
+
+type FunnelCount = (Option<Uuid>, String, String, i64);
+
+#[sqlx::test(migrations = false)]
+async fn the_funnels_kept_counts_follow_saves_moves_unlocks_and_deletions_exactly(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let c = cast(&app).await;
+    let same = |(kept, counted): (Vec<FunnelCount>, Vec<FunnelCount>), when: &str| {
+        assert!(!counted.is_empty());
+        assert_eq!(kept, counted, "{when}");
+    };
+    same(
+        kept_and_true_counts(&pool).await,
+        "after the first syncs and a submit",
+    );
+
+    app.save(&c.ben, "woop", serde_json::json!({}), "draft")
+        .await;
+    let saved = app.submit_complete(&c.cleo, "woop").await;
+    assert!((200..300).contains(&saved.status), "{:?}", saved.body);
+    same(
+        kept_and_true_counts(&pool).await,
+        "after saves and a submit",
+    );
+
+    // A member moves to another organization, another leaves every one.
+    sqlx::query("update shared.users set organization_id = $2 where id = $1")
+        .bind(c.ben.id)
+        .bind(c.globex)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("update shared.users set organization_id = null where id = $1")
+        .bind(c.cleo.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    same(kept_and_true_counts(&pool).await, "after two moves");
+
+    // A progress row deleted by itself, then a user with all of theirs (the
+    // foreign key's cascade), as the eraser does either.
+    sqlx::query("delete from shared.user_progress where user_id = $1 and tool_slug = 'woop'")
+        .bind(c.ana.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("delete from shared.users where id = $1")
+        .bind(c.cleo.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    same(kept_and_true_counts(&pool).await, "after deletions");
+
+    // The scheduled recompute recreates the missing row and counts everything
+    // again: one row per (organization, tool, status), the same numbers.
+    let report = recompute::run(&app.app.context.pool, Registry::embedded(), 100)
+        .await
+        .unwrap();
+    let (kept, counted) = kept_and_true_counts(&pool).await;
+    assert_eq!(kept, counted, "after the recompute");
+    assert_eq!(report.funnel_counts as usize, counted.len());
+    let rows: i64 = sqlx::query_scalar("select count(*) from shared.funnel_counts")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows as usize, counted.len(), "compacted to one row each");
+
+    // And the funnel reads them: globex now has ben's draft.
+    let funnel = app
+        .get(
+            &format!("/organizations/{}/funnel", c.globex),
+            &c.admin.token,
+        )
+        .await;
+    assert_eq!(funnel.status, 200, "{:?}", funnel.body);
+    let woop = &funnel.body["tools"][Registry::embedded().position("woop").unwrap()];
+    assert_eq!(woop["in_progress"], 1);
 }

@@ -15,10 +15,15 @@ pub const RUNTIME_PASSWORD: &str = "runtime-test-password-not-deployed";
 /// Creates the login role if it is missing (the pool's role needs CREATEROLE),
 /// once the database is migrated.
 pub async fn ensure_runtime_login(owner: &PgPool) {
+    ensure_login(owner, RUNTIME_LOGIN, RUNTIME_PASSWORD, "fasttrack_runtime").await;
+}
+
+/// Creates `login` with `password` in the group role `group`, unless it exists.
+async fn ensure_login(owner: &PgPool, login: &str, password: &str, group: &str) {
     let sql = format!(
         "DO $$ BEGIN
-             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{RUNTIME_LOGIN}') THEN
-                 CREATE ROLE {RUNTIME_LOGIN} LOGIN PASSWORD '{RUNTIME_PASSWORD}' IN ROLE fasttrack_runtime;
+             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{login}') THEN
+                 CREATE ROLE {login} LOGIN PASSWORD '{password}' IN ROLE {group};
              END IF;
          EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
          END $$"
@@ -34,7 +39,7 @@ pub async fn ensure_runtime_login(owner: &PgPool) {
         .expect("connecting as the owner");
     conn.execute(sqlx::AssertSqlSafe(sql))
         .await
-        .expect("creating the runtime login role");
+        .unwrap_or_else(|e| panic!("creating the login role {login}: {e}"));
 }
 
 /// The owner pool's connection options, logging in as the runtime role instead.
@@ -62,25 +67,7 @@ pub const ERASER_PASSWORD: &str = "eraser-test-password-not-deployed";
 /// A login in `fasttrack_eraser` (migration 0016), what the erase-users
 /// function connects as, and its URL for the owner pool's database.
 pub async fn eraser_url(owner: &PgPool) -> String {
-    let sql = format!(
-        "DO $$ BEGIN
-             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{ERASER_LOGIN}') THEN
-                 CREATE ROLE {ERASER_LOGIN} LOGIN PASSWORD '{ERASER_PASSWORD}' IN ROLE fasttrack_eraser;
-             END IF;
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-         END $$"
-    );
-    let options = owner
-        .connect_options()
-        .as_ref()
-        .clone()
-        .disable_statement_logging();
-    let mut conn = PgConnection::connect_with(&options)
-        .await
-        .expect("connecting as the owner");
-    conn.execute(sqlx::AssertSqlSafe(sql))
-        .await
-        .expect("creating the eraser login role");
+    ensure_login(owner, ERASER_LOGIN, ERASER_PASSWORD, "fasttrack_eraser").await;
     let options = owner.connect_options();
     let database: String = sqlx::query_scalar("select current_database()")
         .fetch_one(owner)

@@ -1,0 +1,379 @@
+//! Staff reports over one large organization: a roster page (page 1 and a
+//! page deep in the keyset) and the funnel under wrk against the local
+//! server, beside pgbench running each one's statement over the same
+//! concurrencies (the best of each is compared); the audit row's share of a
+//! roster page (the statement with and without it, both in pgbench); and the
+//! peak memory of the staff-reports function answering the whole roster as
+//! CSV.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::options::Options;
+use crate::cold_start::{self, Function};
+use crate::database;
+use crate::fixtures::service_env;
+use crate::http;
+use crate::load::{self, Bind, Body, Call, Statement, Throughput};
+use crate::report::{Budget, Row, median, step};
+use crate::server::Server;
+use shared::Registry;
+use shared::foundation::db;
+use shared::http::cursor;
+use shared::reports::{sql, tool_columns};
+use shared::sessions::TokenKeys;
+
+/// A roster page's rows, as a coach's screen asks for them.
+const PAGE: usize = 100;
+/// The deep page, when the organization has that many.
+const DEEP_PAGE: usize = 90;
+
+/// What one report is measured as: its request, and its statement for pgbench.
+struct Report {
+    name: String,
+    call: Call,
+}
+
+pub async fn reports(
+    options: &Options,
+    url: &str,
+    keys: &TokenKeys,
+    work: &Path,
+) -> Result<Vec<Row>> {
+    let pool = database::connect(url, 2).await?;
+    let (organization, members): (Uuid, i64) = db::query_as(
+        "select o.id, count(u.id) from shared.organizations o
+         join shared.users u on u.organization_id = o.id
+         group by o.id order by 2 desc limit 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .context("the reports database has no organization")?;
+    let guru = guru_of(&pool, organization).await?;
+    let token = keys.issue(guru, chrono::Utc::now().timestamp() as u64)?.0;
+    let pgbench = load::find_pgbench(options.pgbench.as_deref())?;
+
+    let server = Server::start(
+        &options.bin_dir,
+        url,
+        options.concurrency.iter().copied().max().unwrap_or(1),
+        &work.join("server-reports.log"),
+    )?;
+    let pages = members as usize / PAGE;
+    let deep = DEEP_PAGE.min(pages.max(1));
+    let cursor = cursor_of_page(server.port, organization, &token, deep)?;
+    let reports = [
+        roster_report(organization, guru, &token, None, 1),
+        roster_report(organization, guru, &token, cursor, deep),
+        funnel_report(organization, guru, &token),
+    ];
+
+    let mut rows = Vec::new();
+    let mut page_p50 = Vec::new();
+    for report in &reports {
+        step(&format!("reports: {} against pgbench", report.name));
+        let dir = work.join(report.name.replace(' ', "-"));
+        std::fs::create_dir_all(&dir)?;
+        let calls = vec![report.call.clone(); load::CALLS];
+        let script = dir.join("wrk.lua");
+        std::fs::write(&script, load::wrk_script(&calls, "reports", &dir))?;
+        let pgbench_args = load::pgbench_args(&calls, &dir)?;
+        let mut ours: Vec<(usize, Throughput)> = Vec::new();
+        let mut theirs: Vec<(usize, f64)> = Vec::new();
+        for &c in &options.concurrency {
+            ours.push((c, load::run_wrk(server.port, &script, c, options.seconds)?));
+            theirs.push((
+                c,
+                load::run_pgbench(&pgbench, url, &pgbench_args, c, options.seconds)?,
+            ));
+        }
+        let (best_c, best) = ours
+            .iter()
+            .max_by(|a, b| a.1.per_second.total_cmp(&b.1.per_second))
+            .map(|(c, t)| (*c, t.per_second))
+            .unwrap_or_default();
+        let (peak_c, peak) = theirs
+            .iter()
+            .copied()
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or_default();
+        rows.push(
+            Row::info(
+                format!(
+                    "{}: best throughput (at c={best_c}), {members} members",
+                    report.name
+                ),
+                best,
+                "req/s",
+            )
+            .against(format!("pgbench peak of its SQL (at c={peak_c})"), peak)
+            .budget(Budget::RatioAtLeast(0.5)),
+        );
+        let at_one = ours.iter().find(|(c, _)| *c == 1).map(|(_, t)| t);
+        if let Some(t) = at_one {
+            let pgbench_ms = theirs
+                .iter()
+                .find(|(c, _)| *c == 1)
+                .map_or(0.0, |(_, tps)| 1000.0 / tps);
+            let row = Row::info(format!("{}: p50 at c=1", report.name), t.p50_ms, "ms")
+                .against("pgbench, the same SQL, c=1", pgbench_ms);
+            rows.push(if report.name.starts_with("funnel") {
+                row.budget(Budget::ValueAtMost(50.0))
+            } else {
+                row
+            });
+            if report.name.starts_with("roster") {
+                page_p50.push(t.p50_ms);
+            }
+        }
+    }
+    if let [first, deep_p50] = page_p50[..] {
+        rows.push(
+            Row::info(
+                format!("roster page {deep} p50 at c=1, beside page 1's"),
+                deep_p50,
+                "ms",
+            )
+            .against("page 1", first)
+            .budget(Budget::RatioAtMost(1.25)),
+        );
+    }
+    drop(server);
+
+    rows.push(audit_share(options, url, &pgbench, &reports[0], work)?);
+    rows.push(csv_peak_rss(options, url, organization, &token, members).await?);
+    pool.close().await;
+    Ok(rows)
+}
+
+/// A guru of `organization`, made for the run when it has none.
+async fn guru_of(pool: &PgPool, organization: Uuid) -> Result<Uuid> {
+    Ok(db::query_scalar(
+        "insert into shared.users (lms_user_id, email, full_name, organization_id, role)
+         values ('bench-reports-guru', 'bench-reports-guru@bench.test', 'Bench Guru', $1, 'guru')
+         on conflict (lms_user_id) do update
+             set organization_id = excluded.organization_id, role = 'guru'
+         returning id",
+    )
+    .bind(organization)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// The cursor that opens page `page` of the roster by name, walked to from
+/// page 1 as a coach's screen would (`None`: page 1).
+fn cursor_of_page(
+    port: u16,
+    organization: Uuid,
+    token: &str,
+    page: usize,
+) -> Result<Option<String>> {
+    let mut cursor: Option<String> = None;
+    for _ in 1..page {
+        let path = roster_path(organization, cursor.as_deref());
+        let request = http::Request {
+            method: "GET",
+            path,
+            headers: vec![("authorization", format!("Bearer {token}"))],
+            body: None,
+        };
+        let (status, body) = http::send(port, &request)?;
+        if status != 200 {
+            bail!("the roster answered {status}: {body}");
+        }
+        let page: Value = serde_json::from_str(&body)?;
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    Ok(cursor)
+}
+
+fn roster_path(organization: Uuid, cursor: Option<&str>) -> String {
+    let mut path = format!("/organizations/{organization}/members?sort=name&limit={PAGE}");
+    if let Some(cursor) = cursor {
+        path.push_str("&cursor=");
+        path.push_str(cursor);
+    }
+    path
+}
+
+/// The slugs and initial statuses every report binds ($4 and $5).
+fn registry_binds() -> Vec<(Bind, &'static str)> {
+    let (slugs, initials) = tool_columns(Registry::embedded());
+    vec![
+        (Bind::Value(load::pg_array(&slugs)), "text[]"),
+        (Bind::Value(load::pg_array(&initials)), "text[]"),
+    ]
+}
+
+/// A page of the roster by name, ascending: page 1, or the page `cursor` opens.
+fn roster_report(
+    organization: Uuid,
+    guru: Uuid,
+    token: &str,
+    cursor: Option<String>,
+    page: usize,
+) -> Report {
+    let after = cursor.as_deref().map(decode_cursor);
+    let statement = match after {
+        None => sql::ROSTER_FIRST[0][0],
+        Some(_) => sql::ROSTER_AFTER[0][0],
+    };
+    let mut binds = vec![
+        (Bind::Value(guru.to_string()), "uuid"),
+        (Bind::Value(organization.to_string()), "uuid"),
+        (Bind::Value("bench".into()), "text"),
+    ];
+    binds.extend(registry_binds());
+    binds.extend([
+        (Bind::Null, "text"),
+        (Bind::Null, "text"),
+        (Bind::Null, "text[]"),
+        (Bind::Null, "int4"),
+        (Bind::Null, "text"),
+    ]);
+    match &after {
+        Some((key, id)) => binds.extend([
+            (Bind::Value(key.clone()), "text"),
+            (Bind::Value(id.to_string()), "uuid"),
+        ]),
+        None => binds.extend([(Bind::Null, "text"), (Bind::Null, "uuid")]),
+    }
+    binds.extend([
+        (Bind::Value((PAGE + 1).to_string()), "int8"),
+        (Bind::Value(PAGE.to_string()), "int8"),
+    ]);
+    Report {
+        name: format!("roster page {page}"),
+        call: Call {
+            method: "GET",
+            path: roster_path(organization, cursor.as_deref()),
+            headers: load::bearer(token.to_owned()),
+            body: Body::None,
+            statements: vec![Statement {
+                sql: statement.to_owned(),
+                binds,
+            }],
+        },
+    }
+}
+
+/// The sort key and id a roster cursor carries.
+fn decode_cursor(cursor: &str) -> (String, Uuid) {
+    let key: Value = cursor::decode(cursor).expect("the roster's own cursor decodes");
+    let id = key["id"].as_str().and_then(|id| id.parse().ok());
+    (
+        key["key"].as_str().unwrap_or_default().to_owned(),
+        id.expect("a roster cursor holds an id"),
+    )
+}
+
+fn funnel_report(organization: Uuid, guru: Uuid, token: &str) -> Report {
+    let mut binds = vec![
+        (Bind::Value(guru.to_string()), "uuid"),
+        (Bind::Value(organization.to_string()), "uuid"),
+        (Bind::Value("bench".into()), "text"),
+    ];
+    binds.extend(registry_binds());
+    Report {
+        name: "funnel of the organization".into(),
+        call: Call {
+            method: "GET",
+            path: format!("/organizations/{organization}/funnel"),
+            headers: load::bearer(token.to_owned()),
+            body: Body::None,
+            statements: vec![Statement {
+                sql: sql::ORGANIZATION_FUNNEL.to_owned(),
+                binds,
+            }],
+        },
+    }
+}
+
+/// The audit row's share of a roster page: pgbench runs the page's statement
+/// as it is, and with its audit insert taken out, at c=1.
+fn audit_share(
+    options: &Options,
+    url: &str,
+    pgbench: &Path,
+    page: &Report,
+    work: &Path,
+) -> Result<Row> {
+    step("reports: a roster page with and without its audit row");
+    let with = page.call.clone();
+    let mut without = page.call.clone();
+    let audit_start = without.statements[0]
+        .sql
+        .find("audit as (")
+        .context("the roster statement has an audit CTE")?;
+    let audit_end = without.statements[0].sql[audit_start..]
+        .find("returning 1")
+        .context("the audit CTE returns 1")?
+        + audit_start
+        + "returning 1".len();
+    without.statements[0]
+        .sql
+        .replace_range(audit_start..audit_end, "audit as (select 1");
+    let mut times = [Vec::new(), Vec::new()];
+    for _ in 0..options.runs.max(1) {
+        for (i, call) in [&with, &without].into_iter().enumerate() {
+            let dir = work.join(format!("audit-share-{i}"));
+            std::fs::create_dir_all(&dir)?;
+            let args = load::pgbench_args(&vec![call.clone(); load::CALLS], &dir)?;
+            let tps = load::run_pgbench(pgbench, url, &args, 1, options.seconds)?;
+            times[i].push(1000.0 / tps);
+        }
+    }
+    let [with_ms, without_ms] = times.map(median);
+    Ok(Row::info(
+        "roster page 1 with its audit row (pgbench, c=1)",
+        with_ms,
+        "ms",
+    )
+    .against("the same statement without it", without_ms)
+    .budget(Budget::RatioAtMost(1.10)))
+}
+
+/// Peak resident memory of the staff-reports function answering the whole
+/// roster as CSV, once, from a fresh process.
+async fn csv_peak_rss(
+    options: &Options,
+    url: &str,
+    organization: Uuid,
+    token: &str,
+    members: i64,
+) -> Result<Row> {
+    step("reports: the staff-reports function's memory for the whole roster as CSV");
+    let owner = database::connect(url, 1).await?;
+    let runtime = database::runtime_url(&owner, url).await?;
+    owner.close().await;
+    let mut event: Value = serde_json::from_str(include_str!("../../../events/roster.json"))?;
+    let path = format!("/organizations/{organization}/members");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["pathParameters"]["organization_id"] = organization.to_string().into();
+    event["rawQueryString"] = "sort=name".into();
+    event["queryStringParameters"] = serde_json::json!({"sort": "name"});
+    event["headers"]["accept"] = "text/csv".into();
+    event["headers"]["authorization"] = format!("Bearer {token}").into();
+    let binary = options.bin_dir.join("staff-reports");
+    let env = service_env(&runtime, 2);
+    let function = Function {
+        name: "staff-reports",
+        binary: &binary,
+        event: event.to_string(),
+        env: &env,
+    };
+    Ok(Row::info(
+        format!("peak RSS: staff-reports, the roster of {members} as CSV"),
+        cold_start::peak_rss_mib(&function, 1).await?,
+        "MiB",
+    )
+    .budget(Budget::ValueAtMost(40.0)))
+}
