@@ -10,7 +10,8 @@
 #
 # Settings: SCHEMATHESIS_SEED (default 20261124), SCHEMATHESIS_MAX_EXAMPLES
 # (per operation and phase, default 25). The server runs as a login role of
-# fasttrack_runtime (migration 0004), so the run also proves no route needs DDL.
+# fasttrack_runtime (migration 0004), so the run also proves no route needs DDL
+# (scripts/local-server.sh).
 #
 # Generation is not restricted: the spec says exactly what the service accepts,
 # U+0000 included (no string schema, object key or free-form JSON value admits
@@ -26,54 +27,23 @@ source scripts/local-env.sh
 SEED="${SCHEMATHESIS_SEED:-20261124}"
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 DB_NAME="${FASTTRACK_SCHEMATHESIS_DB:-fasttrack_schemathesis}"
-RUNTIME_LOGIN=fasttrack_test_runtime
-RUNTIME_PASSWORD=runtime-test-password-not-deployed
 REPORT_DIR="${SCHEMATHESIS_REPORT_DIR:-$(mktemp -d -t fasttrack-schemathesis.XXXXXX)}"
 mkdir -p "$REPORT_DIR"
 
 tools_up
 db_up
-owner_url=$(url_with_database "$DB_NAME")
-maintenance_url=$(url_with_database postgres)
-server_pid=""
+source scripts/local-server.sh
 cleanup() {
-    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
-    psql -X -q "$maintenance_url" -c "drop database if exists $DB_NAME with (force)" >/dev/null 2>&1 || true
+    local_server_down
     db_down_if_started
 }
 trap cleanup EXIT
 
-log "schemathesis: a fresh database $DB_NAME with the demo data"
-psql -X -q -v ON_ERROR_STOP=1 "$maintenance_url" \
-    -c "drop database if exists $DB_NAME with (force)" -c "create database $DB_NAME" >/dev/null
-cargo build -q --locked -p fasttrack-cli
-fasttrack() { "${CARGO_TARGET_DIR:-target}/debug/fasttrack" "$@"; }
-DATABASE_URL="$owner_url" fasttrack migrate >/dev/null
-DATABASE_URL="$owner_url" fasttrack demo >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 "$owner_url" >/dev/null <<SQL
-DO \$\$ BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$RUNTIME_LOGIN') THEN
-        CREATE ROLE $RUNTIME_LOGIN LOGIN PASSWORD '$RUNTIME_PASSWORD' IN ROLE fasttrack_runtime;
-    END IF;
-END \$\$;
-SQL
-host_port="${owner_url#*://}"; host_port="${host_port#*@}"
-runtime_url="postgres://$RUNTIME_LOGIN:$RUNTIME_PASSWORD@$host_port"
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-log "schemathesis: the local server on 127.0.0.1:$port (as $RUNTIME_LOGIN)"
 # A save budget that a whole run does not spend, so that saves keep reaching
 # the database (429 is documented, and a test of its own checks the budget).
-DATABASE_URL="$runtime_url" PORT="$port" RUST_LOG="${RUST_LOG:-info}" SAVE_BURST=100000 \
-    "${CARGO_TARGET_DIR:-target}/debug/fasttrack" serve >"$REPORT_DIR/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$REPORT_DIR/server.log" >&2; log "the server did not start"; exit 1; }
-    sleep 0.1
-done
+local_server_up "$DB_NAME" "$REPORT_DIR/server.log" SAVE_BURST=100000
+owner_url="$LOCAL_SERVER_DB_URL"
 
-token_for() { DATABASE_URL="$runtime_url" fasttrack token --email "$1"; }
 # One assignment each: a failing $(...) inside `declare -A (...)` would not stop
 # the script, and a pass would run without its token.
 declare -A tokens=([none]="")
@@ -162,9 +132,9 @@ for pass in user guru admin none erasure; do
     status=0
     only=()
     if [ "$pass" = erasure ]; then only=(--include-method POST --include-path /me/erasure); fi
-    schemathesis --config-file "$config" run "http://127.0.0.1:$port/openapi.json" \
+    schemathesis --config-file "$config" run "$LOCAL_SERVER_URL/openapi.json" \
         "${only[@]}" \
-        --url "http://127.0.0.1:$port" \
+        --url "$LOCAL_SERVER_URL" \
         --checks all \
         --phases examples,coverage,fuzzing,stateful \
         --mode all \

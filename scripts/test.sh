@@ -65,6 +65,9 @@ FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" cargo test --workspace --locked --tes
 log "cargo test: the API through PgBouncer (transaction mode)"
 FASTTRACK_TEST_POOLER_URL="$PGBOUNCER_URL" RUST_LOG=debug cargo test --workspace --locked --test api 2>&1 | tee -a "$results"
 
+log "the TypeScript client: regenerated, type-checked, end to end and in headless Chromium"
+CLIENT_SERVER_LOG="$logs/client-server.log" RUST_LOG=debug scripts/client.sh 2>&1 | tee -a "$results"
+
 log "Schemathesis: openapi.yaml against the local server"
 SCHEMATHESIS_REPORT_DIR="$logs/schemathesis" RUST_LOG=debug scripts/schemathesis.sh 2>&1 | tee -a "$results"
 
@@ -84,8 +87,20 @@ for bootstrap in "${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap; do
     printf '    %-22s %s bytes\n' "$(basename "$(dirname "$bootstrap")")" "$(stat -c %s "$bootstrap")"
 done
 
+log "every function binary is a position-independent executable (readelf)"
+# The arm64 bootstraps just built, and the x86_64 function binaries the tests
+# above built (cheap: no build of its own).
+pie=("${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap)
+for function in functions/*/; do
+    for profile in debug release; do
+        binary="${CARGO_TARGET_DIR:-target}/$profile/$(basename "$function")"
+        if [ -x "$binary" ]; then pie+=("$binary"); fi
+    done
+done
+scripts/check-pie.sh "${pie[@]}"
+
 log "secret scan of the logs"
-scripts/scan-secrets.sh "$results" "$FASTTRACK_TEST_LOG" "$logs"/schemathesis/*.txt "$logs"/schemathesis/server.log
+scripts/scan-secrets.sh "$results" "$FASTTRACK_TEST_LOG" "$logs"/schemathesis/*.txt "$logs"/schemathesis/server.log "$logs/client-server.log"
 
 # One closing line for the whole run (cargo prints one per test binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

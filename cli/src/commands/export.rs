@@ -16,7 +16,7 @@ use crate::database::{Use, connect};
 use shared::Registry;
 use shared::foundation::db;
 use shared::foundation::steps::Steps;
-use shared::rights::export::{self, Exporter, Refused};
+use shared::rights::export::{self, Blocking, Exporter, Refused};
 
 /// Whom to export.
 pub enum Whom<'a> {
@@ -57,9 +57,10 @@ async fn one(pool: &db::Pool, id: Uuid, out: Option<&Path>) -> Result<()> {
             eprintln!("export: {} written", path.display());
         }
         None => {
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = BufWriter::new(std::io::stdout());
             write(pool, id, &mut stdout).await?;
             writeln!(stdout)?;
+            stdout.flush()?;
         }
     }
     Ok(())
@@ -89,11 +90,12 @@ async fn everyone(pool: &db::Pool, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-async fn write(pool: &db::Pool, id: Uuid, out: &mut impl Write) -> Result<()> {
+async fn write(pool: &db::Pool, id: Uuid, out: &mut (impl Write + Send)) -> Result<()> {
+    let mut out = Blocking(out);
     let registry = Registry::embedded();
     let written = pool
         .one_statement(async |conn| {
-            export::write(conn, registry, Exporter::Operator, id, out).await
+            export::write(conn, registry, Exporter::Operator, id, &mut out).await
         })
         .await
         .map_err(|e| anyhow::anyhow!("exporting {id}: {e}"))?;

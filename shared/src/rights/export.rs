@@ -19,7 +19,7 @@
 //! their SHA-256 (a credential's hash tells the person nothing, and has no
 //! place in a file they may pass on).
 
-use std::io::Write;
+use std::future::{Future, ready};
 
 use chrono::Utc;
 use futures_util::TryStreamExt;
@@ -109,6 +109,28 @@ pub fn statement(registry: &Registry, exporter: Exporter<'_>, target: Uuid) -> S
     )
 }
 
+/// Where [`write`] puts the document, a piece at a time: a buffer, a file, or
+/// a streamed answer, whose `put` waits while its reader is behind.
+pub trait Out {
+    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
+}
+
+impl Out for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        self.extend_from_slice(bytes);
+        ready(Ok(()))
+    }
+}
+
+/// A blocking writer (a file, stdout), for the CLI.
+pub struct Blocking<W>(pub W);
+
+impl<W: std::io::Write + Send> Out for Blocking<W> {
+    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        ready(self.0.write_all(bytes))
+    }
+}
+
 /// Runs the export statement on `conn` (alone, so that it is its own
 /// transaction and snapshot: [`db::Pool::one_statement`]) and writes the document to `out` as its rows
 /// arrive. `Err(Ok(refused))` when there is nothing to write, before anything
@@ -118,7 +140,7 @@ pub async fn write(
     registry: &Registry,
     exporter: Exporter<'_>,
     target: Uuid,
-    out: &mut impl Write,
+    out: &mut impl Out,
 ) -> Result<Result<(), Refused>, ApiError> {
     let (caller, request_id) = match exporter {
         Exporter::Caller { id, request_id } => (Some(id), request_id),
@@ -152,11 +174,9 @@ pub async fn write(
     let io = |e: std::io::Error| ApiError::Internal(format!("writing the export: {e}"));
     let mut exported_at = String::new();
     crate::foundation::rfc3339::push_json(&mut exported_at, &Utc::now());
-    write!(
-        out,
-        "{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"exported_at\":{exported_at}"
-    )
-    .map_err(io)?;
+    let head =
+        format!("{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"exported_at\":{exported_at}");
+    out.put(head.as_bytes()).await.map_err(io)?;
     let mut open: Option<usize> = None; // the index in SECTIONS of the open section
     let mut first_in_section = true;
     let mut next_section = 0;
@@ -167,37 +187,52 @@ pub async fn write(
             .iter()
             .position(|(n, ..)| *n == section)
             .ok_or_else(|| ApiError::Internal(format!("unknown export section {section}")))?;
+        // What goes before the item: the sections up to its own.
+        let mut between = String::new();
         if open != Some(index) {
-            close(out, open).map_err(io)?;
+            close(&mut between, open);
             // Sections without rows in between are written empty.
             for (_, name, single) in &SECTIONS[next_section..index] {
-                write!(out, ",\"{name}\":{}", if *single { "null" } else { "[]" }).map_err(io)?;
+                empty(&mut between, name, *single);
             }
             let (_, name, single) = SECTIONS[index];
-            write!(out, ",\"{name}\":{}", if single { "" } else { "[" }).map_err(io)?;
+            between.push_str(&format!(",\"{name}\":{}", if single { "" } else { "[" }));
             open = Some(index);
             next_section = index + 1;
             first_in_section = true;
         }
         if !first_in_section {
-            out.write_all(b",").map_err(io)?;
+            between.push(',');
         }
-        out.write_all(item.as_bytes()).map_err(io)?;
+        out.put(between.as_bytes()).await.map_err(io)?;
+        out.put(item.as_bytes()).await.map_err(io)?;
         first_in_section = false;
     }
-    close(out, open).map_err(io)?;
+    let mut tail = String::new();
+    close(&mut tail, open);
     for (_, name, single) in &SECTIONS[next_section..] {
-        write!(out, ",\"{name}\":{}", if *single { "null" } else { "[]" }).map_err(io)?;
+        empty(&mut tail, name, *single);
     }
-    out.write_all(b"}").map_err(io)?;
+    tail.push('}');
+    out.put(tail.as_bytes()).await.map_err(io)?;
     Ok(Ok(()))
 }
 
-fn close(out: &mut impl Write, open: Option<usize>) -> std::io::Result<()> {
-    match open {
-        Some(index) if !SECTIONS[index].2 => out.write_all(b"]"),
-        _ => Ok(()),
+/// Closes the open section, when it is a list.
+fn close(out: &mut String, open: Option<usize>) {
+    if let Some(index) = open
+        && !SECTIONS[index].2
+    {
+        out.push(']');
     }
+}
+
+/// A section without rows: `null`, or an empty list.
+fn empty(out: &mut String, name: &str, single: bool) {
+    out.push_str(&format!(
+        ",\"{name}\":{}",
+        if single { "null" } else { "[]" }
+    ));
 }
 
 /// Whether the export stops before its first byte, and why.

@@ -232,17 +232,13 @@ impl Limited {
     }
 }
 
-impl std::io::Write for Limited {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.bytes.len() + buf.len() > self.limit {
+impl export::Out for Limited {
+    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
+        if self.bytes.len() + bytes.len() > self.limit {
             self.over = true;
         } else {
-            self.bytes.extend_from_slice(buf);
+            self.bytes.extend_from_slice(bytes);
         }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+        std::future::ready(Ok(()))
     }
 }
