@@ -212,6 +212,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End the session a refresh token belongs to.
+         * @description Every refresh token of the session is refused from then on; bearer tokens already issued last until their `expires_at` (at most TOKEN_TTL_SECONDS). The same 204 for a token of an ended session or one never issued (RFC 7009, 2.2).
+         */
+        post: operations["endSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a session's refresh token for a new bearer token and the next refresh token.
+         * @description The refresh token is used up (rotation): keep the one in the answer for the next refresh. A refresh token used a second time ends its whole session (the newer token is refused too), as do the session's absolute and idle lifetimes (REFRESH_TOKEN_TTL_SECONDS, REFRESH_TOKEN_IDLE_SECONDS), a logout, a change of the person's role or organization and a request for their erasure: a 401 `invalid_refresh_token` means "open the tool from LearnWorlds again". See docs/sessions.md.
+         */
+        post: operations["refreshSession"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tombstones/lift": {
         parameters: {
             query?: never;
@@ -1167,7 +1207,7 @@ export interface components {
                  * @example tool_locked
                  * @enum {string}
                  */
-                code: "malformed_json" | "invalid_uuid" | "unknown_parameter" | "repeated_parameter" | "invalid_query" | "invalid_limit" | "invalid_cursor" | "invalid_time" | "unknown_action" | "invalid_filter" | "invalid_prefix" | "invalid_if_match" | "invalid_idempotency_key" | "missing_idempotency_key" | "repeated_header" | "invalid_header" | "unreadable_body" | "unauthorized" | "invalid_token" | "invalid_signature" | "forbidden" | "route_not_found" | "tool_not_found" | "user_not_found" | "erasure_request_not_found" | "tombstone_not_found" | "organization_not_found" | "method_not_allowed" | "tool_locked" | "email_conflict" | "idempotency_key_reused" | "idempotency_key_superseded" | "erasure_already_requested" | "admin_not_erasable" | "own_role" | "last_admin" | "not_locked" | "not_submitted" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "invalid_body" | "invalid_data" | "invalid_status" | "missing_fields" | "invalid_shape" | "too_deep" | "duplicate_key" | "invalid_text" | "invalid_launch" | "invalid_user" | "invalid_webhook" | "export_too_large" | "reason_required" | "unknown_field" | "invalid_field" | "nothing_to_change" | "field_required" | "precondition_required" | "too_many_requests" | "internal_error" | "service_unavailable";
+                code: "malformed_json" | "invalid_uuid" | "unknown_parameter" | "repeated_parameter" | "invalid_query" | "invalid_limit" | "invalid_cursor" | "invalid_time" | "unknown_action" | "invalid_filter" | "invalid_prefix" | "invalid_if_match" | "invalid_idempotency_key" | "missing_idempotency_key" | "repeated_header" | "invalid_header" | "unreadable_body" | "unauthorized" | "invalid_token" | "invalid_signature" | "invalid_refresh_token" | "forbidden" | "route_not_found" | "tool_not_found" | "user_not_found" | "erasure_request_not_found" | "tombstone_not_found" | "organization_not_found" | "method_not_allowed" | "tool_locked" | "email_conflict" | "idempotency_key_reused" | "idempotency_key_superseded" | "erasure_already_requested" | "admin_not_erasable" | "own_role" | "last_admin" | "not_locked" | "not_submitted" | "precondition_failed" | "payload_too_large" | "unsupported_media_type" | "invalid_body" | "invalid_data" | "invalid_status" | "missing_fields" | "invalid_shape" | "too_deep" | "duplicate_key" | "invalid_text" | "invalid_launch" | "invalid_user" | "invalid_webhook" | "export_too_large" | "reason_required" | "unknown_field" | "invalid_field" | "nothing_to_change" | "field_required" | "precondition_required" | "too_many_requests" | "internal_error" | "service_unavailable";
                 /** @description Code-specific detail, or null. */
                 details: components["schemas"]["JsonValue"];
                 message: string;
@@ -1202,6 +1242,8 @@ export interface components {
             save_budgets: components["schemas"]["JsonObject"][];
             /** @description Their used launches (kept a day). */
             session_launches: components["schemas"]["JsonObject"][];
+            /** @description Their sessions (a launch and its refreshes: when each began, was last used, ends, and why it was revoked), each with `refresh_tokens`, when each was issued and used; never a token or its hash. Kept until a day after they end. */
+            sessions: components["schemas"]["JsonObject"][];
             /** @description Idempotency keys of staff changes they made or that were about them (kept 24 hours), without the stored answers. */
             staff_idempotency_keys: components["schemas"]["JsonObject"][];
             /** @description Submitted versions a reopen set aside. */
@@ -1363,6 +1405,21 @@ export interface components {
         Provenance: "page" | "question_bank" | "derived";
         /** @description Why, in the staff's words; kept in the audit log. */
         Reason: string;
+        RefreshRequest: {
+            refresh_token: components["schemas"]["RefreshToken"];
+        };
+        /** @description An opaque refresh token: 32 random bytes in base64url, unpadded. Keep it out of the URL and the logs; the service stores only its SHA-256. */
+        RefreshToken: string;
+        RefreshedSession: {
+            /** @description Unix seconds: the new bearer token's end. */
+            expires_at: number;
+            refresh_token: components["schemas"]["RefreshToken"];
+            /** @description Unix seconds: the session's absolute end, as the launch set it. */
+            refresh_token_expires_at: number;
+            token: string;
+            /** @constant */
+            token_type: "Bearer";
+        };
         ReopenRequest: {
             comment: components["schemas"]["CommentBody"];
             reason: components["schemas"]["Reason"];
@@ -1425,9 +1482,12 @@ export interface components {
             unlocked_tools: string[];
         };
         Session: {
-            /** @description Unix seconds. */
+            /** @description Unix seconds: the bearer token's end (TOKEN_TTL_SECONDS, 15 minutes). */
             expires_at: number;
             progress: components["schemas"]["Summary"];
+            refresh_token: components["schemas"]["RefreshToken"];
+            /** @description Unix seconds: the session's absolute end (REFRESH_TOKEN_TTL_SECONDS after the launch); it ends earlier when unused for REFRESH_TOKEN_IDLE_SECONDS. */
+            refresh_token_expires_at: number;
             token: string;
             /** @constant */
             token_type: "Bearer";
@@ -1752,7 +1812,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `unauthorized` (no token), `invalid_token` (expired, forged, or its account closed) or `invalid_signature` (a launch or webhook signature). */
+        /** @description `unauthorized` (no token), `invalid_token` (expired, forged, or its account closed), `invalid_signature` (a launch or webhook signature) or `invalid_refresh_token` (a refresh token unknown, reused, lapsed or revoked: open the tool from LearnWorlds again). */
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
@@ -1825,7 +1885,7 @@ export interface components {
         ToolsETag: string;
         /** @description The person's version (role and organization), for If-Match. */
         UserETag: string;
-        /** @description The challenge (RFC 9110, 11.6.1): `Bearer realm="fasttrack"`, with `error="invalid_token"` and an `error_description` for a token that was sent and refused (RFC 6750, section 3); `Signature realm="fasttrack"` for a launch or a webhook. */
+        /** @description The challenge (RFC 9110, 11.6.1): `Bearer realm="fasttrack"`, with `error="invalid_token"` and an `error_description` for a token that was sent and refused (RFC 6750, section 3); `Signature realm="fasttrack"` for a launch or a webhook; `RefreshToken realm="fasttrack"` for a refused refresh token. */
         WwwAuthenticate: string;
     };
     pathItems: never;
@@ -2164,6 +2224,67 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    endSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description The session is ended (or was not a live one). */
+            204: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["Unprocessable"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    refreshSession: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RefreshRequest"];
+            };
+        };
+        responses: {
+            /** @description A new bearer token, and the session's next refresh token. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshedSession"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["Unprocessable"];
