@@ -16,8 +16,6 @@
 //! a parsed value. Rows are whole tables' rows (`to_jsonb`): a column a later
 //! migration adds is exported without a change here.
 
-use std::future::{Future, ready};
-
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use sqlx::{PgConnection, Row};
@@ -25,6 +23,7 @@ use uuid::Uuid;
 
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
+use crate::foundation::out::Out;
 use crate::registry::Registry;
 use crate::registry::sql::{Branches, Sql, expand};
 
@@ -103,28 +102,6 @@ pub fn statement(registry: &Registry, exporter: Exporter<'_>, target: Uuid) -> S
             schemas: registry.tools().iter().map(|tool| &tool.schema).collect(),
         }),
     )
-}
-
-/// Where [`write`] puts the document, a piece at a time: a buffer, a file, or
-/// a streamed answer, whose `put` waits while its reader is behind.
-pub trait Out {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
-}
-
-impl Out for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
-        self.extend_from_slice(bytes);
-        ready(Ok(()))
-    }
-}
-
-/// A blocking writer (a file, stdout), for the CLI.
-pub struct Blocking<W>(pub W);
-
-impl<W: std::io::Write + Send> Out for Blocking<W> {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
-        ready(self.0.write_all(bytes))
-    }
 }
 
 /// Runs the export statement on `conn` (alone, so that it is its own

@@ -8,6 +8,8 @@ use super::export::{self, Exporter, Refused};
 use super::requests;
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
+use crate::foundation::out::Out;
+use crate::http::stream::{self, Chunks, Streamed};
 use crate::http::{Context, Request, Response, response};
 use crate::identity::tombstones::ErasureKeys;
 
@@ -51,12 +53,85 @@ pub async fn export(
                 .map_err(|_| ApiError::Internal("the export is not UTF-8".into()))?;
             Ok(response::json_text(StatusCode::OK, text))
         }
-        Err(Refused::NoCaller) => Err(ApiError::InvalidToken("no open account for this token")),
-        Err(Refused::NotAllowed) => Err(ApiError::Forbidden(
-            "only an admin may export another person's record",
-        )),
-        Err(Refused::NotFound) => Err(ApiError::NotFound("user_not_found")),
+        Err(refused) => Err(refusal(refused)),
     }
+}
+
+/// Why an export was refused, as the caller is told.
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::NoCaller => ApiError::InvalidToken("no open account for this token"),
+        Refused::NotAllowed => {
+            ApiError::Forbidden("only an admin may export another person's record")
+        }
+        Refused::NotFound => ApiError::NotFound("user_not_found"),
+    }
+}
+
+/// `GET /downloads/me/export`, `GET /downloads/users/{user_id}/export`: the
+/// record whatever its size, sent as its rows are read, through the downloads
+/// function's URL (response streaming). The export runs in a task of its own
+/// that fills [`stream::Chunks`]; the answer starts with its first chunk, so
+/// that a refusal or a fault before any byte is still a JSON error. A fault
+/// later cuts the answer off: the client sees an incomplete document.
+pub async fn export_streamed(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    target: Option<Uuid>,
+) -> Result<Streamed, ApiError> {
+    request.allow_query(&[])?;
+    let target = target.unwrap_or(caller.id());
+    let (mut chunks, mut receiver) = Chunks::channel();
+    let (pool, registry) = (ctx.pool.clone(), ctx.registry);
+    let (caller, request_id) = (caller.id(), request.id().to_owned());
+    let export = tokio::spawn(async move {
+        let exporter = Exporter::Caller {
+            id: caller,
+            request_id: &request_id,
+        };
+        let written = pool
+            .one_statement(async |conn| {
+                export::write(conn, registry, exporter, target, &mut chunks).await
+            })
+            .await;
+        match written {
+            Ok(Ok(())) => match chunks.finish().await {
+                Ok(()) => Ok(Ok(())),
+                Err(left) => Err(ApiError::Internal(format!("sending the export: {left}"))),
+            },
+            Ok(Err(refused)) => Ok(Err(refused)),
+            Err(error) => {
+                chunks.fail("the export stopped part-way").await;
+                Err(error)
+            }
+        }
+    });
+    let first = match receiver.recv().await {
+        Some(Ok(first)) => first,
+        // Nothing sent: the task's own outcome says why.
+        Some(Err(_)) | None => {
+            return Err(match export.await {
+                Ok(Ok(Err(refused))) => refusal(refused),
+                Ok(Err(error)) => error,
+                Ok(Ok(Ok(()))) => ApiError::Internal("the export wrote nothing".into()),
+                Err(task) => ApiError::Internal(format!("the export's task: {task}")),
+            });
+        }
+    };
+    request.log().outcome("exported");
+    let mut answer = http::Response::new(stream::body(first, receiver));
+    let headers = answer.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(disposition) = http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"fasttrack-export-{target}.json\""
+    )) {
+        headers.insert(http::header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(answer)
 }
 
 /// `POST /me/erasure`, `POST /users/{user_id}/erasure`: 202, the request.
@@ -232,7 +307,7 @@ impl Limited {
     }
 }
 
-impl export::Out for Limited {
+impl Out for Limited {
     fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
         if self.bytes.len() + bytes.len() > self.limit {
             self.over = true;
