@@ -87,6 +87,18 @@ for bootstrap in "${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap; do
     printf '    %-22s %s bytes\n' "$(basename "$(dirname "$bootstrap")")" "$(stat -c %s "$bootstrap")"
 done
 
+log "every function binary is a position-independent executable (readelf)"
+# The arm64 bootstraps just built, and the x86_64 function binaries the tests
+# above built (cheap: no build of its own).
+pie=("${CARGO_TARGET_DIR:-target}"/lambda/*/bootstrap)
+for function in functions/*/; do
+    for profile in debug release; do
+        binary="${CARGO_TARGET_DIR:-target}/$profile/$(basename "$function")"
+        if [ -x "$binary" ]; then pie+=("$binary"); fi
+    done
+done
+scripts/check-pie.sh "${pie[@]}"
+
 log "secret scan of the logs"
 scripts/scan-secrets.sh "$results" "$FASTTRACK_TEST_LOG" "$logs"/schemathesis/*.txt "$logs"/schemathesis/server.log "$logs/client-server.log"
 

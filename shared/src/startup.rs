@@ -50,15 +50,30 @@ fn statements_end_before_requests(
     Ok(())
 }
 
-/// A job's pool, with the `connections` a run uses open.
+/// The login the recompute job connects as: the route functions' own
+/// (`fasttrack_runtime`, from the same `DATABASE_SECRET_ARN`). Everything it
+/// does is granted to that role (the unlocks, the expired keys, and the
+/// retention purges through migration 0011's and 0016's functions), so it
+/// needs no owner's rights, and a login that owns the schemas or is a
+/// superuser fails its cold start as a route function's does.
+pub const JOB_LOGIN: Login = Login::Runtime;
+
+/// A job's pool, with the `connections` a run uses open. It logs in as
+/// [`JOB_LOGIN`].
 pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
     cold_start_pool(
         &DatabaseSettings::from_source(&source)?,
         connections,
-        Login::Any,
+        JOB_LOGIN,
     )
     .await
+}
+
+/// A job's pool as [`pool_from_env`] makes it, from settings given, with
+/// nothing connected yet.
+pub fn job_pool(database: &DatabaseSettings) -> Result<db::Pool, ConfigError> {
+    db::Pool::following(database, None, JOB_LOGIN)
 }
 
 /// The erase-users job's pool, which logs in as the eraser (never as the

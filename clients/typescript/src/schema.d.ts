@@ -1741,7 +1741,7 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The caller's save budget is spent (`too_many_requests`): a save costs one token plus one per 8 KiB of body, and the budget refills steadily (SAVE_BURST, SAVE_REFILL_PER_MINUTE). Retry after Retry-After seconds (also details.retry_after). Nothing was written. */
+        /** @description The caller's save budget is spent (`too_many_requests`): a save costs one token plus one per 8 KiB of body (or of its data as stored, when larger), and the budget refills steadily (SAVE_BURST, SAVE_REFILL_PER_MINUTE). Retry after Retry-After seconds (also details.retry_after). Nothing was written. */
         TooManyRequests: {
             headers: {
                 "Retry-After"?: string;

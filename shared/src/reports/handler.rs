@@ -20,6 +20,7 @@ use crate::access::Caller;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, cursor, response};
+use crate::identity::users::{display_email, display_name};
 use crate::progress::Status;
 
 const ORGANIZATION_NOT_FOUND: ApiError = ApiError::NotFound("organization_not_found");
@@ -193,8 +194,8 @@ fn member(ctx: &Context, row: &PgRow) -> Result<Option<Member>, ApiError> {
     let completed: i64 = row.try_get("completed")?;
     Ok(Some(Member {
         id,
-        name: row.try_get("name")?,
-        email: row.try_get("email")?,
+        name: display_name(&row.try_get::<String, _>("name")?),
+        email: display_email(&row.try_get::<String, _>("email")?),
         role: row.try_get("role")?,
         current_tool: current_tool(ctx.registry, &statuses).map(|t| t.slug.as_str()),
         statuses,
@@ -599,11 +600,14 @@ pub async fn search_users(
         let completed: i64 = row.try_get("completed")?;
         items.push(FoundUser {
             id,
-            name: row.try_get("name")?,
-            email: row.try_get("email")?,
+            name: display_name(&row.try_get::<String, _>("name")?),
+            email: display_email(&row.try_get::<String, _>("email")?),
             role: row.try_get("role")?,
             organization_id: row.try_get("organization_id")?,
-            organization_name: row.try_get("organization_name")?,
+            organization_name: row
+                .try_get::<Option<String>, _>("organization_name")?
+                .as_deref()
+                .map(display_name),
             completed,
             progress_percent: percent(completed, tools),
             last_activity_at: row.try_get("last_activity_at")?,

@@ -29,6 +29,7 @@ use crate::audit::{self, Action, Change, audit_read};
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, cursor, response};
+use crate::identity::users::display_name;
 use crate::registry::Tool;
 
 /// The most comments a list of one tool's answers with: the newest ones.
@@ -45,6 +46,17 @@ pub struct Comment {
     pub body: String,
     #[serde(serialize_with = "crate::foundation::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
+}
+
+impl Comment {
+    /// As staff and the participant are shown it: the author's name without
+    /// invisible formatting characters, whenever it was signed.
+    fn shown(self) -> Self {
+        Self {
+            author_name: display_name(&self.author_name),
+            ..self
+        }
+    }
 }
 
 macro_rules! comment_columns {
@@ -77,7 +89,7 @@ pub(crate) async fn insert(
     tool: &Tool,
     body: &str,
 ) -> Result<Comment, ApiError> {
-    Ok(db::query_as(concat!(
+    let comment: Comment = db::query_as(concat!(
         "insert into shared.comments (user_id, tool_slug, author_id, author_role, author_name, body)
          values ($1, $2, $3, $4, $5, $6) returning ",
         comment_columns!("comments")
@@ -89,7 +101,8 @@ pub(crate) async fn insert(
     .bind(&acting.actor_name)
     .bind(body)
     .fetch_one(&mut *tx)
-    .await?)
+    .await?;
+    Ok(comment.shown())
 }
 
 /// `POST /users/{user_id}/tools/{slug}/comments`: 201, the comment.
@@ -192,7 +205,7 @@ fn listed(rows: Vec<ListedRow>) -> Listed {
                 user_id: r.user_id?,
                 tool_slug: r.tool_slug?,
                 author_id: r.author_id,
-                author_name: r.author_name?,
+                author_name: display_name(&r.author_name?),
                 author_role: r.author_role?,
                 body: r.body?,
                 created_at: r.created_at?,
@@ -367,6 +380,13 @@ pub async fn activity(
     if !exists {
         return Err(ApiError::InvalidToken("the token's user no longer exists"));
     }
+    let items: Vec<Activity> = items
+        .into_iter()
+        .map(|item| Activity {
+            actor_name: item.actor_name.as_deref().map(display_name),
+            ..item
+        })
+        .collect();
     let page = cursor::page(items, limit, |item| (item.at, item.id));
     Ok(response::json(StatusCode::OK, &page))
 }

@@ -137,7 +137,9 @@ pub(crate) async fn acting(
     Ok(Acting {
         actor: row.actor,
         actor_role: row.actor_role,
-        actor_name: row.actor_name,
+        // Signed on comments as shown: a name stored before invisible
+        // formatting was dropped on sync is shown without it.
+        actor_name: crate::identity::users::display_name(&row.actor_name),
         target,
         organization: row.organization,
     })

@@ -29,7 +29,7 @@ use crate::foundation::db;
 use crate::foundation::error::ApiError;
 use crate::http::{Context, Request, Response, response};
 use crate::identity::profile::Organization;
-use crate::identity::users::display_name;
+use crate::identity::users::{display_email, display_name};
 use crate::submissions::IfMatch;
 
 /// The Idempotency-Keys an admin keeps: claiming a new one forgets the oldest
@@ -92,7 +92,7 @@ impl Row {
         Some(Profile {
             id: self.id?,
             name: display_name(&self.full_name?),
-            email: self.email?,
+            email: display_email(&self.email?),
             role: self.role?,
             organization,
             organization_source: self.organization_source?,

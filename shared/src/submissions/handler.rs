@@ -3,6 +3,7 @@
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
 
+use super::request::stored_json_bytes;
 use super::{Budget, Idempotency, IfMatch, Save, SaveRequest, SubmissionStatus};
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
@@ -63,14 +64,27 @@ pub async fn put(
         .map(|key| Idempotency::new(key, tool, &body))
         .transpose()?;
     let settings = &ctx.settings;
+    // What the data takes stored, which can be several times its text.
+    let stored = body.get("data").map_or(0, stored_json_bytes);
+    let save_request = SaveRequest::from_json(body)?;
+    if stored > settings.max_body_bytes {
+        return Err(ApiError::unprocessable(
+            "invalid_data",
+            format!(
+                "`data` would take up to {stored} bytes stored, over the {} allowed \
+                 (many small numbers or empty arrays and objects take more room stored than sent)",
+                settings.max_body_bytes
+            ),
+        ));
+    }
     let save = Save {
         tool,
         user: caller.id(),
-        request: SaveRequest::from_json(body)?,
+        request: save_request,
         if_match,
         idempotency,
         budget: Budget::for_body(
-            request.raw_body().len(),
+            request.raw_body().len().max(stored),
             settings.save_burst,
             settings.save_refill_per_minute,
         ),

@@ -193,6 +193,43 @@ impl IfMatch {
     }
 }
 
+/// At most how many bytes `value` takes stored as PostgreSQL `jsonb`, before
+/// TOAST compression: an upper bound, from jsonb's layout (`jsonb.h`): a
+/// 4-byte varlena header; per container a 4-byte header, a 4-byte entry per
+/// element (two per member of an object) and padding to 4 bytes; a string's
+/// bytes; a number as a `numeric` (a 4-byte header, 2 bytes of its own, 2 per
+/// four decimal digits, padding); `null` and booleans only their entry.
+///
+/// The stored form can be much larger than the text: `[0,0,...]` takes 2
+/// bytes an element as text and 12 as jsonb. A save is bounded, and paid
+/// for, by the larger of its body and this.
+pub fn stored_json_bytes(value: &Value) -> usize {
+    fn inner(value: &Value) -> usize {
+        const PAD: usize = 3;
+        match value {
+            Value::Null | Value::Bool(_) => 0,
+            Value::Number(n) => {
+                let digits = n.to_string().bytes().filter(u8::is_ascii_digit).count();
+                PAD + 4 + 2 + 2 * (digits / 4 + 2)
+            }
+            Value::String(s) => s.len(),
+            Value::Array(items) => PAD + 4 + items.iter().map(|v| 4 + inner(v)).sum::<usize>(),
+            Value::Object(members) => {
+                PAD + 4
+                    + members
+                        .iter()
+                        .map(|(k, v)| 8 + k.len() + inner(v))
+                        .sum::<usize>()
+            }
+        }
+    }
+    // A scalar at the top is stored as a one-element array.
+    4 + match value {
+        Value::Array(_) | Value::Object(_) => inner(value),
+        scalar => 8 + 4 + inner(scalar),
+    }
+}
+
 /// What a save costs from the user's save budget (`shared.save_budgets`, a
 /// token bucket), and the bucket's size and refill.
 #[derive(Debug, Clone, Copy, PartialEq)]

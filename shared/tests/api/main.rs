@@ -136,6 +136,15 @@ pub fn init_logs() {
 /// The service's pool on the test's database: the runtime login role, through
 /// the pooler when this run has one.
 pub async fn service_pool(owner: &PgPool) -> shared::foundation::db::Pool {
+    service_pool_with(owner, |_| {}).await
+}
+
+/// [`service_pool`], its settings changed by `change` first (say, a shorter
+/// statement timeout).
+pub async fn service_pool_with(
+    owner: &PgPool,
+    change: impl FnOnce(&mut shared::foundation::config::DatabaseSettings),
+) -> shared::foundation::db::Pool {
     runtime_role::ensure_runtime_login(owner).await;
     let options = owner.connect_options();
     let (host, port) = match std::env::var("FASTTRACK_TEST_POOLER_URL") {
@@ -148,7 +157,9 @@ pub async fn service_pool(owner: &PgPool) -> shared::foundation::db::Pool {
         Err(_) => (options.get_host().to_owned(), options.get_port()),
     };
     let url = runtime_role::runtime_url(owner, &host, port).await;
-    shared::foundation::db::Pool::new(&database_settings(url, 10)).unwrap()
+    let mut settings = database_settings(url, 10);
+    change(&mut settings);
+    shared::foundation::db::Pool::new(&settings).unwrap()
 }
 
 pub fn settings(extra: &[(&'static str, &'static str)]) -> ApiSettings {
@@ -220,13 +231,23 @@ impl TestApp {
         settings: ApiSettings,
         function: Option<shared::http::routes::Function>,
     ) -> Self {
+        Self::serving_from(pool, settings, function, |_| {}).await
+    }
+
+    /// The app, its service pool's settings changed by `change` first.
+    pub async fn serving_from(
+        pool: PgPool,
+        settings: ApiSettings,
+        function: Option<shared::http::routes::Function>,
+        change: impl FnOnce(&mut shared::foundation::config::DatabaseSettings),
+    ) -> Self {
         init_logs();
         shared::migrate::run(&mut pool.acquire().await.unwrap(), Registry::embedded())
             .await
             .unwrap();
         let tokens = TokenKeys::minting(&settings).unwrap();
         let app = App::new(
-            service_pool(&pool).await,
+            service_pool_with(&pool, change).await,
             Registry::embedded(),
             settings,
             function,

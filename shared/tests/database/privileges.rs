@@ -342,6 +342,59 @@ async fn a_route_functions_pool_refuses_the_schemas_owner_and_takes_the_runtime_
         .release();
 }
 
+/// The recompute job logs in as the route functions do: its pool refuses the
+/// schemas' owner, and a whole run (unlocks, expired keys, the retention
+/// purges) works as the runtime login.
+#[sqlx::test(migrations = false)]
+async fn the_recompute_jobs_pool_refuses_the_schemas_owner_and_runs_as_the_runtime_login(
+    owner: PgPool,
+) {
+    use shared::foundation::config::DatabaseSettings;
+    use shared::foundation::db::OwnerLogin;
+    use shared::startup::job_pool;
+    use shared::unlocks::recompute;
+    use std::collections::HashMap;
+
+    migrated(&owner).await;
+    ensure_runtime_login(&owner).await;
+    let options = owner.connect_options();
+    let database: String = sqlx::query_scalar("select current_database()")
+        .fetch_one(&owner)
+        .await
+        .unwrap();
+    let place = format!("{}:{}/{database}", options.get_host(), options.get_port());
+    let settings =
+        |url: &str| DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", url)])).unwrap();
+
+    let owner_url = format!("postgres://{}@{place}", options.get_username());
+    let as_owner = job_pool(&settings(&owner_url)).unwrap();
+    let refused = as_owner
+        .acquire()
+        .await
+        .err()
+        .expect("the owner is refused");
+    assert!(OwnerLogin::is(&refused), "{refused}");
+    let refused = recompute::run(&as_owner, Registry::embedded(), 100)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("owns the schemas"),
+        "{refused}"
+    );
+
+    let runtime = runtime_options(&owner);
+    let runtime_url = format!(
+        "postgres://{}:{}@{place}",
+        runtime.get_username(),
+        crate::runtime_role::RUNTIME_PASSWORD
+    );
+    let as_runtime = job_pool(&settings(&runtime_url)).unwrap();
+    let report = recompute::run(&as_runtime, Registry::embedded(), 100)
+        .await
+        .expect("a whole run works as the runtime login");
+    assert_eq!(report.webhook_payloads_expired, 0);
+}
+
 /// The migrate function makes the route functions' login from their secret:
 /// a member of `fasttrack_runtime` with the secret's password, never the
 /// owner itself or a superuser.
