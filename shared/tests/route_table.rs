@@ -9,7 +9,7 @@ use serde_norway::Value;
 use shared::app::App;
 use shared::foundation::error::CODES;
 use shared::http::cors;
-use shared::http::routes::{Function, ROUTES, UNMATCHED};
+use shared::http::routes::{Function, Matched, ROUTES, UNMATCHED, match_route};
 use shared::registry::Registry;
 
 type Route = (String, String, String); // (METHOD, path, function binary)
@@ -78,7 +78,10 @@ fn the_sam_template_declares_exactly_the_route_table() {
             }
             continue;
         }
-        assert!(function.is_none_or(|f| !f.streams()), "{binary} streams without a URL");
+        assert!(
+            function.is_none_or(|f| !f.streams()),
+            "{binary} streams without a URL"
+        );
         let Some(events) = resource["Properties"]
             .get("Events")
             .and_then(Value::as_mapping)
@@ -193,7 +196,8 @@ fn the_openapi_spec_documents_exactly_the_route_table() {
     for (path, item) in spec["paths"].as_mapping().unwrap() {
         for (method, operation) in item.as_mapping().unwrap() {
             let method = method.as_str().unwrap();
-            if method == "parameters" {
+            // A path item's own fields, beside its operations.
+            if ["parameters", "servers"].contains(&method) {
                 continue;
             }
             let function = str_of(operation, &["x-fasttrack-function"])

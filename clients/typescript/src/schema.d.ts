@@ -24,6 +24,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/downloads/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything stored about the caller, whatever its size, streamed.
+         * @description What `GET /me/export` answers, as one statement's snapshot, sent as its rows are read (a Lambda function URL streams up to 200 MB), as an attachment. A refusal or a fault before the first byte is a JSON error as anywhere else; a fault after it cuts the answer off, so that an incomplete document never looks complete.
+         */
+        get: operations["downloadOwnRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/downloads/users/{user_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything stored about a person, whatever its size, streamed (admins only; anyone may name themself).
+         * @description As `GET /downloads/me/export`, for `GET /users/{user_id}/export`'s record; an admin's download is audited as an export.
+         */
+        get: operations["downloadUserRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/funnel": {
         parameters: {
             query?: never;
@@ -107,7 +147,7 @@ export interface paths {
         };
         /**
          * Everything stored about the caller, as one JSON document (GDPR Art. 15 and 20).
-         * @description One consistent snapshot (one statement, its own transaction: one round trip) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; the operator then exports it with `fasttrack export`, which streams it to a file.
+         * @description One consistent snapshot (one statement, its own transaction: one round trip) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; `GET /downloads/me/export` answers any size, streamed.
          */
         get: operations["exportOwnRecord"];
         put?: never;
@@ -1866,6 +1906,64 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadOwnRecord: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The record, in the versioned shape ExportV1. */
+            200: {
+                headers: {
+                    /** @description attachment; filename="fasttrack-export-<user id>.json" */
+                    "Content-Disposition"?: string;
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportV1"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadUserRecord: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The record, in the versioned shape ExportV1. */
+            200: {
+                headers: {
+                    /** @description attachment; filename="fasttrack-export-<user id>.json" */
+                    "Content-Disposition"?: string;
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportV1"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };

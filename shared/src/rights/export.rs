@@ -105,8 +105,8 @@ pub fn statement(registry: &Registry, exporter: Exporter<'_>, target: Uuid) -> S
 }
 
 /// Runs the export statement on `conn` (alone, so that it is its own
-/// transaction and snapshot: [`db::Pool::one_statement`]) and writes the document to `out` as its rows
-/// arrive. `Err(Ok(refused))` when there is nothing to write, before anything
+/// transaction and snapshot: [`db::Pool::one_statement`]) and writes the
+/// document to `out` as its rows arrive. `Err(Ok(refused))` when there is nothing to write, before anything
 /// was written.
 pub async fn write(
     conn: &mut PgConnection,
