@@ -287,6 +287,12 @@ impl App {
                             rights::handler::export_streamed(ctx, call, caller, Some(target));
                         return Ok(Answer::Streamed(streamed.await?));
                     }
+                    Endpoint::DownloadRoster => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        let streamed =
+                            reports::handler::roster_streamed(ctx, call, caller, organization);
+                        return Ok(Answer::Streamed(streamed.await?));
+                    }
                     Endpoint::OwnProgress => progress::handler::own(ctx, call, caller).await,
                     Endpoint::UserProgress => progress::handler::of_user(ctx, call, caller).await,
                     Endpoint::ListTools => tools::handler::list(call),

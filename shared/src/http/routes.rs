@@ -88,6 +88,7 @@ pub enum Endpoint {
     SearchUsers,
     DownloadOwnExport,
     DownloadUserExport,
+    DownloadRoster,
 }
 
 #[derive(Debug)]
@@ -294,6 +295,12 @@ pub static ROUTES: &[Route] = &[
         path: "/downloads/users/{user_id}/export",
         function: Function::Downloads,
         endpoint: Endpoint::DownloadUserExport,
+    },
+    Route {
+        method: Method::GET,
+        path: "/downloads/organizations/{organization_id}/members",
+        function: Function::Downloads,
+        endpoint: Endpoint::DownloadRoster,
     },
 ];
 

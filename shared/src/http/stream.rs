@@ -11,6 +11,7 @@ use hyper::body::{Bytes, Frame};
 use tokio::sync::mpsc;
 
 use super::Response;
+use crate::foundation::error::ApiError;
 use crate::foundation::out::Out;
 
 /// A body sent a chunk at a time; an error ends it early, so that the client
@@ -49,6 +50,41 @@ pub fn body(first: Bytes, receiver: mpsc::Receiver<std::io::Result<Bytes>>) -> B
         .chain(rest)
         .map(|chunk| chunk.map(Frame::data));
     BodyExt::boxed(StreamBody::new(chunks))
+}
+
+/// A download made by `produce` in a task of its own, as its answer's body:
+/// the answer starts with its first chunk, so that a refusal or a fault
+/// before any byte is the caller's error to answer. A fault later cuts the
+/// body off (the client sees an incomplete download, never a complete-looking
+/// one). `produce` gives its `Chunks` back with its outcome.
+pub async fn spawn<F>(produce: impl FnOnce(Chunks) -> F) -> Result<Body, ApiError>
+where
+    F: Future<Output = (Chunks, Result<(), ApiError>)> + Send + 'static,
+{
+    let (chunks, mut receiver) = Chunks::channel();
+    let made = produce(chunks);
+    let task = tokio::spawn(async move {
+        let (chunks, outcome) = made.await;
+        match outcome {
+            Ok(()) => chunks
+                .finish()
+                .await
+                .map_err(|left| ApiError::Internal(format!("sending a download: {left}"))),
+            Err(error) => {
+                chunks.fail("the download stopped part-way").await;
+                Err(error)
+            }
+        }
+    });
+    match receiver.recv().await {
+        Some(Ok(first)) => Ok(body(first, receiver)),
+        // Nothing sent: the task's own outcome says why.
+        Some(Err(_)) | None => Err(match task.await {
+            Ok(Err(error)) => error,
+            Ok(Ok(())) => ApiError::Internal("a download wrote nothing".into()),
+            Err(task) => ApiError::Internal(format!("a download's task: {task}")),
+        }),
+    }
 }
 
 /// The writing end of a download: bytes gathered into chunks of

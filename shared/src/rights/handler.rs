@@ -70,10 +70,8 @@ fn refusal(refused: Refused) -> ApiError {
 
 /// `GET /downloads/me/export`, `GET /downloads/users/{user_id}/export`: the
 /// record whatever its size, sent as its rows are read, through the downloads
-/// function's URL (response streaming). The export runs in a task of its own
-/// that fills [`stream::Chunks`]; the answer starts with its first chunk, so
-/// that a refusal or a fault before any byte is still a JSON error. A fault
-/// later cuts the answer off: the client sees an incomplete document.
+/// function's URL (response streaming, [`stream::spawn`]): a refusal is
+/// still a JSON error, since it comes before the first byte.
 pub async fn export_streamed(
     ctx: &Context,
     request: &Request<'_>,
@@ -82,10 +80,9 @@ pub async fn export_streamed(
 ) -> Result<Streamed, ApiError> {
     request.allow_query(&[])?;
     let target = target.unwrap_or(caller.id());
-    let (mut chunks, mut receiver) = Chunks::channel();
     let (pool, registry) = (ctx.pool.clone(), ctx.registry);
     let (caller, request_id) = (caller.id(), request.id().to_owned());
-    let export = tokio::spawn(async move {
+    let body = stream::spawn(|mut chunks: Chunks| async move {
         let exporter = Exporter::Caller {
             id: caller,
             request_id: &request_id,
@@ -95,32 +92,16 @@ pub async fn export_streamed(
                 export::write(conn, registry, exporter, target, &mut chunks).await
             })
             .await;
-        match written {
-            Ok(Ok(())) => match chunks.finish().await {
-                Ok(()) => Ok(Ok(())),
-                Err(left) => Err(ApiError::Internal(format!("sending the export: {left}"))),
-            },
-            Ok(Err(refused)) => Ok(Err(refused)),
-            Err(error) => {
-                chunks.fail("the export stopped part-way").await;
-                Err(error)
-            }
-        }
-    });
-    let first = match receiver.recv().await {
-        Some(Ok(first)) => first,
-        // Nothing sent: the task's own outcome says why.
-        Some(Err(_)) | None => {
-            return Err(match export.await {
-                Ok(Ok(Err(refused))) => refusal(refused),
-                Ok(Err(error)) => error,
-                Ok(Ok(Ok(()))) => ApiError::Internal("the export wrote nothing".into()),
-                Err(task) => ApiError::Internal(format!("the export's task: {task}")),
-            });
-        }
-    };
+        let outcome = match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(refusal(refused)),
+            Err(error) => Err(error),
+        };
+        (chunks, outcome)
+    })
+    .await?;
     request.log().outcome("exported");
-    let mut answer = http::Response::new(stream::body(first, receiver));
+    let mut answer = http::Response::new(body);
     let headers = answer.headers_mut();
     headers.insert(
         http::header::CONTENT_TYPE,
