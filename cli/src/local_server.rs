@@ -1,12 +1,13 @@
 //! The local server: plain HTTP on 127.0.0.1, each request handed to the same
-//! `App::handle` the Lambda binaries run, as an API Gateway v2 request would be.
+//! app the Lambda binaries run, as an API Gateway v2 request would be; the
+//! downloads' answers are streamed, as their function URL streams them.
 //! Like API Gateway it answers CORS preflights itself; it also serves the
 //! OpenAPI document at /openapi.json.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -16,7 +17,7 @@ use tokio::net::TcpListener;
 use shared::app::App;
 use shared::foundation::error::ApiError;
 use shared::http::cors::Cors;
-use shared::http::response;
+use shared::http::{response, stream};
 
 /// What the local server adds around the app.
 pub struct Local {
@@ -52,9 +53,9 @@ pub async fn serve(local: Local, listener: TcpListener) -> std::io::Result<()> {
     }
 }
 
-async fn handle(local: &Local, request: hyper::Request<Incoming>) -> hyper::Response<Full<Bytes>> {
+async fn handle(local: &Local, request: hyper::Request<Incoming>) -> stream::Streamed {
     if let Some(preflight) = local.cors.preflight(request.method(), request.headers()) {
-        return into_hyper(preflight);
+        return stream::whole(preflight);
     }
     let headers = request.headers().clone();
     let mut response = if request.method() == http::Method::GET
@@ -65,18 +66,15 @@ async fn handle(local: &Local, request: hyper::Request<Incoming>) -> hyper::Resp
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        response
+        stream::whole(response)
     } else {
         forward(&local.app, request).await
     };
     local.cors.decorate(&headers, &mut response);
-    into_hyper(response)
+    response
 }
 
-async fn forward(
-    app: &App,
-    request: hyper::Request<Incoming>,
-) -> http::Response<lambda_http::Body> {
+async fn forward(app: &App, request: hyper::Request<Incoming>) -> stream::Streamed {
     let (parts, mut body) = request.into_parts();
     // Up to one byte past the limit: the app answers an oversized body with its
     // 413 after routing and authentication, as on Lambda, with its request id.
@@ -89,7 +87,7 @@ async fn forward(
         let Ok(frame) = frame else {
             let unreadable =
                 ApiError::bad_request("unreadable_body", "the request body could not be read");
-            return response::error(&unreadable, "local");
+            return stream::whole(response::error(&unreadable, "local"));
         };
         if let Ok(data) = frame.into_data() {
             read.extend_from_slice(&data);
@@ -101,16 +99,6 @@ async fn forward(
     } else {
         lambda_http::Body::Binary(read)
     };
-    app.handle(http::Request::from_parts(parts, body)).await
-}
-
-fn into_hyper(response: http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        lambda_http::Body::Empty => Bytes::new(),
-        lambda_http::Body::Text(text) => Bytes::from(text),
-        lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
-        other => Bytes::copy_from_slice(other.as_ref()),
-    };
-    hyper::Response::from_parts(parts, Full::new(bytes))
+    app.handle_streaming(http::Request::from_parts(parts, body))
+        .await
 }

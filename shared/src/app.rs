@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use http::{Method, StatusCode, header};
+use http_body_util::BodyExt;
 use lambda_http::Request;
 use serde_json::json;
 use tracing::Instrument;
@@ -16,7 +17,7 @@ use crate::foundation::config::{ApiSettings, ConfigError};
 use crate::foundation::db::{self, Login};
 use crate::foundation::error::ApiError;
 use crate::http::routes::{self, Endpoint, Function, HEALTH_PATH, Matched};
-use crate::http::{self as api, Context, Response, response};
+use crate::http::{self as api, Context, Response, response, stream};
 use crate::identity::learnworlds::LearnWorldsApi;
 use crate::identity::tombstones::ErasureKeys;
 use crate::registry::Registry;
@@ -135,23 +136,69 @@ impl App {
         Ok(self.handle(request).await)
     }
 
-    /// One request, within the request timeout, answered and logged.
+    /// One request, within the request timeout, answered and logged; a
+    /// download's answer gathered whole (the tests', and any caller that
+    /// cannot stream).
     pub async fn handle(&self, request: Request) -> Response {
-        let started = Instant::now();
         let request_id = response::request_id(&request);
+        match self.answer(request, &request_id).await {
+            Answer::Whole(whole) => whole,
+            Answer::Streamed(streamed) => {
+                let (parts, body) = streamed.into_parts();
+                match body.collect().await {
+                    Ok(body) => Response::from_parts(
+                        parts,
+                        lambda_http::Body::from(body.to_bytes().to_vec()),
+                    ),
+                    Err(error) => response::with_request_id(
+                        response::error(
+                            &ApiError::Internal(format!("a download cut off: {error}")),
+                            &request_id,
+                        ),
+                        &request_id,
+                    ),
+                }
+            }
+        }
+    }
+
+    /// One request whose answer is sent as it is made when it is a download
+    /// (`Function::streams`), and whole otherwise: the downloads function's
+    /// entry point (its URL streams answers), and the local server's.
+    pub async fn handle_streaming(&self, request: Request) -> stream::Streamed {
+        let request_id = response::request_id(&request);
+        match self.answer(request, &request_id).await {
+            Answer::Whole(whole) => stream::whole(whole),
+            Answer::Streamed(streamed) => streamed,
+        }
+    }
+
+    /// The lambda_http entry point of the downloads function.
+    pub async fn handle_lambda_streaming(
+        &self,
+        request: Request,
+    ) -> Result<stream::Streamed, Infallible> {
+        Ok(self.handle_streaming(request).await)
+    }
+
+    async fn answer(&self, request: Request, request_id: &str) -> Answer {
+        let started = Instant::now();
         let span = tracing::info_span!("request", request_id = %request_id, method = %request.method(), path = %request.uri().path());
         async {
             let log = api::request::RequestLog::default();
+            // A download is timed until its first chunk; what it sends after
+            // is bounded by its statement's timeout.
             let result = tokio::time::timeout(
                 self.context.settings.request_timeout,
-                self.dispatch(&request, &log, &request_id),
+                self.dispatch(&request, &log, request_id),
             )
             .await
             .unwrap_or(Err(ApiError::Timeout));
             // What an error or the timeout abandoned is rolled back before the
             // answer goes out: Lambda may freeze the environment right after.
             self.context.pool.quiesce().await;
-            let answer = result.unwrap_or_else(|error| response::error(&error, &request_id));
+            let answer =
+                result.unwrap_or_else(|error| Answer::Whole(response::error(&error, request_id)));
             let logged = log.get();
             tracing::info!(
                 status = answer.status().as_u16(),
@@ -161,7 +208,12 @@ impl App {
                 outcome = logged.outcome,
                 "request finished"
             );
-            response::with_request_id(answer, &request_id)
+            match answer {
+                Answer::Whole(whole) => Answer::Whole(response::with_request_id(whole, request_id)),
+                Answer::Streamed(streamed) => {
+                    Answer::Streamed(response::with_request_id(streamed, request_id))
+                }
+            }
         }
         .instrument(span)
         .await
@@ -172,12 +224,15 @@ impl App {
         request: &Request,
         log: &api::request::RequestLog,
         request_id: &str,
-    ) -> Result<Response, ApiError> {
+    ) -> Result<Answer, ApiError> {
         if request.uri().path() == HEALTH_PATH && self.function.is_none() {
             if request.method() != Method::GET {
                 return Err(ApiError::MethodNotAllowed { allow: vec!["GET"] });
             }
-            return Ok(response::json(StatusCode::OK, &json!({ "status": "ok" })));
+            return Ok(Answer::Whole(response::json(
+                StatusCode::OK,
+                &json!({ "status": "ok" }),
+            )));
         }
         // A CORS preflight. Behind API Gateway it reaches the function of the
         // `$default` route, and the gateway adds the CORS headers it is
@@ -187,7 +242,7 @@ impl App {
                 .headers()
                 .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
         {
-            return Ok(response::empty(StatusCode::NO_CONTENT));
+            return Ok(Answer::Whole(response::empty(StatusCode::NO_CONTENT)));
         }
         let (route, params) = match routes::match_route(request.method(), request.uri().path()) {
             Matched::Route(route, params)
@@ -212,7 +267,7 @@ impl App {
         let call = &call;
         // Routes signed by LearnWorlds check their own signatures, the refresh
         // routes their refresh token; every other route needs a bearer token.
-        match route.endpoint {
+        let whole = match route.endpoint {
             Endpoint::LearnWorldsWebhook => {
                 identity::handler::webhook(ctx, &self.learnworlds, self.erasure()?, call).await
             }
@@ -225,6 +280,22 @@ impl App {
             endpoint => {
                 let caller = sessions::authenticate(&self.keys, call)?;
                 match endpoint {
+                    Endpoint::DownloadOwnExport => {
+                        let streamed = rights::handler::export_streamed(ctx, call, caller, None);
+                        return Ok(Answer::Streamed(streamed.await?));
+                    }
+                    Endpoint::DownloadUserExport => {
+                        let target = call.uuid_param(0, "user_id")?;
+                        let streamed =
+                            rights::handler::export_streamed(ctx, call, caller, Some(target));
+                        return Ok(Answer::Streamed(streamed.await?));
+                    }
+                    Endpoint::DownloadRoster => {
+                        let organization = call.uuid_param(0, "organization_id")?;
+                        let streamed =
+                            reports::handler::roster_streamed(ctx, call, caller, organization);
+                        return Ok(Answer::Streamed(streamed.await?));
+                    }
                     Endpoint::OwnProgress => progress::handler::own(ctx, call, caller).await,
                     Endpoint::UserProgress => progress::handler::of_user(ctx, call, caller).await,
                     Endpoint::ListTools => tools::handler::list(call),
@@ -304,6 +375,22 @@ impl App {
                     }
                 }
             }
+        };
+        whole.map(Answer::Whole)
+    }
+}
+
+/// A request's answer: whole, or sent as it is made (a download).
+enum Answer {
+    Whole(Response),
+    Streamed(stream::Streamed),
+}
+
+impl Answer {
+    fn status(&self) -> StatusCode {
+        match self {
+            Answer::Whole(whole) => whole.status(),
+            Answer::Streamed(streamed) => streamed.status(),
         }
     }
 }

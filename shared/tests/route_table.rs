@@ -9,7 +9,7 @@ use serde_norway::Value;
 use shared::app::App;
 use shared::foundation::error::CODES;
 use shared::http::cors;
-use shared::http::routes::{Function, ROUTES, UNMATCHED};
+use shared::http::routes::{Function, Matched, ROUTES, UNMATCHED, match_route};
 use shared::registry::Registry;
 
 type Route = (String, String, String); // (METHOD, path, function binary)
@@ -61,6 +61,26 @@ fn the_sam_template_declares_exactly_the_route_table() {
                 .join(binary)
                 .is_dir(),
             "{binary}"
+        );
+        // A streaming function is reached through its URL, every route of it.
+        let function = Function::ALL.into_iter().find(|f| f.binary() == binary);
+        if let Some(url) = resource["Properties"].get("FunctionUrlConfig") {
+            let function = function.expect("a function with a URL serves routes");
+            assert!(function.streams(), "{binary} has a URL but does not stream");
+            assert_eq!(str_of(url, &["InvokeMode"]), Some("RESPONSE_STREAM"));
+            assert!(resource["Properties"].get("Events").is_none(), "{binary}");
+            for route in ROUTES.iter().filter(|r| r.function == function) {
+                declared.insert((
+                    route.method.to_string(),
+                    route.path.to_owned(),
+                    binary.to_owned(),
+                ));
+            }
+            continue;
+        }
+        assert!(
+            function.is_none_or(|f| !f.streams()),
+            "{binary} streams without a URL"
         );
         let Some(events) = resource["Properties"]
             .get("Events")
@@ -176,7 +196,8 @@ fn the_openapi_spec_documents_exactly_the_route_table() {
     for (path, item) in spec["paths"].as_mapping().unwrap() {
         for (method, operation) in item.as_mapping().unwrap() {
             let method = method.as_str().unwrap();
-            if method == "parameters" {
+            // A path item's own fields, beside its operations.
+            if ["parameters", "servers"].contains(&method) {
                 continue;
             }
             let function = str_of(operation, &["x-fasttrack-function"])
@@ -225,11 +246,31 @@ fn events_hold_one_api_gateway_event_per_route_and_a_schedule_event() {
             continue;
         }
         assert_eq!(event["version"], "2.0");
-        let (method, path) = event["routeKey"].as_str().unwrap().split_once(' ').unwrap();
-        let route = ROUTES
-            .iter()
-            .find(|r| r.method.as_str() == method && r.path == path)
-            .expect("an event for a known route");
+        let route = match event["routeKey"].as_str().unwrap() {
+            // A function URL's event names no route: its method and path do.
+            "$default" => {
+                let method: http::Method = event["requestContext"]["http"]["method"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let Matched::Route(route, _) =
+                    match_route(&method, event["rawPath"].as_str().unwrap())
+                else {
+                    panic!("a function URL event for a known route")
+                };
+                assert!(route.function.streams());
+                route
+            }
+            key => {
+                let (method, path) = key.split_once(' ').unwrap();
+                ROUTES
+                    .iter()
+                    .find(|r| r.method.as_str() == method && r.path == path)
+                    .expect("an event for a known route")
+            }
+        };
+        let (method, path) = (route.method.as_str(), route.path);
         covered.insert((
             method.to_owned(),
             path.to_owned(),

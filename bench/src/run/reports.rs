@@ -3,8 +3,7 @@
 //! server, beside pgbench running each one's statement over the same
 //! concurrencies (the best of each is compared); the audit row's share of a
 //! roster page (the statement with and without it, both in pgbench); and the
-//! peak memory of the staff-reports function answering the whole roster as
-//! CSV.
+//! peak memory of the downloads function streaming the whole roster as CSV.
 
 use std::path::Path;
 
@@ -340,8 +339,9 @@ fn audit_share(
     .budget(Budget::RatioAtMost(1.10)))
 }
 
-/// Peak resident memory of the staff-reports function answering the whole
-/// roster as CSV, once, from a fresh process.
+/// Peak resident memory of the downloads function streaming the whole roster
+/// as CSV (`GET /downloads/organizations/{id}/members`), once, from a fresh
+/// process.
 async fn csv_peak_rss(
     options: &Options,
     url: &str,
@@ -349,12 +349,13 @@ async fn csv_peak_rss(
     token: &str,
     members: i64,
 ) -> Result<Row> {
-    step("reports: the staff-reports function's memory for the whole roster as CSV");
+    step("reports: the downloads function's memory streaming the whole roster as CSV");
     let owner = database::connect(url, 1).await?;
     let runtime = database::runtime_url(&owner, url).await?;
     owner.close().await;
-    let mut event: Value = serde_json::from_str(include_str!("../../../events/roster.json"))?;
-    let path = format!("/organizations/{organization}/members");
+    let mut event: Value =
+        serde_json::from_str(include_str!("../../../events/download-roster.json"))?;
+    let path = format!("/downloads/organizations/{organization}/members");
     event["rawPath"] = path.clone().into();
     event["requestContext"]["http"]["path"] = path.into();
     event["pathParameters"]["organization_id"] = organization.to_string().into();
@@ -362,16 +363,16 @@ async fn csv_peak_rss(
     event["queryStringParameters"] = serde_json::json!({"sort": "name"});
     event["headers"]["accept"] = "text/csv".into();
     event["headers"]["authorization"] = format!("Bearer {token}").into();
-    let binary = options.bin_dir.join("staff-reports");
+    let binary = options.bin_dir.join("downloads");
     let env = service_env(&runtime, 2);
     let function = Function {
-        name: "staff-reports",
+        name: "downloads",
         binary: &binary,
         event: event.to_string(),
         env: &env,
     };
     Ok(Row::info(
-        format!("peak RSS: staff-reports, the roster of {members} as CSV"),
+        format!("peak RSS: downloads, the roster of {members} streamed as CSV"),
         cold_start::peak_rss_mib(&function, 1).await?,
         "MiB",
     )

@@ -15,8 +15,9 @@ use crate::bar::Bar;
 use crate::database::{Use, connect};
 use shared::Registry;
 use shared::foundation::db;
+use shared::foundation::out::Blocking;
 use shared::foundation::steps::Steps;
-use shared::rights::export::{self, Blocking, Exporter, Refused};
+use shared::rights::export::{self, Exporter, Refused};
 
 /// Whom to export.
 pub enum Whom<'a> {

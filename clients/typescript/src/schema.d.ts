@@ -24,6 +24,66 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/downloads/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything stored about the caller, whatever its size, streamed.
+         * @description What `GET /me/export` answers, as one statement's snapshot, sent as its rows are read (a Lambda function URL streams up to 200 MB), as an attachment. A refusal or a fault before the first byte is a JSON error as anywhere else; a fault after it cuts the answer off, so that an incomplete document never looks complete.
+         */
+        get: operations["downloadOwnRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/downloads/organizations/{organization_id}/members": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An organization's whole roster as CSV, whatever its size, streamed.
+         * @description What `GET /organizations/{organization_id}/members` answers with `Accept: text/csv` (the same filters, order, access rule and `read.roster_csv` audit row), sent as the rows are read, whatever the organization's size, with bounded memory. A refusal before the first byte is a JSON error; a fault after it cuts the answer off.
+         */
+        get: operations["downloadRoster"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/downloads/users/{user_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Everything stored about a person, whatever its size, streamed (admins only; anyone may name themself).
+         * @description As `GET /downloads/me/export`, for `GET /users/{user_id}/export`'s record; an admin's download is audited as an export.
+         */
+        get: operations["downloadUserRecord"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/funnel": {
         parameters: {
             query?: never;
@@ -107,7 +167,7 @@ export interface paths {
         };
         /**
          * Everything stored about the caller, as one JSON document (GDPR Art. 15 and 20).
-         * @description One consistent snapshot (one statement, its own transaction: one round trip) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; the operator then exports it with `fasttrack export`, which streams it to a file.
+         * @description One consistent snapshot (one statement, its own transaction: one round trip) of the caller's profile, progress for every tool, submissions with their field outputs and history in every tool schema, comments, overrides, webhook deliveries and session launches that name them, and the audit rows where they are the subject. A record larger than the API answers (2.5 MB) is a 422 `export_too_large`; `GET /downloads/me/export` answers any size, streamed.
          */
         get: operations["exportOwnRecord"];
         put?: never;
@@ -167,7 +227,7 @@ export interface paths {
         };
         /**
          * An organization's roster (its gurus and admins), in keyset pages or as CSV.
-         * @description One row per member: every tool's status in registry order as one letter each in `statuses` (`L` locked, `U` unlocked, `P` in progress, `C` completed; the page's `tools` names them), completed tools and their percentage, the current tool (the first open or in-progress tool in registry order), the last activity (last save or submit) and the last login. A page is one statement, which also writes its audit row (`read.roster`, the page's members as subjects). With `Accept: text/csv` the answer is the whole roster (same filters and order; `cursor` and `limit` ignored) as RFC 4180 CSV with a column per tool, audited as `read.roster_csv`; a field beginning with `=`, `+`, `-`, `@`, a tab or CR gets a leading `'`. A guru of another organization, a participant, or an unknown organization gets 404 `organization_not_found`.
+         * @description One row per member: every tool's status in registry order as one letter each in `statuses` (`L` locked, `U` unlocked, `P` in progress, `C` completed; the page's `tools` names them), completed tools and their percentage, the current tool (the first open or in-progress tool in registry order), the last activity (last save or submit) and the last login. A page is one statement, which also writes its audit row (`read.roster`, the page's members as subjects). With `Accept: text/csv` the answer is the whole roster (same filters and order; `cursor` and `limit` ignored) as RFC 4180 CSV with a column per tool, audited as `read.roster_csv`; a field beginning with `=`, `+`, `-`, `@`, a tab or CR gets a leading `'`; an answer through API Gateway holds at most 6 MB (some 30,000 members), and `GET /downloads/organizations/{organization_id}/members` streams any size. A guru of another organization, a participant, or an unknown organization gets 404 `organization_not_found`.
          */
         get: operations["getRoster"];
         put?: never;
@@ -1926,6 +1986,107 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadOwnRecord: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The record, in the versioned shape ExportV1. */
+            200: {
+                headers: {
+                    /** @description attachment; filename="fasttrack-export-<user id>.json" */
+                    "Content-Disposition"?: string;
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportV1"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadRoster: {
+        parameters: {
+            query?: {
+                /** @description With `status`, members whose status of this tool matches. */
+                tool?: string;
+                /** @description With `tool`; `not_completed` is any status but completed. */
+                status?: "locked" | "unlocked" | "in_progress" | "completed" | "not_completed";
+                /** @description Members with no save or submit (or since joining when none) for this many days. */
+                stuck_days?: number;
+                /** @description A case-insensitive prefix of the name or the email (no NUL). */
+                q?: components["parameters"]["Prefix"];
+                sort?: "name" | "last_activity" | "progress";
+                order?: "asc" | "desc";
+                /** @description The `next_cursor` of the previous page; absent for the first. */
+                cursor?: components["parameters"]["Cursor"];
+                /** @description Rows per page. */
+                limit?: components["parameters"]["Limit"];
+            };
+            header?: never;
+            path: {
+                organization_id: components["parameters"]["OrganizationIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The whole roster, RFC 4180 CSV with a header row and a column per tool. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            404: components["responses"]["NotFound"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    downloadUserRecord: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserIdPath"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The record, in the versioned shape ExportV1. */
+            200: {
+                headers: {
+                    /** @description attachment; filename="fasttrack-export-<user id>.json" */
+                    "Content-Disposition"?: string;
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportV1"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };

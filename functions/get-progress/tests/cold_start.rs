@@ -6,92 +6,27 @@
 //! moto comes from the project's tool environment (`scripts/tools.sh`), which
 //! `make test` installs and passes in as FASTTRACK_MOTO_SERVER.
 
-use std::convert::Infallible;
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use shared::foundation::config::ApiSettings;
 use shared::http::events::{Placeholders, render};
 use shared::registry::Registry;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
+#[path = "../../../shared/tests/support/lambda_host.rs"]
+mod lambda_host;
 #[path = "../../../shared/tests/support/runtime_role.rs"]
 mod runtime_role;
+
+use lambda_host::{Running, RuntimeApi};
 
 /// The token key pair: get-progress is given the public key alone, as the
 /// template gives it (`openssl genpkey -algorithm ed25519`).
 const JWT_PRIVATE_KEY: &str = "MC4CAQAwBQYDK2VwBCIEINfq2LZPJaT2wWw0T3kottfEUayULB8cs36AWetTxGf2";
 const JWT_PUBLIC_KEY: &str = "MCowBQYDK2VwAyEAHskKiSXijs1xv+xJDH3X+CruyafvYo3ThT4vBq2a2B8=";
-
-/// A Lambda Runtime API that hands out one event and reports what came back.
-struct RuntimeApi {
-    address: String,
-    results: mpsc::Receiver<(String, Value)>,
-}
-
-impl RuntimeApi {
-    async fn start(event: String) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let (sender, results) = mpsc::channel(4);
-        let event = Arc::new(Mutex::new(Some(event)));
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (event, sender) = (Arc::clone(&event), sender.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(
-                        move |request: hyper::Request<hyper::body::Incoming>| {
-                            let (event, sender) = (Arc::clone(&event), sender.clone());
-                            async move {
-                                let path = request.uri().path().to_owned();
-                                if path.ends_with("/invocation/next") {
-                                    let next = event.lock().unwrap().take();
-                                    let Some(body) = next else {
-                                        // One invocation per test: later polls wait forever.
-                                        std::future::pending::<()>().await;
-                                        unreachable!()
-                                    };
-                                    let response = hyper::Response::builder()
-                                    .header("lambda-runtime-aws-request-id", "c0ffee00-0000-4000-8000-000000000001")
-                                    .header("lambda-runtime-deadline-ms", "4102444800000")
-                                    .header("lambda-runtime-invoked-function-arn", "arn:aws:lambda:us-east-1:123456789012:function:get-progress")
-                                    .header("lambda-runtime-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap();
-                                    return Ok::<_, Infallible>(response);
-                                }
-                                let body = request.into_body().collect().await.unwrap().to_bytes();
-                                let value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                                let _ = sender.send((path, value)).await;
-                                Ok(hyper::Response::builder()
-                                    .status(202)
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap())
-                            }
-                        },
-                    );
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { address, results }
-    }
-}
 
 struct Moto {
     child: Child,
@@ -160,62 +95,14 @@ impl Drop for Moto {
     }
 }
 
-/// The function binary with a clean environment: only what Lambda would set.
+/// The get-progress binary with only what Lambda would set.
 fn function(runtime_api: &str, vars: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_get-progress"));
-    command
-        .env_clear()
-        .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("AWS_LAMBDA_FUNCTION_NAME", "get-progress")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_REGION", "us-east-1")
-        .envs(vars.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Reads the child's output as it comes, so that a verbose one never fills
-/// its pipe and blocks; `logs()` stops it and gives everything it wrote.
-struct Running {
-    child: Child,
-    readers: Vec<std::thread::JoinHandle<String>>,
-}
-
-impl Running {
-    fn start(mut command: Command) -> Self {
-        let mut child = command.spawn().unwrap();
-        let stdout = child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn Read + Send>);
-        let stderr = child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn Read + Send>);
-        let readers = [stdout, stderr]
-            .into_iter()
-            .flatten()
-            .map(|mut pipe| {
-                std::thread::spawn(move || {
-                    let mut text = Vec::new();
-                    let _ = pipe.read_to_end(&mut text);
-                    String::from_utf8_lossy(&text).into_owned()
-                })
-            })
-            .collect();
-        Self { child, readers }
-    }
-
-    fn logs(mut self) -> String {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.readers
-            .into_iter()
-            .map(|reader| reader.join().unwrap())
-            .collect()
-    }
+    lambda_host::function(
+        env!("CARGO_BIN_EXE_get-progress"),
+        "get-progress",
+        runtime_api,
+        vars,
+    )
 }
 
 #[sqlx::test(migrations = false)]
@@ -298,7 +185,8 @@ async fn a_cold_start_reads_its_secrets_from_secrets_manager_and_answers_an_even
     ));
     let result = tokio::time::timeout(Duration::from_secs(30), runtime.results.recv()).await;
     let logs = running.logs();
-    let (path, response) = result.expect("the function answered in time").unwrap();
+    let posted = result.expect("the function answered in time").unwrap();
+    let (path, response) = (posted.path.clone(), posted.json());
     assert!(path.ends_with("/response"), "{path}: {response}\n{logs}");
     assert_eq!(response["statusCode"], 200, "{response}\n{logs}");
     let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();

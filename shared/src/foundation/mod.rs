@@ -11,6 +11,7 @@ pub mod error;
 pub mod hygiene;
 pub mod keys;
 pub mod logging;
+pub mod out;
 pub mod percent;
 pub mod rfc3339;
 pub mod secrets;

@@ -74,7 +74,7 @@ impl Cors {
     }
 
     /// Adds the CORS headers to an actual response, when its origin is allowed.
-    pub fn decorate(&self, request_headers: &HeaderMap, response: &mut Response<Body>) {
+    pub fn decorate<B>(&self, request_headers: &HeaderMap, response: &mut Response<B>) {
         if let Some(origin) = self.allowed_origin(request_headers) {
             let out = response.headers_mut();
             insert(out, header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);

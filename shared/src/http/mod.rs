@@ -11,6 +11,7 @@ pub mod events;
 pub mod request;
 pub mod response;
 pub mod routes;
+pub mod stream;
 
 pub use context::Context;
 pub use request::Request;

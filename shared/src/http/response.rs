@@ -52,7 +52,7 @@ pub fn with_etag(mut response: Response, version: Option<i32>) -> Response {
     response
 }
 
-pub fn with_request_id(mut response: Response, request_id: &str) -> Response {
+pub fn with_request_id<B>(mut response: http::Response<B>, request_id: &str) -> http::Response<B> {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", value);
     }

@@ -16,10 +16,11 @@ pub enum Function {
     DataRights,
     StaffActions,
     StaffReports,
+    Downloads,
 }
 
 impl Function {
-    pub const ALL: [Function; 8] = [
+    pub const ALL: [Function; 9] = [
         Function::SyncUser,
         Function::GetProgress,
         Function::ResolveDependencies,
@@ -28,6 +29,7 @@ impl Function {
         Function::DataRights,
         Function::StaffActions,
         Function::StaffReports,
+        Function::Downloads,
     ];
 
     /// The binary's name in `functions/`.
@@ -41,7 +43,14 @@ impl Function {
             Function::DataRights => "data-rights",
             Function::StaffActions => "staff-actions",
             Function::StaffReports => "staff-reports",
+            Function::Downloads => "downloads",
         }
+    }
+
+    /// Whether its answers are streamed: it is reached through its own
+    /// function URL (response streaming), not through API Gateway.
+    pub fn streams(self) -> bool {
+        self == Function::Downloads
     }
 }
 
@@ -79,6 +88,9 @@ pub enum Endpoint {
     OrganizationFunnel,
     Funnel,
     SearchUsers,
+    DownloadOwnExport,
+    DownloadUserExport,
+    DownloadRoster,
 }
 
 #[derive(Debug)]
@@ -284,6 +296,25 @@ pub static ROUTES: &[Route] = &[
         path: "/users",
         function: Function::StaffReports,
         endpoint: Endpoint::SearchUsers,
+    },
+    // Downloads of any size, streamed through the downloads function's URL.
+    Route {
+        method: Method::GET,
+        path: "/downloads/me/export",
+        function: Function::Downloads,
+        endpoint: Endpoint::DownloadOwnExport,
+    },
+    Route {
+        method: Method::GET,
+        path: "/downloads/users/{user_id}/export",
+        function: Function::Downloads,
+        endpoint: Endpoint::DownloadUserExport,
+    },
+    Route {
+        method: Method::GET,
+        path: "/downloads/organizations/{organization_id}/members",
+        function: Function::Downloads,
+        endpoint: Endpoint::DownloadRoster,
     },
 ];
 

@@ -19,9 +19,12 @@ use super::{
 use crate::access::Caller;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
+use crate::foundation::out::Out;
+use crate::http::stream::{self, Chunks, Streamed};
 use crate::http::{Context, Request, Response, cursor, response};
 use crate::identity::users::{display_email, display_name};
 use crate::progress::Status;
+use crate::registry::Registry;
 
 const ORGANIZATION_NOT_FOUND: ApiError = ApiError::NotFound("organization_not_found");
 const NO_CALLER: ApiError = ApiError::InvalidToken("the token's user no longer exists");
@@ -115,10 +118,10 @@ struct RosterCursor {
 }
 
 /// Everything a roster statement binds.
-struct RosterQuery<'a> {
+struct RosterQuery {
     caller: Uuid,
     organization: Uuid,
-    request_id: &'a str,
+    request_id: String,
     slugs: Vec<String>,
     initials: Vec<&'static str>,
     tool: Option<String>,
@@ -132,12 +135,12 @@ struct RosterQuery<'a> {
     shown: Option<i64>,
 }
 
-impl RosterQuery<'_> {
+impl RosterQuery {
     fn bind(&self, sql: &'static str) -> Query<'_, Postgres, PgArguments> {
         db::query(sql)
             .bind(self.caller)
             .bind(self.organization)
-            .bind(self.request_id)
+            .bind(&self.request_id)
             .bind(&self.slugs)
             .bind(&self.initials)
             .bind(self.tool.as_deref())
@@ -184,7 +187,7 @@ fn roster_access(row: &PgRow) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn member(ctx: &Context, row: &PgRow) -> Result<Option<Member>, ApiError> {
+fn member(registry: &'static Registry, row: &PgRow) -> Result<Option<Member>, ApiError> {
     let Some(id) = row.try_get::<Option<Uuid>, _>("id")? else {
         return Ok(None);
     };
@@ -197,24 +200,35 @@ fn member(ctx: &Context, row: &PgRow) -> Result<Option<Member>, ApiError> {
         name: display_name(&row.try_get::<String, _>("name")?),
         email: display_email(&row.try_get::<String, _>("email")?),
         role: row.try_get("role")?,
-        current_tool: current_tool(ctx.registry, &statuses).map(|t| t.slug.as_str()),
+        current_tool: current_tool(registry, &statuses).map(|t| t.slug.as_str()),
         statuses,
         completed,
-        progress_percent: percent(completed, ctx.registry.tools().len()),
+        progress_percent: percent(completed, registry.tools().len()),
         last_activity_at: row.try_get("last_activity_at")?,
         last_login_at: row.try_get("last_login")?,
         sort_key: row.try_get("sort_key")?,
     }))
 }
 
-/// `GET /organizations/{organization_id}/members`: a page of the roster, or
-/// with `Accept: text/csv` the whole of it as CSV.
-pub async fn roster(
+/// A roster request's statement and binds: which rows, in which order.
+struct Roster {
+    query: RosterQuery,
+    sort: Sort,
+    direction: Direction,
+    limit: usize,
+    /// [`sql`]'s statements are indexed `[sort][direction]`.
+    sort_index: usize,
+    direction_index: usize,
+}
+
+/// Reads a roster request's filters, order and page (`csv`: the whole roster).
+fn roster_request(
     ctx: &Context,
     request: &Request<'_>,
     caller: Caller,
     organization: Uuid,
-) -> Result<Response, ApiError> {
+    csv: bool,
+) -> Result<Roster, ApiError> {
     request.allow_query(&[
         "tool",
         "status",
@@ -252,9 +266,6 @@ pub async fn roster(
             ));
         }
     };
-    let csv = request
-        .header(header::ACCEPT)
-        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv"));
     let (slugs, initials) = tool_columns(ctx.registry);
     let (tool, tool_initial, statuses) = match &filter.tool {
         Some((tool, statuses)) => (
@@ -267,7 +278,7 @@ pub async fn roster(
     let query = RosterQuery {
         caller: caller.id(),
         organization,
-        request_id: request.id(),
+        request_id: request.id().to_owned(),
         slugs,
         initials,
         tool,
@@ -288,11 +299,42 @@ pub async fn roster(
         Direction::Asc => 0,
         Direction::Desc => 1,
     };
+    Ok(Roster {
+        query,
+        sort,
+        direction,
+        limit,
+        sort_index,
+        direction_index,
+    })
+}
+
+/// `GET /organizations/{organization_id}/members`: a page of the roster, or
+/// with `Accept: text/csv` the whole of it as CSV.
+pub async fn roster(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    organization: Uuid,
+) -> Result<Response, ApiError> {
+    let csv = request
+        .header(header::ACCEPT)
+        .is_some_and(|accept| accept.to_ascii_lowercase().contains("text/csv"));
+    let Roster {
+        query,
+        sort,
+        direction,
+        limit,
+        sort_index,
+        direction_index,
+    } = roster_request(ctx, request, caller, organization, csv)?;
     if csv {
         let statement = sql::ROSTER_CSV[sort_index][direction_index];
-        let text = ctx
-            .read(async |conn| roster_csv(ctx, conn, &query, statement).await)
+        let mut text = Vec::new();
+        ctx.read(async |conn| roster_csv(ctx.registry, conn, &query, statement, &mut text).await)
             .await?;
+        let text = String::from_utf8(text)
+            .map_err(|_| ApiError::Internal("the roster's CSV is not UTF-8".into()))?;
         return Ok(csv_response(text));
     }
     let statement = match query.after {
@@ -308,7 +350,7 @@ pub async fn roster(
     roster_access(first)?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        if let Some(member) = member(ctx, row)? {
+        if let Some(member) = member(ctx.registry, row)? {
             items.push(member);
         }
     }
@@ -382,13 +424,15 @@ fn roster_filter(ctx: &Context, request: &Request<'_>) -> Result<RosterFilter, A
 /// which lambda_http sends in one piece; a Lambda answer is at most 6 MB,
 /// some 30,000 members).
 async fn roster_csv(
-    ctx: &Context,
+    registry: &'static Registry,
     conn: &mut PgConnection,
-    query: &RosterQuery<'_>,
+    query: &RosterQuery,
     statement: &'static str,
-) -> Result<String, ApiError> {
-    let tools = ctx.registry.tools();
-    let mut out = String::with_capacity(4096);
+    out: &mut impl Out,
+) -> Result<(), ApiError> {
+    let io = |e: std::io::Error| ApiError::Internal(format!("writing the roster: {e}"));
+    let tools = registry.tools();
+    let mut record = String::with_capacity(4096);
     let mut header = vec![
         "id",
         "name",
@@ -401,7 +445,7 @@ async fn roster_csv(
         "last_login_at",
     ];
     header.extend(tools.iter().map(|t| t.slug.as_str()));
-    csv::push_record(&mut out, header);
+    csv::push_record(&mut record, header);
     let mut rows = query.bind(statement).fetch(&mut *conn);
     let mut first = true;
     let time = |t: Option<DateTime<Utc>>| {
@@ -413,7 +457,7 @@ async fn roster_csv(
             roster_access(&row)?;
             first = false;
         }
-        let Some(m) = member(ctx, &row)? else {
+        let Some(m) = member(registry, &row)? else {
             continue;
         };
         let id = m.id.to_string();
@@ -436,19 +480,51 @@ async fn roster_csv(
                 .chars()
                 .map(|c| status_of_code(c).map_or("", Status::as_str)),
         );
-        csv::push_record(&mut out, fields);
+        csv::push_record(&mut record, fields);
+        out.put(record.as_bytes()).await.map_err(io)?;
+        record.clear();
     }
     if first {
         return Err(ApiError::Internal(
             "the roster statement returned no row".into(),
         ));
     }
-    Ok(out)
+    out.put(record.as_bytes()).await.map_err(io)?;
+    Ok(())
+}
+
+/// `GET /downloads/organizations/{organization_id}/members`: the whole
+/// roster as CSV, whatever its size, sent as its rows are read through the
+/// downloads function's URL ([`stream::spawn`]); the same filters, order,
+/// access rule and audit row as the roster's CSV.
+pub async fn roster_streamed(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    organization: Uuid,
+) -> Result<Streamed, ApiError> {
+    let roster = roster_request(ctx, request, caller, organization, true)?;
+    let statement = sql::ROSTER_CSV[roster.sort_index][roster.direction_index];
+    let (pool, registry, query) = (ctx.pool.clone(), ctx.registry, roster.query);
+    let body = stream::spawn(|mut chunks: Chunks| async move {
+        let outcome = pool
+            .read(async |conn| roster_csv(registry, conn, &query, statement, &mut chunks).await)
+            .await;
+        (chunks, outcome)
+    })
+    .await?;
+    let mut response = Streamed::new(body);
+    csv_headers(response.headers_mut());
+    Ok(response)
 }
 
 fn csv_response(text: String) -> Response {
     let mut response = Response::new(Body::Text(text));
-    let headers = response.headers_mut();
+    csv_headers(response.headers_mut());
+    response
+}
+
+fn csv_headers(headers: &mut http::HeaderMap) {
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8; header=present"),
@@ -458,7 +534,6 @@ fn csv_response(text: String) -> Response {
         HeaderValue::from_static("attachment; filename=\"roster.csv\""),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 // ---------------------------------------------------------------- funnel

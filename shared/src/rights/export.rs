@@ -19,8 +19,6 @@
 //! their SHA-256 (a credential's hash tells the person nothing, and has no
 //! place in a file they may pass on).
 
-use std::future::{Future, ready};
-
 use chrono::Utc;
 use futures_util::TryStreamExt;
 use sqlx::{PgConnection, Row};
@@ -28,6 +26,7 @@ use uuid::Uuid;
 
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
+use crate::foundation::out::Out;
 use crate::registry::Registry;
 use crate::registry::sql::{Branches, Sql, expand};
 
@@ -109,31 +108,9 @@ pub fn statement(registry: &Registry, exporter: Exporter<'_>, target: Uuid) -> S
     )
 }
 
-/// Where [`write`] puts the document, a piece at a time: a buffer, a file, or
-/// a streamed answer, whose `put` waits while its reader is behind.
-pub trait Out {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send;
-}
-
-impl Out for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
-        self.extend_from_slice(bytes);
-        ready(Ok(()))
-    }
-}
-
-/// A blocking writer (a file, stdout), for the CLI.
-pub struct Blocking<W>(pub W);
-
-impl<W: std::io::Write + Send> Out for Blocking<W> {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
-        ready(self.0.write_all(bytes))
-    }
-}
-
 /// Runs the export statement on `conn` (alone, so that it is its own
-/// transaction and snapshot: [`db::Pool::one_statement`]) and writes the document to `out` as its rows
-/// arrive. `Err(Ok(refused))` when there is nothing to write, before anything
+/// transaction and snapshot: [`db::Pool::one_statement`]) and writes the
+/// document to `out` as its rows arrive. `Err(Ok(refused))` when there is nothing to write, before anything
 /// was written.
 pub async fn write(
     conn: &mut PgConnection,

@@ -8,6 +8,8 @@ use super::export::{self, Exporter, Refused};
 use super::requests;
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
+use crate::foundation::out::Out;
+use crate::http::stream::{self, Chunks, Streamed};
 use crate::http::{Context, Request, Response, response};
 use crate::identity::tombstones::ErasureKeys;
 
@@ -51,12 +53,66 @@ pub async fn export(
                 .map_err(|_| ApiError::Internal("the export is not UTF-8".into()))?;
             Ok(response::json_text(StatusCode::OK, text))
         }
-        Err(Refused::NoCaller) => Err(ApiError::InvalidToken("no open account for this token")),
-        Err(Refused::NotAllowed) => Err(ApiError::Forbidden(
-            "only an admin may export another person's record",
-        )),
-        Err(Refused::NotFound) => Err(ApiError::NotFound("user_not_found")),
+        Err(refused) => Err(refusal(refused)),
     }
+}
+
+/// Why an export was refused, as the caller is told.
+fn refusal(refused: Refused) -> ApiError {
+    match refused {
+        Refused::NoCaller => ApiError::InvalidToken("no open account for this token"),
+        Refused::NotAllowed => {
+            ApiError::Forbidden("only an admin may export another person's record")
+        }
+        Refused::NotFound => ApiError::NotFound("user_not_found"),
+    }
+}
+
+/// `GET /downloads/me/export`, `GET /downloads/users/{user_id}/export`: the
+/// record whatever its size, sent as its rows are read, through the downloads
+/// function's URL (response streaming, [`stream::spawn`]): a refusal is
+/// still a JSON error, since it comes before the first byte.
+pub async fn export_streamed(
+    ctx: &Context,
+    request: &Request<'_>,
+    caller: Caller,
+    target: Option<Uuid>,
+) -> Result<Streamed, ApiError> {
+    request.allow_query(&[])?;
+    let target = target.unwrap_or(caller.id());
+    let (pool, registry) = (ctx.pool.clone(), ctx.registry);
+    let (caller, request_id) = (caller.id(), request.id().to_owned());
+    let body = stream::spawn(|mut chunks: Chunks| async move {
+        let exporter = Exporter::Caller {
+            id: caller,
+            request_id: &request_id,
+        };
+        let written = pool
+            .one_statement(async |conn| {
+                export::write(conn, registry, exporter, target, &mut chunks).await
+            })
+            .await;
+        let outcome = match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(refused)) => Err(refusal(refused)),
+            Err(error) => Err(error),
+        };
+        (chunks, outcome)
+    })
+    .await?;
+    request.log().outcome("exported");
+    let mut answer = http::Response::new(body);
+    let headers = answer.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    if let Ok(disposition) = http::HeaderValue::from_str(&format!(
+        "attachment; filename=\"fasttrack-export-{target}.json\""
+    )) {
+        headers.insert(http::header::CONTENT_DISPOSITION, disposition);
+    }
+    Ok(answer)
 }
 
 /// `POST /me/erasure`, `POST /users/{user_id}/erasure`: 202, the request.
@@ -232,7 +288,7 @@ impl Limited {
     }
 }
 
-impl export::Out for Limited {
+impl Out for Limited {
     fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
         if self.bytes.len() + bytes.len() > self.limit {
             self.over = true;

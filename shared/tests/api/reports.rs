@@ -872,3 +872,75 @@ async fn the_funnels_kept_counts_follow_saves_moves_unlocks_and_deletions_exactl
     let woop = &funnel.body["tools"][Registry::embedded().position("woop").unwrap()];
     assert_eq!(woop["in_progress"], 1);
 }
+
+/// The downloads route streams the same CSV the roster answers through API
+/// Gateway, in chunks once it is large, and refuses as the roster does.
+#[sqlx::test(migrations = false)]
+async fn the_roster_download_streams_the_rosters_csv_in_chunks(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let c = cast(&app).await;
+    // Enough members for a CSV over one chunk (64 KiB).
+    sqlx::query(
+        "insert into shared.users (lms_user_id, email, full_name, organization_id)
+         select 'bulk-' || i, 'bulk' || i || '@acme.test', 'Bulk Member ' || i, $1
+         from generate_series(1, 400) i",
+    )
+    .bind(c.acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let (status, content_type, whole) = get_raw(
+        &app,
+        &format!("/organizations/{}/members?sort=progress&order=desc", c.acme),
+        &c.guru.token,
+        "text/csv",
+    )
+    .await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8; header=present")
+    );
+
+    let request = http::Request::builder()
+        .uri(format!(
+            "/downloads/organizations/{}/members?sort=progress&order=desc",
+            c.acme
+        ))
+        .header("authorization", format!("Bearer {}", c.guru.token))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let answer = app.app.handle_streaming(request).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-type"],
+        "text/csv; charset=utf-8; header=present"
+    );
+    let mut body = answer.into_body();
+    let (mut chunks, mut bytes) = (0, Vec::new());
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        chunks += 1;
+        bytes.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    assert!(chunks > 1, "{chunks} chunk(s) of {} bytes", bytes.len());
+    assert_eq!(String::from_utf8(bytes).unwrap(), whole);
+    assert_eq!(whole.lines().count(), 1 + 4 + 400);
+
+    let refused = app
+        .get(
+            &format!("/downloads/organizations/{}/members", c.acme),
+            &c.outside_guru.token,
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (404, "organization_not_found")
+    );
+    let audited: i64 = sqlx::query_scalar(
+        "select count(*) from shared.audit_log where action = 'read.roster_csv' and actor_id = $1",
+    )
+    .bind(c.guru.id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 2, "the API's CSV and the download");
+}

@@ -2,6 +2,7 @@
 //! complete, resumable, races cleanly and stays erased.
 
 use http::Method;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::foundation::config::Secret;
 use shared::identity::tombstones::ErasureKeys;
@@ -1025,4 +1026,98 @@ async fn a_restore_of_an_older_backup_erases_again_whoever_a_newer_tombstone_nam
     // Run again: nothing left to do.
     let again = reapply::reapply(&owner, &keys()).await.unwrap();
     assert_eq!(again, reapply::Reapplied::default());
+}
+
+/// A record too large for an API Gateway answer: `GET /me/export` refuses it
+/// with 422 `export_too_large`, and the downloads route sends all of it,
+/// streamed in chunks, a document that parses whole.
+#[sqlx::test(migrations = false)]
+async fn a_record_too_large_for_the_api_is_downloaded_whole_in_chunks(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let ada = app.user("ada", Some("acme"), "user").await;
+    let wish = "w".repeat(3_000_000);
+    sqlx::query(
+        "insert into sprint_00_woop.submissions (user_id, data, status)
+         values ($1, jsonb_build_object('wish', $2::text), 'draft')",
+    )
+    .bind(ada.id)
+    .bind(&wish)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let refused = app.get("/me/export", &ada.token).await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (422, "export_too_large"),
+        "{:?}",
+        refused.body
+    );
+
+    let request = http::Request::builder()
+        .uri("/downloads/me/export")
+        .header("authorization", format!("Bearer {}", ada.token))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let answer = app.app.handle_streaming(request).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(
+        answer.headers()["content-disposition"],
+        format!("attachment; filename=\"fasttrack-export-{}.json\"", ada.id).as_str()
+    );
+    let mut body = answer.into_body();
+    let (mut chunks, mut bytes) = (0, Vec::new());
+    while let Some(frame) = body.frame().await {
+        let data = frame.unwrap().into_data().unwrap();
+        assert!(data.len() <= 3 * shared::http::stream::CHUNK_BYTES + wish.len());
+        chunks += 1;
+        bytes.extend_from_slice(&data);
+    }
+    assert!(chunks > 1, "{chunks} chunk(s)");
+    let document: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(document["format"], "fasttrack.export");
+    assert_eq!(document["user"]["id"], ada.id.to_string());
+    let woop = document["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["tool_slug"] == "woop")
+        .unwrap();
+    assert_eq!(
+        woop["data"]["wish"].as_str().map(str::len),
+        Some(wish.len())
+    );
+}
+
+/// A download refused before its first byte is a JSON error, as any route's;
+/// an admin's download of someone else is audited as an export.
+#[sqlx::test(migrations = false)]
+async fn a_download_is_refused_as_the_export_is_and_an_admins_is_audited(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let admin = app.user("adm", None, "admin").await;
+    let guru = app.user("gus", Some("acme"), "guru").await;
+    let ada = app.user("ada", Some("acme"), "user").await;
+    let path = format!("/downloads/users/{}/export", ada.id);
+    let refused = app.get(&path, &guru.token).await;
+    assert_eq!((refused.status, refused.code()), (403, "forbidden"));
+    let unknown = app
+        .get(
+            &format!("/downloads/users/{}/export", Uuid::new_v4()),
+            &admin.token,
+        )
+        .await;
+    assert_eq!((unknown.status, unknown.code()), (404, "user_not_found"));
+    let anonymous = app.get("/downloads/me/export", "").await;
+    assert_eq!(anonymous.status, 401);
+    let exports = || {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from shared.audit_log where action = 'export' and subjects = array[$1::uuid]",
+        )
+        .bind(ada.id)
+        .fetch_one(&pool)
+    };
+    assert_eq!(exports().await.unwrap(), 0);
+    let downloaded = app.get(&path, &admin.token).await;
+    assert_eq!(downloaded.status, 200, "{:?}", downloaded.body);
+    assert_eq!(downloaded.body["user"]["id"], ada.id.to_string());
+    assert_eq!(exports().await.unwrap(), 1);
 }
