@@ -5,7 +5,7 @@
 use shared::app::App;
 use shared::foundation::config::Secret;
 use shared::http::events::{Placeholders, render};
-use shared::http::routes::ROUTES;
+use shared::http::routes::{Matched, ROUTES, match_route};
 use shared::registry::Registry;
 use shared::sessions::launch::sign_launch;
 use sqlx::PgPool;
@@ -74,11 +74,29 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
         let Some(route_key) = event["routeKey"].as_str() else {
             continue;
         };
-        let (method, route_path) = route_key.split_once(' ').unwrap();
-        let route = ROUTES
-            .iter()
-            .find(|r| r.method.as_str() == method && r.path == route_path)
-            .unwrap();
+        let route = match route_key {
+            // A function URL's event (the downloads): its method and path say.
+            "$default" => {
+                let method: http::Method = event["requestContext"]["http"]["method"]
+                    .as_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let Matched::Route(route, _) =
+                    match_route(&method, event["rawPath"].as_str().unwrap())
+                else {
+                    panic!("{}: no route", path.display())
+                };
+                route
+            }
+            key => {
+                let (method, route_path) = key.split_once(' ').unwrap();
+                ROUTES
+                    .iter()
+                    .find(|r| r.method.as_str() == method && r.path == route_path)
+                    .unwrap()
+            }
+        };
         let app = App::new(
             test.app.context.pool.clone(),
             Registry::embedded(),
