@@ -9,7 +9,8 @@ use serde_norway::Value;
 use shared::app::App;
 use shared::foundation::error::CODES;
 use shared::http::cors;
-use shared::http::routes::{Function, Matched, ROUTES, UNMATCHED, match_route};
+use shared::http::events::route_of;
+use shared::http::routes::{Function, ROUTES, UNMATCHED};
 use shared::registry::Registry;
 
 type Route = (String, String, String); // (METHOD, path, function binary)
@@ -246,30 +247,9 @@ fn events_hold_one_api_gateway_event_per_route_and_a_schedule_event() {
             continue;
         }
         assert_eq!(event["version"], "2.0");
-        let route = match event["routeKey"].as_str().unwrap() {
-            // A function URL's event names no route: its method and path do.
-            "$default" => {
-                let method: http::Method = event["requestContext"]["http"]["method"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let Matched::Route(route, _) =
-                    match_route(&method, event["rawPath"].as_str().unwrap())
-                else {
-                    panic!("a function URL event for a known route")
-                };
-                assert!(route.function.streams());
-                route
-            }
-            key => {
-                let (method, path) = key.split_once(' ').unwrap();
-                ROUTES
-                    .iter()
-                    .find(|r| r.method.as_str() == method && r.path == path)
-                    .expect("an event for a known route")
-            }
-        };
+        let route = route_of(&event).expect("an event for a known route");
+        // Only the streaming function is reached through a function URL.
+        assert_eq!(event["routeKey"] == "$default", route.function.streams());
         let (method, path) = (route.method.as_str(), route.path);
         covered.insert((
             method.to_owned(),

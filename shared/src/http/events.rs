@@ -2,6 +2,8 @@
 //! environments; this fills them in, for `cargo lambda invoke --data-file` (via
 //! `fasttrack render-event`) and for the handler tests.
 
+use super::routes::{Matched, ROUTES, Route, match_route};
+
 #[derive(Debug, Default)]
 pub struct Placeholders {
     pub token: Option<String>,
@@ -11,6 +13,30 @@ pub struct Placeholders {
     pub launch_body: Option<String>,
     /// A session's refresh token (`POST /sessions/refresh` and `/logout`).
     pub refresh_token: Option<String>,
+}
+
+/// The route an API Gateway v2 event is for: named by its `routeKey`
+/// (`"GET /progress"`), or, for a function URL's event (`"$default"`, the
+/// downloads), by its method and path. `None`: no such route, or no HTTP event.
+pub fn route_of(event: &serde_json::Value) -> Option<&'static Route> {
+    match event["routeKey"].as_str()? {
+        "$default" => {
+            let method: http::Method = event["requestContext"]["http"]["method"]
+                .as_str()?
+                .parse()
+                .ok()?;
+            match match_route(&method, event["rawPath"].as_str()?) {
+                Matched::Route(route, _) => Some(route),
+                Matched::WrongMethod(_) | Matched::NotFound => None,
+            }
+        }
+        key => {
+            let (method, path) = key.split_once(' ')?;
+            ROUTES
+                .iter()
+                .find(|r| r.method.as_str() == method && r.path == path)
+        }
+    }
 }
 
 pub fn render(event: &str, values: &Placeholders) -> String {

@@ -4,8 +4,8 @@
 
 use shared::app::App;
 use shared::foundation::config::Secret;
-use shared::http::events::{Placeholders, render};
-use shared::http::routes::{Matched, ROUTES, match_route};
+use shared::http::events::{Placeholders, render, route_of};
+use shared::http::routes::ROUTES;
 use shared::registry::Registry;
 use shared::sessions::launch::sign_launch;
 use sqlx::PgPool;
@@ -91,32 +91,10 @@ async fn every_route_event_is_answered_by_its_function(pool: PgPool) {
         });
         let text = render(&std::fs::read_to_string(&path).unwrap(), &placeholders);
         let event: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let Some(route_key) = event["routeKey"].as_str() else {
-            continue;
-        };
-        let route = match route_key {
-            // A function URL's event (the downloads): its method and path say.
-            "$default" => {
-                let method: http::Method = event["requestContext"]["http"]["method"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let Matched::Route(route, _) =
-                    match_route(&method, event["rawPath"].as_str().unwrap())
-                else {
-                    panic!("{}: no route", path.display())
-                };
-                route
-            }
-            key => {
-                let (method, route_path) = key.split_once(' ').unwrap();
-                ROUTES
-                    .iter()
-                    .find(|r| r.method.as_str() == method && r.path == route_path)
-                    .unwrap()
-            }
-        };
+        if event["routeKey"].is_null() {
+            continue; // the schedule's event
+        }
+        let route = route_of(&event).expect("an event for a known route");
         let app = App::new(
             test.app.context.pool.clone(),
             Registry::embedded(),
