@@ -91,6 +91,23 @@ fn reason_and_comment(
     Ok((reason, comment))
 }
 
+/// The status of `target`'s progress row of `tool`, the row locked for the
+/// change (`None`: no row yet).
+async fn progress_locked(
+    tx: &mut PgConnection,
+    target: Uuid,
+    tool: &Tool,
+) -> Result<Option<Status>, ApiError> {
+    Ok(db::query_scalar(
+        "select status::text from shared.user_progress
+         where user_id = $1 and tool_slug = $2 for update",
+    )
+    .bind(target)
+    .bind(&tool.slug)
+    .fetch_optional(&mut *tx)
+    .await?)
+}
+
 /// `POST /users/{user_id}/tools/{slug}/unlock`.
 pub async fn unlock(
     ctx: &Context,
@@ -106,14 +123,7 @@ pub async fn unlock(
         .pool
         .transaction(async |tx| {
             let acting = acting(tx, caller.id(), target).await?;
-            let status: Option<Status> = db::query_scalar(
-                "select status::text from shared.user_progress
-                 where user_id = $1 and tool_slug = $2 for update",
-            )
-            .bind(target)
-            .bind(&tool.slug)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let status = progress_locked(tx, target, tool).await?;
             let status = status.unwrap_or(Status::initial(tool));
             if status != Status::Locked {
                 return Err(ApiError::Conflict {
@@ -233,14 +243,7 @@ pub async fn reopen(
         .transaction(async |tx| {
             let acting = acting(tx, caller.id(), target).await?;
             // The progress row, then the submission: the order a save locks them.
-            let progress: Option<Status> = db::query_scalar(
-                "select status::text from shared.user_progress
-                 where user_id = $1 and tool_slug = $2 for update",
-            )
-            .bind(target)
-            .bind(&tool.slug)
-            .fetch_optional(&mut *tx)
-            .await?;
+            let progress = progress_locked(tx, target, tool).await?;
             let submitted: Option<Submitted> = db::query_as(expand(
                 "select id, status::text, version, submitted_data, submitted_at
                  from {s}.submissions where user_id = $1 for update",
