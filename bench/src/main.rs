@@ -72,6 +72,10 @@ enum Command {
         runs: usize,
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
+        /// Full sweeps of every user, rather than scheduled runs (which cover
+        /// the users changed since the last run).
+        #[arg(long)]
+        full: bool,
     },
     /// Sustained load on the local server (reads, saves, submits, syncs),
     /// optionally with a fault in the middle, then the database checked
@@ -147,9 +151,11 @@ async fn run(cli: Cli) -> Result<()> {
             };
             generate_users(&database_url, &spec).await
         }
-        Command::Recompute { runs, batch_size } => {
-            time_recompute(&database_url, runs, batch_size).await
-        }
+        Command::Recompute {
+            runs,
+            batch_size,
+            full,
+        } => time_recompute(&database_url, runs, batch_size, full).await,
         Command::Soak {
             seconds,
             users,
@@ -199,13 +205,30 @@ async fn generate_users(database_url: &str, spec: &generate::Spec) -> Result<()>
     Ok(())
 }
 
-async fn time_recompute(database_url: &str, runs: usize, batch_size: i64) -> Result<()> {
+async fn time_recompute(
+    database_url: &str,
+    runs: usize,
+    batch_size: i64,
+    full: bool,
+) -> Result<()> {
     let pool = connect(database_url, 2).await?;
     let pool = db::Pool::on_same_database(&pool, 2);
+    let scope = if full {
+        recompute::Scope::All
+    } else {
+        recompute::Scope::Changed
+    };
     let mut seconds = Vec::new();
     for run in 1..=runs.max(1) {
         let started = Instant::now();
-        let report = recompute::run(&pool, Registry::embedded(), batch_size).await?;
+        let report = recompute::run_with(
+            &pool,
+            Registry::embedded(),
+            batch_size,
+            recompute::Housekeeping::default(),
+            scope,
+        )
+        .await?;
         let elapsed = started.elapsed().as_secs_f64();
         println!(
             "recompute run {run}: {elapsed:.2} s over {} users ({} rows created, {} unlocks)",

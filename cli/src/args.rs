@@ -128,14 +128,19 @@ pub enum Command {
         #[arg(long, default_value = "alice@demo.fasttrack.test")]
         email: String,
     },
-    /// Run the scheduled unlock recompute once.
+    /// Run the scheduled unlock recompute once: the users whose inputs
+    /// changed since the last run (every user when the registry changed).
     ///
-    /// Example: `fasttrack recompute --batch-size 500`
+    /// Examples: `fasttrack recompute`; `fasttrack recompute --full --batch-size 500`
     Recompute {
         #[command(flatten)]
         database: Database,
         #[arg(long, default_value_t = recompute::DEFAULT_BATCH_SIZE)]
         batch_size: i64,
+        /// Sweep every user, changed or not (after a registry change a run
+        /// does so by itself).
+        #[arg(long)]
+        full: bool,
     },
     /// Export a person's whole record (GDPR Art. 15 and 20) as JSON, or
     /// everyone's, as the operator: any size, each one snapshot, audited.

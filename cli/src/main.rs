@@ -76,7 +76,8 @@ async fn run(command: Command) -> Result<()> {
         Command::Recompute {
             database,
             batch_size,
-        } => recompute::run(&database, batch_size).await,
+            full,
+        } => recompute::run(&database, batch_size, full).await,
         Command::Export {
             database,
             email,

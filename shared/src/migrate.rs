@@ -26,7 +26,7 @@ pub const TOOL_INDEXES: [&str; 8] = [
     "idx_field_outputs_field_id",
     "idx_field_outputs_submission_field",
 ];
-pub const TOOL_TRIGGERS: [&str; 1] = ["submissions_set_updated_at"];
+pub const TOOL_TRIGGERS: [&str; 2] = ["submissions_set_updated_at", "field_outputs_mark_insert"];
 
 /// Serialises concurrent `migrate` runs on the tool-schema step.
 const TOOL_SCHEMA_LOCK: i64 = 0x6661_7374_7472_6b01; // "fasttrk" + 1

@@ -84,6 +84,12 @@ pub async fn organized_database(
     db::query("select shared.recount_funnel()")
         .execute(&pool)
         .await?;
+    // The bulk load marked every user changed (migration 0021's triggers);
+    // the generator's statuses already match the data (its test says so), so
+    // the marks go, as the first full sweep would take them off.
+    db::query("truncate shared.recompute_dirty")
+        .execute(&pool)
+        .await?;
     db::query("vacuum analyze").execute(&pool).await?;
     pool.close().await;
     db::query(sqlx::AssertSqlSafe(format!(

@@ -64,7 +64,24 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
         )
         .await?;
         generated(&mut rows, options.small_users, seconds);
-        rows.extend(recompute::growth(&options, &small_url, &large_url).await?);
+        let huge_url = match options.sweep_users {
+            Some(users) => {
+                let (url, seconds) = generated_database(
+                    &admin,
+                    database_url,
+                    options.reuse,
+                    "fasttrack_bench_huge",
+                    users,
+                )
+                .await?;
+                generated(&mut rows, users, seconds);
+                Some(url)
+            }
+            None => None,
+        };
+        rows.extend(
+            recompute::growth(&options, &small_url, &large_url, huge_url.as_deref()).await?,
+        );
     }
     if options.runs(Section::Load) {
         rows.extend(routes::load_against_pgbench(&options, &large_url, &keys, &work).await?);

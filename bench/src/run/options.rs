@@ -8,7 +8,8 @@ pub const SEED: u64 = 42;
 /// The parts of a run, for `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Section {
-    /// recompute-unlocks at two sizes.
+    /// recompute-unlocks: the full sweep at two sizes (three with
+    /// `--sweep-users`), and a scheduled run with 1% of the users changed.
     Recompute,
     /// Each route under wrk beside pgbench running its SQL.
     Load,
@@ -31,6 +32,11 @@ pub struct Options {
     /// Users in the small database (recompute growth).
     #[arg(long, default_value_t = 10_000)]
     pub small_users: usize,
+    /// Also sweep a database of this many users (1000000 for the full
+    /// sweep's scaling at a million; off by default: generating it takes
+    /// minutes). Kept between runs with `--reuse`, as the others.
+    #[arg(long)]
+    pub sweep_users: Option<usize>,
     /// Members of the one organization the staff reports are measured on.
     #[arg(long, default_value_t = 10_000)]
     pub organization_members: usize,

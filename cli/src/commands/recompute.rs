@@ -1,4 +1,5 @@
-//! `fasttrack recompute`: the scheduled unlock recompute, once.
+//! `fasttrack recompute`: the scheduled unlock recompute, once (`--full`: a
+//! sweep of every user).
 
 use anyhow::Result;
 
@@ -7,9 +8,21 @@ use crate::database::{Use, connect};
 use shared::Registry;
 use shared::unlocks::recompute;
 
-pub async fn run(database: &Database, batch_size: i64) -> Result<()> {
+pub async fn run(database: &Database, batch_size: i64, full: bool) -> Result<()> {
     let pool = connect(database, Use::Recompute).await?;
-    let report = recompute::run(&pool, Registry::embedded(), batch_size.max(1)).await?;
+    let scope = if full {
+        recompute::Scope::All
+    } else {
+        recompute::Scope::Changed
+    };
+    let report = recompute::run_with(
+        &pool,
+        Registry::embedded(),
+        batch_size.max(1),
+        recompute::Housekeeping::default(),
+        scope,
+    )
+    .await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

@@ -6,4 +6,7 @@
 pub mod recompute;
 pub mod sql;
 
-pub use recompute::{CONNECTIONS, DEFAULT_BATCH_SIZE, Housekeeping, Report, run, run_with};
+pub use recompute::{
+    CONNECTIONS, DEFAULT_BATCH_SIZE, Housekeeping, Report, Scope, registry_fingerprint, run,
+    run_full, run_with,
+};

@@ -925,6 +925,7 @@ async fn audit_rows_past_their_retention_are_purged_and_never_younger_than_thirt
                 webhook_payload_days: 30,
                 audit_days,
             },
+            shared::unlocks::recompute::Scope::Changed,
         )
     };
     assert_eq!(run(730).await.unwrap().audit_rows_expired, 1);

@@ -521,10 +521,26 @@ async fn an_unlocked_tool_survives_the_recompute_and_shows_its_missing_inputs_as
     assert_eq!(rows[0].0, "override.unlock");
     assert_eq!(rows[0].4, Some(json!({"status": "locked"})));
 
-    for _ in 0..2 {
-        recompute::run(&app.app.context.pool, Registry::embedded(), 2)
-            .await
-            .unwrap();
+    // Neither a full sweep nor a scheduled run that has ana as changed (her
+    // mark, as any change of hers would leave) locks it again.
+    for scope in [recompute::Scope::All, recompute::Scope::Changed] {
+        sqlx::query(
+            "insert into shared.recompute_dirty (user_id) values ($1) on conflict do nothing",
+        )
+        .bind(c.ana.id)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+        let report = recompute::run_with(
+            &app.app.context.pool,
+            Registry::embedded(),
+            2,
+            recompute::Housekeeping::default(),
+            scope,
+        )
+        .await
+        .unwrap();
+        assert!(report.marks_cleared >= 1, "{report:?}");
         assert_eq!(app.status_of(&c.ana, "dream").await, "unlocked");
     }
     let deps = app.get("/tools/dream/dependencies", &c.ana.token).await;

@@ -317,6 +317,15 @@ async fn shared_foreign_keys_match_the_design(pool: PgPool) {
             "id",
             "CASCADE",
         ),
+        // The recompute's marks of changed users (migration 0021): gone with
+        // the person.
+        fk(
+            "recompute_dirty",
+            "user_id",
+            "shared.users",
+            "id",
+            "CASCADE",
+        ),
         // Sessions' refresh tokens (migration 0020): gone with the person.
         fk(
             "refresh_families",

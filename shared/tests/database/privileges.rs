@@ -393,6 +393,25 @@ async fn the_recompute_jobs_pool_refuses_the_schemas_owner_and_runs_as_the_runti
         .await
         .expect("a whole run works as the runtime login");
     assert_eq!(report.webhook_payloads_expired, 0);
+    // The first run swept everyone and recorded the registry; the next takes
+    // off the mark a change left (migration 0021), as the runtime login too.
+    assert!(report.full, "{report:?}");
+    sqlx::query(
+        "with u as (
+             insert into shared.users (lms_user_id, email, full_name)
+             values ('lms-marked', 'marked@example.test', 'M') returning id
+         )
+         insert into shared.user_progress (user_id, tool_slug, status) select id, 'woop', 'locked' from u",
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    let report = recompute::run(&as_runtime, Registry::embedded(), 100)
+        .await
+        .expect("a scheduled run works as the runtime login");
+    assert!(!report.full, "{report:?}");
+    assert_eq!(report.marks_cleared, 1, "{report:?}");
+    assert_eq!(report.unlocked.get("woop"), Some(&1), "{report:?}");
 }
 
 /// The migrate function makes the route functions' login from their secret:
