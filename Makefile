@@ -22,8 +22,9 @@ soak:
 migrate:
 	@scripts/with-db.sh $(CLI) migrate
 
+# make recompute FULL=1: a full sweep of every user
 recompute:
-	@scripts/with-db.sh $(CLI) recompute
+	@scripts/with-db.sh $(CLI) recompute $(if $(FULL),--full)
 
 # make token EMAIL=alice@demo.fasttrack.test
 token:

@@ -271,7 +271,13 @@ async fn function_rows(
     let function = Function {
         name,
         binary,
-        event: event(name, values),
+        // A full sweep: a scheduled run covers only the users changed since
+        // the last one.
+        event: if name == "recompute-unlocks" {
+            r#"{"full": true}"#.to_owned()
+        } else {
+            event(name, values)
+        },
         env,
     };
     rows.push(
