@@ -151,8 +151,7 @@ $$;
 -- from the progress reads every user's rows, so only a full sweep does it
 -- (it also corrects the drift 0019 describes); the other runs compact: the
 -- delta rows (`delta`, as the triggers insert them) are summed into one row
--- per organization, tool and status, reading only the organizations with a
--- delta.
+-- per organization, tool and status, found through a partial index.
 ALTER TABLE shared.funnel_counts ADD COLUMN delta BOOLEAN NOT NULL DEFAULT true;
 CREATE INDEX idx_funnel_counts_deltas ON shared.funnel_counts (organization_id) WHERE delta;
 
@@ -179,6 +178,8 @@ $fn$;
 -- The deltas, summed: every row of a (organization, tool, status) that has a
 -- delta is replaced by their sum (none when it is 0). Rows of transactions
 -- that commit after this statement's snapshot stay deltas, for the next run.
+-- It reads the delta rows through their partial index, then the table once
+-- (its size is organizations x tools x statuses, not members).
 -- Returns how many delta rows were compacted.
 CREATE FUNCTION shared.compact_funnel() RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
@@ -188,14 +189,15 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('shared.recount_funnel'));
     WITH keys AS MATERIALIZED (
         SELECT DISTINCT coalesce(organization_id, '00000000-0000-0000-0000-000000000000'::uuid) AS organization,
-               organization_id, tool_slug, status
+               tool_slug, status
         FROM shared.funnel_counts WHERE delta
     ), gone AS (
-        DELETE FROM shared.funnel_counts f
-        WHERE (f.organization_id = ANY (ARRAY(SELECT organization_id FROM keys WHERE organization_id IS NOT NULL))
-               OR (f.organization_id IS NULL AND EXISTS (SELECT 1 FROM keys WHERE organization_id IS NULL)))
-          AND (coalesce(f.organization_id, '00000000-0000-0000-0000-000000000000'::uuid), f.tool_slug, f.status)
-              IN (SELECT organization, tool_slug, status FROM keys)
+        -- Joined by hash on the key (null organizations as the nil uuid): an
+        -- organization filter (`= ANY` an array of them) was checked per row
+        -- against the whole array, 0.7 s for 2,500 keys.
+        DELETE FROM shared.funnel_counts f USING keys k
+        WHERE coalesce(f.organization_id, '00000000-0000-0000-0000-000000000000'::uuid) = k.organization
+          AND f.tool_slug = k.tool_slug AND f.status = k.status
         RETURNING f.organization_id, f.tool_slug, f.status, f.n, f.delta
     ), merged AS (
         INSERT INTO shared.funnel_counts (organization_id, tool_slug, status, n, delta)

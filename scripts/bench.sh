@@ -12,6 +12,10 @@
 #                                    release build)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
 #   BENCH_ARGS="--reuse --only load --concurrency 16" make bench
+#   BENCH_ARGS="--reuse --only recompute --sweep-users 1000000" make bench
+#                                    the recompute with a third database of 1M users
+#                                    for the full sweep's scaling (optional: its
+#                                    generation takes many minutes)
 #                                    one section (recompute, load, round-trips,
 #                                    functions) at chosen settings
 #   BENCH_SMOKE=1 make bench         the CI smoke: tiny sizes, debug binaries,
