@@ -192,7 +192,7 @@ async function main(): Promise<void> {
     await type(page, "obstacle", 1, "I open the till");
     mark = sent.length;
     await page.click("#save-draft");
-    assert.match(await statusSays(page, /Draft saved/), /version 1/);
+    await statusSays(page, /Draft saved \(version 1\)/);
     flow = since(mark).filter((s) => s.method === "PUT");
     assert.deepEqual(flow.map((s) => [s.status, s.ifMatch ?? null]), [[201, null]]);
     let stored = await submissionOnServer();
@@ -226,6 +226,28 @@ async function main(): Promise<void> {
     assert.match(await text(page, "#version"), /^Version 2: draft/);
     step("another tab's save first: the app's save is a 412, shown with version 2; Load the saved version shows it");
 
+    // Again, and this time the participant keeps their changes: the app
+    // reads the new ETag and saves over it, knowingly.
+    const third = await server.PUT("/tools/woop/submission", {
+      params: { header: { "If-Match": '"2"' } },
+      body: { data: { wish: "From the other tab", outcome: ["Saved elsewhere"], plan: "Their plan" }, status: "draft" },
+    });
+    assert.equal(etagOf(third.response), '"3"', JSON.stringify(third.error));
+    await type(page, "plan", 0, "My plan");
+    await page.click("#save-draft");
+    await page.waitForSelector("#conflict:not([hidden])");
+    mark = sent.length;
+    await page.click("#overwrite");
+    await statusSays(page, /Draft saved \(version 4\)/);
+    assert.deepEqual(
+      since(mark).filter((s) => s.path === "/tools/woop/submission").map((s) => `${s.method} ${s.status} ${s.ifMatch ?? ""}`),
+      ["GET 200 ", 'PUT 200 "3"'],
+    );
+    stored = await submissionOnServer();
+    assert.equal(stored.submission?.version, 4);
+    assert.equal(stored.submission?.data["plan"], "My plan");
+    step("a second conflict, and Keep my changes: the new ETag read, the save over version 3 is version 4");
+
     // 7. The token expires again, under a save: the PUT is refused, one
     // refresh, the same PUT again (same If-Match, same Idempotency-Key).
     await page.evaluate((t: string) => (window as any).fasttrackApp.session.replaceAccessToken(t), expired);
@@ -233,18 +255,18 @@ async function main(): Promise<void> {
     await type(page, "obstacle", 0, "I do every job myself");
     mark = sent.length;
     await page.click("#save-draft");
-    assert.match(await statusSays(page, /Draft saved/), /version 3/);
+    await statusSays(page, /Draft saved \(version 5\)/);
     flow = since(mark);
     const puts = flow.filter((s) => s.method === "PUT");
-    assert.deepEqual(puts.map((s) => [s.status, s.ifMatch]), [[401, '"2"'], [200, '"2"']]);
+    assert.deepEqual(puts.map((s) => [s.status, s.ifMatch]), [[401, '"4"'], [200, '"4"']]);
     assert.ok(puts[0]?.key && puts[0].key === puts[1]?.key, "the retry keeps its Idempotency-Key");
     assert.equal(refreshes(flow).length, 1);
     stored = await submissionOnServer();
-    assert.equal(stored.submission?.version, 3);
+    assert.equal(stored.submission?.version, 5);
     assert.equal(stored.submission?.data["wish"], "Three bakeries by next spring");
     assert.deepEqual(stored.submission?.data["outcome"], ["Saved elsewhere"]);
     assert.equal(await page.$$eval(".field-error:not([hidden])", (e) => e.length), 0);
-    step("an expired token under a save: 401, one refresh, the same save again: version 3 on the server");
+    step("an expired token under a save: 401, one refresh, the same save again: version 5 on the server");
 
     // 8. A submit without the plan: 422 missing_fields, shown at the plan.
     await type(page, "plan", 0, "");
@@ -257,7 +279,7 @@ async function main(): Promise<void> {
     );
     assert.deepEqual(shown, [["plan", "Needed to submit: fill this in."]]);
     stored = await submissionOnServer();
-    assert.equal(stored.submission?.version, 3);
+    assert.equal(stored.submission?.version, 5);
     assert.equal(stored.submission?.status, "draft");
     step("a submit without the plan: 422 missing_fields, the error next to the plan only, nothing written");
 
@@ -270,7 +292,7 @@ async function main(): Promise<void> {
     await type(page, "plan", 0, "Hand over a task a day");
     mark = sent.length;
     await page.click("#submit");
-    assert.match(await statusSays(page, /Submitted/), /version 4\)\. Unlocked: Know Thyself/);
+    await statusSays(page, /Submitted \(version 6\)\. Unlocked: Know Thyself/);
     flow = since(mark);
     assert.deepEqual(
       flow.filter((s) => s.path !== "/progress").map((s) => `${s.method} ${s.path} ${s.status}`),
@@ -279,7 +301,7 @@ async function main(): Promise<void> {
     assert.equal(await page.$$eval(".field-error:not([hidden])", (e) => e.length), 0);
     stored = await submissionOnServer();
     assert.equal(stored.submission?.status, "submitted");
-    assert.equal(stored.submission?.version, 4);
+    assert.equal(stored.submission?.version, 6);
     assert.equal(stored.progress.status, "completed");
     assert.deepEqual(stored.submission?.submitted_data, {
       wish: "Three bakeries by next spring",
@@ -287,7 +309,7 @@ async function main(): Promise<void> {
       obstacle: [{ problem: "I do every job myself" }],
       plan: "Hand over a task a day",
     });
-    step("a token about to end: refreshed before the submit (no 401); submitted, version 4, WOOP completed");
+    step("a token about to end: refreshed before the submit (no 401); submitted, version 6, WOOP completed");
 
     // 10. The list follows; Know Thyself opens with the WOOP's values.
     await page.waitForSelector('#tools li[data-slug="know-thyself"][data-status="unlocked"]');
