@@ -4,14 +4,20 @@
 // from GET /tools/{slug}, and saves drafts and submits with If-Match; the
 // session refreshes itself underneath (session.ts). README.md ("The reference
 // app") says how to run it; test/app.ts drives it in Chromium.
-import { etagOf, type Schemas } from "../src/index.js";
+import { etagOf, type paths, type Schemas } from "../src/index.js";
 import { el, fieldFor, inputsPanel, type Field } from "./form.js";
 import { Session, SessionEnded } from "./session.js";
 
 type JsonObject = Schemas["JsonObject"];
 type ApiError = Schemas["Error"]["error"];
-/** The save path of any tool: the form is built at run time, so its data is checked by the server (422), not by the per-tool types. */
-type SavePath = "/tools/woop/submission";
+/** Any tool's submission path (the spec has one per tool, each typed with that tool's fields). */
+type SavePath = Extract<keyof paths, `/tools/${string}/submission`>;
+/**
+ * A save's body as the form builds it. The form is made at run time from
+ * GET /tools/{slug}, so the per-tool types (which would make a submit missing
+ * a field a type error) cannot apply: the server checks a submit (422).
+ */
+type FormSave = { data: JsonObject; status: "draft" };
 
 const params = new URLSearchParams(location.search);
 /** The API's root: `?api=`, else the local server of `make run`. */
@@ -201,7 +207,7 @@ async function save(status: "draft" | "submitted", ifMatch?: string): Promise<vo
   const put = () =>
     api.PUT(`/tools/${form.slug}/submission` as SavePath, {
       params: { header: { "If-Match": ifMatch ?? form.etag ?? undefined, "Idempotency-Key": key } },
-      body: { data: collect(form.fields), status } as { data: JsonObject; status: "draft" },
+      body: { data: collect(form.fields), status } as FormSave,
     });
   // A network failure: the same request again, which the key makes safe.
   const { data, error, response } = await put().catch((e: unknown) => {
