@@ -10,7 +10,10 @@
 #      guru's roster;
 #   4. test/browser.ts: headless Chromium opens a page on another origin that
 #      calls the API through the compiled client (CORS, the exposed headers, a
-#      real preflight, a 412's JSON), and one on an origin the API refuses.
+#      real preflight, a 412's JSON), and one on an origin the API refuses;
+#   5. test/app.ts: the reference app (app/) in headless Chromium, Carol's
+#      flow from her launch to a submit, her bearer token made stale on the
+#      way (`fasttrack token --expired`) so that the app refreshes it.
 #
 #   scripts/client.sh            # honours DATABASE_URL, like make test
 #   scripts/client.sh --update   # after a change to the spec: writes the new
@@ -94,8 +97,15 @@ log "client: a browser: headless Chromium on http://localhost:$page_port (node d
 alice_token=$(token_for alice@demo.fasttrack.test)
 FASTTRACK_API="$api" FASTTRACK_TOKEN="$alice_token" FASTTRACK_PAGE_PORT="$page_port" CHROMIUM="$CHROMIUM" \
     node "$CLIENT/dist/test/browser.js"
+
+log "client: the reference app in headless Chromium on http://localhost:$page_port (node dist/test/app.js)"
+carol=carol@northwind.fasttrack.test
+carol_launch=$(fasttrack launch --lms-user-id 64a000000000000000000005 --email "$carol" --name "Carol Northwind")
+FASTTRACK_API="$api" FASTTRACK_APP_PORT="$page_port" FASTTRACK_LAUNCH="$carol_launch" \
+    FASTTRACK_TOKEN="$(token_for "$carol")" FASTTRACK_EXPIRED_TOKEN="$(token_for "$carol" --expired)" \
+    CHROMIUM="$CHROMIUM" node "$CLIENT/dist/test/app.js"
 if [ "$update" = 1 ]; then
-    log "client: regenerated, type-checked, end to end and in a browser"
+    log "client: regenerated, type-checked, end to end, in a browser, and the reference app"
 else
-    log "client: generated client unchanged, type-checked, end to end and in a browser"
+    log "client: generated client unchanged, type-checked, end to end, in a browser, and the reference app"
 fi

@@ -76,5 +76,6 @@ local_server_down() {
     fi
 }
 
-# A bearer token for a user of the server's database.
-token_for() { DATABASE_URL="$LOCAL_SERVER_RUNTIME_URL" fasttrack token --email "$1"; }
+# A bearer token for a user of the server's database (`--expired`: one that
+# expired an hour ago, for a client's refresh).
+token_for() { DATABASE_URL="$LOCAL_SERVER_RUNTIME_URL" fasttrack token --email "$@"; }

@@ -101,6 +101,11 @@ pub enum Command {
     Token {
         #[arg(long)]
         email: String,
+        /// A token that expired an hour ago, signed like any other: what a
+        /// client's refresh is tested with (the server answers it with a 401
+        /// `invalid_token` saying it has expired).
+        #[arg(long)]
+        expired: bool,
     },
     /// Print a signed launch body for `POST /sessions` (needs LEARNWORLDS_LAUNCH_SECRET).
     ///

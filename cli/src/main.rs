@@ -57,7 +57,7 @@ async fn run(command: Command) -> Result<()> {
             port,
             cors_allowed_origins,
         } => serve::run(port, cors_allowed_origins).await,
-        Command::Token { email } => token::run(&email).await,
+        Command::Token { email, expired } => token::run(&email, expired).await,
         Command::Launch {
             lms_user_id,
             email,

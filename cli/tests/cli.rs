@@ -563,6 +563,26 @@ async fn the_local_server_routes_and_authenticates_a_request_before_refusing_its
             assert_eq!(error["error"]["request_id"], request_id, "{method} {path}");
         }
     }
+
+    // `fasttrack token --expired` (a client's refresh is tested with it): a
+    // token the server refuses as expired, the answer a client refreshes on.
+    let expired = fasttrack_with(
+        &["token", "--email", "alice@demo.fasttrack.test", "--expired"],
+        Some(&url),
+        &secrets,
+    );
+    assert!(expired.status.success(), "{}", text(&expired.stderr));
+    let expired = text(&expired.stdout).trim().to_owned();
+    let (head, body) = exchange(port, &request("GET", "/progress", Some(&expired), "")).await;
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "invalid_token", "{body}");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has expired")),
+        "{body}"
+    );
 }
 
 /// A child process that is stopped however the test ends.

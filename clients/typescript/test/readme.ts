@@ -10,7 +10,7 @@ const api = createFastTrackClient({ baseUrl: "https://api.example.com", token: (
 export async function signIn(launchFromLearnWorlds: Schemas["Launch"]) {
   const launch = await api.POST("/sessions", { body: launchFromLearnWorlds });
   if (launch.error) throw new Error(`${launch.error.error.code}: ${launch.error.error.message}`); // 401, 409, 422
-  token = launch.data.token; // an hour; launch again after a 401
+  token = launch.data.token; // 15 minutes: then POST /sessions/refresh (app/session.ts)
   return launch.data.user; // id, email, full_name, role, organization_id
 }
 
