@@ -112,9 +112,10 @@ pub fn run_pgbench(
 /// scripts in one pgbench every connection prepares 32 texts and plans each
 /// afresh for its first executions, where the server's pool prepares the one
 /// text once: 995 against 9,132 transactions a second for get-progress at
-/// c=16.) So the calls are shared out among `min(clients, calls)` pgbench
-/// processes of one script each, started together, the clients spread
-/// evenly over them. Each writes a per-transaction log (`--log`) under
+/// c=16.) So the calls are dealt out among `min(clients, calls)` pgbench
+/// processes started together (call i to process i mod n: all calls are run
+/// at every c, in the same mix as wrk's, and at c >= 32 each process has one),
+/// the clients spread evenly over them. Each writes a per-transaction log (`--log`) under
 /// `log_dir`; the throughput is the transactions that ended in the window
 /// when all of them ran, over that window, and the latencies are every
 /// logged transaction's.
@@ -134,11 +135,18 @@ pub fn run_pgbench_timed(
     let clients = clients.max(1);
     let processes = clients.min(calls.len());
     let mut children = Vec::new();
-    for (i, args) in calls.iter().take(processes).enumerate() {
+    for i in 0..processes {
         let share = clients / processes + usize::from(i < clients % processes);
+        let args: Vec<String> = calls
+            .iter()
+            .skip(i)
+            .step_by(processes)
+            .flatten()
+            .cloned()
+            .collect();
         let prefix = log_dir.join(format!("pgbench_log_{i}"));
         children.push(
-            pgbench_command(pgbench, database_url, args, share, 1, seconds)
+            pgbench_command(pgbench, database_url, &args, share, 1, seconds)
                 .arg("--log")
                 .arg(format!("--log-prefix={}", prefix.display()))
                 .stdout(std::process::Stdio::piped())
