@@ -132,18 +132,8 @@ pub fn run_pgbench_timed(
     }
     std::fs::create_dir_all(log_dir)?;
     remove_logs(log_dir)?;
-    let clients = clients.max(1);
-    let processes = clients.min(calls.len());
     let mut children = Vec::new();
-    for i in 0..processes {
-        let share = clients / processes + usize::from(i < clients % processes);
-        let args: Vec<String> = calls
-            .iter()
-            .skip(i)
-            .step_by(processes)
-            .flatten()
-            .cloned()
-            .collect();
+    for (i, (share, args)) in deal(calls, clients).into_iter().enumerate() {
         let prefix = log_dir.join(format!("pgbench_log_{i}"));
         children.push(
             pgbench_command(pgbench, database_url, &args, share, 1, seconds)
@@ -177,6 +167,27 @@ pub fn run_pgbench_timed(
     remove_logs(log_dir)?;
     together(&logs, clients, seconds)
         .with_context(|| format!("pgbench logged no transactions in {}", log_dir.display()))
+}
+
+/// The pgbench processes for `clients` clients over `calls`: for each, its
+/// clients and its calls' arguments. `min(clients, calls)` processes, call i
+/// to process i mod n, the clients spread evenly.
+pub fn deal(calls: &[Vec<String>], clients: usize) -> Vec<(usize, Vec<String>)> {
+    let clients = clients.max(1);
+    let processes = clients.min(calls.len());
+    (0..processes)
+        .map(|i| {
+            let share = clients / processes + usize::from(i < clients % processes);
+            let args = calls
+                .iter()
+                .skip(i)
+                .step_by(processes)
+                .flatten()
+                .cloned()
+                .collect();
+            (share, args)
+        })
+        .collect()
 }
 
 /// One logged transaction: when it ended (µs since the epoch) and how long
@@ -537,6 +548,34 @@ mod tests {
         assert_eq!(slow.p50_ms, 1.0);
         assert!(slow.p99_ms > 40.0, "{slow}");
         assert!(together(&[vec![], vec![]], 2, 2).is_none());
+    }
+
+    #[test]
+    fn every_call_is_dealt_to_a_pgbench_and_the_clients_spread_evenly() {
+        let calls: Vec<Vec<String>> = (0..5).map(|i| vec![format!("call-{i}")]).collect();
+        let one = deal(&calls, 1);
+        assert_eq!(
+            one,
+            vec![(
+                1,
+                vec!["call-0", "call-1", "call-2", "call-3", "call-4"]
+                    .into_iter()
+                    .map(String::from)
+                    .collect()
+            )]
+        );
+        let two = deal(&calls, 2);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].1, ["call-0", "call-2", "call-4"]);
+        assert_eq!(two[1].1, ["call-1", "call-3"]);
+        let many = deal(&calls, 12);
+        assert_eq!(many.len(), 5);
+        assert_eq!(many.iter().map(|(c, _)| c).sum::<usize>(), 12);
+        assert_eq!(
+            many.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            [3, 3, 2, 2, 2]
+        );
+        assert!(many.iter().all(|(_, args)| args.len() == 1));
     }
 
     #[test]
