@@ -1,9 +1,12 @@
 //! Staff reports over one large organization: a roster page (page 1 and a
-//! page deep in the keyset) and the funnel under wrk against the local
-//! server, beside pgbench running each one's statement over the same
-//! concurrencies (the best of each is compared); the audit row's share of a
-//! roster page (the statement with and without it, both in pgbench); and the
-//! peak memory of the downloads function streaming the whole roster as CSV.
+//! page deep in the keyset), the funnel and two staff actions (a member's
+//! profile, their comments on a tool) under wrk against the local server,
+//! beside pgbench running each one's statement over the same concurrencies,
+//! as the routes are measured (best against peak, p99 against pgbench's);
+//! their round trips, and the CSV download's, from pg_stat_statements; the
+//! audit row's share of a roster page (the statement with and without it,
+//! both in pgbench); and the peak memory of the downloads function streaming
+//! the whole roster as CSV.
 
 use std::path::Path;
 
