@@ -1,6 +1,7 @@
 //! Cold start: what a function builds once, before its first event. Settings
-//! come from the environment and Secrets Manager; the pool opens the
-//! connections its first invocation needs while the registry is built. The
+//! come from the environment and Secrets Manager. A route function's pool
+//! opens the connection its first request needs while the registry is built;
+//! a job's pool connects when the job is invoked (see [`job_pool`]). The
 //! route functions (through `App::from_env`) and the jobs both start here.
 
 use crate::foundation::config::{
@@ -55,25 +56,28 @@ fn statements_end_before_requests(
 /// does is granted to that role (the unlocks, the expired keys, and the
 /// retention purges through migration 0011's and 0016's functions), so it
 /// needs no owner's rights, and a login that owns the schemas or is a
-/// superuser fails its cold start as a route function's does.
+/// superuser fails its first connection, and so its invocation.
 pub const JOB_LOGIN: Login = Login::Runtime;
 
-/// A job's pool, with the `connections` a run uses open. It logs in as
-/// [`JOB_LOGIN`].
-pub async fn pool_from_env(connections: usize) -> Result<db::Pool, ConfigError> {
+/// The recompute job's pool, logging in as [`JOB_LOGIN`]; it connects when
+/// invoked ([`job_pool`]).
+pub async fn pool_from_env() -> Result<db::Pool, ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    cold_start_pool(
-        &DatabaseSettings::from_source(&source)?,
-        connections,
-        JOB_LOGIN,
-    )
-    .await
+    job_pool(&DatabaseSettings::from_source(&source)?, JOB_LOGIN)
 }
 
-/// A job's pool as [`pool_from_env`] makes it, from settings given, with
-/// nothing connected yet.
-pub fn job_pool(database: &DatabaseSettings) -> Result<db::Pool, ConfigError> {
-    db::Pool::following(database, None, JOB_LOGIN)
+/// A job's pool, built with nothing connected: the job connects when invoked.
+/// A job's first invocation follows its init at once (EventBridge and
+/// `aws lambda invoke` wait for it), so a connection opened during init would
+/// save it nothing; it would only make init wait, for migrate and erase-users
+/// (which reach the instance directly) a new PostgreSQL backend's start,
+/// several times the whole init of a hello-world. The configuration is still
+/// checked here, before the first poll; a refused login fails the first
+/// invocation, with the reason.
+pub fn job_pool(database: &DatabaseSettings, login: Login) -> Result<db::Pool, ConfigError> {
+    let pool = db::Pool::following(database, secrets::database_url_reader(&Environment), login)?;
+    Registry::embedded();
+    Ok(pool)
 }
 
 /// The erase-users job's pool, which logs in as the eraser (never as the
@@ -89,7 +93,7 @@ pub async fn eraser_from_env() -> Result<(db::Pool, ErasureKeys), ConfigError> {
             reason: "is the public development value from scripts/local-env.sh: a deployed stage needs a secret of its own".into(),
         });
     }
-    let pool = cold_start_pool(&DatabaseSettings::from_source(&source)?, 1, Login::Runtime).await?;
+    let pool = job_pool(&DatabaseSettings::from_source(&source)?, Login::Runtime)?;
     Ok((pool, ErasureKeys::new(key)))
 }
 
@@ -105,7 +109,7 @@ pub struct Logins {
 /// The migrate function's pool (the schemas' owner), and the logins it makes.
 pub async fn migrator_from_env() -> Result<(db::Pool, Logins), ConfigError> {
     let source = secrets::resolve(&Environment).await?;
-    let pool = cold_start_pool(&DatabaseSettings::from_source(&source)?, 1, Login::Any).await?;
+    let pool = job_pool(&DatabaseSettings::from_source(&source)?, Login::Any)?;
     let logins = Logins {
         runtime: source.get("RUNTIME_DATABASE_URL").map(Secret::new),
         eraser: source.get("ERASER_DATABASE_URL").map(Secret::new),

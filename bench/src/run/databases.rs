@@ -13,7 +13,7 @@ use shared::Registry;
 use shared::foundation::db;
 
 /// A database of `users` generated users, made afresh unless `reuse` finds one
-/// generated with the same size and seed. Returns its URL and the generation
+/// generated with the same size and seed, and the same migrations. Returns its URL and the generation
 /// time (`None` when reused).
 pub async fn generated_database(
     admin: &PgPool,
@@ -36,7 +36,15 @@ pub async fn organized_database(
     organizations: usize,
 ) -> Result<(String, Option<f64>)> {
     let url = with_database(server_url, name);
-    let marker = format!("fasttrack-bench users={users} organizations={organizations} seed={SEED}");
+    // A database made before a newer migration is made again, not reused.
+    let migrations = shared::migrate::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0);
+    let marker = format!(
+        "fasttrack-bench users={users} organizations={organizations} seed={SEED} migrations={migrations}"
+    );
     let existing: Option<Option<String>> = db::query_scalar(
         "select shobj_description(oid, 'pg_database') from pg_database where datname = $1",
     )

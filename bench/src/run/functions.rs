@@ -19,26 +19,40 @@ use shared::http::events::Placeholders;
 use shared::http::events::render;
 use shared::sessions::TokenKeys;
 
-/// The Lambda functions, as `cargo build --release` names their binaries.
-const FUNCTIONS: [&str; 6] = [
+/// The Lambda functions, as `cargo build --release` names their binaries:
+/// the route functions, then the jobs.
+const FUNCTIONS: [&str; 12] = [
     "submit-tool",
     "get-progress",
     "resolve-dependencies",
     "sync-user",
+    "staff-reports",
+    "staff-actions",
+    "audit-log",
+    "data-rights",
+    "downloads",
     "recompute-unlocks",
     "migrate",
+    "erase-users",
 ];
 /// The anchor: the hello-world as public benchmarks build it (`#[tokio::main]`).
 const HELLO: &str = "fasttrack-bench-hello";
 /// The same on a current-thread runtime, as the functions run: information.
 const HELLO_CURRENT_THREAD: &str = "fasttrack-bench-hello-current-thread";
-/// The functions that may reach PostgreSQL through a transaction pooler (all
-/// but migrate, whose migrator holds a session lock).
-const POOLABLE: [&str; 5] = [
+/// The functions that reach PostgreSQL through a transaction pooler in
+/// production (template.yaml): all but migrate, whose migrator holds a
+/// session lock, and erase-users, which logs in as its own role straight to
+/// the instance.
+const POOLABLE: [&str; 10] = [
     "submit-tool",
     "get-progress",
     "resolve-dependencies",
     "sync-user",
+    "staff-reports",
+    "staff-actions",
+    "audit-log",
+    "data-rights",
+    "downloads",
     "recompute-unlocks",
 ];
 
@@ -77,11 +91,14 @@ struct Envs {
     pooled: Option<Vec<(String, String)>>,
 }
 
-/// The hello-world's figures, the anchor of every function's.
+/// The hello-world's figures, the anchor of every function's, and the floor
+/// of a first invocation that reaches PostgreSQL directly.
 struct Hello {
     first_response: f64,
     init: f64,
     size_mib: f64,
+    /// A new PostgreSQL session, connect and first statement (pgbench -C).
+    new_session: f64,
 }
 
 pub async fn functions(
@@ -94,7 +111,12 @@ pub async fn functions(
     let envs = Envs {
         direct: service_env(&as_runtime(cold_url).await?, 2),
         owner: service_env(cold_url, 2),
-        large: service_env(&as_runtime(large_url).await?, 2),
+        // As the template starts the recompute: its statements may take a minute.
+        large: [
+            service_env(&as_runtime(large_url).await?, 2),
+            vec![("DATABASE_STATEMENT_TIMEOUT_MS".into(), "60000".into())],
+        ]
+        .concat(),
         pooled: pooled_env(options).await?,
     };
     let binaries = binaries(options)?;
@@ -107,6 +129,7 @@ pub async fn functions(
             .map(|m| m.len())
             .unwrap_or(0) as f64
             / 1048576.0,
+        new_session: new_session_ms(options, cold_url)?,
     };
     let mut rows = vec![
         Row::info(
@@ -120,9 +143,10 @@ pub async fn functions(
             "ms",
         )
         .against("hello-world", hello.first_response),
+        Row::info("  of which init, to its first poll", hello.init, "ms"),
         Row::info(
             "a new PostgreSQL session, connect and first statement (pgbench -C)",
-            new_session_ms(options, cold_url)?,
+            hello.new_session,
             "ms",
         ),
     ];
@@ -160,13 +184,20 @@ async fn placeholders(cold_url: &str, keys: &TokenKeys) -> Result<Placeholders> 
     })
 }
 
-/// The event each function is invoked with, from events/.
+/// The event each function is invoked with, from events/: for the staff
+/// functions, a participant's own route, or (staff-reports, audit-log) a
+/// staff route a participant is refused, in the SQL that reads.
 fn event(name: &str, values: &Placeholders) -> String {
     let template = match name {
         "submit-tool" => include_str!("../../../events/save-submission.json"),
         "get-progress" => include_str!("../../../events/own-progress.json"),
         "resolve-dependencies" => include_str!("../../../events/tool-dependencies.json"),
         "sync-user" => include_str!("../../../events/learnworlds-webhook.json"),
+        "staff-reports" => include_str!("../../../events/organizations.json"),
+        "staff-actions" => include_str!("../../../events/activity-own.json"),
+        "audit-log" => include_str!("../../../events/audit-log.json"),
+        "data-rights" => include_str!("../../../events/export-own.json"),
+        "downloads" => include_str!("../../../events/download-own.json"),
         "recompute-unlocks" => include_str!("../../../events/recompute-schedule.json"),
         _ => "{}",
     };
@@ -292,37 +323,49 @@ async fn function_rows(
 }
 
 /// A function's cold start on each path, and what of it is start-up and init.
+/// The budget is init, process start to the first poll of the Runtime API,
+/// on the path production takes: what the function itself adds before it can
+/// take an event. The first invocation is information: a job's is its job,
+/// and one that reaches PostgreSQL directly waits for a new backend first,
+/// whose cost is printed beside it.
 fn cold_start_rows(name: &str, pooler_given: bool, starts: &Starts<'_>, hello: &Hello) -> Vec<Row> {
-    let cold_budget = Budget::RatioAtMost(2.0);
     let mut rows = Vec::new();
-    // The budget applies to the path production takes: through the pooler
-    // where one is given and the function can use it (migrate needs a
-    // session of its own), else direct.
+    // Production's path: through the pooler where the function uses one,
+    // else direct (migrate needs a session of its own; erase-users logs in
+    // as its own role, straight to the instance).
     let pooled = pooler_given && POOLABLE.contains(&name);
     let direct = medians(starts, name, Via::Direct);
     let budgeted = if pooled {
-        let through_pooler = medians(starts, name, Via::Pooler);
-        rows.push(
-            Row::info(
-                format!("cold start: {name}, through PgBouncer"),
-                through_pooler.first_response,
-                "ms",
-            )
-            .against("hello-world", hello.first_response)
-            .budget(cold_budget),
-        );
-        through_pooler
+        medians(starts, name, Via::Pooler)
     } else {
         direct
     };
     rows.push(
         Row::info(
-            format!("cold start: {name}, direct to PostgreSQL"),
+            format!("init, to its first poll: {name}"),
+            budgeted.init,
+            "ms",
+        )
+        .against("hello-world's init", hello.init)
+        .budget(Budget::RatioAtMost(1.5)),
+    );
+    if pooled {
+        rows.push(
+            Row::info(
+                format!("  first invocation: {name}, through PgBouncer"),
+                budgeted.first_response,
+                "ms",
+            )
+            .against("hello-world", hello.first_response),
+        );
+    }
+    rows.push(
+        Row::info(
+            format!("  first invocation: {name}, direct to PostgreSQL"),
             direct.first_response,
             "ms",
         )
-        .against("hello-world", hello.first_response)
-        .budget(if pooled { Budget::None } else { cold_budget }),
+        .against("a new PostgreSQL session", hello.new_session),
     );
     // What the first call costs beyond the same call warm: start-up, not
     // the call's own work (for a job, the whole job).
@@ -333,21 +376,11 @@ fn cold_start_rows(name: &str, pooler_given: bool, starts: &Starts<'_>, hello: &
     ));
     rows.push(
         Row::info(
-            format!("  cold minus warm: {name}"),
+            format!("  first minus warm: {name}"),
             budgeted.first_response - budgeted.warm_response,
             "ms",
         )
         .against("hello-world", hello.first_response),
-    );
-    // Init ends with the first connection open (Lambda runs init with its
-    // full CPU), so on the direct path it includes PostgreSQL's backend start.
-    rows.push(
-        Row::info(
-            format!("  of which init, to its first poll: {name}"),
-            budgeted.init,
-            "ms",
-        )
-        .against("hello-world's", hello.init),
     );
     rows
 }

@@ -227,7 +227,7 @@ export interface paths {
         };
         /**
          * An organization's roster (its gurus and admins), in keyset pages or as CSV.
-         * @description One row per member: every tool's status in registry order as one letter each in `statuses` (`L` locked, `U` unlocked, `P` in progress, `C` completed; the page's `tools` names them), completed tools and their percentage, the current tool (the first open or in-progress tool in registry order), the last activity (last save or submit) and the last login. A page is one statement, which also writes its audit row (`read.roster`, the page's members as subjects). With `Accept: text/csv` the answer is the whole roster (same filters and order; `cursor` and `limit` ignored) as RFC 4180 CSV with a column per tool, audited as `read.roster_csv`; a field beginning with `=`, `+`, `-`, `@`, a tab or CR gets a leading `'`; an answer through API Gateway holds at most 6 MB (some 30,000 members), and `GET /downloads/organizations/{organization_id}/members` streams any size. A guru of another organization, a participant, or an unknown organization gets 404 `organization_not_found`.
+         * @description One row per member: every tool's status in registry order as one letter each in `statuses` (`L` locked, `U` unlocked, `P` in progress, `C` completed; the page's `tools` names them), completed tools and their percentage, the current tool (the first open or in-progress tool in registry order), the last activity (last save or submit) and the last login. A page is one statement, which also writes its audit row (`read.roster`, the page's members as subjects). With `Accept: text/csv` the answer is the whole roster (same filters and order; `cursor` and `limit` ignored) as RFC 4180 CSV with a column per tool, audited as `read.roster_csv`; a field beginning with `=`, `+`, `-`, `@`, a tab or CR gets a leading `'`. An answer through API Gateway holds at most 6 MB: a CSV over 6,000,000 bytes as Lambda carries it (escaped into JSON; about 13,000 members with typical names) is a 422 `export_too_large` that names `GET /downloads/organizations/{organization_id}/members`, which streams any size. A guru of another organization, a participant, or an unknown organization gets 404 `organization_not_found`.
          */
         get: operations["getRoster"];
         put?: never;
@@ -2330,6 +2330,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             404: components["responses"]["NotFound"];
+            422: components["responses"]["Unprocessable"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["Unavailable"];
         };

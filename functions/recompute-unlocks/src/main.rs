@@ -12,7 +12,7 @@ use shared::unlocks::recompute;
 async fn main() -> Result<(), Error> {
     shared::foundation::logging::init_lambda();
     let housekeeping = exit_on_config_error(recompute::Housekeeping::from_source(&Environment));
-    let pool = exit_on_config_error(pool_from_env(recompute::CONNECTIONS).await);
+    let pool = exit_on_config_error(pool_from_env().await);
     let pool = &pool;
     run(service_fn(move |_event: LambdaEvent<Value>| async move {
         let report = recompute::run_with(

@@ -19,7 +19,7 @@ use super::{
 use crate::access::Caller;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
-use crate::foundation::out::Out;
+use crate::foundation::out::{Limited, Out};
 use crate::http::stream::{self, Chunks, Streamed};
 use crate::http::{Context, Request, Response, cursor, response};
 use crate::identity::users::{display_email, display_name};
@@ -309,8 +309,14 @@ fn roster_request(
     })
 }
 
+/// The largest roster CSV the API answers with, counted as the Lambda answer
+/// carries it (a JSON string, at most 6 MB with its envelope): some 12,000
+/// members. The downloads function streams any size.
+pub const CSV_LIMIT_BYTES: usize = 6_000_000;
+
 /// `GET /organizations/{organization_id}/members`: a page of the roster, or
-/// with `Accept: text/csv` the whole of it as CSV.
+/// with `Accept: text/csv` the whole of it as CSV (422 `export_too_large`
+/// past [`CSV_LIMIT_BYTES`]).
 pub async fn roster(
     ctx: &Context,
     request: &Request<'_>,
@@ -330,10 +336,19 @@ pub async fn roster(
     } = roster_request(ctx, request, caller, organization, csv)?;
     if csv {
         let statement = sql::ROSTER_CSV[sort_index][direction_index];
-        let mut text = Vec::new();
+        let mut text = Limited::escaped_in_json(CSV_LIMIT_BYTES);
         ctx.read(async |conn| roster_csv(ctx.registry, conn, &query, statement, &mut text).await)
             .await?;
-        let text = String::from_utf8(text)
+        if text.is_over() {
+            return Err(ApiError::unprocessable(
+                "export_too_large",
+                format!(
+                    "this roster's CSV is larger than the API answers ({CSV_LIMIT_BYTES} bytes): \
+                     GET /downloads/organizations/{organization}/members streams it whole"
+                ),
+            ));
+        }
+        let text = String::from_utf8(text.into_bytes())
             .map_err(|_| ApiError::Internal("the roster's CSV is not UTF-8".into()))?;
         return Ok(csv_response(text));
     }
@@ -421,8 +436,7 @@ fn roster_filter(ctx: &Context, request: &Request<'_>) -> Result<RosterFilter, A
 
 /// The whole roster as CSV, read row by row from the statement's stream: the
 /// rows are never all held, only the text written so far (the answer's body,
-/// which lambda_http sends in one piece; a Lambda answer is at most 6 MB,
-/// some 30,000 members).
+/// which lambda_http sends in one piece, bounded by [`CSV_LIMIT_BYTES`]).
 async fn roster_csv(
     registry: &'static Registry,
     conn: &mut PgConnection,

@@ -8,7 +8,7 @@ use super::export::{self, Exporter, Refused};
 use super::requests;
 use crate::access::Caller;
 use crate::foundation::error::ApiError;
-use crate::foundation::out::Out;
+use crate::foundation::out::Limited;
 use crate::http::stream::{self, Chunks, Streamed};
 use crate::http::{Context, Request, Response, response};
 use crate::identity::tombstones::ErasureKeys;
@@ -40,7 +40,7 @@ pub async fn export(
         })
         .await?;
     match written {
-        Ok(()) if body.over => Err(ApiError::unprocessable(
+        Ok(()) if body.is_over() => Err(ApiError::unprocessable(
             "export_too_large",
             format!(
                 "this record is larger than the API answers ({EXPORT_LIMIT_BYTES} bytes): \
@@ -49,7 +49,7 @@ pub async fn export(
         )),
         Ok(()) => {
             request.log().outcome("exported");
-            let text = String::from_utf8(body.bytes)
+            let text = String::from_utf8(body.into_bytes())
                 .map_err(|_| ApiError::Internal("the export is not UTF-8".into()))?;
             Ok(response::json_text(StatusCode::OK, text))
         }
@@ -268,33 +268,4 @@ fn check_reason(reason: &str) -> Result<&str, ApiError> {
         ));
     }
     Ok(reason)
-}
-
-/// A body that stops growing past its limit (and says so), so that a record
-/// too large to answer is not held whole in memory.
-struct Limited {
-    bytes: Vec<u8>,
-    limit: usize,
-    over: bool,
-}
-
-impl Limited {
-    fn new(limit: usize) -> Self {
-        Self {
-            bytes: Vec::new(),
-            limit,
-            over: false,
-        }
-    }
-}
-
-impl Out for Limited {
-    fn put(&mut self, bytes: &[u8]) -> impl Future<Output = std::io::Result<()>> + Send {
-        if self.bytes.len() + bytes.len() > self.limit {
-            self.over = true;
-        } else {
-            self.bytes.extend_from_slice(bytes);
-        }
-        std::future::ready(Ok(()))
-    }
 }

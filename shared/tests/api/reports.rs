@@ -944,3 +944,51 @@ async fn the_roster_download_streams_the_rosters_csv_in_chunks(pool: PgPool) {
     .unwrap();
     assert_eq!(audited, 2, "the API's CSV and the download");
 }
+
+/// A roster whose CSV the API cannot answer (a Lambda answer holds 6 MB, its
+/// text escaped into JSON) is a 422 that names the download, which streams
+/// it whole, rather than an answer Lambda would fail.
+#[sqlx::test(migrations = false)]
+async fn a_roster_csv_too_large_for_the_api_is_refused_with_the_download_named(pool: PgPool) {
+    let app = TestApp::new(pool.clone()).await;
+    let c = cast(&app).await;
+    // Names of 255 quotes (the longest a name is): 512 bytes in CSV, twice
+    // that escaped into JSON; with long emails, 4,000 of them are over the
+    // API's limit, though their CSV alone is not.
+    sqlx::query(
+        "insert into shared.users (lms_user_id, email, full_name, organization_id)
+         select 'quoted-' || i, i || repeat('x', 230) || '@acme.test', repeat('\"', 255), $1
+         from generate_series(1, 4000) i",
+    )
+    .bind(c.acme)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let path = format!("/organizations/{}/members", c.acme);
+    let (status, _, body) = get_raw(&app, &path, &c.guru.token, "text/csv").await;
+    assert_eq!(status, 422, "{}", &body[..body.len().min(200)]);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"]["code"], "export_too_large");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(message.contains(&format!("/downloads{path}")), "{message}");
+
+    let request = http::Request::builder()
+        .uri(format!("/downloads{path}"))
+        .header("authorization", format!("Bearer {}", c.guru.token))
+        .body(lambda_http::Body::Empty)
+        .unwrap();
+    let answer = app.app.handle_streaming(request).await;
+    assert_eq!(answer.status(), 200);
+    let mut body = answer.into_body();
+    let mut bytes = Vec::new();
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        bytes.extend_from_slice(&frame.unwrap().into_data().unwrap());
+    }
+    let whole = String::from_utf8(bytes).unwrap();
+    assert!(
+        whole.len() < shared::reports::handler::CSV_LIMIT_BYTES,
+        "the CSV itself ({} bytes) would fit; escaped into the answer it does not",
+        whole.len()
+    );
+    assert_eq!(whole.lines().count(), 1 + 4 + 4000);
+}

@@ -351,7 +351,7 @@ async fn the_recompute_jobs_pool_refuses_the_schemas_owner_and_runs_as_the_runti
 ) {
     use shared::foundation::config::DatabaseSettings;
     use shared::foundation::db::OwnerLogin;
-    use shared::startup::job_pool;
+    use shared::startup::{JOB_LOGIN, job_pool};
     use shared::unlocks::recompute;
     use std::collections::HashMap;
 
@@ -367,7 +367,7 @@ async fn the_recompute_jobs_pool_refuses_the_schemas_owner_and_runs_as_the_runti
         |url: &str| DatabaseSettings::from_source(&HashMap::from([("DATABASE_URL", url)])).unwrap();
 
     let owner_url = format!("postgres://{}@{place}", options.get_username());
-    let as_owner = job_pool(&settings(&owner_url)).unwrap();
+    let as_owner = job_pool(&settings(&owner_url), JOB_LOGIN).unwrap();
     let refused = as_owner
         .acquire()
         .await
@@ -388,7 +388,7 @@ async fn the_recompute_jobs_pool_refuses_the_schemas_owner_and_runs_as_the_runti
         runtime.get_username(),
         crate::runtime_role::RUNTIME_PASSWORD
     );
-    let as_runtime = job_pool(&settings(&runtime_url)).unwrap();
+    let as_runtime = job_pool(&settings(&runtime_url), JOB_LOGIN).unwrap();
     let report = recompute::run(&as_runtime, Registry::embedded(), 100)
         .await
         .expect("a whole run works as the runtime login");
