@@ -3,12 +3,13 @@
 # release binaries (the Lambda functions for this machine, the local server,
 # the lambda_runtime hello-world), then runs `fasttrack-bench run`: 100k and
 # 10k generated users, the recompute at both sizes, each route under wrk at
-# concurrency 1/16/64 beside pgbench running the route's own SQL, round trips
+# concurrency 1/2/4/8/16/32/64 beside pgbench running the route's own SQL
+# (its best against the SQL's peak, its p99 against pgbench's), round trips
 # from pg_stat_statements, cold starts (direct, and through PgBouncer in
 # transaction mode), peak memory and binary sizes. Prints one table and writes
 # bench/results/<date>.md.
 #
-#   make bench                       the full run (about 9-10 minutes; 13.4 with a first
+#   make bench                       the full run (under 15 minutes with a first
 #                                    release build)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
 #   BENCH_ARGS="--reuse --only load --concurrency 16" make bench

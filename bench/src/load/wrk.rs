@@ -82,6 +82,16 @@ pub struct Throughput {
     pub p99_ms: f64,
 }
 
+impl std::fmt::Display for Throughput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0}/s, p50 {:.3} ms, p99 {:.3} ms",
+            self.per_second, self.p50_ms, self.p99_ms
+        )
+    }
+}
+
 /// wrk's threads at `connections`: the machine's two cores.
 pub fn wrk_threads(connections: usize) -> usize {
     connections.clamp(1, 2)

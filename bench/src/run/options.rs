@@ -40,14 +40,22 @@ pub struct Options {
     /// Members of the one organization the staff reports are measured on.
     #[arg(long, default_value_t = 10_000)]
     pub organization_members: usize,
-    /// Seconds per load measurement (4 keeps a first `make bench`, release
-    /// build included, under 15 minutes).
-    #[arg(long, default_value_t = 4)]
+    /// Seconds per load measurement (3 keeps a first `make bench`, release
+    /// build included, under 15 minutes with the load at seven concurrencies).
+    #[arg(long, default_value_t = 3)]
     pub seconds: u64,
-    /// Repeats of each measurement; the table shows medians.
+    /// Repeats of each measurement (the recompute, the audit row's share);
+    /// the table shows medians.
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    /// Repeats of each load measurement at each concurrency (wrk, then
+    /// pgbench); medians per concurrency. A route's best and its SQL's peak
+    /// are each already the best of the concurrencies' runs.
+    #[arg(long, default_value_t = 1)]
+    pub load_runs: usize,
+    /// The load's concurrencies: a route's best and its SQL's peak are
+    /// taken over them.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16,32,64")]
     pub concurrency: Vec<usize>,
     /// Where `fasttrack`, the function binaries and the hello-world are.
     #[arg(long, default_value = "target/release")]

@@ -1,23 +1,27 @@
 //! Staff reports over one large organization: a roster page (page 1 and a
-//! page deep in the keyset) and the funnel under wrk against the local
-//! server, beside pgbench running each one's statement over the same
-//! concurrencies (the best of each is compared); the audit row's share of a
-//! roster page (the statement with and without it, both in pgbench); and the
-//! peak memory of the downloads function streaming the whole roster as CSV.
+//! page deep in the keyset), the funnel and two staff actions (a member's
+//! profile, their comments on a tool) under wrk against the local server,
+//! beside pgbench running each one's statement over the same concurrencies,
+//! as the routes are measured (best against peak, p99 against pgbench's);
+//! their round trips, and the CSV download's, from pg_stat_statements; the
+//! audit row's share of a roster page (the statement with and without it,
+//! both in pgbench); and the peak memory of the downloads function streaming
+//! the whole roster as CSV.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::options::Options;
+use super::routes::{Measured, route_rows};
 use crate::cold_start::{self, Function};
 use crate::database;
 use crate::fixtures::service_env;
 use crate::http;
-use crate::load::{self, Bind, Body, Call, Statement, Throughput};
+use crate::load::{self, Bind, Body, Call, Statement};
 use crate::report::{Budget, Row, median, step};
 use crate::server::Server;
 use shared::Registry;
@@ -25,6 +29,7 @@ use shared::foundation::db;
 use shared::http::cursor;
 use shared::reports::{sql, tool_columns};
 use shared::sessions::TokenKeys;
+use shared::staff::{comments, profile};
 
 /// A roster page's rows, as a coach's screen asks for them.
 const PAGE: usize = 100;
@@ -35,6 +40,28 @@ const DEEP_PAGE: usize = 90;
 struct Report {
     name: String,
     call: Call,
+    /// Further calls of the same kind (other members), when it has them.
+    more: Vec<Call>,
+}
+
+impl Report {
+    fn single(name: String, call: Call) -> Self {
+        Self {
+            name,
+            call,
+            more: Vec::new(),
+        }
+    }
+
+    /// The calls wrk and pgbench are given: [`load::CALLS`] of them.
+    fn calls(&self) -> Vec<Call> {
+        std::iter::once(&self.call)
+            .chain(&self.more)
+            .cycle()
+            .take(load::CALLS)
+            .cloned()
+            .collect()
+    }
 }
 
 pub async fn reports(
@@ -65,68 +92,58 @@ pub async fn reports(
     let pages = members as usize / PAGE;
     let deep = DEEP_PAGE.min(pages.max(1));
     let cursor = cursor_of_page(server.port, organization, &token, deep)?;
+    let members_sample = members_of(&pool, organization, load::CALLS).await?;
     let reports = [
         roster_report(organization, guru, &token, None, 1),
         roster_report(organization, guru, &token, cursor, deep),
         funnel_report(organization, guru, &token),
+        profile_report(guru, &token, &members_sample),
+        comments_report(guru, &token, &members_sample),
     ];
 
     let mut rows = Vec::new();
     let mut page_p50 = Vec::new();
     for report in &reports {
         step(&format!("reports: {} against pgbench", report.name));
-        let dir = work.join(report.name.replace(' ', "-"));
+        let dir = work.join(report.name.replace([' ', '\''], "-"));
         std::fs::create_dir_all(&dir)?;
-        let calls = vec![report.call.clone(); load::CALLS];
+        let calls = report.calls();
         let script = dir.join("wrk.lua");
         std::fs::write(&script, load::wrk_script(&calls, "reports", &dir))?;
         let pgbench_args = load::pgbench_args(&calls, &dir)?;
-        let mut ours: Vec<(usize, Throughput)> = Vec::new();
-        let mut theirs: Vec<(usize, f64)> = Vec::new();
+        // The server's pool at its size, these statements prepared on it.
+        let most = options.concurrency.iter().copied().max().unwrap_or(1);
+        load::run_wrk(server.port, &script, most, 1).context("warming the server's pool")?;
+        let mut measured: Vec<(usize, Measured)> = Vec::new();
         for &c in &options.concurrency {
-            ours.push((c, load::run_wrk(server.port, &script, c, options.seconds)?));
-            theirs.push((
-                c,
-                load::run_pgbench(&pgbench, url, &pgbench_args, c, options.seconds)?,
-            ));
+            let mut at = Measured::default();
+            for _ in 0..options.load_runs.max(1) {
+                at.ours
+                    .push(load::run_wrk(server.port, &script, c, options.seconds)?);
+                at.anchor.push(load::run_pgbench_timed(
+                    &pgbench,
+                    url,
+                    &pgbench_args,
+                    c,
+                    options.seconds,
+                    &dir.join("pgbench-log"),
+                )?);
+            }
+            measured.push((c, at));
         }
-        let (best_c, best) = ours
-            .iter()
-            .max_by(|a, b| a.1.per_second.total_cmp(&b.1.per_second))
-            .map(|(c, t)| (*c, t.per_second))
-            .unwrap_or_default();
-        let (peak_c, peak) = theirs
-            .iter()
-            .copied()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or_default();
-        rows.push(
-            Row::info(
-                format!(
-                    "{}: best throughput (at c={best_c}), {members} members",
-                    report.name
-                ),
-                best,
-                "req/s",
-            )
-            .against(format!("pgbench peak of its SQL (at c={peak_c})"), peak)
-            .budget(Budget::RatioAtLeast(0.5)),
-        );
-        let at_one = ours.iter().find(|(c, _)| *c == 1).map(|(_, t)| t);
-        if let Some(t) = at_one {
-            let pgbench_ms = theirs
-                .iter()
-                .find(|(c, _)| *c == 1)
-                .map_or(0.0, |(_, tps)| 1000.0 / tps);
-            let row = Row::info(format!("{}: p50 at c=1", report.name), t.p50_ms, "ms")
-                .against("pgbench, the same SQL, c=1", pgbench_ms);
+        let name = format!("{} ({members} members)", report.name);
+        rows.extend(route_rows(&name, &measured));
+        if let Some((_, at_one)) = measured.iter().find(|(c, _)| *c == 1) {
+            let (ours, theirs) = (at_one.ours(), at_one.anchor());
+            let row = Row::info(format!("{}: p50 at c=1", report.name), ours.p50_ms, "ms")
+                .against("pgbench, the same SQL, c=1", theirs.p50_ms);
             rows.push(if report.name.starts_with("funnel") {
                 row.budget(Budget::ValueAtMost(50.0))
             } else {
                 row
             });
             if report.name.starts_with("roster") {
-                page_p50.push(t.p50_ms);
+                page_p50.push(ours.p50_ms);
             }
         }
     }
@@ -141,11 +158,82 @@ pub async fn reports(
             .budget(Budget::RatioAtMost(1.25)),
         );
     }
+    rows.extend(round_trips(&pool, server.port, &reports, organization, &token, options).await?);
     drop(server);
 
     rows.push(audit_share(options, url, &pgbench, &reports[0], work)?);
     rows.push(csv_peak_rss(options, url, organization, &token, members).await?);
     pool.close().await;
+    Ok(rows)
+}
+
+/// Statements per request of each report, and of the roster's CSV download
+/// through the local server, counted with pg_stat_statements.
+async fn round_trips(
+    pool: &PgPool,
+    port: u16,
+    reports: &[Report],
+    organization: Uuid,
+    token: &str,
+    options: &Options,
+) -> Result<Vec<Row>> {
+    step("reports: round trips per request, from pg_stat_statements");
+    db::query("create extension if not exists pg_stat_statements")
+        .execute(pool)
+        .await
+        .context("pg_stat_statements is needed to count round trips (shared_preload_libraries)")?;
+    let request = |call: &Call| http::Request {
+        method: call.method,
+        path: call.path.clone(),
+        headers: call.headers.clone(),
+        body: None,
+    };
+    let k = options.round_trip_requests.max(1);
+    let mut cases: Vec<(String, Vec<http::Request>, usize)> = reports
+        .iter()
+        .map(|r| (r.name.clone(), r.calls().iter().map(request).collect(), k))
+        .collect();
+    let csv = http::Request {
+        method: "GET",
+        path: format!("/downloads/organizations/{organization}/members?sort=name"),
+        headers: vec![
+            ("authorization", format!("Bearer {token}")),
+            ("accept", "text/csv".into()),
+        ],
+        body: None,
+    };
+    // The whole roster, once: a download is long, and one is enough to count.
+    cases.push(("the roster as CSV (downloads)".into(), vec![csv], 1));
+    let mut rows = Vec::new();
+    for (name, requests, times) in cases {
+        // One request first, so that connecting and preparing are not counted.
+        http::send(port, &requests[0])?;
+        db::query("select pg_stat_statements_reset()")
+            .execute(pool)
+            .await?;
+        let sent: Vec<&http::Request> = requests.iter().cycle().take(times).collect();
+        for request in &sent {
+            let (status, body) = http::send(port, request)?;
+            if !(200..300).contains(&status) {
+                bail!("{name}: answered {status}: {body:.300}");
+            }
+        }
+        let calls: i64 = db::query_scalar(
+            "select coalesce(sum(calls), 0)::bigint from pg_stat_statements
+             where dbid = (select oid from pg_database where datname = current_database())
+               and query not ilike '%pg_stat_statements%'",
+        )
+        .fetch_one(pool)
+        .await?;
+        rows.push(
+            Row::info(
+                format!("round trips per request: {name}"),
+                calls as f64 / sent.len() as f64,
+                "",
+            )
+            .budget(Budget::ValueEquals(1.0)),
+        );
+    }
     Ok(rows)
 }
 
@@ -248,9 +336,9 @@ fn roster_report(
         (Bind::Value((PAGE + 1).to_string()), "int8"),
         (Bind::Value(PAGE.to_string()), "int8"),
     ]);
-    Report {
-        name: format!("roster page {page}"),
-        call: Call {
+    Report::single(
+        format!("roster page {page}"),
+        Call {
             method: "GET",
             path: roster_path(organization, cursor.as_deref()),
             headers: load::bearer(token.to_owned()),
@@ -260,7 +348,7 @@ fn roster_report(
                 binds,
             }],
         },
-    }
+    )
 }
 
 /// The sort key and id a roster cursor carries.
@@ -280,9 +368,9 @@ fn funnel_report(organization: Uuid, guru: Uuid, token: &str) -> Report {
         (Bind::Value("bench".into()), "text"),
     ];
     binds.extend(registry_binds());
-    Report {
-        name: "funnel of the organization".into(),
-        call: Call {
+    Report::single(
+        "funnel of the organization".into(),
+        Call {
             method: "GET",
             path: format!("/organizations/{organization}/funnel"),
             headers: load::bearer(token.to_owned()),
@@ -292,6 +380,71 @@ fn funnel_report(organization: Uuid, guru: Uuid, token: &str) -> Report {
                 binds,
             }],
         },
+    )
+}
+
+/// Members of `organization` (not its guru), as many as `k`.
+async fn members_of(pool: &PgPool, organization: Uuid, k: usize) -> Result<Vec<Uuid>> {
+    let members: Vec<Uuid> = db::query_scalar(
+        "select id from shared.users where organization_id = $1 and role = 'user'
+         order by id limit $2",
+    )
+    .bind(organization)
+    .bind(k as i64)
+    .fetch_all(pool)
+    .await?;
+    ensure!(!members.is_empty(), "the organization has no participants");
+    Ok(members)
+}
+
+/// A staff action: the guru reading a member's profile (`GET /users/{id}`),
+/// the read audited by its one statement.
+fn profile_report(guru: Uuid, token: &str, members: &[Uuid]) -> Report {
+    let call = |member: &Uuid| Call {
+        method: "GET",
+        path: format!("/users/{member}"),
+        headers: load::bearer(token.to_owned()),
+        body: Body::None,
+        statements: vec![Statement {
+            sql: profile::GET_SQL.to_owned(),
+            binds: vec![
+                (Bind::Value(guru.to_string()), "uuid"),
+                (Bind::Value(member.to_string()), "uuid"),
+                (Bind::Value("bench".into()), "text"),
+            ],
+        }],
+    };
+    Report {
+        name: "staff action: a member's profile".into(),
+        call: call(&members[0]),
+        more: members[1..].iter().map(call).collect(),
+    }
+}
+
+/// A staff action: the guru reading a member's comments on a tool
+/// (`GET /users/{id}/tools/{slug}/comments`), audited by its one statement.
+fn comments_report(guru: Uuid, token: &str, members: &[Uuid]) -> Report {
+    const TOOL: &str = "woop";
+    let call = |member: &Uuid| Call {
+        method: "GET",
+        path: format!("/users/{member}/tools/{TOOL}/comments"),
+        headers: load::bearer(token.to_owned()),
+        body: Body::None,
+        statements: vec![Statement {
+            sql: comments::STAFF_LIST_SQL.to_owned(),
+            binds: vec![
+                (Bind::Value(guru.to_string()), "uuid"),
+                (Bind::Value(member.to_string()), "uuid"),
+                (Bind::Value(TOOL.into()), "text"),
+                (Bind::Value("bench".into()), "text"),
+                (Bind::Value(comments::MAX_COMMENTS.to_string()), "int8"),
+            ],
+        }],
+    };
+    Report {
+        name: "staff action: a member's comments on a tool".into(),
+        call: call(&members[0]),
+        more: members[1..].iter().map(call).collect(),
     }
 }
 
@@ -324,7 +477,7 @@ fn audit_share(
         for (i, call) in [&with, &without].into_iter().enumerate() {
             let dir = work.join(format!("audit-share-{i}"));
             std::fs::create_dir_all(&dir)?;
-            let args = load::pgbench_args(&vec![call.clone(); load::CALLS], &dir)?;
+            let args = load::pgbench_args(std::slice::from_ref(call), &dir)?.concat();
             let tps = load::run_pgbench(pgbench, url, &args, 1, options.seconds)?;
             times[i].push(1000.0 / tps);
         }

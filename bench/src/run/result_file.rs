@@ -28,10 +28,11 @@ pub fn write_if_whole(options: &Options, postgres: &str, rows: &[Row]) -> Result
 fn write_result(out: &Path, options: &Options, postgres: &str, rows: &[Row]) -> Result<()> {
     let (passed, missed) = report::summary(rows);
     let mut text = format!(
-        "# Benchmark results, {}\n\nProduced by `make bench` (`fasttrack-bench run`). Every ratio is against an anchor measured in the same run on the same machine; throughputs and latencies are medians of {} runs of {} s, cold starts medians of {} starts.\n\n## Machine\n\n",
+        "# Benchmark results, {}\n\nProduced by `make bench` (`fasttrack-bench run`). Every ratio is against an anchor measured in the same run on the same machine. The load runs each route and pgbench on its SQL {} time(s) for {} s at each concurrency; a route's best throughput over the concurrencies is judged against its SQL's peak in pgbench over the same ones, and its p99 against pgbench's p99 (from pgbench's per-transaction log) at the same c. Other timings are medians of {} runs, cold starts medians of {} starts.\n\n## Machine\n\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
-        options.runs,
+        options.load_runs,
         options.seconds,
+        options.runs,
         options.cold_runs,
     );
     for (key, value) in report::machine(postgres) {

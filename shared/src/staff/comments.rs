@@ -148,7 +148,7 @@ pub async fn post(
 /// A staff read of `t`'s comments on a tool, audited by the statement. The
 /// first row says whether the caller exists and sees `t`; the comments follow
 /// (none when not). Binds: $1 caller, $2 target, $3 tool, $4 request, $5 limit.
-const STAFF_LIST_SQL: &str = concat!(
+pub const STAFF_LIST_SQL: &str = concat!(
     "with ",
     audit_read!("read.comments", "$1", "$2", "$4", "$3"),
     ", seen as (

@@ -116,7 +116,7 @@ macro_rules! profile_columns {
 
 /// The profile of `t` if the caller sees them, a staff read audited by the
 /// statement itself. Binds: $1 caller, $2 target, $3 the request's id.
-const GET_SQL: &str = concat!(
+pub const GET_SQL: &str = concat!(
     "with ",
     audit_read!("read.profile", "$1", "$2", "$3", "null"),
     "
