@@ -12,7 +12,7 @@ mod wrk;
 
 pub use call::{Bind, Body, CALLS, Call, Route, Statement, bearer, pg_array};
 pub use pgbench::{
-    find_pgbench, percentiles_ms, pgbench_args, pgbench_statement, run_pgbench, run_pgbench_timed,
+    find_pgbench, percentiles_ms, pgbench_args, pgbench_statement, run_pgbench_timed,
 };
 pub use sample::sample;
 pub use submit::submit_call;

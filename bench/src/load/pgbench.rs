@@ -92,19 +92,6 @@ pub fn pgbench_args(calls: &[Call], dir: &Path) -> Result<Vec<Vec<String>>> {
     Ok(all)
 }
 
-/// Runs pgbench with the scripts for `seconds` at `clients`; returns
-/// transactions (one per call) per second.
-pub fn run_pgbench(
-    pgbench: &Path,
-    database_url: &str,
-    script_args: &[String],
-    clients: usize,
-    seconds: u64,
-) -> Result<f64> {
-    let text = pgbench_output(pgbench, database_url, script_args, clients, seconds)?;
-    parse_pgbench(&text)
-}
-
 /// Runs pgbench on the calls' scripts for `seconds` at `clients`, as the
 /// server runs them: each connection prepares one call's statements, not
 /// every call's. (pgbench names a prepared statement after its script, and
@@ -267,33 +254,6 @@ fn pgbench_command(
         .args(script_args)
         .arg(database_url);
     command
-}
-
-fn pgbench_output(
-    pgbench: &Path,
-    database_url: &str,
-    script_args: &[String],
-    clients: usize,
-    seconds: u64,
-) -> Result<String> {
-    let output = pgbench_command(
-        pgbench,
-        database_url,
-        script_args,
-        clients,
-        clients.clamp(1, 2),
-        seconds,
-    )
-    .output()
-    .with_context(|| format!("running {}", pgbench.display()))?;
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!(
-            "pgbench failed: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(text)
 }
 
 /// pgbench's log files: `<prefix>.<pid>` for a pgbench's first thread and
