@@ -320,9 +320,18 @@ async fn demo_summary_token_and_recompute_run_again_and_again_behind_a_transacti
             2,
             "a JWT"
         );
-        let report: serde_json::Value = serde_json::from_str(&run(&["recompute"])).unwrap();
+        // A full sweep each time, so that each run covers every user; the
+        // scheduled (incremental) run follows it, with nothing marked.
+        let report: serde_json::Value =
+            serde_json::from_str(&run(&["recompute", "--full"])).unwrap();
         assert_eq!(report["skipped"], false, "{report}");
         assert_eq!(report["users"], users, "{report}");
+        let report: serde_json::Value = serde_json::from_str(&run(&["recompute"])).unwrap();
+        assert_eq!(
+            (&report["skipped"], &report["full"], &report["users"]),
+            (&false.into(), &false.into(), &0.into()),
+            "{report}"
+        );
     }
 }
 
