@@ -1,7 +1,8 @@
 //! Cold start: what a function builds once, before its first event. Settings
 //! come from the environment and Secrets Manager. A route function's pool
-//! opens the connection its first request needs while the registry is built;
-//! a job's pool connects when the job is invoked (see [`job_pool`]). The
+//! starts opening the connection its first request needs, which goes on
+//! while the function polls for that request; a job's pool connects when the
+//! job is invoked (see [`job_pool`]). The
 //! route functions (through `App::from_env`) and the jobs both start here.
 
 use crate::foundation::config::{
@@ -16,7 +17,7 @@ use crate::registry::Registry;
 /// keys), and its pool. Every configuration error comes before any connection
 /// is opened; a database that cannot be reached does not fail the cold start:
 /// requests answer 503 until it can. With [`Login::Runtime`], a login that
-/// owns the schemas fails it.
+/// owns the schemas stops the function (see [`cold_start_pool`]).
 pub async fn api_from_env<T>(
     login: Login,
     prepare: impl FnOnce(&mut ApiSettings) -> Result<T, ConfigError>,
@@ -117,8 +118,13 @@ pub async fn migrator_from_env() -> Result<(db::Pool, Logins), ConfigError> {
     Ok((pool, logins))
 }
 
-/// The pool, with the connections its first invocation needs opened while the
-/// registry is built, and open (or logged as unreachable) at the end.
+/// The pool, with the connections its first invocation needs already
+/// opening. Init does not wait for them: they open while the function makes
+/// its first poll of the Runtime API (on-demand, the invocation that caused
+/// the cold start is waiting there), so a cold start's init is a hello-world's
+/// plus reading the settings. A login that owns the schemas still stops the
+/// function before it serves anything: the task that finishes the connections
+/// exits the process with the configuration error, as init would have.
 async fn cold_start_pool(
     database: &DatabaseSettings,
     connections: usize,
@@ -129,7 +135,8 @@ async fn cold_start_pool(
     let pool = db::Pool::following(database, secrets::database_url_reader(&Environment), login)?;
     pool.connect_early(connections).await;
     Registry::embedded();
-    pool.finish_connecting().await?;
+    let connecting = pool.clone();
+    tokio::spawn(async move { exit_on_config_error(connecting.finish_connecting().await) });
     Ok(pool)
 }
 

@@ -397,11 +397,11 @@ impl Pool {
 
     /// Starts opening `count` connections now (at most the pool's size), in the
     /// background and side by side, while the rest of a cold start runs: a
-    /// route needs one, the recompute two. [`Pool::finish_connecting`] waits
-    /// for them at the end of the cold start, and an acquire made before that
-    /// takes one. It yields once, so that on a current-thread runtime (the
-    /// functions') the name lookups and TCP handshakes are under way while the
-    /// caller goes on.
+    /// route function needs one. [`Pool::finish_connecting`] waits for them
+    /// and puts them in the pool, and an acquire made before that takes one.
+    /// It yields once, so that on a current-thread runtime (the functions')
+    /// the name lookups and TCP handshakes are under way while the caller
+    /// goes on.
     pub async fn connect_early(&self, count: usize) {
         let opening = (0..count.min(self.max_size())).map(|_| {
             let pool = self.clone();
@@ -412,10 +412,11 @@ impl Pool {
     }
 
     /// Waits for the connections [`Pool::connect_early`] is opening and puts
-    /// them in the pool, so that a cold start ends with them open: Lambda runs
-    /// a function's init with its full CPU, its first invocation throttled to
-    /// the memory size's share. A failure is only logged; the first request
-    /// tries again and answers 503 if it fails too.
+    /// them in the pool (a route function runs it beside its first poll, see
+    /// `startup::cold_start_pool`). A login the pool refuses (the schemas'
+    /// owner, for [`Login::Runtime`]) is a configuration error. Any other
+    /// failure is only logged: the first request tries again and answers 503
+    /// if it fails too.
     pub async fn finish_connecting(&self) -> Result<(), ConfigError> {
         let early = std::mem::take(&mut *self.early.lock().expect("not poisoned"));
         for opening in early {
@@ -454,10 +455,11 @@ impl Pool {
     pub async fn acquire(&self) -> Result<Conn, sqlx::Error> {
         let early = self.early.lock().expect("not poisoned").pop();
         if let Some(opening) = early
-            && let Ok(opened) = opening.await
+            && let Ok(Ok(object)) = opening.await
         {
-            return opened.map(Conn::new);
+            return Ok(Conn::new(object));
         }
+        // None opening, or it failed: this acquire tries (again) itself.
         self.open().await.map(Conn::new)
     }
 
