@@ -86,15 +86,16 @@ pub async fn organized_database(
     )
     .await?;
     let seconds = started.elapsed().as_secs_f64();
-    // The bulk load's funnel counts are one delta per progress row, as if
-    // every member had just been synced; the scheduled recompute counts them
-    // again, as here, which is the state the funnel is read in.
+    // A load with its triggers on (a login that cannot turn them off) left
+    // one funnel delta per progress row, as if every member had just been
+    // synced; the full sweep counts them again, as here, which is the state
+    // the funnel is read in.
     db::query("select shared.recount_funnel()")
         .execute(&pool)
         .await?;
-    // The bulk load marked every user changed (migration 0021's triggers);
-    // the generator's statuses already match the data (its test says so), so
-    // the marks go, as the first full sweep would take them off.
+    // Such a load also marked every user changed (migration 0021's
+    // triggers); the generator's statuses already match the data (its test
+    // says so), so the marks go, as the first full sweep would take them off.
     db::query("truncate shared.recompute_dirty")
         .execute(&pool)
         .await?;
