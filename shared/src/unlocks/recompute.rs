@@ -254,11 +254,10 @@ pub async fn run_with(
         unlock_range: OnceLock::new(),
         unlock_listed: OnceLock::new(),
     };
-    if full {
-        batches.sweep(pool, batch_size, &mut report).await?;
-    } else {
-        batches.changed(pool, batch_size, &mut report).await?;
-    }
+    let kind = if full { Batch::Range } else { Batch::Listed };
+    batches
+        .each_batch(pool, kind, batch_size, &mut report)
+        .await?;
 
     // In the run's own transaction, as one statement: one round trip once
     // its plan is cached. A used launch is kept a day, twice the longest
@@ -357,99 +356,89 @@ struct Batched {
     marks: Vec<(Uuid, i64)>,
 }
 
-impl Batches<'_> {
-    /// Every user, in id ranges. Each batch takes off the marks of its range
-    /// that it read before recomputing it.
-    async fn sweep(
-        &self,
-        pool: &db::Pool,
-        batch_size: i64,
-        report: &mut Report,
-    ) -> Result<(), sqlx::Error> {
-        let mut after = Uuid::nil();
-        loop {
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin_with(BEGIN_BATCH).await?;
-            let users: Vec<Uuid> =
-                db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
-                    .bind(after)
-                    .bind(batch_size)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            let Some(&last) = users.last() else {
-                tx.commit().await?;
-                conn.release();
-                break;
-            };
-            let first_excluded = after;
-            after = last;
-            // Before the batch's statements: whatever these marks stand for
-            // has committed, so the statements see it.
-            let marks: Vec<(Uuid, i64)> = db::query_as(
-                "select user_id, mark from shared.recompute_dirty
-                 where user_id > $1 and user_id <= $2",
-            )
-            .bind(first_excluded)
-            .bind(last)
-            .fetch_all(&mut *tx)
-            .await?;
-            let full_batch = users.len() as i64 == batch_size;
-            let batched = Batched { users, marks };
-            self.batch(
-                &mut tx,
-                Batch::Range,
-                first_excluded,
-                last,
-                &batched,
-                report,
-            )
-            .await?;
-            tx.commit().await?;
-            conn.release();
-            if !full_batch {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The users marked as changed, in id order.
-    async fn changed(
-        &self,
-        pool: &db::Pool,
-        batch_size: i64,
-        report: &mut Report,
-    ) -> Result<(), sqlx::Error> {
-        let mut after = Uuid::nil();
-        loop {
-            let mut conn = pool.acquire().await?;
-            let mut tx = conn.begin_with(BEGIN_BATCH).await?;
-            let marks: Vec<(Uuid, i64)> = db::query_as(
-                "select user_id, mark from shared.recompute_dirty
-                 where user_id > $1 order by user_id limit $2",
-            )
+/// A full sweep's next batch: the users after `after` in id order, and the
+/// marks of their range, read before the batch's statements so that whatever
+/// they stand for has committed and is seen.
+async fn in_range_after(
+    tx: &mut sqlx::PgConnection,
+    after: Uuid,
+    batch_size: i64,
+) -> Result<Batched, sqlx::Error> {
+    let users: Vec<Uuid> =
+        db::query_scalar("select id from shared.users where id > $1 order by id limit $2")
             .bind(after)
             .bind(batch_size)
             .fetch_all(&mut *tx)
             .await?;
-            let Some(&(last, _)) = marks.last() else {
+    let marks = match users.last() {
+        Some(&last) => {
+            db::query_as(
+                "select user_id, mark from shared.recompute_dirty
+                 where user_id > $1 and user_id <= $2",
+            )
+            .bind(after)
+            .bind(last)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+        None => Vec::new(),
+    };
+    Ok(Batched { users, marks })
+}
+
+/// A run over the changed users' next batch: the marked users after `after`,
+/// in id order, with their marks.
+async fn marked_after(
+    tx: &mut sqlx::PgConnection,
+    after: Uuid,
+    batch_size: i64,
+) -> Result<Batched, sqlx::Error> {
+    let marks: Vec<(Uuid, i64)> = db::query_as(
+        "select user_id, mark from shared.recompute_dirty
+         where user_id > $1 order by user_id limit $2",
+    )
+    .bind(after)
+    .bind(batch_size)
+    .fetch_all(&mut *tx)
+    .await?;
+    Ok(Batched {
+        users: marks.iter().map(|(user, _)| *user).collect(),
+        marks,
+    })
+}
+
+impl Batches<'_> {
+    /// Every user in id ranges ([`Batch::Range`], a full sweep), or the users
+    /// marked as changed in id order ([`Batch::Listed`]): a batch per
+    /// transaction, each taking off the marks it read before recomputing.
+    async fn each_batch(
+        &self,
+        pool: &db::Pool,
+        kind: Batch,
+        batch_size: i64,
+        report: &mut Report,
+    ) -> Result<(), sqlx::Error> {
+        let mut after = Uuid::nil();
+        loop {
+            let mut conn = pool.acquire().await?;
+            let mut tx = conn.begin_with(BEGIN_BATCH).await?;
+            let batched = match kind {
+                Batch::Range => in_range_after(&mut tx, after, batch_size).await?,
+                Batch::Listed => marked_after(&mut tx, after, batch_size).await?,
+            };
+            let Some(&last) = batched.users.last() else {
                 tx.commit().await?;
                 conn.release();
                 break;
             };
-            after = last;
-            let full_batch = marks.len() as i64 == batch_size;
-            let batched = Batched {
-                users: marks.iter().map(|(user, _)| *user).collect(),
-                marks,
-            };
-            self.batch(&mut tx, Batch::Listed, Uuid::nil(), last, &batched, report)
+            self.batch(&mut tx, kind, after, last, &batched, report)
                 .await?;
             tx.commit().await?;
             conn.release();
-            if !full_batch {
+            if (batched.users.len() as i64) < batch_size {
                 break;
             }
+            after = last;
         }
         Ok(())
     }
