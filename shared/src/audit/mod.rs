@@ -100,14 +100,15 @@ impl Action {
 }
 
 /// The CTE that records a staff read of one person's data, for a statement
-/// that reads it: named `audit`, it inserts a row when the caller (`$caller`)
-/// is not the target (`$target`) and may see them, and nothing otherwise (a
+/// that reads it, after its [`caller_and_target!`](crate::access::caller_and_target)
+/// CTEs: named `audit`, it inserts a row when the caller is not the target and
+/// may see them (`target` then holds them), and nothing otherwise (a
 /// self-read, or a read the access rule refuses, which then reads nothing).
 /// The arguments are the action's text and the statement's bind parameters
 /// (or `null`), as literals:
-/// `audit_read!("read.submission", "$1", "$2", "$4", "$3")`, the last the tool.
+/// `audit_read!("read.submission", "$4", "$3")`, the request's id, then the tool.
 macro_rules! audit_read {
-    ($action:literal, $caller:literal, $target:literal, $request:literal, $tool:literal) => {
+    ($action:literal, $request:literal, $tool:literal) => {
         concat!(
             "audit as (
             insert into shared.audit_log (actor_id, actor_role, action, subjects, organization_id, tool_slug, request_id)
@@ -118,15 +119,8 @@ macro_rules! audit_read {
             "::text, ",
             $request,
             "::text
-            from shared.callers a
-            join shared.users t on t.id = ",
-            $target,
-            " and ",
-            $crate::access::visible_to_caller!(),
-            "
-            where a.id = ",
-            $caller,
-            " and a.id <> t.id
+            from caller a, target t
+            where a.id <> t.id
             returning 1
         )"
         )
@@ -184,13 +178,17 @@ mod tests {
     }
 
     #[test]
-    fn the_read_cte_names_its_binds_and_the_access_rule() {
-        let cte = audit_read!("read.progress", "$1", "$2", "$3", "null");
+    fn the_read_cte_names_its_binds_and_reads_the_caller_and_the_visible_target() {
+        let cte = audit_read!("read.progress", "$3", "null");
         assert!(cte.starts_with("audit as ("));
         assert!(
             cte.contains("'read.progress', array[t.id], t.organization_id, null::text, $3::text")
         );
-        assert!(cte.contains("t.id = $2 and (a.id = t.id or a.role = 'admin'"));
-        assert!(cte.contains("where a.id = $1 and a.id <> t.id"));
+        assert!(cte.contains("from caller a, target t\n            where a.id <> t.id"));
+        let ctes = crate::access::caller_and_target!("$1", "$2");
+        assert!(ctes.contains("from shared.callers where id = $1"));
+        assert!(ctes.contains(
+            "(select * from shared.users where id = $2 offset 0) t\n            where (a.id = t.id or a.role = 'admin'"
+        ));
     }
 }

@@ -1,6 +1,6 @@
 //! The statement of a dependency read.
 
-use crate::access::{visible_to_caller, work_visible_to_caller};
+use crate::access::{caller_and_target, work_visible_to_caller};
 use crate::audit::audit_read;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
 use crate::registry::{Registry, Tool};
@@ -35,15 +35,10 @@ const EACH_PRODUCER: &str = "select fo.field_id, fo.field_value, fo.created_at, 
 
 const RESOLVE: &str = concat!(
     "with ",
-    audit_read!("read.dependencies", "$1", "$2", "$5", "$3"),
-    r", caller as (
-            select id, role, organization_id from shared.callers where id = $1
-        ), target as (
-            select t.id, t.organization_id, t.organization_joined_at from caller a
-            join shared.users t on t.id = $2 and ",
-    visible_to_caller!(),
-    r"
-        ), stored as (
+    caller_and_target!("$1", "$2"),
+    ", ",
+    audit_read!("read.dependencies", "$5", "$3"),
+    r", stored as (
             {branches}
         ), found as (
             select o.field_id::text as field_id,

@@ -5,7 +5,7 @@ use sqlx::{PgExecutor, Row as _};
 use uuid::Uuid;
 
 use super::{Progress, Status, ToolProgress, explain_locks, summarize};
-use crate::access::{Reading, visible_to_caller};
+use crate::access::{Reading, caller_and_target};
 use crate::audit::audit_read;
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
@@ -17,7 +17,9 @@ use crate::registry::{Forms, Registry};
 /// request's id.
 pub const PROGRESS_SQL: &str = concat!(
     "with ",
-    audit_read!("read.progress", "$1", "$2", "$3", "null"),
+    caller_and_target!("$1", "$2"),
+    ", ",
+    audit_read!("read.progress", "$3", "null"),
     "
      select a.id is not null as actor_exists, t.id as target_id, p.tool_slug::text as tool_slug,
             p.status::text as status, p.progress_percentage, p.unlocked_at, p.started_at, p.completed_at,
@@ -27,10 +29,8 @@ pub const PROGRESS_SQL: &str = concat!(
                                             where r.user_id = t.id and r.tool_slug = p.tool_slug),
                                            '-infinity'::timestamptz)) as unread_comments
      from (values (1)) as one
-     left join shared.callers a on a.id = $1
-     left join shared.users t on t.id = $2 and ",
-    visible_to_caller!(),
-    "
+     left join caller a on true
+     left join target t on true
      left join shared.user_progress p on p.user_id = t.id"
 );
 

@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use super::overrides::tool;
 use super::{Acting, acting};
-use crate::access::{Caller, visible_to_caller};
+use crate::access::{Caller, caller_and_target};
 use crate::audit::{self, Action, Change, audit_read};
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
@@ -150,14 +150,14 @@ pub async fn post(
 /// (none when not). Binds: $1 caller, $2 target, $3 tool, $4 request, $5 limit.
 pub const STAFF_LIST_SQL: &str = concat!(
     "with ",
-    audit_read!("read.comments", "$1", "$2", "$4", "$3"),
+    caller_and_target!("$1", "$2"),
+    ", ",
+    audit_read!("read.comments", "$4", "$3"),
     ", seen as (
         select a.id is not null as actor_exists, t.id as target_id
         from (values (1)) as one
-        left join shared.callers a on a.id = $1
-        left join shared.users t on t.id = $2 and ",
-    visible_to_caller!(),
-    "
+        left join caller a on true
+        left join target t on true
     ), listed as (
         select ",
     comment_columns!("c"),

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::access::{Caller, visible_to_caller};
+use crate::access::{Caller, caller_and_target};
 use crate::audit::{self, Action, Change, audit_read};
 use crate::foundation::db;
 use crate::foundation::error::ApiError;
@@ -118,16 +118,16 @@ macro_rules! profile_columns {
 /// statement itself. Binds: $1 caller, $2 target, $3 the request's id.
 pub const GET_SQL: &str = concat!(
     "with ",
-    audit_read!("read.profile", "$1", "$2", "$3", "null"),
+    caller_and_target!("$1", "$2"),
+    ", ",
+    audit_read!("read.profile", "$3", "null"),
     "
      select a.id is not null as actor_exists, ",
     profile_columns!(),
     "
      from (values (1)) as one
-     left join shared.callers a on a.id = $1
-     left join shared.users t on t.id = $2 and ",
-    visible_to_caller!(),
-    "
+     left join caller a on true
+     left join target t on true
      left join shared.organizations o on o.id = t.organization_id"
 );
 

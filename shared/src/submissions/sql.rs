@@ -7,7 +7,7 @@ use sqlx::postgres::PgArguments;
 use uuid::Uuid;
 
 use super::request::{Budget, Idempotency, IfMatch, SaveRequest, SubmissionStatus};
-use crate::access::{visible_to_caller, work_visible_to_caller};
+use crate::access::{caller_and_target, work_visible_to_caller};
 use crate::audit::audit_read;
 use crate::foundation::error::ApiError;
 use crate::registry::sql::{Branches, Sql, expand, producer_schemas};
@@ -346,7 +346,9 @@ pub fn get_submission(tool: &Tool) -> Sql {
 
 const GET: &str = concat!(
     "with ",
-    audit_read!("read.submission", "$1", "$2", "$4", "$3"),
+    caller_and_target!("$1", "$2"),
+    ", ",
+    audit_read!("read.submission", "$4", "$3"),
     r"
         select
             a.id is not null as actor_exists,
@@ -361,10 +363,8 @@ const GET: &str = concat!(
     r" then sub.submitted_at end as submitted_at,
             p.status::text as progress_status, p.progress_percentage, p.started_at, p.completed_at
         from (values (1)) as one
-        left join shared.callers a on a.id = $1
-        left join shared.users t on t.id = $2 and ",
-    visible_to_caller!(),
-    "
+        left join caller a on true
+        left join target t on true
         left join {s}.submissions sub on sub.user_id = t.id and ",
     work_visible_to_caller!("sub.organization_id", "sub.updated_at"),
     "
