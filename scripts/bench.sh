@@ -9,8 +9,8 @@
 # transaction mode), peak memory and binary sizes. Prints one table and writes
 # bench/results/<date>.md.
 #
-#   make bench                       the full run (under 15 minutes with a first
-#                                    release build)
+#   make bench                       the full run (about 14 minutes on 2 cores,
+#                                    plus the release build the first time)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
 #   BENCH_ARGS="--reuse --only load --concurrency 16" make bench
 #   BENCH_ARGS="--reuse --only recompute --sweep-users 1000000" make bench

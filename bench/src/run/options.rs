@@ -40,8 +40,8 @@ pub struct Options {
     /// Members of the one organization the staff reports are measured on.
     #[arg(long, default_value_t = 10_000)]
     pub organization_members: usize,
-    /// Seconds per load measurement (3 keeps a first `make bench`, release
-    /// build included, under 15 minutes with the load at seven concurrencies).
+    /// Seconds per load measurement (3 keeps `make bench` under 15 minutes on
+    /// 2 cores with the load at seven concurrencies, the release build aside).
     #[arg(long, default_value_t = 3)]
     pub seconds: u64,
     /// Repeats of each measurement (the recompute, the audit row's share);

@@ -1,4 +1,4 @@
-//! Staff reports (issue 23, the read side): what coaches (gurus) and admins
+//! Staff reports (the read side): what coaches (gurus) and admins
 //! see of the participants they look after.
 //!
 //! - `GET /organizations`: the organizations the caller may see (an admin:

@@ -1,5 +1,5 @@
 //! What coaches (gurus) and admins do to a participant's record, and what the
-//! participant sees of it (issue 23, the write side). The `staff-actions`
+//! participant sees of it (the write side). The `staff-actions`
 //! function serves it.
 //!
 //! - [`profile`]: `GET` and `PATCH /users/{id}`: a person's profile with its
