@@ -20,13 +20,16 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<PgPool>
         .context("connecting to the database")
 }
 
-/// Waits, at most `within`, until no autovacuum worker runs anywhere on the
+/// How long [`autovacuum_idle`] waits at most.
+const AUTOVACUUM_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Waits, at most [`AUTOVACUUM_WAIT`], until no autovacuum worker runs anywhere on the
 /// server: after the load's writes, autovacuum's passes over the large
 /// database take one of the two cores for seconds at a time, and a side-by-
 /// side measure at c=1 (or a cold start) that meets one says more about it
 /// than about what it compares. Returns how many were still running.
-pub async fn autovacuum_idle(pool: &PgPool, within: std::time::Duration) -> Result<i64> {
-    let deadline = std::time::Instant::now() + within;
+pub async fn autovacuum_idle(pool: &PgPool) -> Result<i64> {
+    let deadline = std::time::Instant::now() + AUTOVACUUM_WAIT;
     loop {
         let running: i64 = db::query_scalar(
             "select count(*) from pg_stat_activity where backend_type = 'autovacuum worker'",

@@ -499,25 +499,18 @@ mod tests {
         .unwrap();
         assert_eq!((counted as u64, deltas), (counts.progress_rows, 0));
         // And a later write fires its triggers again: the load's mode ended.
-        let user: Uuid = sqlx::query_scalar("select id from shared.users limit 1")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let version: i32 = sqlx::query_scalar("select version from shared.users where id = $1")
-            .bind(user)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        sqlx::query("update shared.users set role = 'guru' where id = $1")
-            .bind(user)
-            .execute(&pool)
-            .await
-            .unwrap();
-        let bumped: i32 = sqlx::query_scalar("select version from shared.users where id = $1")
-            .bind(user)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+        let (user, version): (Uuid, i32) =
+            sqlx::query_as("select id, version from shared.users limit 1")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        let bumped: i32 = sqlx::query_scalar(
+            "update shared.users set role = 'guru' where id = $1 returning version",
+        )
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
         assert_eq!(bumped, version + 1);
     }
 

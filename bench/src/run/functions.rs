@@ -110,7 +110,7 @@ pub async fn functions(
     let values = placeholders(cold_url, keys).await?;
     // Cold starts are timed on an idle server, as the side-by-side measures.
     let pool = database::connect(cold_url, 1).await?;
-    database::autovacuum_idle(&pool, super::reports::SETTLE_WITHIN).await?;
+    database::autovacuum_idle(&pool).await?;
     pool.close().await;
     let envs = Envs {
         direct: service_env(&as_runtime(cold_url).await?, 2),

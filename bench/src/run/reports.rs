@@ -452,18 +452,15 @@ fn comments_report(guru: Uuid, token: &str, members: &[Uuid]) -> Report {
 /// side that inserts (2026-12-07: 4.67 against 2.98 ms in one full run, 4.48
 /// against 4.68 in the next).
 /// Autovacuum elsewhere on the server (the large database, after the load)
-/// is waited out as well, for at most [`SETTLE_WITHIN`].
+/// is waited out as well (`database::autovacuum_idle`).
 async fn settle(pool: &PgPool) -> Result<()> {
     step("reports: vacuum and analyse what the load wrote, before the side-by-side measures");
     db::query("vacuum (analyze) shared.audit_log, shared.users, shared.user_progress")
         .execute(pool)
         .await?;
-    database::autovacuum_idle(pool, SETTLE_WITHIN).await?;
+    database::autovacuum_idle(pool).await?;
     Ok(())
 }
-
-/// How long the side-by-side measures wait for autovacuum to finish.
-pub const SETTLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether a keyset page deep in the roster is as fast as the first: both
 /// through the local server at c=1, in alternating rounds, the order swapped
