@@ -16,6 +16,8 @@ use crate::foundation::config::{ApiSettings, ConfigError, Deployment};
 use crate::foundation::error::ApiError;
 use crate::http::Request;
 
+use super::verified::{Verified, VerifiedTokens};
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
@@ -30,6 +32,8 @@ pub struct Claims {
 pub const LEEWAY_SECONDS: u64 = 30;
 
 const INVALID: ApiError = ApiError::InvalidToken("the token is invalid");
+const EXPIRED: ApiError =
+    ApiError::InvalidToken("the token has expired: refresh the session (POST /sessions/refresh)");
 
 pub struct TokenKeys {
     /// The signing key and its `kid`; `None` in a function that only verifies.
@@ -40,6 +44,8 @@ pub struct TokenKeys {
     issuer: String,
     audience: String,
     ttl: Duration,
+    /// The tokens verified so far, checked once each ([`VerifiedTokens`]).
+    verified: VerifiedTokens,
 }
 
 impl TokenKeys {
@@ -90,6 +96,7 @@ impl TokenKeys {
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             ttl: settings.token_ttl,
+            verified: VerifiedTokens::default(),
         }
     }
 
@@ -116,6 +123,35 @@ impl TokenKeys {
 
     /// The user a token was issued to.
     pub fn verify(&self, token: &str) -> Result<Uuid, ApiError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Self::verify`], with the clock of a token verified before at `now`
+    /// (Unix seconds). A token seen for the first time is checked whole by
+    /// [`Self::check`], against the system clock.
+    fn verify_at(&self, token: &str, now: u64) -> Result<Uuid, ApiError> {
+        let key = VerifiedTokens::key(token);
+        if let Some(known) = self.verified.get(&key) {
+            // jsonwebtoken's own rule: expired once `exp` is past by more than the leeway.
+            if known.exp.saturating_add(LEEWAY_SECONDS) < now {
+                self.verified.remove(&key);
+                return Err(EXPIRED);
+            }
+            return Ok(known.user);
+        }
+        let claims = self.check(token)?;
+        let user = Uuid::parse_str(&claims.sub).map_err(|_| INVALID)?;
+        let verified = Verified {
+            user,
+            exp: claims.exp,
+        };
+        self.verified
+            .insert(key, verified, now.saturating_sub(LEEWAY_SECONDS));
+        Ok(user)
+    }
+
+    /// A token's signature, algorithm, key and claims, checked.
+    fn check(&self, token: &str) -> Result<Claims, ApiError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| INVALID)?;
         // The key is the one its `kid` names among those configured: a token
         // naming none, or a key that is not (or no longer) trusted, is refused.
@@ -135,16 +171,14 @@ impl TokenKeys {
             // Told apart only once the signature verified: a forged token
             // learns nothing about its claims.
             match e.kind() {
-                ErrorKind::ExpiredSignature => ApiError::InvalidToken(
-                    "the token has expired: refresh the session (POST /sessions/refresh)",
-                ),
+                ErrorKind::ExpiredSignature => EXPIRED,
                 ErrorKind::ImmatureSignature => {
                     ApiError::InvalidToken("the token is not valid yet")
                 }
                 _ => INVALID,
             }
         })?;
-        Uuid::parse_str(&data.claims.sub).map_err(|_| INVALID)
+        Ok(data.claims)
     }
 }
 
@@ -185,6 +219,7 @@ mod tests {
 
     use super::*;
     use crate::foundation::keys::SigningKey;
+    use crate::sessions::verified::CAPACITY;
 
     // `openssl genpkey -algorithm ed25519`, and the base64 of `openssl pkey -pubout`.
     const CURRENT_PRIVATE_KEY: &str =
@@ -428,6 +463,57 @@ mod tests {
         // Within the leeway, a token just past its `exp` still passes.
         let just_expired = at(&[("exp", json!(now() - LEEWAY_SECONDS + 10))]);
         assert_eq!(keys.verify(&just_expired).unwrap(), user);
+    }
+
+    #[test]
+    fn a_token_signature_is_checked_once_and_a_refused_token_is_never_kept() {
+        let key = current();
+        let keys = verifying(&[&key]);
+        let user = Uuid::new_v4();
+        let good = forge(header(&key), claims(user), &key);
+        assert_eq!(keys.verify(&good).unwrap(), user);
+        assert_eq!(keys.verified.len(), 1);
+        assert_eq!(keys.verify(&good).unwrap(), user);
+        assert_eq!(keys.verified.len(), 1);
+        let forged = forge(header(&key), claims(user), &SigningKey::generate());
+        assert!(keys.verify(&forged).is_err());
+        assert!(keys.verify(&forged).is_err());
+        assert_eq!(keys.verified.len(), 1);
+    }
+
+    #[test]
+    fn a_token_verified_before_still_expires_at_its_exp() {
+        let key = current();
+        let keys = verifying(&[&key]);
+        let user = Uuid::new_v4();
+        let exp = now() + 60;
+        let mut c = claims(user);
+        c["exp"] = json!(exp);
+        let token = forge(header(&key), c, &key);
+        assert_eq!(keys.verify_at(&token, now()).unwrap(), user);
+        // Within the leeway it still passes, from the cache.
+        assert_eq!(keys.verify_at(&token, exp + LEEWAY_SECONDS).unwrap(), user);
+        let error = keys
+            .verify_at(&token, exp + LEEWAY_SECONDS + 1)
+            .unwrap_err();
+        assert!(
+            matches!(error, ApiError::InvalidToken(message) if message.contains("expired")),
+            "{error:?}"
+        );
+        assert_eq!(keys.verified.len(), 0, "an expired token is dropped");
+    }
+
+    #[test]
+    fn the_verified_tokens_kept_stay_within_their_bound() {
+        let key = current();
+        let keys = minting(&key, &[&key]);
+        let users: Vec<Uuid> = (0..CAPACITY + 10).map(|_| Uuid::new_v4()).collect();
+        for &user in &users {
+            let (token, _) = keys.issue(user, now()).unwrap();
+            assert_eq!(keys.verify(&token).unwrap(), user);
+            assert!(keys.verified.len() <= CAPACITY);
+        }
+        assert!(keys.verified.len() >= 1);
     }
 
     #[test]
