@@ -84,7 +84,11 @@ if [ "$granted_before" != "$granted_after" ]; then
     exit 1
 fi
 grants=$(echo "$granted_after" | wc -l)
-DATABASE_URL="$restored_url" fasttrack migrate | grep -q "up to date" || { log "backup round trip: migrate is not a no-op on the restore"; exit 1; }
+# Each command's whole output is read before it is searched: `cmd | grep -q`
+# closes the pipe at the first match, and the command's next line then fails
+# with a broken pipe (pipefail makes that the pipeline's failure).
+migrated=$(DATABASE_URL="$restored_url" fasttrack migrate) || { log "backup round trip: migrate failed on the restore"; exit 1; }
+grep -q "up to date" <<<"$migrated" || { echo "$migrated" >&2; log "backup round trip: migrate is not a no-op on the restore"; exit 1; }
 log "backup round trip: $tables tables and $grants privileges identical after pg_dump -Fc | pg_restore ($rows sample rows); migrate is a no-op on the restore"
 
 # Erasure and backups (README, "Backups"): the dump predates an erasure, so
@@ -99,8 +103,8 @@ insert into shared.erasure_requests (subject, requested_by_role, reason, erase_a
 values ('$victim', 'system', 'backup round trip', clock_timestamp());
 update shared.users set erasure_requested_at = clock_timestamp() where id = '$victim';
 SQL
-DATABASE_URL="$source_url" fasttrack erasures run | grep -q '"erased": 1' \
-    || { log "backup round trip: the erasure did not run"; exit 1; }
+erased=$(DATABASE_URL="$source_url" fasttrack erasures run) || { log "backup round trip: the erasure failed"; exit 1; }
+grep -q '"erased": 1' <<<"$erased" || { echo "$erased" >&2; log "backup round trip: the erasure did not run"; exit 1; }
 # Every row of every table, as text, searched for each of the person's identifiers.
 traces() {
     psql -X -tA -v ON_ERROR_STOP=1 "$1" -c "select format('select %L, count(*) from %I.%I t where strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0 or strpos(lower(t::text), lower(%L)) > 0;',
@@ -114,7 +118,7 @@ traces() {
 before_reapply=$(traces "$restored_url" | wc -l)
 [ "$before_reapply" -gt 0 ] || { log "backup round trip: the older dump should still hold the person"; exit 1; }
 reapplied=$(DATABASE_URL="$restored_url" fasttrack erasures reapply --tombstones-from "$source_url")
-echo "$reapplied" | grep -q '"erased": 1' || { echo "$reapplied" >&2; log "backup round trip: reapply erased nobody"; exit 1; }
+grep -q '"erased": 1' <<<"$reapplied" || { echo "$reapplied" >&2; log "backup round trip: reapply erased nobody"; exit 1; }
 left=$(traces "$restored_url")
 [ -z "$left" ] || { echo "$left" >&2; log "backup round trip: after reapply the restore still names the person"; exit 1; }
 log "backup round trip: an erasure after the dump is re-applied to its restore ($before_reapply tables named the person before, none after)"
