@@ -16,7 +16,8 @@
 #   BENCH_ARGS="--reuse --only recompute --sweep-users 1000000" make bench
 #                                    the recompute with a third database of 1M users
 #                                    for the full sweep's scaling (optional: its
-#                                    generation takes many minutes)
+#                                    generation takes many minutes and about
+#                                    50 GB of disk)
 #                                    one section (recompute, load, round-trips,
 #                                    functions) at chosen settings
 #   BENCH_SMOKE=1 make bench         the CI smoke: tiny sizes, debug binaries,
