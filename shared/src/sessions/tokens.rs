@@ -132,8 +132,7 @@ impl TokenKeys {
     fn verify_at(&self, token: &str, now: u64) -> Result<Uuid, ApiError> {
         let key = VerifiedTokens::key(token);
         if let Some(known) = self.verified.get(&key) {
-            // jsonwebtoken's own rule: expired once `exp` is past by more than the leeway.
-            if known.exp.saturating_add(LEEWAY_SECONDS) < now {
+            if known.expired(now) {
                 self.verified.remove(&key);
                 return Err(EXPIRED);
             }
@@ -145,8 +144,7 @@ impl TokenKeys {
             user,
             exp: claims.exp,
         };
-        self.verified
-            .insert(key, verified, now.saturating_sub(LEEWAY_SECONDS));
+        self.verified.insert(key, verified, now);
         Ok(user)
     }
 

@@ -6,7 +6,7 @@
 //! the token, but with the token's own `exp` as the limit.
 //!
 //! What is kept is only what the signature proved: the user and the token's
-//! validity window. Its `exp` is checked again on every hit, and whether the
+//! `exp`. The `exp` is checked again on every hit, and whether the
 //! account still exists is decided in SQL on every request, as before. The keys
 //! are fixed for a process's life, so a key removed from the settings takes
 //! its tokens with it at the next deploy, as it always did. Entries are keyed
@@ -20,6 +20,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::tokens::LEEWAY_SECONDS;
+
 /// At most this many tokens are kept: about 60 KiB.
 pub const CAPACITY: usize = 1024;
 
@@ -31,6 +33,14 @@ pub struct Verified {
     pub user: Uuid,
     /// The token's `exp`, Unix seconds.
     pub exp: u64,
+}
+
+impl Verified {
+    /// jsonwebtoken's own rule: expired once `exp` is past by more than the
+    /// leeway, at `now` (Unix seconds).
+    pub fn expired(&self, now: u64) -> bool {
+        self.exp.saturating_add(LEEWAY_SECONDS) < now
+    }
 }
 
 #[derive(Default)]
@@ -48,13 +58,12 @@ impl VerifiedTokens {
         self.lock().get(key).copied()
     }
 
-    /// Keeps a verified token. When the cache is full, the expired tokens are
-    /// dropped first (`oldest_exp`: the oldest `exp` still accepted now), then
-    /// all of them if that freed nothing.
-    pub fn insert(&self, key: Key, verified: Verified, oldest_exp: u64) {
+    /// Keeps a verified token. When the cache is full, the tokens expired at
+    /// `now` are dropped first, then all of them if that freed nothing.
+    pub fn insert(&self, key: Key, verified: Verified, now: u64) {
         let mut entries = self.lock();
         if entries.len() >= CAPACITY {
-            entries.retain(|_, kept| kept.exp >= oldest_exp);
+            entries.retain(|_, kept| !kept.expired(now));
             if entries.len() >= CAPACITY {
                 entries.clear();
             }
