@@ -150,7 +150,7 @@ fn spawn(function: &Function<'_>, runtime_api: &str) -> Result<Child> {
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "bench")
         .env("AWS_REGION", "us-east-1")
-        .envs(function.env.iter().map(|(k, v)| (k, v)))
+        .envs(crate::fixtures::as_deployed(function.name, function.env))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use crate::http;
 use shared::foundation::config::ApiSettings;
 use shared::foundation::config::Secret;
+use shared::http::routes::{self, Function};
 use shared::sessions::TokenKeys;
 use shared::sessions::launch::sign_launch;
 
@@ -57,6 +58,28 @@ pub fn service_env(database_url: &str, pool: usize) -> Vec<(String, String)> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// `env` as template.yaml gives it to the function binary `name`: the token
+/// signing key and LearnWorlds' secrets only to a function that mints tokens
+/// (sync-user), the erasure key only to one that hashes erased people (and to
+/// the jobs, which read it or not). A key a function is given is parsed at
+/// its start, so each cold start is timed with what its deployment holds:
+/// shared's route table says which function that is.
+pub fn as_deployed(name: &str, env: &[(String, String)]) -> Vec<(String, String)> {
+    let Some(function) = Function::ALL.into_iter().find(|f| f.binary() == name) else {
+        return env.to_vec();
+    };
+    let mints = routes::mints_tokens(Some(function));
+    let hashes = routes::hashes_erased_people(Some(function));
+    env.iter()
+        .filter(|(key, _)| match key.as_str() {
+            "JWT_SIGNING_KEY" | "LEARNWORLDS_WEBHOOK_SECRET" | "LEARNWORLDS_LAUNCH_SECRET" => mints,
+            "ERASURE_HASH_KEY" => hashes,
+            _ => true,
+        })
+        .cloned()
+        .collect()
 }
 
 /// The webhook signature header the bench's server expects (its default,

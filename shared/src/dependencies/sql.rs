@@ -16,16 +16,18 @@ use crate::registry::{Registry, Tool};
 /// request's id.
 /// Returns one row: actor_exists, target_id, status, field_ids, field_values, updated_ats.
 pub fn resolve(registry: &Registry, tool: &Tool) -> Sql {
-    let fields = tool.dependencies.iter().map(|d| d.field.as_str());
-    expand(
-        RESOLVE,
-        None,
-        Some(Branches {
-            each: EACH_PRODUCER,
-            none: "select null::text as field_id, null::jsonb as field_value, null::timestamptz as created_at, null::uuid as organization_id where false",
-            schemas: producer_schemas(registry, fields, None),
-        }),
-    )
+    registry.kept_statement("dependencies.resolve", tool, || {
+        let fields = tool.dependencies.iter().map(|d| d.field.as_str());
+        expand(
+            RESOLVE,
+            None,
+            Some(Branches {
+                each: EACH_PRODUCER,
+                none: "select null::text as field_id, null::jsonb as field_value, null::timestamptz as created_at, null::uuid as organization_id where false",
+                schemas: producer_schemas(registry, fields, None),
+            }),
+        )
+    })
 }
 
 const EACH_PRODUCER: &str = "select fo.field_id, fo.field_value, fo.created_at, sub.organization_id

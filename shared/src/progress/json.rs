@@ -11,7 +11,7 @@ impl Progress<'_> {
     /// tools); serde writes it in some 2,000 small writes, which measured as a
     /// quarter of the request's instructions.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(256 + 256 * self.tools.len());
+        let mut out = String::with_capacity(self.json_len_estimate());
         out.push_str("{\"user_id\":\"");
         out.push_str(
             self.user_id
@@ -29,6 +29,21 @@ impl Progress<'_> {
         out.push_str(&serde_json::to_string(&self.summary).expect("a summary serializes"));
         out.push('}');
         out
+    }
+
+    /// A little over the answer's length (escapes aside), so that it is
+    /// written without growing: about 400 bytes a tool beside its name, and
+    /// its missing inputs.
+    fn json_len_estimate(&self) -> usize {
+        let tool = |t: &ToolProgress<'_>| {
+            400 + t.slug.len()
+                + t.name.len()
+                + t.missing
+                    .iter()
+                    .map(|m| 48 + m.field.len() + m.label.len() + m.from_tool.len())
+                    .sum::<usize>()
+        };
+        256 + self.tools.iter().map(tool).sum::<usize>()
     }
 }
 
@@ -65,8 +80,20 @@ impl ToolProgress<'_> {
         out.push_str(",\"unread_comments\":");
         out.push_str(number.format(self.unread_comments));
         if !self.missing.is_empty() {
-            out.push_str(",\"missing\":");
-            out.push_str(&serde_json::to_string(&self.missing).expect("inputs serialize"));
+            out.push_str(",\"missing\":[");
+            for (i, input) in self.missing.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"field\":");
+                push_json_string(out, input.field);
+                out.push_str(",\"label\":");
+                push_json_string(out, input.label);
+                out.push_str(",\"from_tool\":");
+                push_json_string(out, input.from_tool);
+                out.push('}');
+            }
+            out.push(']');
         }
         out.push('}');
     }

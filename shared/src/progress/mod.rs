@@ -94,25 +94,25 @@ pub struct MissingInput<'a> {
 /// is not completed in `tools` (the same answer): what the participant must
 /// do to unlock it. A locked tool whose inputs are all there lists none: the
 /// next save or scheduled recompute unlocks it.
+/// `forms` are those checked against `registry` (their labels are kept by
+/// the registry's positions).
 pub fn explain_locks<'r>(registry: &'r Registry, forms: &'r Forms, tools: &mut [ToolProgress<'r>]) {
     let completed: Vec<bool> = tools
         .iter()
         .map(|t| t.status == Status::Completed)
         .collect();
-    for (tool, progress) in registry.tools().iter().zip(tools.iter_mut()) {
+    for (at, (tool, progress)) in registry.tools().iter().zip(tools.iter_mut()).enumerate() {
         if progress.status != Status::Locked {
             continue;
         }
         progress.missing = tool
-            .required_dependencies()
-            .filter(|d| {
-                registry
-                    .position(&d.source)
-                    .is_none_or(|at| !completed.get(at).copied().unwrap_or(false))
-            })
-            .map(|d| MissingInput {
+            .dependencies
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.required && !completed.get(d.source_at).copied().unwrap_or(false))
+            .map(|(i, d)| MissingInput {
                 field: &d.field,
-                label: forms.input_label(registry, &tool.slug, &d.field),
+                label: forms.dependency_label(at, i),
                 from_tool: &d.source,
             })
             .collect();

@@ -106,6 +106,10 @@ struct FormsFile {
 pub struct Forms {
     tools: Vec<ToolForm>,
     by_slug: HashMap<String, usize>,
+    /// Each registry tool's dependencies' labels ([`Forms::input_label`]),
+    /// by the tool's position and the dependency's: a progress answer
+    /// names the inputs of every locked tool.
+    dependency_labels: Vec<Vec<String>>,
 }
 
 impl Forms {
@@ -156,7 +160,29 @@ impl Forms {
             .enumerate()
             .map(|(i, f)| (f.slug.clone(), i))
             .collect();
-        Ok(Forms { tools, by_slug })
+        let mut forms = Forms {
+            tools,
+            by_slug,
+            dependency_labels: Vec::new(),
+        };
+        forms.dependency_labels = registry
+            .tools()
+            .iter()
+            .map(|tool| {
+                tool.dependencies
+                    .iter()
+                    .map(|d| forms.input_label(registry, &tool.slug, &d.field).to_owned())
+                    .collect()
+            })
+            .collect();
+        Ok(forms)
+    }
+
+    /// The label of dependency `dependency_at` of the tool at `tool_at` in
+    /// the registry these forms were checked against: what
+    /// [`Forms::input_label`] gives for it, without a lookup.
+    pub fn dependency_label(&self, tool_at: usize, dependency_at: usize) -> &str {
+        &self.dependency_labels[tool_at][dependency_at]
     }
 
     pub fn tool(&self, slug: &str) -> Option<&ToolForm> {
@@ -451,6 +477,29 @@ mod tests {
                 tool.slug
             );
         }
+    }
+
+    #[test]
+    fn each_dependency_label_kept_by_position_is_the_label_looked_up_by_name() {
+        let (forms, registry) = (Forms::embedded(), Registry::embedded());
+        let mut labels = 0;
+        for (at, tool) in registry.tools().iter().enumerate() {
+            for (i, dependency) in tool.dependencies.iter().enumerate() {
+                assert_eq!(
+                    forms.dependency_label(at, i),
+                    forms.input_label(registry, &tool.slug, &dependency.field),
+                    "{} needs {}",
+                    tool.slug,
+                    dependency.field
+                );
+                assert_eq!(
+                    registry.tools()[dependency.source_at].slug,
+                    dependency.source
+                );
+                labels += 1;
+            }
+        }
+        assert!(labels > 30, "only {labels} dependencies");
     }
 
     #[test]

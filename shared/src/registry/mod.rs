@@ -35,6 +35,8 @@ pub struct Registry {
     tools: Vec<Tool>,
     by_slug: Index,
     producer_of: Index,
+    /// The tools' statements, made once ([`Registry::kept_statement`]).
+    statements: sql::Kept,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -64,6 +66,8 @@ pub struct Dependency {
     pub required: bool,
     /// Slug of the one tool that produces the field.
     pub source: String,
+    /// That tool's position in the registry.
+    pub source_at: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

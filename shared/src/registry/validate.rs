@@ -254,6 +254,7 @@ pub(super) fn build(
                 continue;
             };
             dep.source = slugs[source].clone();
+            dep.source_at = source;
             // A tool needing its own output is reported as a cycle below.
             if source != i && sprints[source] >= tool.sprint {
                 problems.push(ConfigProblem::ProducerNotEarlier {
@@ -301,6 +302,7 @@ pub(super) fn build(
         tools,
         by_slug,
         producer_of,
+        statements: Default::default(),
     })
 }
 
@@ -334,6 +336,7 @@ fn tool_fields(
             field,
             required,
             source: String::new(),
+            source_at: 0,
         });
     }
 

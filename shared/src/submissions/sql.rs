@@ -145,20 +145,22 @@ pub fn lock_params<'a>(
 /// Binds: [`SaveBinds`]. Returns one row with the outcome as jsonb, or none
 /// when If-Match failed or was missing on an update.
 pub fn save_submission(registry: &Registry, tool: &Tool) -> Sql {
-    let needed = registry
-        .dependents(tool)
-        .flat_map(|d| d.required_dependencies().map(|dep| dep.field.as_str()));
-    expand(
-        SAVE,
-        Some(&tool.schema),
-        Some(Branches {
-            each: "select fo.field_id::text as field_id from {s}.field_outputs fo
+    registry.kept_statement("submissions.save", tool, || {
+        let needed = registry
+            .dependents(tool)
+            .flat_map(|d| d.required_dependencies().map(|dep| dep.field.as_str()));
+        expand(
+            SAVE,
+            Some(&tool.schema),
+            Some(Branches {
+                each: "select fo.field_id::text as field_id from {s}.field_outputs fo
                  join {s}.submissions ps on ps.id = fo.submission_id
                  where ps.user_id = $1 and fo.field_id = any($13::text[])",
-            none: "select null::text as field_id where false",
-            schemas: producer_schemas(registry, needed, Some(tool)),
-        }),
-    )
+                none: "select null::text as field_id where false",
+                schemas: producer_schemas(registry, needed, Some(tool)),
+            }),
+        )
+    })
 }
 
 const SAVE: &str = r"with sub as (
