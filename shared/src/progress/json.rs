@@ -53,7 +53,7 @@ impl ToolProgress<'_> {
         out.push_str("{\"sprint\":");
         out.push_str(number.format(self.sprint));
         out.push_str(",\"slug\":");
-        push_json_string(out, self.slug);
+        push_word(out, self.slug);
         out.push_str(",\"name\":");
         push_json_string(out, self.name);
         out.push_str(",\"module\":");
@@ -86,17 +86,31 @@ impl ToolProgress<'_> {
                     out.push(',');
                 }
                 out.push_str("{\"field\":");
-                push_json_string(out, input.field);
+                push_word(out, input.field);
                 out.push_str(",\"label\":");
-                push_json_string(out, input.label);
+                out.push_str(input.label_json);
                 out.push_str(",\"from_tool\":");
-                push_json_string(out, input.from_tool);
+                push_word(out, input.from_tool);
                 out.push('}');
             }
             out.push(']');
         }
         out.push('}');
     }
+}
+
+/// A slug or a field id as a JSON string. The registry admits only lowercase
+/// letters, digits, '-', '_' and '.' in them (`registry/validate.rs`), which
+/// JSON takes as they are: the answer's hundreds of them need no scan.
+fn push_word(out: &mut String, word: &str) {
+    debug_assert!(
+        word.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b)),
+        "{word:?} is not a registry word"
+    );
+    out.push('"');
+    out.push_str(word);
+    out.push('"');
 }
 
 /// `s` as a JSON string: as it is when nothing in it needs escaping (slugs and
@@ -135,6 +149,13 @@ mod tests {
             Status::InProgress,
             Status::Completed,
         ];
+        // Slugs as the registry admits them; names and labels anything.
+        let slugs = ["woop", "know-thyself", "value-prop-2", "a"];
+        // As the forms make them.
+        let label_json: Vec<String> = names
+            .iter()
+            .map(|n| serde_json::to_string(n).unwrap())
+            .collect();
         let mut tools = Vec::new();
         for i in 0..40_u8 {
             let at = |k: i64| {
@@ -148,7 +169,7 @@ mod tests {
             };
             tools.push(ToolProgress {
                 sprint: i,
-                slug: names[usize::from(i) % names.len()],
+                slug: slugs[usize::from(i) % slugs.len()],
                 name: names[(usize::from(i) + 1) % names.len()],
                 module: i / 5,
                 optional: i % 3 == 0,
@@ -162,6 +183,7 @@ mod tests {
                     vec![super::super::MissingInput {
                         field: "identity.dream.one_sentence",
                         label: names[usize::from(i) % names.len()],
+                        label_json: &label_json[usize::from(i) % names.len()],
                         from_tool: "dream",
                     }]
                 } else {

@@ -86,6 +86,9 @@ pub struct ToolProgress<'a> {
 pub struct MissingInput<'a> {
     pub field: &'a str,
     pub label: &'a str,
+    /// `label` as a JSON string, made once with the forms.
+    #[serde(skip)]
+    pub label_json: &'a str,
     /// The slug of the tool that produces it (listed in the same answer).
     pub from_tool: &'a str,
 }
@@ -110,10 +113,14 @@ pub fn explain_locks<'r>(registry: &'r Registry, forms: &'r Forms, tools: &mut [
             .iter()
             .enumerate()
             .filter(|(_, d)| d.required && !completed.get(d.source_at).copied().unwrap_or(false))
-            .map(|(i, d)| MissingInput {
-                field: &d.field,
-                label: forms.dependency_label(at, i),
-                from_tool: &d.source,
+            .map(|(i, d)| {
+                let label = forms.dependency_label(at, i);
+                MissingInput {
+                    field: &d.field,
+                    label: &label.text,
+                    label_json: &label.json,
+                    from_tool: &d.source,
+                }
             })
             .collect();
     }

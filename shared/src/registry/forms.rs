@@ -109,7 +109,23 @@ pub struct Forms {
     /// Each registry tool's dependencies' labels ([`Forms::input_label`]),
     /// by the tool's position and the dependency's: a progress answer
     /// names the inputs of every locked tool.
-    dependency_labels: Vec<Vec<String>>,
+    dependency_labels: Vec<Vec<Label>>,
+}
+
+/// A label, and the same as a JSON string (quoted and escaped), made once.
+#[derive(Debug)]
+pub struct Label {
+    pub text: String,
+    pub json: String,
+}
+
+impl Label {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            json: serde_json::to_string(text).expect("a string serializes"),
+        }
+    }
 }
 
 impl Forms {
@@ -171,7 +187,7 @@ impl Forms {
             .map(|tool| {
                 tool.dependencies
                     .iter()
-                    .map(|d| forms.input_label(registry, &tool.slug, &d.field).to_owned())
+                    .map(|d| Label::new(forms.input_label(registry, &tool.slug, &d.field)))
                     .collect()
             })
             .collect();
@@ -181,7 +197,7 @@ impl Forms {
     /// The label of dependency `dependency_at` of the tool at `tool_at` in
     /// the registry these forms were checked against: what
     /// [`Forms::input_label`] gives for it, without a lookup.
-    pub fn dependency_label(&self, tool_at: usize, dependency_at: usize) -> &str {
+    pub fn dependency_label(&self, tool_at: usize, dependency_at: usize) -> &Label {
         &self.dependency_labels[tool_at][dependency_at]
     }
 
@@ -485,13 +501,15 @@ mod tests {
         let mut labels = 0;
         for (at, tool) in registry.tools().iter().enumerate() {
             for (i, dependency) in tool.dependencies.iter().enumerate() {
+                let label = forms.dependency_label(at, i);
                 assert_eq!(
-                    forms.dependency_label(at, i),
+                    label.text,
                     forms.input_label(registry, &tool.slug, &dependency.field),
                     "{} needs {}",
                     tool.slug,
                     dependency.field
                 );
+                assert_eq!(label.json, serde_json::to_string(&label.text).unwrap());
                 assert_eq!(
                     registry.tools()[dependency.source_at].slug,
                     dependency.source
