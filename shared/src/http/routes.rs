@@ -1,6 +1,8 @@
 //! The one route table. The Lambda binaries, the local server, the tests (and
 //! the SAM template and OpenAPI checks) all read it from here.
 
+use std::sync::OnceLock;
+
 use http::Method;
 
 use crate::foundation::percent::{self, Part};
@@ -361,9 +363,10 @@ pub enum Matched<'a> {
 /// order, percent-decoded. Paths match exactly, as API Gateway matches them: a
 /// trailing slash is another path.
 pub fn match_route(method: &Method, path: &str) -> Matched<'static> {
+    let segments: Vec<&str> = path.split('/').collect();
     let mut allowed = Vec::new();
-    for route in ROUTES {
-        let Some(params) = match_path(route.path, path) else {
+    for (route, pattern) in ROUTES.iter().zip(patterns()) {
+        let Some(params) = match_segments(pattern, &segments) else {
             continue;
         };
         if route.method == method {
@@ -378,20 +381,34 @@ pub fn match_route(method: &Method, path: &str) -> Matched<'static> {
     }
 }
 
-fn match_path(pattern: &str, path: &str) -> Option<Vec<String>> {
-    let mut pattern_parts = pattern.split('/');
-    let mut path_parts = path.split('/');
-    let mut params = Vec::new();
-    loop {
-        match (pattern_parts.next(), path_parts.next()) {
-            (None, None) => return Some(params),
-            (Some(p), Some(s)) if p.starts_with('{') && !s.is_empty() => {
-                params.push(percent::decode(s, Part::Path)?);
+/// Each route's path, split into its segments once: every request is matched
+/// against the whole table, and splitting it again each time was most of a
+/// staff read's routing.
+fn patterns() -> &'static [Vec<&'static str>] {
+    static PATTERNS: OnceLock<Vec<Vec<&'static str>>> = OnceLock::new();
+    PATTERNS.get_or_init(|| ROUTES.iter().map(|r| r.path.split('/').collect()).collect())
+}
+
+/// The parameters, percent-decoded, when `segments` fit `pattern`: as many,
+/// each literal equal and each parameter not empty.
+fn match_segments(pattern: &[&str], segments: &[&str]) -> Option<Vec<String>> {
+    let fits = pattern.len() == segments.len()
+        && pattern.iter().zip(segments).all(|(p, s)| {
+            if p.starts_with('{') {
+                !s.is_empty()
+            } else {
+                p == s
             }
-            (Some(p), Some(s)) if p == s => {}
-            _ => return None,
-        }
+        });
+    if !fits {
+        return None;
     }
+    pattern
+        .iter()
+        .zip(segments)
+        .filter(|(p, _)| p.starts_with('{'))
+        .map(|(_, s)| percent::decode(s, Part::Path))
+        .collect()
 }
 
 #[cfg(test)]
