@@ -13,13 +13,13 @@
 #                                    plus the release build the first time)
 #   BENCH_ARGS="--reuse" make bench  keep the generated databases of a former run
 #   BENCH_ARGS="--reuse --only load --concurrency 16" make bench
+#                                    one section (recompute, load, round-trips,
+#                                    functions) at chosen settings
 #   BENCH_ARGS="--reuse --only recompute --sweep-users 1000000" make bench
 #                                    the recompute with a third database of 1M users
 #                                    for the full sweep's scaling (optional: its
-#                                    generation takes many minutes and about
-#                                    50 GB of disk)
-#                                    one section (recompute, load, round-trips,
-#                                    functions) at chosen settings
+#                                    generation takes about 55 minutes on 2 cores
+#                                    and 47 GB of disk; `--reuse` keeps it)
 #   BENCH_SMOKE=1 make bench         the CI smoke: tiny sizes, debug binaries,
 #                                    no result file; asserts no timings
 set -euo pipefail

@@ -97,6 +97,7 @@ pub struct MissingInput<'a> {
 /// is not completed in `tools` (the same answer): what the participant must
 /// do to unlock it. A locked tool whose inputs are all there lists none: the
 /// next save or scheduled recompute unlocks it.
+///
 /// `forms` are those checked against `registry` (their labels are kept by
 /// the registry's positions).
 pub fn explain_locks<'r>(registry: &'r Registry, forms: &'r Forms, tools: &mut [ToolProgress<'r>]) {
