@@ -120,9 +120,19 @@ db_start() {
             return 1
         fi
         log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-        as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 start >/dev/null || {
+        # The port asked for now, not the one the cluster was created with.
+        as_pg_owner "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -o "-p $PG_PORT" -w -t 60 start >/dev/null || {
             log "PostgreSQL did not start; its log:"; tail -n 20 "$PG_LOG" >&2; return 1; }
         PG_STARTED_HERE=1
+    else
+        # Already running, perhaps started on another port: use the one it
+        # listens on (the fourth line of its postmaster.pid).
+        local running
+        running=$(as_pg_owner sed -n 4p "$PG_DATA/postmaster.pid" 2>/dev/null)
+        if [ -n "$running" ] && [ "$running" != "$PG_PORT" ]; then
+            log "the private cluster is already running on port $running: using it"
+            PG_PORT=$running
+        fi
     fi
     if ! psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -tAq \
             -c "select 1 from pg_database where datname = '$PG_DB'" | grep -q 1; then
