@@ -8,6 +8,7 @@ mod commands;
 mod database;
 mod local_server;
 mod openapi;
+mod out;
 
 use std::process::ExitCode;
 

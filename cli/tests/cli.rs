@@ -361,6 +361,30 @@ fn graph_prints_mermaid_and_dot() {
     assert!(dot.contains("\"digital-heart\" -> \"program-overview\""));
 }
 
+#[test]
+fn a_reader_that_closes_the_pipe_early_ends_the_command_quietly() {
+    for args in [
+        &["graph"][..],
+        &["graph", "--format", "dot"],
+        &["tool-schemas-sql"],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        // Closed before the command writes: as `| head` after its lines.
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_fasttrack"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .expect("the fasttrack binary runs");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{args:?}: {:?} {}",
+            out.status,
+            text(&out.stderr)
+        );
+    }
+}
+
 /// How many tools the registry has: the count is never written down.
 fn tools() -> usize {
     shared::registry::Registry::embedded().tools().len()

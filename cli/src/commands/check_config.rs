@@ -5,6 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::out;
 use shared::Registry;
 use shared::registry::Forms;
 
@@ -27,7 +28,7 @@ pub fn run(registry: &Path, dependencies: &Path, forms: &Path) -> Result<()> {
             problems.join("\n  - ")
         )
     })?;
-    println!(
+    out::println(format_args!(
         "config is valid: {} tools, {} dependency fields, {} outputs, {} forms",
         checked.tools().len(),
         checked
@@ -41,6 +42,6 @@ pub fn run(registry: &Path, dependencies: &Path, forms: &Path) -> Result<()> {
             .map(|t| t.outputs.len())
             .sum::<usize>(),
         forms.tools().len()
-    );
+    ))?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use crate::args::Database;
 use crate::bar::Bar;
 use crate::database::{Use, connect, on_this_machine};
+use crate::out;
 use shared::Registry;
 use shared::demo;
 
@@ -27,6 +28,6 @@ pub async fn run(database: &Database, members: usize, any_host: bool) -> Result<
             "demo data already present"
         }
     );
-    print!("{}", demo::summary(&pool, registry).await?);
+    out::print(demo::summary(&pool, registry).await?)?;
     Ok(())
 }

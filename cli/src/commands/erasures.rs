@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::args::Database;
 use crate::database::{Use, connect};
+use crate::out;
 use shared::foundation::config::{self, Environment, Layered};
 use shared::identity::tombstones::ErasureKeys;
 use shared::rights::{eraser, reapply};
@@ -26,7 +27,7 @@ pub async fn run(database: &Database, key: &str) -> Result<()> {
             break;
         }
     }
-    println!("{}", serde_json::to_string_pretty(&total)?);
+    out::println(serde_json::to_string_pretty(&total)?)?;
     Ok(())
 }
 
@@ -53,14 +54,11 @@ pub async fn reapply(database: &Database, key: &str, tombstones_from: Option<&st
         None => 0,
     };
     let report = reapply::reapply(&pool, &keys).await?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({
-            "tombstones_imported": imported,
-            "matched": report.matched,
-            "erased": report.erased,
-        }))?
-    );
+    out::println(serde_json::to_string_pretty(&serde_json::json!({
+        "tombstones_imported": imported,
+        "matched": report.matched,
+        "erased": report.erased,
+    }))?)?;
     Ok(())
 }
 

@@ -3,14 +3,15 @@
 use anyhow::Result;
 
 use crate::args::GraphFormat;
+use crate::out;
 use shared::Registry;
 use shared::registry;
 
 pub fn run(format: GraphFormat) -> Result<()> {
     let registry = Registry::embedded();
-    match format {
-        GraphFormat::Mermaid => print!("{}", registry::to_mermaid(registry)),
-        GraphFormat::Dot => print!("{}", registry::to_dot(registry)),
-    }
+    out::print(match format {
+        GraphFormat::Mermaid => registry::to_mermaid(registry),
+        GraphFormat::Dot => registry::to_dot(registry),
+    })?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 use anyhow::{Context, Result, bail};
 
+use crate::out;
+
 use shared::foundation::config::Environment;
 use shared::foundation::config::Secret;
 use shared::foundation::config::Source;
@@ -45,7 +47,7 @@ pub fn run(lms_user_id: &str, email: &str, name: &str, nonce: Nonce) -> Result<(
         Nonce::Without => None,
     };
     let body = signed_body(&secret, lms_user_id, email, name, nonce.as_deref());
-    println!("{body}");
+    out::println(body)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::args::Database;
 use crate::database::{Use, connect};
+use crate::out;
 use shared::Registry;
 use shared::unlocks::recompute;
 
@@ -23,6 +24,6 @@ pub async fn run(database: &Database, batch_size: i64, full: bool) -> Result<()>
         scope,
     )
     .await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    out::println(serde_json::to_string_pretty(&report)?)?;
     Ok(())
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use crate::commands::launch;
 use crate::database::user_by_email;
+use crate::out;
 use shared::app::App;
 use shared::foundation::config::ApiSettings;
 use shared::foundation::config::SignatureMode;
@@ -52,10 +53,7 @@ pub async fn run(file: &Path, email: &str) -> Result<()> {
         refresh_token,
     };
     let rendered = render(&event, &values);
-    print!(
-        "{}",
-        sign_rendered_webhook(&app.context.settings, rendered)?
-    );
+    out::print(sign_rendered_webhook(&app.context.settings, rendered)?)?;
     Ok(())
 }
 

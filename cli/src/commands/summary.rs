@@ -4,11 +4,12 @@ use anyhow::Result;
 
 use crate::args::Database;
 use crate::database::{Use, connect};
+use crate::out;
 use shared::Registry;
 use shared::demo;
 
 pub async fn run(database: &Database) -> Result<()> {
     let pool = connect(database, Use::Service).await?;
-    print!("{}", demo::summary(&pool, Registry::embedded()).await?);
+    out::print(demo::summary(&pool, Registry::embedded()).await?)?;
     Ok(())
 }

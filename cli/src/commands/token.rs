@@ -3,6 +3,7 @@
 use anyhow::Result;
 
 use crate::database::user_by_email;
+use crate::out;
 use shared::app::App;
 use shared::foundation::config::{ApiSettings, Environment};
 use shared::sessions::TokenKeys;
@@ -23,6 +24,6 @@ pub async fn run(email: &str, expired: bool) -> Result<()> {
     } else {
         app.issue_token(id)?.0
     };
-    println!("{token}");
+    out::println(token)?;
     Ok(())
 }

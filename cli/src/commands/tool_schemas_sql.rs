@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 
+use crate::out;
 use shared::Registry;
 use shared::migrate;
 
 pub fn run() -> Result<()> {
-    print!("{}", migrate::tool_schemas_sql(Registry::embedded()));
+    out::print(migrate::tool_schemas_sql(Registry::embedded()))?;
     Ok(())
 }
