@@ -19,8 +19,9 @@ pub enum Section {
     Functions,
     /// Data rights: an export beside pgbench, an erasure's statements and time.
     Rights,
-    /// Staff reports over one large organization: roster pages and the funnel
-    /// beside pgbench, the audit row's share, the CSV's memory.
+    /// Staff reports over one large organization: roster pages, the funnel
+    /// and three staff actions (two reads, a comment written) beside
+    /// pgbench, the audit row's share, the CSV's memory.
     Reports,
 }
 

@@ -143,25 +143,26 @@ pub struct Change<'a> {
     pub after: Option<Value>,
 }
 
+/// A staff change's row: the binds in [`Change`]'s order.
+pub const RECORD_SQL: &str = "insert into shared.audit_log
+         (actor_id, actor_role, action, subjects, organization_id, tool_slug, reason, request_id, before, after)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
 /// Records a staff change, in the transaction `tx` that makes it.
 pub async fn record(tx: &mut PgConnection, change: &Change<'_>) -> Result<(), ApiError> {
-    db::query(
-        "insert into shared.audit_log
-             (actor_id, actor_role, action, subjects, organization_id, tool_slug, reason, request_id, before, after)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(change.actor)
-    .bind(change.actor_role)
-    .bind(change.action.as_str())
-    .bind(&change.subjects)
-    .bind(change.organization)
-    .bind(change.tool)
-    .bind(change.reason)
-    .bind(change.request_id)
-    .bind(&change.before)
-    .bind(&change.after)
-    .execute(&mut *tx)
-    .await?;
+    db::query(RECORD_SQL)
+        .bind(change.actor)
+        .bind(change.actor_role)
+        .bind(change.action.as_str())
+        .bind(&change.subjects)
+        .bind(change.organization)
+        .bind(change.tool)
+        .bind(change.reason)
+        .bind(change.request_id)
+        .bind(&change.before)
+        .bind(&change.after)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 

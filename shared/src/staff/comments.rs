@@ -82,6 +82,14 @@ macro_rules! comment_columns {
     };
 }
 
+/// A comment, signed. Binds: $1 the participant, $2 the tool's slug, $3 the
+/// author, $4 their role, $5 their name, $6 the comment.
+pub const INSERT_SQL: &str = concat!(
+    "insert into shared.comments (user_id, tool_slug, author_id, author_role, author_name, body)
+     values ($1, $2, $3, $4, $5, $6) returning ",
+    comment_columns!("comments")
+);
+
 /// A comment by `acting` on their target's `tool`, in their transaction.
 pub(crate) async fn insert(
     tx: &mut PgConnection,
@@ -89,19 +97,15 @@ pub(crate) async fn insert(
     tool: &Tool,
     body: &str,
 ) -> Result<Comment, ApiError> {
-    let comment: Comment = db::query_as(concat!(
-        "insert into shared.comments (user_id, tool_slug, author_id, author_role, author_name, body)
-         values ($1, $2, $3, $4, $5, $6) returning ",
-        comment_columns!("comments")
-    ))
-    .bind(acting.target)
-    .bind(&tool.slug)
-    .bind(acting.actor)
-    .bind(&acting.actor_role)
-    .bind(&acting.actor_name)
-    .bind(body)
-    .fetch_one(&mut *tx)
-    .await?;
+    let comment: Comment = db::query_as(INSERT_SQL)
+        .bind(acting.target)
+        .bind(&tool.slug)
+        .bind(acting.actor)
+        .bind(&acting.actor_role)
+        .bind(&acting.actor_name)
+        .bind(body)
+        .fetch_one(&mut *tx)
+        .await?;
     Ok(comment.shown())
 }
 

@@ -84,7 +84,7 @@ pub struct Acting {
 
 /// The caller (an open account) and whether they see the target. Binds: $1
 /// caller, $2 target.
-const ACTING_SQL: &str = concat!(
+pub const ACTING_SQL: &str = concat!(
     "select a.id as actor, a.role::text as actor_role, a.full_name::text as actor_name,
             t.id as target, t.organization_id as organization
      from shared.callers a
@@ -93,6 +93,10 @@ const ACTING_SQL: &str = concat!(
     "
      where a.id = $1"
 );
+
+/// The target's row locked for a staff change, as a save locks it. Binds: $1
+/// target.
+pub const LOCK_TARGET_SQL: &str = "select 1 from shared.callers where id = $1 for no key update";
 
 #[derive(sqlx::FromRow)]
 struct ActingRow {
@@ -130,7 +134,7 @@ pub(crate) async fn acting(
     if !matches!(row.actor_role.as_str(), "guru" | "admin") {
         return Err(ApiError::NotFound("user_not_found"));
     }
-    db::query("select 1 from shared.callers where id = $1 for no key update")
+    db::query(LOCK_TARGET_SQL)
         .bind(target)
         .execute(&mut *tx)
         .await?;
