@@ -76,11 +76,16 @@ impl Registry {
         tool: &Tool,
         make: impl FnOnce() -> Sql,
     ) -> Sql {
+        let key = (name, tool.sprint);
+        if let Some(kept) = self.statements.0.lock().expect("not poisoned").get(&key) {
+            return kept.clone();
+        }
+        // Made without the lock held: two first calls may both make it, and
+        // the first one kept is used. Shared, so that each use is a reference
+        // count, not a copy.
+        let made = AssertSqlSafe(Arc::<str>::from(make().as_str())).into_sql_str();
         let mut kept = self.statements.0.lock().expect("not poisoned");
-        kept.entry((name, tool.sprint))
-            // Shared, so that each use is a reference count, not a copy.
-            .or_insert_with(|| AssertSqlSafe(Arc::<str>::from(make().as_str())).into_sql_str())
-            .clone()
+        kept.entry(key).or_insert(made).clone()
     }
 }
 
