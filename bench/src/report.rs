@@ -169,9 +169,19 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values[values.len() / 2]
 }
 
-/// A line on stderr saying what the harness does next.
+/// A line on stderr saying what the harness does next, and when: minutes and
+/// seconds since its first step, so that a run shows where its time went.
 pub fn step(message: &str) {
-    eprintln!("\x1b[1m==>\x1b[0m {message}");
+    static FIRST: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let at = FIRST
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs();
+    eprintln!(
+        "\x1b[1m==>\x1b[0m [{:02}:{:02}] {message}",
+        at / 60,
+        at % 60
+    );
 }
 
 pub fn summary(rows: &[Row]) -> (usize, usize) {

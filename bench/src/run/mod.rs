@@ -19,7 +19,7 @@ use anyhow::Result;
 use crate::database;
 use crate::fixtures;
 use crate::report::{Row, step};
-use databases::{generated_database, organized_database};
+use databases::{copied_database, generated_database, organized_database};
 pub use options::{Options, Section};
 use shared::foundation::db;
 
@@ -54,6 +54,11 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
     generated(&mut rows, options.users, seconds);
     let keys = fixtures::token_keys();
 
+    // Erasing destroys: the rights section has a database of its own, made
+    // afresh every run. It is the small database's twin (the same users,
+    // organizations and seed), so it is copied from that one before anything
+    // runs on it, when the recompute generates it.
+    let mut rights_url = None;
     if options.runs(Section::Recompute) {
         let (small_url, seconds) = generated_database(
             &admin,
@@ -64,6 +69,17 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
         )
         .await?;
         generated(&mut rows, options.small_users, seconds);
+        if options.runs(Section::Rights) {
+            rights_url = Some(
+                copied_database(
+                    &admin,
+                    database_url,
+                    "fasttrack_bench_small",
+                    "fasttrack_bench_rights",
+                )
+                .await?,
+            );
+        }
         let huge_url = match options.sweep_users {
             Some(users) => {
                 let (url, seconds) = generated_database(
@@ -91,16 +107,21 @@ pub async fn run(database_url: &str, options: Options) -> Result<Vec<Row>> {
         rows.extend(round_trips::round_trips(&options, &large_url, &keys, &work).await?);
     }
     if options.runs(Section::Rights) {
-        // Erasing destroys: a database of its own, made afresh every run.
-        let (rights_url, seconds) = generated_database(
-            &admin,
-            database_url,
-            false,
-            "fasttrack_bench_rights",
-            options.small_users,
-        )
-        .await?;
-        generated(&mut rows, options.small_users, seconds);
+        let rights_url = match rights_url {
+            Some(url) => url,
+            None => {
+                let (url, seconds) = generated_database(
+                    &admin,
+                    database_url,
+                    false,
+                    "fasttrack_bench_rights",
+                    options.small_users,
+                )
+                .await?;
+                generated(&mut rows, options.small_users, seconds);
+                url
+            }
+        };
         rows.extend(rights::rights(&options, &large_url, &rights_url, &work).await?);
     }
     if options.runs(Section::Reports) {
