@@ -36,20 +36,27 @@ pub async fn copied_database(
     name: &str,
 ) -> Result<String> {
     step(&format!("copying {from} into {name}"));
-    let quoted = format!("\"{name}\"");
+    create_afresh(admin, name, Some(from)).await?;
+    Ok(with_database(server_url, name))
+}
+
+/// The database `name` dropped if it exists and created again, empty or as a
+/// copy of `template`.
+async fn create_afresh(admin: &PgPool, name: &str, template: Option<&str>) -> Result<()> {
     db::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists {quoted} with (force)"
+        "drop database if exists \"{name}\" with (force)"
     )))
     .execute(admin)
     .await
     .with_context(|| format!("dropping {name}"))?;
+    let copy = template.map_or(String::new(), |t| format!(" template \"{t}\""));
     db::query(sqlx::AssertSqlSafe(format!(
-        "create database {quoted} template \"{from}\""
+        "create database \"{name}\"{copy}"
     )))
     .execute(admin)
     .await
-    .with_context(|| format!("copying {from} into {name}"))?;
-    Ok(with_database(server_url, name))
+    .with_context(|| format!("creating {name}"))?;
+    Ok(())
 }
 
 /// [`generated_database`], its users spread over `organizations`.
@@ -86,17 +93,7 @@ pub async fn organized_database(
         return Ok((url, None));
     }
     step(&format!("generating {users} users into {name}"));
-    let quoted = format!("\"{name}\"");
-    db::query(sqlx::AssertSqlSafe(format!(
-        "drop database if exists {quoted} with (force)"
-    )))
-    .execute(admin)
-    .await
-    .with_context(|| format!("dropping {name}"))?;
-    db::query(sqlx::AssertSqlSafe(format!("create database {quoted}")))
-        .execute(admin)
-        .await
-        .with_context(|| format!("creating {name}"))?;
+    create_afresh(admin, name, None).await?;
     let pool = database::connect(&url, 2).await?;
     database::migrate(&pool).await?;
     let started = Instant::now();
@@ -128,7 +125,7 @@ pub async fn organized_database(
     db::query("vacuum analyze").execute(&pool).await?;
     pool.close().await;
     db::query(sqlx::AssertSqlSafe(format!(
-        "comment on database {quoted} is '{marker}'"
+        "comment on database \"{name}\" is '{marker}'"
     )))
     .execute(admin)
     .await?;
